@@ -1,0 +1,60 @@
+# concur: the two set-up commands are `make demo` and `make check` (README.md).
+# Both install what is missing (Debian packages, as root), then build.
+
+BUILD ?= build
+JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
+ONLY ?= .
+
+# Debian packages: to build and test; and the peers that `make bench` compares with.
+PKGS_BUILD := cmake gcc make pkg-config libcmocka-dev
+PKGS_BENCH := libuv1-dev libtbb-dev libglib2.0-dev golang-go parallel g++ python3
+
+CMAKE_FLAGS ?=
+
+.PHONY: all deps deps-bench build demo check check-normal check-asan check-tsan bench install clean
+
+all: build
+
+# Install only what is missing, so that a machine with everything needs no network.
+deps:
+	@sh tools/install-deps.sh $(PKGS_BUILD)
+
+deps-bench:
+	@sh tools/install-deps.sh $(PKGS_BUILD) $(PKGS_BENCH)
+
+build:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: deps build
+	sh tools/demo.sh $(BUILD)/concur
+
+# Every test, in a normal build and in ASan+UBSan and TSan builds.
+check: deps
+	$(MAKE) check-normal check-asan check-tsan
+
+check-normal:
+	$(MAKE) build BUILD=$(BUILD)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+check-asan:
+	$(MAKE) build BUILD=$(BUILD)-asan CMAKE_FLAGS="-DCONCUR_SANITIZE=address -DCONCUR_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug"
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# TSan needs a fixed address-space layout on kernels with high mmap entropy.
+check-tsan:
+	$(MAKE) build BUILD=$(BUILD)-tsan CMAKE_FLAGS="-DCONCUR_SANITIZE=thread -DCONCUR_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug"
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  setarch -R ctest --output-on-failure -j $(JOBS)
+
+bench: deps-bench
+	$(MAKE) build BUILD=$(BUILD)-bench CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Release -DCONCUR_TESTS=OFF"
+	bash bench/run.sh $(BUILD)-bench '$(ONLY)'
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-bench

@@ -1,0 +1,42 @@
+/*
+ * internal.h: what every concur source file uses: the allocation hook, the abort
+ * helper for impossible OS errors, and small macros. Not installed.
+ */
+#ifndef CONCUR_INTERNAL_H
+#define CONCUR_INTERNAL_H
+
+#include "concur/base.h"
+
+#include <stddef.h>
+
+#define CC__LIKELY(x) __builtin_expect(!!(x), 1)
+#define CC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CC__CONTAINER_OF(p, type, member) \
+    ((type *)((char *)(p) - offsetof(type, member)))
+#define CC__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation through the hook of cc_set_allocator(); NULL on failure. */
+void *cc__malloc(size_t size);
+void *cc__calloc(size_t n, size_t size);
+void *cc__realloc(void *ptr, size_t old_size, size_t size);
+/* `size` is the block's size when known, 0 otherwise (the default hook ignores it). */
+void cc__free(void *ptr, size_t size);
+
+/*
+ * cc__panic: print "concur: <what>: <strerror(err)>" to stderr and abort. For OS
+ * errors that a correct program cannot cause (DESIGN.md: such calls return void).
+ */
+_Noreturn void cc__panic(const char *what, int err);
+
+/* cc__check: abort through cc__panic when a syscall-style result is negative. */
+#define CC__CHECK(what, ret)                      \
+    do {                                          \
+        int cc__r_ = (ret);                       \
+        if (CC__UNLIKELY(cc__r_ < 0))             \
+            cc__panic((what), cc__r_);            \
+    } while (0)
+
+/* Read the monotonic clock (ns); same as cc_now(), inlinable. */
+int64_t cc__now(void);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * test_wait.c: the waiting mechanism (src/wait.h): park/wake, deadlines, the
+ * internal mutex.
+ */
+#include "testutil.h"
+
+#include "wait.h"
+
+#include <pthread.h>
+#include <string.h>
+
+static void park_times_out_at_deadline(void **state)
+{
+    cc__waiter w;
+    cc__waiter_init(&w);
+    int64_t t0 = cc_now();
+    assert_int_equal(cc__waiter_park(&w, cc_deadline_in(20 * CC_MSEC)), -ETIMEDOUT);
+    assert_true(cc_now() - t0 >= 20 * CC_MSEC); /* never early */
+    assert_int_equal(cc__waiter_park(&w, CC_NOWAIT), -ETIMEDOUT);
+}
+
+struct pingpong {
+    cc__mutex m;
+    cc__waitq q;
+    long rounds;
+    long turn; /* whose turn: even = A, odd = B */
+};
+
+static void take_turns(struct pingpong *pp, long parity)
+{
+    for (long i = parity; i < pp->rounds; i += 2) {
+        cc__mutex_lock(&pp->m);
+        while (pp->turn != i) {
+            cc__waiter w;
+            cc__waiter_init(&w);
+            assert_int_equal(cc__wait_on(&pp->q, &pp->m, &w, CC_FOREVER), 0);
+        }
+        pp->turn++;
+        cc__wake_all(&pp->q, 0);
+        cc__mutex_unlock(&pp->m);
+    }
+}
+
+static void *player_b(void *arg)
+{
+    take_turns(arg, 1);
+    return NULL;
+}
+
+/* Two threads hand a turn back and forth: a lost wakeup would hang. */
+static void wait_on_pingpong_loses_no_wakeup(void **state)
+{
+    struct pingpong pp = {.rounds = cc_test_n(200000)};
+    pthread_t b;
+    assert_int_equal(pthread_create(&b, NULL, player_b, &pp), 0);
+    take_turns(&pp, 0);
+    pthread_join(b, NULL);
+    assert_int_equal(pp.turn, pp.rounds);
+    assert_true(cc__waitq_empty(&pp.q));
+}
+
+static void wait_on_times_out_and_unlinks(void **state)
+{
+    cc__mutex m = CC__MUTEX_INIT;
+    cc__waitq q = {0};
+    cc__waiter w;
+    cc__waiter_init(&w);
+    cc__mutex_lock(&m);
+    assert_int_equal(cc__wait_on(&q, &m, &w, cc_deadline_in(5 * CC_MSEC)), -ETIMEDOUT);
+    assert_false(w.linked);
+    assert_true(cc__waitq_empty(&q));
+    cc__mutex_unlock(&m);
+}
+
+struct counter {
+    cc__mutex m;
+    long value;
+    long per_thread;
+};
+
+static void *add_many(void *arg)
+{
+    struct counter *c = arg;
+    for (long i = 0; i < c->per_thread; i++) {
+        cc__mutex_lock(&c->m);
+        c->value++;
+        cc__mutex_unlock(&c->m);
+    }
+    return NULL;
+}
+
+static void mutex_excludes(void **state)
+{
+    struct counter c = {.per_thread = cc_test_n(500000)};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, add_many, &c), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(c.value, 4 * c.per_thread);
+}
+
+static void deadline_in_saturates(void **state)
+{
+    assert_int_equal(cc_deadline_in(0), CC_NOWAIT);
+    assert_int_equal(cc_deadline_in(-5), CC_NOWAIT);
+    assert_true(cc_deadline_in(INT64_MAX - 1) == CC_FOREVER);
+    int64_t d = cc_deadline_in(CC_SEC);
+    assert_true(d > cc_now() && d <= cc_now() + CC_SEC);
+}
+
+static void strerror_names_codes(void **state)
+{
+    assert_string_equal(cc_strerror(-ETIMEDOUT), cc_strerror(ETIMEDOUT));
+    assert_non_null(strstr(cc_strerror(-ETIMEDOUT), "timed out"));
+    assert_string_equal(cc_strerror(0), "Success");
+    assert_non_null(cc_strerror(-99999));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CC_TEST(park_times_out_at_deadline),
+        CC_TEST(wait_on_pingpong_loses_no_wakeup),
+        CC_TEST(wait_on_times_out_and_unlinks),
+        CC_TEST(mutex_excludes),
+        CC_TEST(deadline_in_saturates),
+        CC_TEST(strerror_names_codes),
+    };
+    return CC_RUN_TESTS(tests);
+}

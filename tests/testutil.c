@@ -1,0 +1,110 @@
+/*
+ * testutil.c: per-test timeout and resource checks (testutil.h).
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* What the running test started with. */
+static int start_fds, start_threads;
+
+static int count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+int cc_test_count_fds(void) { return count_dir("/proc/self/fd") - 1; /* the DIR's own */ }
+
+int cc_test_count_threads(void) { return count_dir("/proc/self/task"); }
+
+int cc_test_count_children(void)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    /* WNOWAIT: look without reaping. ECHILD: no child at all. */
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return 0;
+    return 1; /* a zombie (si_pid != 0) or a live child (si_pid == 0) */
+}
+
+long cc_test_n(long n)
+{
+    const char *d = getenv("CONCUR_TEST_DIVISOR");
+    long div = d ? atol(d) : 1;
+    if (div < 1)
+        div = 1;
+    return n / div > 0 ? n / div : 1;
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "\ntest timed out (a hang is a failure)\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    abort();
+}
+
+static void *nothing(void *arg) { return arg; }
+
+/* Sanitizer runtimes start helper threads of their own at the first
+ * pthread_create: start one before the first baseline is taken. */
+static void start_runtime_threads(void)
+{
+    static bool done;
+    pthread_t t;
+    if (done || pthread_create(&t, NULL, nothing, NULL) != 0)
+        return;
+    pthread_join(t, NULL);
+    usleep(10000);
+    done = true;
+}
+
+int cc_test_setup(void **state)
+{
+    (void)state;
+    start_runtime_threads();
+    start_fds = cc_test_count_fds();
+    start_threads = cc_test_count_threads();
+    signal(SIGALRM, on_alarm);
+    const char *d = getenv("CONCUR_TEST_DIVISOR");
+    alarm(CC_TEST_TIMEOUT_S * (d && atol(d) > 1 ? 4 : 1));
+    return 0;
+}
+
+/* Threads that were joined may linger in /proc for a moment; so may children
+ * being reaped by a pool: poll for up to two seconds. */
+static bool settled(void)
+{
+    return cc_test_count_fds() == start_fds && cc_test_count_threads() <= start_threads &&
+           cc_test_count_children() == 0;
+}
+
+int cc_test_teardown(void **state)
+{
+    (void)state;
+    alarm(0);
+    for (int i = 0; i < 200 && !settled(); i++)
+        usleep(10000);
+    int fds = cc_test_count_fds(), threads = cc_test_count_threads();
+    int children = cc_test_count_children();
+    if (fds != start_fds || threads > start_threads || children)
+        fail_msg("leak: fds %d -> %d, threads %d -> %d, children left: %d", start_fds, fds,
+                 start_threads, threads, children);
+    return 0;
+}
