@@ -55,7 +55,7 @@ static int bytes_reserve(cc_bytes *b, size_t room)
  * on an error. Returns the bytes read, 0 (nothing now, or EOF), or -errno. */
 static ssize_t read_some(int *fd, cc_bytes *b)
 {
-    char scratch[4096];
+    char scratch[16384];
     if (b && bytes_reserve(b, READ_ROOM) < 0)
         return -ENOMEM;
     char *dst = b ? b->data + b->len : scratch;

@@ -225,7 +225,7 @@ static int open_pidfd(cc_process *p)
     if (p->pidfd >= 0)
         return 0;
     int err = -errno;
-    kill(p->pid, SIGKILL); /* unreaped, so the pid is still our child */
+    kill(-p->pid, SIGKILL); /* unreaped, so the group is still the child's */
     while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
         ;
     return err;

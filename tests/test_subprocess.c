@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -569,6 +570,106 @@ static void run_timeout_does_not_wait_for_escaped_grandchild(void **state)
     cc_completed_process_free(&r);
 }
 
+/* ---- concurrency, signal state, allocation failures ------------------------ */
+
+struct shared_child {
+    cc_process *p; /* waited for by every thread */
+    int rc[4];     /* what each thread saw */
+};
+
+static void *wait_shared(void *arg)
+{
+    struct shared_child *sc = arg;
+    static _Atomic int next;
+    int i = next++ % 4;
+    if (cc_process_wait(sc->p, CC_FOREVER, &sc->rc[i]) != 0)
+        sc->rc[i] = 1000;
+    return NULL;
+}
+
+/* Several threads wait for one child while another kills it: one reaps, all
+ * see the same returncode. The pidfd also works in the caller's own poll. */
+static void concurrent_waiters_see_one_returncode(void **state)
+{
+    struct shared_child sc = {0};
+    assert_int_equal(cc_process_spawn(&sc.p, ARGV("sleep", "100"), NULL), 0);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, wait_shared, &sc), 0);
+    struct pollfd pfd = {.fd = cc_process_pidfd(sc.p), .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 20), 0); /* still running */
+    assert_int_equal(cc_process_kill(sc.p), 0);
+    assert_int_equal(poll(&pfd, 1, -1), 1);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(sc.rc[i], -SIGKILL);
+    cc_process_free(sc.p);
+}
+
+/* The child starts with an empty signal mask and SIGPIPE at its default, even
+ * when the parent blocks SIGTERM and ignores SIGPIPE. */
+static void child_signal_state_is_reset(void **state)
+{
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &old);
+    void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
+    assert_int_equal(run_rc(ARGV("sh", "-c", "kill -PIPE $$; exit 0"), NULL), -SIGPIPE);
+    cc_process *p;
+    assert_int_equal(cc_process_spawn(&p, ARGV("sleep", "100"), NULL), 0);
+    assert_int_equal(cc_process_terminate(p), 0);
+    int rc;
+    assert_int_equal(cc_process_wait(p, CC_FOREVER, &rc), 0);
+    assert_int_equal(rc, -SIGTERM);
+    cc_process_free(p);
+    signal(SIGPIPE, old_pipe);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* An allocator that fails every allocation once `budget` reaches zero. */
+static long alloc_budget;
+
+static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
+{
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (alloc_budget-- <= 0)
+        return NULL;
+    return realloc(ptr, size);
+}
+
+static void allocation_failures_are_reported_and_recoverable(void **state)
+{
+    cc_process *p = NULL;
+    cc_spawn_options o = {.stdout_io = pipe_io};
+    cc_set_allocator(failing_alloc, NULL);
+    alloc_budget = 0;
+    assert_int_equal(cc_process_spawn(&p, ARGV("true"), &o), -ENOMEM);
+    assert_null(p);
+    alloc_budget = 1; /* the process itself, not the output buffer */
+    char *argv[] = {"sh", "-c", "echo partial", NULL};
+    assert_int_equal(cc_process_spawn(&p, argv, &o), 0);
+    cc_bytes out = {0};
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL), -ENOMEM);
+    alloc_budget = 100; /* memory is back: the same call goes on */
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL), 0);
+    assert_string_equal(out.data, "partial\n");
+    cc_bytes_free(&out);
+    cc_process_free(p);
+    cc_completed_process r;
+    alloc_budget = 1;
+    o = (cc_spawn_options){0};
+    cc_run_options ro = {.capture_output = true};
+    assert_int_equal(cc_run(argv, &ro, CC_FOREVER, &r), -ENOMEM);
+    assert_true(r.started); /* and the child was killed and reaped (teardown) */
+    cc_completed_process_free(&r);
+    cc_set_allocator(NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,6 +699,9 @@ int main(void)
         CC_TEST(run_captures_output_and_input),
         CC_TEST(run_timeout_kills_shell_and_grandchild),
         CC_TEST(run_timeout_does_not_wait_for_escaped_grandchild),
+        CC_TEST(concurrent_waiters_see_one_returncode),
+        CC_TEST(child_signal_state_is_reset),
+        CC_TEST(allocation_failures_are_reported_and_recoverable),
     };
     return CC_RUN_TESTS(tests);
 }
