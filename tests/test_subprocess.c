@@ -34,14 +34,15 @@ static int run_rc(char *const argv[], const cc_spawn_options *opts)
     return rc;
 }
 
-/* Spawn argv with stdout piped (and opts' other settings); return its stdout. */
+/* Spawn argv with stdout piped (opts' other settings kept); its stdout. */
 static cc_bytes run_out(char *const argv[], cc_spawn_options opts, int *rc)
 {
     opts.stdout_io = pipe_io;
     cc_process *p;
     assert_int_equal(cc_process_spawn(&p, argv, &opts), 0);
     cc_bytes out = {0};
-    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL), 0);
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL),
+                     0);
     assert_int_equal(cc_process_poll(p, rc), 0);
     cc_process_free(p);
     return out;
@@ -119,7 +120,8 @@ static void wait_times_out_never_early(void **state)
     cc_process *p;
     assert_int_equal(cc_process_spawn(&p, ARGV("sleep", "100"), NULL), 0);
     int64_t t0 = cc_now();
-    assert_int_equal(cc_process_wait(p, cc_deadline_in(30 * CC_MSEC), NULL), -ETIMEDOUT);
+    assert_int_equal(cc_process_wait(p, cc_deadline_in(30 * CC_MSEC), NULL),
+                     -ETIMEDOUT);
     assert_true(cc_now() - t0 >= 30 * CC_MSEC);
     assert_int_equal(cc_process_wait(p, CC_NOWAIT, NULL), -ETIMEDOUT);
     assert_int_equal(cc_process_kill(p), 0);
@@ -143,14 +145,15 @@ static void free_kills_and_reaps_a_running_child(void **state)
     assert_true(kill(pid, 0) < 0 && errno == ESRCH);
 }
 
-/* ---- spawn errors ---------------------------------------------------------- */
+/* ---- spawn errors -------------------------------------------------------- */
 
 static void spawn_missing_program_is_enoent(void **state)
 {
     cc_process *p = NULL;
     assert_int_equal(cc_process_spawn(&p, ARGV("concur-no-such-program"), NULL),
                      -ENOENT);
-    assert_int_equal(cc_process_spawn(&p, ARGV("/nonexistent/prog"), NULL), -ENOENT);
+    assert_int_equal(cc_process_spawn(&p, ARGV("/nonexistent/prog"), NULL),
+                     -ENOENT);
     cc_spawn_options o = {.stdout_io = pipe_io, .stdin_io = pipe_io};
     assert_int_equal(cc_process_spawn(&p, ARGV("concur-no-such-program"), &o),
                      -ENOENT);
@@ -163,7 +166,8 @@ static void make_file(char *path, const char *content, mode_t mode)
     strcpy(path, "/tmp/concur-test-XXXXXX");
     int fd = mkstemp(path);
     assert_true(fd >= 0);
-    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    assert_int_equal(write(fd, content, strlen(content)),
+                     (ssize_t)strlen(content));
     assert_int_equal(fchmod(fd, mode), 0);
     close(fd);
 }
@@ -175,7 +179,10 @@ static void spawn_not_executable_is_eacces_or_enoexec(void **state)
     make_file(path, "#!/bin/sh\nexit 0\n", 0644);
     assert_int_equal(cc_process_spawn(&p, ARGV(path), NULL), -EACCES);
     unlink(path);
-    make_file(path, "\x7f" "ELF garbage", 0755);
+    make_file(path,
+              "\x7f"
+              "ELF garbage",
+              0755);
     assert_int_equal(cc_process_spawn(&p, ARGV(path), NULL), -ENOEXEC);
     unlink(path);
     assert_int_equal(cc_process_spawn(&p, ARGV("/tmp"), NULL), -EACCES);
@@ -191,16 +198,18 @@ static void spawn_rejects_bad_options(void **state)
     assert_int_equal(cc_process_spawn(&p, ARGV("true"), &o), -EINVAL);
     o = (cc_spawn_options){.stdout_io = {.mode = CC_STDIO_FD, .fd = 1000}};
     assert_int_equal(cc_process_spawn(&p, ARGV("true"), &o), -EBADF);
-    assert_int_equal(cc_process_spawn(&p, (char *const[]){NULL}, NULL), -EINVAL);
+    assert_int_equal(cc_process_spawn(&p, (char *const[]){NULL}, NULL),
+                     -EINVAL);
     assert_null(p);
 }
 
-/* ---- cwd and env ----------------------------------------------------------- */
+/* ---- cwd and env --------------------------------------------------------- */
 
 static void spawn_in_cwd(void **state)
 {
     int rc;
-    cc_bytes out = run_out(ARGV("pwd"), (cc_spawn_options){.cwd = "/usr/bin"}, &rc);
+    cc_bytes out =
+        run_out(ARGV("pwd"), (cc_spawn_options){.cwd = "/usr/bin"}, &rc);
     assert_int_equal(rc, 0);
     assert_string_equal(out.data, "/usr/bin\n");
     cc_bytes_free(&out);
@@ -222,13 +231,14 @@ static void spawn_with_env(void **state)
     assert_string_equal(out.data, "CONCUR_A=1\nCONCUR_B=two words\n");
     cc_bytes_free(&out);
     setenv("CONCUR_INHERITED", "yes", 1);
-    out = run_out(ARGV("sh", "-c", "echo $CONCUR_INHERITED"), (cc_spawn_options){0}, &rc);
+    out = run_out(ARGV("sh", "-c", "echo $CONCUR_INHERITED"),
+                  (cc_spawn_options){0}, &rc);
     assert_string_equal(out.data, "yes\n");
     cc_bytes_free(&out);
     unsetenv("CONCUR_INHERITED");
 }
 
-/* ---- stdio modes ----------------------------------------------------------- */
+/* ---- stdio modes --------------------------------------------------------- */
 
 static void stdio_devnull(void **state)
 {
@@ -239,11 +249,14 @@ static void stdio_devnull(void **state)
     assert_int_equal(out.len, 0);
     cc_bytes_free(&out);
     cc_process *p;
-    o = (cc_spawn_options){.stdout_io = {.mode = CC_STDIO_DEVNULL}, .stderr_io = pipe_io};
-    assert_int_equal(cc_process_spawn(&p, ARGV("sh", "-c", "echo hi; echo x >&2"), &o), 0);
+    o = (cc_spawn_options){.stdout_io = {.mode = CC_STDIO_DEVNULL},
+                           .stderr_io = pipe_io};
+    assert_int_equal(
+        cc_process_spawn(&p, ARGV("sh", "-c", "echo hi; echo x >&2"), &o), 0);
     assert_int_equal(cc_process_stdout_fd(p), -1);
     cc_bytes err = {0};
-    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, NULL, &err), 0);
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, NULL, &err),
+                     0);
     assert_string_equal(err.data, "x\n");
     cc_bytes_free(&err);
     cc_process_free(p);
@@ -253,7 +266,8 @@ static void stdio_stderr_merged_into_stdout(void **state)
 {
     int rc;
     cc_spawn_options o = {.stderr_io = {.mode = CC_STDIO_STDOUT}};
-    cc_bytes out = run_out(ARGV("sh", "-c", "echo out; echo err >&2; echo out2"), o, &rc);
+    cc_bytes out =
+        run_out(ARGV("sh", "-c", "echo out; echo err >&2; echo out2"), o, &rc);
     assert_string_equal(out.data, "out\nerr\nout2\n");
     cc_bytes_free(&out);
 }
@@ -306,7 +320,7 @@ static void stdio_given_low_fds_swap(void **state)
     assert_string_equal(b, "to-out\n");
 }
 
-/* ---- fd hygiene ------------------------------------------------------------ */
+/* ---- fd hygiene ---------------------------------------------------------- */
 
 /* The child sees 0, 1, 2 and ls's own directory fd (3), nothing else, even
  * with a non-close-on-exec fd open in the parent. */
@@ -343,7 +357,8 @@ static void concurrent_spawns_leak_no_pipes(void **state)
     pthread_t t[4];
     long n = cc_test_n(100);
     for (int i = 0; i < 4; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, spawn_and_list_fds, (void *)n), 0);
+        assert_int_equal(
+            pthread_create(&t[i], NULL, spawn_and_list_fds, (void *)n), 0);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
 }
@@ -368,14 +383,16 @@ static void many_spawns_leak_nothing(void **state)
     }
 }
 
-/* ---- process groups -------------------------------------------------------- */
+/* ---- process groups ------------------------------------------------------ */
 
-static void group_signal_reaches_grandchildren(int (*signal_fn)(cc_process *), int sig)
+static void group_signal_reaches_grandchildren(int (*signal_fn)(cc_process *),
+                                               int sig)
 {
     cc_process *p;
     cc_spawn_options o = {.stdout_io = pipe_io};
     assert_int_equal(
-        cc_process_spawn(&p, ARGV("sh", "-c", "sleep 100 & echo $!; wait"), &o), 0);
+        cc_process_spawn(&p, ARGV("sh", "-c", "sleep 100 & echo $!; wait"), &o),
+        0);
     pid_t grandchild = read_pid_line(cc_process_stdout_fd(p));
     assert_true(grandchild > 0);
     assert_int_equal(signal_fn(p), 0);
@@ -396,7 +413,7 @@ static void kill_kills_the_group(void **state)
     group_signal_reaches_grandchildren(cc_process_kill, SIGKILL);
 }
 
-/* ---- communicate ----------------------------------------------------------- */
+/* ---- communicate --------------------------------------------------------- */
 
 /* A pattern that a shifted or dropped block would break. */
 static char *make_pattern(size_t n)
@@ -426,12 +443,14 @@ static void communicate_100mib_each_way(void **state)
     size_t n = cc_test_n(100) * MIB;
     char cmd[128];
     snprintf(cmd, sizeof cmd, "head -c %zu /dev/zero >&2 & cat; wait", n);
-    cc_spawn_options o = {.stdin_io = pipe_io, .stdout_io = pipe_io, .stderr_io = pipe_io};
+    cc_spawn_options o = {
+        .stdin_io = pipe_io, .stdout_io = pipe_io, .stderr_io = pipe_io};
     cc_process *p;
     assert_int_equal(cc_process_spawn(&p, ARGV("sh", "-c", cmd), &o), 0);
     char *input = make_pattern(n);
     cc_bytes out = {0}, err = {0};
-    assert_int_equal(cc_process_communicate(p, input, n, CC_FOREVER, &out, &err), 0);
+    assert_int_equal(
+        cc_process_communicate(p, input, n, CC_FOREVER, &out, &err), 0);
     int rc;
     assert_int_equal(cc_process_poll(p, &rc), 0);
     assert_int_equal(rc, 0);
@@ -464,9 +483,11 @@ static void communicate_child_never_reads_input(void **state)
     for (int i = 0; i < 2; i++) {
         cc_spawn_options o = {.stdin_io = pipe_io, .stdout_io = pipe_io};
         cc_process *p;
-        assert_int_equal(cc_process_spawn(&p, ARGV("sh", "-c", scripts[i]), &o), 0);
+        assert_int_equal(cc_process_spawn(&p, ARGV("sh", "-c", scripts[i]), &o),
+                         0);
         cc_bytes out = {0};
-        assert_int_equal(cc_process_communicate(p, input, n, CC_FOREVER, &out, NULL), 0);
+        assert_int_equal(
+            cc_process_communicate(p, input, n, CC_FOREVER, &out, NULL), 0);
         int rc;
         assert_int_equal(cc_process_poll(p, &rc), 0);
         assert_int_equal(rc, i == 0 ? 3 : 0);
@@ -488,13 +509,14 @@ static void communicate_times_out_and_resumes(void **state)
     assert_int_equal(cc_process_spawn(&p, argv, &o), 0);
     cc_bytes out = {0};
     int64_t t0 = cc_now();
-    int r = cc_process_communicate(p, "abcdef", 6, cc_deadline_in(100 * CC_MSEC), &out,
-                                   NULL);
+    int r = cc_process_communicate(p, "abcdef", 6,
+                                   cc_deadline_in(100 * CC_MSEC), &out, NULL);
     assert_int_equal(r, -ETIMEDOUT);
     assert_true(cc_now() - t0 >= 100 * CC_MSEC);
     assert_int_equal(cc_process_poll(p, NULL), -EAGAIN); /* not killed */
     assert_string_equal(out.data, "abc\n");
-    assert_int_equal(cc_process_communicate(p, "abcdef", 6, CC_FOREVER, &out, NULL), 0);
+    assert_int_equal(
+        cc_process_communicate(p, "abcdef", 6, CC_FOREVER, &out, NULL), 0);
     assert_string_equal(out.data, "abc\ndef");
     cc_bytes_free(&out);
     cc_process_free(p);
@@ -504,16 +526,19 @@ static void communicate_rejects_input_without_stdin_pipe(void **state)
 {
     cc_process *p;
     assert_int_equal(cc_process_spawn(&p, ARGV("true"), NULL), 0);
-    assert_int_equal(cc_process_communicate(p, "x", 1, CC_FOREVER, NULL, NULL), -EINVAL);
-    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, NULL, NULL), 0);
+    assert_int_equal(cc_process_communicate(p, "x", 1, CC_FOREVER, NULL, NULL),
+                     -EINVAL);
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, NULL, NULL),
+                     0);
     cc_process_free(p);
 }
 
-/* ---- run ------------------------------------------------------------------- */
+/* ---- run ----------------------------------------------------------------- */
 
 static void run_captures_output_and_input(void **state)
 {
-    cc_run_options o = {.capture_output = true, .input = "x y\n", .input_len = 4};
+    cc_run_options o = {
+        .capture_output = true, .input = "x y\n", .input_len = 4};
     cc_completed_process r;
     char *argv[] = {"sh", "-c", "tr x z; echo e >&2; exit 4", NULL};
     assert_int_equal(cc_run(argv, &o, CC_FOREVER, &r), 0);
@@ -524,12 +549,13 @@ static void run_captures_output_and_input(void **state)
     cc_completed_process_free(&r);
     o.check = true;
     assert_int_equal(cc_run(argv, &o, CC_FOREVER, &r), -ECHILD);
-    assert_int_equal(r.returncode, 4); /* still available, as CalledProcessError */
+    assert_int_equal(r.returncode,
+                     4); /* still available, as CalledProcessError */
     cc_completed_process_free(&r);
     assert_int_equal(cc_run(ARGV("true"), &o, CC_FOREVER, &r), 0);
     cc_completed_process_free(&r);
-    assert_int_equal(cc_run(ARGV("concur-no-such-program"), NULL, CC_FOREVER, &r),
-                     -ENOENT);
+    assert_int_equal(
+        cc_run(ARGV("concur-no-such-program"), NULL, CC_FOREVER, &r), -ENOENT);
     assert_false(r.started);
     cc_completed_process_free(&r);
 }
@@ -542,7 +568,8 @@ static void run_timeout_kills_shell_and_grandchild(void **state)
     cc_completed_process r;
     char *argv[] = {"sh", "-c", "sleep 100 & echo $!; sleep 100", NULL};
     int64_t t0 = cc_now();
-    assert_int_equal(cc_run(argv, &o, cc_deadline_in(300 * CC_MSEC), &r), -ETIMEDOUT);
+    assert_int_equal(cc_run(argv, &o, cc_deadline_in(300 * CC_MSEC), &r),
+                     -ETIMEDOUT);
     int64_t took = cc_now() - t0;
     assert_true(took >= 300 * CC_MSEC);
     assert_true(took < 10 * CC_SEC); /* not the 100 s of the sleeps */
@@ -561,7 +588,8 @@ static void run_timeout_does_not_wait_for_escaped_grandchild(void **state)
     cc_completed_process r;
     char *argv[] = {"sh", "-c", "setsid sleep 100 & echo $!; sleep 100", NULL};
     int64_t t0 = cc_now();
-    assert_int_equal(cc_run(argv, &o, cc_deadline_in(300 * CC_MSEC), &r), -ETIMEDOUT);
+    assert_int_equal(cc_run(argv, &o, cc_deadline_in(300 * CC_MSEC), &r),
+                     -ETIMEDOUT);
     assert_true(cc_now() - t0 < 10 * CC_SEC);
     pid_t escaped = atoi(r.out.data);
     assert_true(escaped > 0);
@@ -570,7 +598,7 @@ static void run_timeout_does_not_wait_for_escaped_grandchild(void **state)
     cc_completed_process_free(&r);
 }
 
-/* ---- concurrency, signal state, allocation failures ------------------------ */
+/* ---- concurrency, signal state, allocation failures ---------------------- */
 
 struct shared_child {
     cc_process *p; /* waited for by every thread */
@@ -616,7 +644,8 @@ static void child_signal_state_is_reset(void **state)
     sigaddset(&term, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &term, &old);
     void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
-    assert_int_equal(run_rc(ARGV("sh", "-c", "kill -PIPE $$; exit 0"), NULL), -SIGPIPE);
+    assert_int_equal(run_rc(ARGV("sh", "-c", "kill -PIPE $$; exit 0"), NULL),
+                     -SIGPIPE);
     cc_process *p;
     assert_int_equal(cc_process_spawn(&p, ARGV("sleep", "100"), NULL), 0);
     assert_int_equal(cc_process_terminate(p), 0);
@@ -654,9 +683,11 @@ static void allocation_failures_are_reported_and_recoverable(void **state)
     char *argv[] = {"sh", "-c", "echo partial", NULL};
     assert_int_equal(cc_process_spawn(&p, argv, &o), 0);
     cc_bytes out = {0};
-    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL), -ENOMEM);
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL),
+                     -ENOMEM);
     alloc_budget = 100; /* memory is back: the same call goes on */
-    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL), 0);
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL),
+                     0);
     assert_string_equal(out.data, "partial\n");
     cc_bytes_free(&out);
     cc_process_free(p);
