@@ -185,6 +185,9 @@ static void spawn_not_executable_is_eacces_or_enoexec(void **state)
               0755);
     assert_int_equal(cc_process_spawn(&p, ARGV(path), NULL), -ENOEXEC);
     unlink(path);
+    make_file(path, "exit 5\n", 0755); /* no #!: no silent fallback to sh */
+    assert_int_equal(cc_process_spawn(&p, ARGV(path), NULL), -ENOEXEC);
+    unlink(path);
     assert_int_equal(cc_process_spawn(&p, ARGV("/tmp"), NULL), -EACCES);
     assert_null(p);
 }
