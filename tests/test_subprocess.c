@@ -299,6 +299,24 @@ static void stdio_given_fds(void **state)
     cc_process_free(p);
 }
 
+/* Zeroed options: the child writes to our own fd 1 and 2. */
+static void stdio_inherit(void **state)
+{
+    int saved1 = dup(1), saved2 = dup(2), pa[2];
+    assert_int_equal(pipe2(pa, O_CLOEXEC), 0);
+    dup2(pa[1], 1);
+    dup2(pa[1], 2);
+    int rc = run_rc(ARGV("sh", "-c", "echo one; echo two >&2"), NULL);
+    dup2(saved1, 1);
+    dup2(saved2, 2);
+    close(saved1), close(saved2), close(pa[1]);
+    char a[32] = {0};
+    assert_int_equal(read(pa[0], a, sizeof a), 8);
+    close(pa[0]);
+    assert_int_equal(rc, 0);
+    assert_string_equal(a, "one\ntwo\n");
+}
+
 /* stdout given as fd 2 and stderr as fd 1: each dup2 must not clobber the
  * source of the next (sources on 0-2 are lifted first). */
 static void stdio_given_low_fds_swap(void **state)
@@ -717,6 +735,7 @@ int main(void)
         CC_TEST(spawn_rejects_bad_options),
         CC_TEST(spawn_in_cwd),
         CC_TEST(spawn_with_env),
+        CC_TEST(stdio_inherit),
         CC_TEST(stdio_devnull),
         CC_TEST(stdio_stderr_merged_into_stdout),
         CC_TEST(stdio_given_fds),

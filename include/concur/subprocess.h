@@ -9,6 +9,9 @@
  * memory), never a shell. Each child:
  *   - leads a new process group (its pgid is its pid), so that terminate and
  *     kill reach everything it started (a shell's grandchildren included);
+ *     hence it is not in the terminal's foreground group: a Ctrl-C at the
+ *     terminal reaches the parent only (which must forward it, as GNU
+ *     parallel does), and a child reading the terminal is stopped (SIGTTIN);
  *   - gets only fds 0, 1 and 2: every other fd is closed at exec, whatever its
  *     close-on-exec flag (Python's close_fds=True). Every fd concur opens is
  *     close-on-exec as well, so children spawned from other threads at the
