@@ -1,0 +1,38 @@
+/*
+ * process.h: the cc_process object, shared by subprocess.c (spawn, wait,
+ * signals) and communicate.c (communicate, run). Not installed.
+ */
+#ifndef CONCUR_PROCESS_H
+#define CONCUR_PROCESS_H
+
+#include "concur/subprocess.h"
+#include "internal.h"
+#include "wait.h"
+
+#include <poll.h>
+
+struct cc_process {
+    cc__mutex lock;   /* guards reaped and returncode; held across the
+                           reaping waitid and every kill(-pgid), so that no
+                           group is signalled after its leader was reaped */
+    bool reaped;      /* the exit status was collected; the pid is dead */
+    int returncode;   /* exit status or -signal, once reaped */
+    pid_t pid;        /* the child; also its process group id */
+    int pidfd;        /* from pidfd_open: readable at exit, signals safely */
+    int fds[3];       /* parent ends of the stdin/stdout/stderr pipes, or -1 */
+    bool stdin_piped; /* stdin was made a pipe (communicate accepts input) */
+    bool communicating; /* communicate has started: input_off is meaningful */
+    size_t input_off;   /* bytes of communicate's input already written */
+};
+
+/* cc__close_fd: close *fd if open and set it to -1. */
+void cc__close_fd(int *fd);
+
+/*
+ * cc__poll_until: ppoll until an fd is ready or the deadline passes; restarts
+ * after signals. Returns the number of ready fds (> 0), or -ETIMEDOUT (never
+ * before the deadline), or -ENOMEM.
+ */
+int cc__poll_until(struct pollfd *fds, nfds_t n, cc_deadline deadline);
+
+#endif
