@@ -3,10 +3,11 @@
  *
  * DESIGN. An atomic flag, and a wait queue under a guard. wait() returns at
  * once when it sees the flag set; otherwise it checks again under the guard and
- * parks. set() swaps the flag to 1; only when it was 0 can anyone be parked, and
- * then it takes the guard and wakes every waiter. A waiter checked the flag
- * under the guard before linking itself, so the set() that follows that check
- * finds it: no lost wakeups. A woken waiter returns 0 without looking at the
+ * parks. set() stores 1 and wakes every waiter in one critical section of the
+ * guard (while the flag is 1 nobody is parked, so a set() that sees 1 is done).
+ * A waiter checked the flag under the guard before linking itself, so the set()
+ * that follows that check finds it: no lost wakeups; and a set() cannot wake,
+ * late, a waiter that began after the flag was seen and cleared. A woken waiter returns 0 without looking at the
  * flag again, so a clear() right after set() cannot strand it (Python's
  * semantics). clear() is a plain store: it wakes nobody.
  */
@@ -35,11 +36,16 @@ void cc_event_destroy(cc_event *event)
 void cc_event_set(cc_event *event)
 {
     struct event *E = impl(event);
-    /* acq_rel: the setter's writes happen-before a waiter that sees the flag
-     * without parking. */
-    if (cc__xchg(&E->flag, 1) == 1)
+    /* acquire: pairs with the release below. While the flag is 1 nobody can
+     * be parked (waiters park only after seeing 0 under the guard). */
+    if (cc__load_acq(&E->flag) == 1)
         return;
     cc__mutex_lock(&E->wait.guard);
+    /* release: the setter's writes happen-before a waiter that sees the flag
+     * without parking. Stored under the guard, together with the wakeups: a
+     * set() that stored the flag outside it could wake, late, a waiter that
+     * started waiting after the flag was seen and cleared. */
+    cc__store_rel(&E->flag, 1);
     cc__wake_all(&E->wait.q, 0);
     cc__mutex_unlock(&E->wait.guard);
 }
