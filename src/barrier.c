@@ -43,7 +43,7 @@ static struct barrier *impl(const cc_barrier *b) { return (struct barrier *)b; }
 int cc_barrier_init(cc_barrier *barrier, uint32_t parties,
                     cc_barrier_action action, void *arg)
 {
-    if (parties == 0)
+    if (parties == 0 || parties > INT32_MAX) /* indexes are returned as int */
         return -EINVAL;
     memset(barrier, 0, sizeof *barrier);
     struct barrier *B = impl(barrier);

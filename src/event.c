@@ -7,9 +7,10 @@
  * guard (while the flag is 1 nobody is parked, so a set() that sees 1 is done).
  * A waiter checked the flag under the guard before linking itself, so the set()
  * that follows that check finds it: no lost wakeups; and a set() cannot wake,
- * late, a waiter that began after the flag was seen and cleared. A woken waiter returns 0 without looking at the
- * flag again, so a clear() right after set() cannot strand it (Python's
- * semantics). clear() is a plain store: it wakes nobody.
+ * late, a waiter that began after the flag was seen and cleared. A woken
+ * waiter returns 0 without looking at the flag again, so a clear() right after
+ * set() cannot strand it (Python's semantics). clear() is a plain store: it
+ * wakes nobody.
  */
 #include "sync_impl.h"
 

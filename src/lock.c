@@ -128,10 +128,10 @@ static int park_until_acquired(struct lock *L, cc_deadline deadline)
 
 static int acquire_slow(struct lock *L, cc_deadline deadline)
 {
+    if (deadline == CC_NOWAIT) /* a try: one more look, no spinning */
+        return try_barge(L) ? 0 : -ETIMEDOUT;
     if (spin(L))
         return 0;
-    if (deadline == CC_NOWAIT)
-        return -ETIMEDOUT;
     cc__mutex_lock(&L->wait.guard);
     int r = park_until_acquired(L, deadline);
     cc__mutex_unlock(&L->wait.guard);

@@ -161,9 +161,9 @@ void cc_cond_destroy(cc_cond *cond);
  * notify (a spurious wakeup is rare but allowed; loop on your predicate, or use
  * cc_cond_wait_for).
  * Returns 0 (notified), -ETIMEDOUT (the deadline passed; the lock is held
- * again), -EPERM (the caller does not hold the lock: for an rlock always
- * detected; for a lock, detected when nobody holds it, and in CONCUR_DEBUG
- * builds a lock held by another thread aborts). Blocks; thread safe.
+ * again), -EPERM (the caller does not hold the lock, as Python's RuntimeError:
+ * always detected for an rlock and in CONCUR_DEBUG builds; for a cc_lock in
+ * other builds, only when nobody holds it). Blocks; thread safe.
  */
 int cc_cond_wait(cc_cond *cond, cc_deadline deadline);
 
@@ -294,7 +294,8 @@ typedef struct cc_barrier {
 /*
  * cc_barrier_init: a barrier for `parties` threads (Python's Barrier(parties,
  * action)). action may be NULL; arg is passed to it. Returns 0, or -EINVAL if
- * parties is 0. cc_barrier_destroy: end its life; no thread may be waiting.
+ * parties is 0 or above INT32_MAX. cc_barrier_destroy: end its life; no
+ * thread may be waiting.
  */
 int cc_barrier_init(cc_barrier *barrier, uint32_t parties,
                     cc_barrier_action action, void *arg);
