@@ -611,6 +611,38 @@ static void barrier_failed_action_breaks_it(void **state)
     assert_true(cc_barrier_broken(&b));
 }
 
+struct slow_action {
+    cc_event running; /* set while the action of a round runs */
+    int runs;         /* rounds ended */
+};
+
+static int slow_round(void *arg)
+{
+    struct slow_action *sa = arg;
+    sa->runs++;
+    cc_event_set(&sa->running);
+    cc_sleep(50 * CC_MSEC);
+    cc_event_clear(&sa->running);
+    return 0;
+}
+
+/* Threads that arrive while the action runs belong to the next round. */
+static void barrier_arrivals_during_action_wait(void **state)
+{
+    struct slow_action sa = {CC_EVENT_INIT, 0};
+    cc_barrier b;
+    assert_int_equal(cc_barrier_init(&b, 2, slow_round, &sa), 0);
+    cc_thread *t[3] = {start(wait_barrier, &b), start(wait_barrier, &b)};
+    assert_int_equal(cc_event_wait(&sa.running, cc_deadline_in(60 * CC_SEC)), 0);
+    assert_int_equal(cc_barrier_n_waiting(&b), 0);
+    t[2] = start(wait_barrier, &b);
+    int mine = cc_barrier_wait(&b, cc_deadline_in(60 * CC_SEC));
+    assert_int_equal(join(t[0]) + join(t[1]), 0 + 1);
+    assert_int_equal(mine + join(t[2]), 0 + 1);
+    assert_int_equal(sa.runs, 2);
+    assert_false(cc_barrier_broken(&b));
+}
+
 /* ---- debug ownership checks ----------------------------------------------------- */
 
 #ifdef CONCUR_DEBUG
@@ -666,6 +698,7 @@ int main(void)
         CC_TEST(barrier_abort_breaks_waiters),
         CC_TEST(barrier_timeout_breaks_it),
         CC_TEST(barrier_failed_action_breaks_it),
+        CC_TEST(barrier_arrivals_during_action_wait),
         CC_TEST(debug_release_by_non_owner_aborts),
     };
     return CC_RUN_TESTS(tests);
