@@ -92,6 +92,8 @@ static bool spin(struct lock *L)
  */
 static bool take_or_flag(struct lock *L)
 {
+    /* acq_rel CASes: acquire when taking the lock, as in try_barge; setting
+     * WAITERS publishes nothing, the guard orders it with the releaser. */
     uint32_t s = cc__load_relaxed(&L->state);
     for (;;) {
         if (!(s & LOCKED)) {
@@ -106,6 +108,7 @@ static bool take_or_flag(struct lock *L)
 /* Under the guard: the last waiter left by timing out. */
 static void clear_waiters_if_empty(struct lock *L)
 {
+    /* acq_rel (more than needed): only the bit matters, the guard orders it. */
     if (cc__waitq_empty(&L->wait.q))
         cc__fetch_and(&L->state, ~(uint32_t)WAITERS);
 }

@@ -65,8 +65,9 @@ int cc_thread_start(cc_thread **out, cc_thread_fn fn, void *arg,
  *   deadline: CC_FOREVER, CC_NOWAIT, or an absolute cc_now() time in ns.
  * Returns 0 (t is freed: do not use it again), -ETIMEDOUT (the body still runs
  * at the deadline; t stays valid and may be joined or detached later),
- * -EDEADLK (t is the calling thread), -EINVAL (t was detached, or concur did not
- * start it, e.g. the main thread's handle).
+ * -EDEADLK (t is the calling thread; Python raises RuntimeError), -EINVAL (t
+ * was detached and still runs, or concur did not start it, e.g. the main
+ * thread's handle; a detached thread that ended has no handle left to pass).
  * Blocks through concur's wait queues (a coroutine waiting here will not block
  * its event loop). Not thread safe on one handle: at most one thread may join or
  * detach a given thread, once it has succeeded the handle is gone.
