@@ -111,6 +111,46 @@ static void lock_timed_acquire_never_early(void **state)
     cc_lock_release(&l);
 }
 
+struct timed_counter {
+    cc_lock lock;
+    int inside;          /* threads in the critical section: at most 1 */
+    long acquired;       /* successful acquisitions */
+    long per_thread;     /* attempts per thread */
+    cc__atomic_u32 bad;  /* set if two threads were inside at once */
+};
+
+static void *acquire_with_short_deadlines(void *arg)
+{
+    struct timed_counter *c = arg;
+    for (long i = 0; i < c->per_thread; i++) {
+        if (cc_lock_acquire(&c->lock, cc_deadline_in((i % 50) * CC_USEC)) != 0)
+            continue;
+        if (c->inside++ != 0)
+            atomic_store(&c->bad, 1);
+        c->acquired++;
+        for (int k = 0; k < 200; k++)
+            cc__cpu_relax();
+        c->inside--;
+        cc_lock_release(&c->lock);
+    }
+    return NULL;
+}
+
+/* Timeouts racing with releases keep exclusion and leave no stale state. */
+static void lock_timeouts_under_contention(void **state)
+{
+    struct timed_counter c = {.per_thread = cc_test_n(50000)};
+    cc_thread *t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = start(acquire_with_short_deadlines, &c);
+    for (int i = 0; i < 4; i++)
+        join(t[i]);
+    assert_int_equal(atomic_load(&c.bad), 0);
+    assert_true(c.acquired > 0 && c.acquired <= 4 * c.per_thread);
+    assert_int_equal(c.lock.state_, 0); /* unlocked, no waiter flag left */
+    assert_int_equal(parked(&c.lock.wait_), 0);
+}
+
 struct hog {
     cc_lock lock;
     cc__atomic_u32 stop;
@@ -683,6 +723,7 @@ int main(void)
         CC_TEST(lock_zero_initialised_works),
         CC_TEST(lock_timed_acquire_never_early),
         CC_TEST(lock_waiter_does_not_starve),
+        CC_TEST(lock_timeouts_under_contention),
         CC_TEST(rlock_recursion_and_eperm),
         CC_TEST(cond_notify_all_wakes_sixteen),
         CC_TEST(cond_notify_n_wakes_n),
