@@ -22,10 +22,13 @@
 #include <errno.h>
 #include <sched.h>
 
-/* Tries of the fast path before a full/empty caller announces itself: a
- * partner on the other vCPU usually frees a slot within a microsecond or two,
- * far cheaper than the ~20 us of waking a parked thread (BENCHMARKS.md). */
-enum { RING_SPINS = 100, RING_YIELDS = 2 };
+/* Tries of the fast path before a full/empty caller announces itself and
+ * parks: a partner on the other vCPU usually frees a slot within a
+ * microsecond or two, far cheaper than the ~20 us of waking a parked thread
+ * (BENCHMARKS.md). Yielding soon matters when there are more threads than
+ * vCPUs (2p2c on 2 vCPUs: 2 x the throughput of pure spinning), where the
+ * partner we wait for may be the thread waiting for our vCPU. */
+enum { RING_SPINS = 20, RING_YIELDS = 10 };
 
 int cc__ring_init(cc_queue *q, size_t cap)
 {
