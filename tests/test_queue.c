@@ -178,6 +178,53 @@ static void put_priority_needs_a_priority_queue(void **state)
     assert_int_equal(cc_queue_new(NULL, CC_QUEUE_FIFO, 0), -EINVAL);
 }
 
+/* ---- allocation failures ------------------------------------------------ */
+
+static long allocs_left; /* allocations that succeed before they start failing */
+
+static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
+{
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (allocs_left <= 0)
+        return NULL;
+    allocs_left--;
+    return realloc(ptr, size);
+}
+
+static void allocation_failures_return_enomem(void **state)
+{
+    cc_set_allocator(failing_alloc, NULL);
+    cc_queue *q = NULL;
+    allocs_left = 0; /* the queue itself */
+    assert_int_equal(cc_queue_new(&q, CC_QUEUE_FIFO, 8), -ENOMEM);
+    allocs_left = 1; /* the ring's slots */
+    assert_int_equal(cc_queue_new(&q, CC_QUEUE_FIFO, 8), -ENOMEM);
+    assert_null(q);
+    const cc_queue_kind kinds[] = {CC_QUEUE_FIFO, CC_QUEUE_LIFO, CC_QUEUE_PRIORITY};
+    for (size_t k = 0; k < LEN(kinds); k++) {
+        allocs_left = 1;
+        assert_int_equal(cc_queue_new(&q, kinds[k], 0), 0);
+        assert_int_equal(cc_queue_put(q, ITEM(1), CC_NOWAIT), -ENOMEM);
+        assert_true(cc_queue_empty(q));
+        assert_int_equal(cc_queue_join(q, CC_NOWAIT), 0); /* not counted */
+        allocs_left = 1;
+        for (int i = 0; i < 16; i++) /* the first block holds 16 */
+            assert_int_equal(cc_queue_put(q, ITEM(i), CC_NOWAIT), 0);
+        assert_int_equal(cc_queue_put(q, ITEM(16), CC_NOWAIT), -ENOMEM);
+        assert_int_equal(cc_queue_qsize(q), 16);
+        allocs_left = 1;
+        assert_int_equal(cc_queue_put(q, ITEM(16), CC_NOWAIT), 0);
+        void *item;
+        for (int i = 0; i < 17; i++)
+            assert_int_equal(cc_queue_get(q, &item, CC_NOWAIT), 0);
+        cc_queue_free(q);
+    }
+    cc_set_allocator(NULL, NULL);
+}
+
 /* ---- sizes, NOWAIT, deadlines, blocking ---------------------------------- */
 
 static void qsize_empty_full_track_items(void **state)
@@ -545,6 +592,7 @@ int main(void)
         CC_TEST(priority_gives_lowest_first_fifo_among_equal),
         CC_TEST(priority_heap_sorts_many),
         CC_TEST(put_priority_needs_a_priority_queue),
+        CC_TEST(allocation_failures_return_enomem),
         CC_TEST(qsize_empty_full_track_items),
         CC_TEST(nowait_fails_at_once_when_full_or_empty),
         CC_TEST(timed_put_and_get_never_return_early),
