@@ -364,6 +364,10 @@ static void run_mpmc(cc_queue_kind kind, size_t maxsize, long n)
         assert_int_equal(pthread_create(&prod[i], NULL, produce, &m), 0);
     for (int i = 0; i < PRODUCERS; i++)
         pthread_join(prod[i], NULL);
+    /* All got before the stops are put: a LIFO would give the stops first. */
+    cc_deadline lost = cc_deadline_in(60 * CC_SEC); /* then some are lost */
+    while (atomic_load(&m.got) < n && cc_now() < lost)
+        cc_sleep(CC_MSEC);
     for (int i = 0; i < CONSUMERS; i++)
         assert_int_equal(cc_queue_put(m.q, STOP, CC_FOREVER), 0);
     for (int i = 0; i < CONSUMERS; i++)
