@@ -26,10 +26,10 @@ struct cc__ring_cell {
 struct cc__ring {
     struct cc__ring_cell *cells; /* cap slots */
     uint64_t cap;                /* maxsize */
-    uint64_t mask;               /* cap - 1 when cap is a power of two, else 0 */
+    uint64_t mask;               /* cap - 1 if cap is a power of two, else 0 */
     bool pow2;                   /* index with mask rather than % */
     alignas(CC__CACHE_LINE)
-    cc__atomic_u64 enq;          /* next put position; CC__RING_SHUT bit: shut */
+    cc__atomic_u64 enq;          /* next put position; CC__RING_SHUT: shut */
     alignas(CC__CACHE_LINE)
     cc__atomic_u64 deq;          /* next get position */
     alignas(CC__CACHE_LINE)

@@ -1,6 +1,6 @@
 /*
- * queue_ring.c: the bounded FIFO, a lock-free MPMC ring (Vyukov's bounded queue,
- * one sequence number per slot) with blocking only when full or empty.
+ * queue_ring.c: the bounded FIFO, a lock-free MPMC ring (Vyukov's bounded
+ * queue, one sequence number per slot) with blocking only when full or empty.
  *
  * DESIGN. A put claims position `enq` with a CAS once the slot's seq says the
  * item of the previous lap is gone (seq == 2 pos), writes the item and
@@ -88,7 +88,8 @@ static inline int try_put(struct cc__ring *r, void *item, uint64_t *pos_out,
     return 0;
 }
 
-/* try_get: as try_put, the other way; -EAGAIN when the slot at *pos is empty. */
+/* try_get: as try_put, the other way; -EAGAIN when the slot at *pos is
+ * empty. */
 static inline int try_get(struct cc__ring *r, void **item, uint64_t *pos_out,
                           bool *wake)
 {
@@ -225,7 +226,8 @@ static int spin_get(cc_queue *q, void **item, uint64_t *pos, bool *wake)
 }
 
 /* Under q->lock, announced in get_waiters: get or park until the deadline. */
-static int get_parked(cc_queue *q, void **item, cc_deadline deadline, bool *wake)
+static int get_parked(cc_queue *q, void **item, cc_deadline deadline,
+                      bool *wake)
 {
     struct cc__ring *r = &q->ring;
     for (;;) {

@@ -13,7 +13,7 @@ import time
 def main():
     producers = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     consumers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000000
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 2000000
     q = queue.Queue(maxsize=1024)
     start = threading.Event()
     sums = []

@@ -20,8 +20,9 @@
  * Thread safety: every function except cc_queue_free may be called from any
  * thread, concurrently, on the same queue.
  *
- * A bounded FIFO (maxsize 1 to CC_QUEUE_RING_MAX) is a lock-free ring; the other
- * kinds take a short internal lock. Both block through concur's one way to wait.
+ * A bounded FIFO (maxsize 1 to CC_QUEUE_RING_MAX) is a lock-free ring; the
+ * other kinds take a short internal lock. Both block through concur's one way
+ * to wait (src/wait.h), spinning and yielding briefly before they park.
  */
 #ifndef CONCUR_QUEUE_H
 #define CONCUR_QUEUE_H
@@ -42,12 +43,14 @@ typedef struct cc_queue cc_queue;
 typedef enum cc_queue_kind {
     CC_QUEUE_FIFO = 0,     /* first put, first got (queue.Queue) */
     CC_QUEUE_LIFO = 1,     /* last put, first got (queue.LifoQueue) */
-    CC_QUEUE_PRIORITY = 2, /* lowest priority value first, FIFO among equal
-                              values (queue.PriorityQueue of (prio, seq, item)) */
+    CC_QUEUE_PRIORITY = 2, /* lowest priority value first, FIFO among
+                              equal values (queue.PriorityQueue of
+                              (prio, seq, item) tuples) */
 } cc_queue_kind;
 
-/* The largest maxsize served by the preallocated lock-free ring (16 bytes per
- * slot); a bounded FIFO above it uses the locked store, which grows on demand. */
+/* The largest maxsize served by the preallocated lock-free ring (16 bytes
+ * per slot); a bounded FIFO above it uses the locked store, which grows on
+ * demand. */
 #define CC_QUEUE_RING_MAX ((size_t)1 << 16)
 
 /* Called on each item the queue drops; `arg` as given to the setter. */
