@@ -396,8 +396,9 @@ static void mpmc_unbounded_delivers_each_once(void **state)
     run_mpmc(CC_QUEUE_FIFO, 0, cc_test_n(1000000));
 }
 
-static void mpmc_locked_kinds_deliver_each_once(void **state)
+static void mpmc_other_shapes_deliver_each_once(void **state)
 {
+    run_mpmc(CC_QUEUE_FIFO, 3, cc_test_n(200000)); /* ring indexed by % */
     run_mpmc(CC_QUEUE_LIFO, 16, cc_test_n(200000));
     run_mpmc(CC_QUEUE_PRIORITY, 16, cc_test_n(200000));
     run_mpmc(CC_QUEUE_FIFO, CC_QUEUE_RING_MAX + 1, cc_test_n(200000));
@@ -605,7 +606,7 @@ int main(void)
         CC_TEST(mpmc_capacity_1_delivers_each_once),
         CC_TEST(mpmc_capacity_1024_delivers_each_once),
         CC_TEST(mpmc_unbounded_delivers_each_once),
-        CC_TEST(mpmc_locked_kinds_deliver_each_once),
+        CC_TEST(mpmc_other_shapes_deliver_each_once),
         CC_TEST(join_waits_for_every_task_done),
         CC_TEST(shutdown_fails_puts_and_drains_gets),
         CC_TEST(immediate_shutdown_drops_items),
