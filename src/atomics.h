@@ -44,6 +44,20 @@ typedef _Atomic(void *) cc__atomic_ptr;
                                           memory_order_acq_rel,                \
                                           memory_order_acquire)
 #define cc__fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
+/* Sequentially consistent forms, for store-then-load handshakes (Dekker style:
+ * "publish, then look for sleepers" against "announce a sleeper, then look
+ * again") where a seq_cst RMW followed by a seq_cst load is cheaper than a
+ * fence: on x86 the RMW is already a full barrier and the load a plain mov. */
+#define cc__load_seq_cst(p) atomic_load_explicit((p), memory_order_seq_cst)
+#define cc__fetch_add_seq_cst(p, v) \
+    atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
+#define cc__fetch_or_seq_cst(p, v) \
+    atomic_fetch_or_explicit((p), (v), memory_order_seq_cst)
+/* Weak CAS, seq_cst on success, relaxed on failure; updates *expected. */
+#define cc__cas_weak_seq_cst(p, expected, desired)                             \
+    atomic_compare_exchange_weak_explicit((p), (expected), (desired),          \
+                                          memory_order_seq_cst,                \
+                                          memory_order_relaxed)
 
 /* A pause for spin loops (x86 PAUSE, arm64 YIELD). */
 static inline void cc__cpu_relax(void)

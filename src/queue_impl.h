@@ -1,0 +1,113 @@
+/*
+ * queue_impl.h: the layout of a cc_queue, shared by its three files:
+ * queue.c (public calls, the locked queue), queue_ring.c (the lock-free bounded
+ * FIFO) and queue_store.c (the containers behind the locked queue).
+ */
+#ifndef CONCUR_QUEUE_IMPL_H
+#define CONCUR_QUEUE_IMPL_H
+
+#include "concur/queue.h"
+
+#include "wait.h"
+
+#include <stdalign.h>
+
+enum { CC__CACHE_LINE = 64 };
+
+/* One slot of the ring (Vyukov's bounded MPMC queue). */
+struct cc__ring_cell {
+    cc__atomic_u64 seq; /* 2 pos: free for the put at pos; 2 pos + 1: holds
+                           that put's item */
+    void *item;         /* written before seq's release store, read after its
+                           acquire load */
+};
+
+/* The lock-free bounded FIFO (queue_ring.c). Hot words on their own lines. */
+struct cc__ring {
+    struct cc__ring_cell *cells; /* cap slots */
+    uint64_t cap;                /* maxsize */
+    uint64_t mask;               /* cap - 1 if cap is a power of two, else 0 */
+    bool pow2;                   /* index with mask rather than % */
+    alignas(CC__CACHE_LINE)
+    cc__atomic_u64 enq;          /* next put position; CC__RING_SHUT: shut */
+    alignas(CC__CACHE_LINE)
+    cc__atomic_u64 deq;          /* next get position */
+    alignas(CC__CACHE_LINE)
+    cc__atomic_u32 get_waiters;  /* getters past their spin (seq_cst, below) */
+    cc__atomic_u32 put_waiters;  /* putters past their spin (seq_cst) */
+    cc__atomic_u32 join_waiters; /* callers in join (seq_cst) */
+    alignas(CC__CACHE_LINE)
+    cc__atomic_u64 done;         /* task_done calls plus dropped items */
+};
+
+/* Set in ring.enq by shutdown: a put's CAS on enq then fails for good. */
+#define CC__RING_SHUT ((uint64_t)1 << 63)
+
+/* One entry of the priority heap. */
+struct cc__qentry {
+    int64_t prio; /* lower first */
+    uint64_t seq; /* put order, FIFO among equal prio */
+    void *item;   /* the caller's item */
+};
+
+/* The container of a locked queue (queue_store.c); not thread safe. */
+struct cc__store {
+    cc_queue_kind kind; /* picks the order of pop */
+    void *slots;        /* void *[cap] (FIFO ring, LIFO stack) or qentry[cap] */
+    size_t cap;         /* allocated entries */
+    size_t head;        /* FIFO: index of the oldest item */
+    size_t count;       /* items held */
+    uint64_t seq;       /* next sequence number for priority entries */
+};
+
+/* A locked queue: everything under cc_queue.lock. */
+struct cc__locked {
+    struct cc__store store;   /* the items */
+    size_t unfinished;        /* puts not yet matched by task_done */
+    cc__atomic_u32 shut;      /* written under the lock; read lock-free by
+                                 cc_queue_is_shutdown (relaxed: a snapshot) */
+};
+
+struct cc_queue {
+    cc_queue_kind kind;          /* as given to cc_queue_new */
+    bool ring_mode;              /* the lock-free ring, else the locked queue */
+    size_t maxsize;              /* 0: unbounded */
+    cc_queue_destructor dtor;    /* called on dropped items, or NULL */
+    void *dtor_arg;              /* its second argument */
+    void *mem;                   /* the allocation (aligned for the ring) */
+    size_t mem_size;             /* its size */
+    cc__mutex lock;              /* guards the wait queues (and `locked`) */
+    cc__waitq getters;           /* blocked in get */
+    cc__waitq putters;           /* blocked in put */
+    cc__waitq joiners;           /* blocked in join */
+    union {
+        struct cc__ring ring;    /* ring_mode */
+        struct cc__locked locked; /* !ring_mode */
+    };
+};
+
+/* queue_ring.c */
+int cc__ring_init(cc_queue *q, size_t cap);
+void cc__ring_destroy(cc_queue *q);
+int cc__ring_put(cc_queue *q, void *item, cc_deadline deadline);
+int cc__ring_get(cc_queue *q, void **item, cc_deadline deadline);
+size_t cc__ring_qsize(cc_queue *q);
+int cc__ring_task_done(cc_queue *q);
+int cc__ring_join(cc_queue *q, cc_deadline deadline);
+void cc__ring_shutdown(cc_queue *q, bool immediate);
+bool cc__ring_is_shutdown(cc_queue *q);
+
+/* queue_store.c */
+void cc__store_init(struct cc__store *s, cc_queue_kind kind);
+int cc__store_push(struct cc__store *s, void *item, int64_t prio);
+void *cc__store_pop(struct cc__store *s);
+/* Pass every item to fn (if not NULL) and free the slots. */
+void cc__store_destroy(struct cc__store *s, cc_queue_destructor fn, void *arg);
+
+/* Whether the deadline has passed (CC_NOWAIT always has). */
+static inline bool cc__deadline_passed(cc_deadline deadline)
+{
+    return deadline != CC_FOREVER && deadline <= cc__now();
+}
+
+#endif

@@ -1,0 +1,392 @@
+/*
+ * queue_ring.c: the bounded FIFO, a lock-free MPMC ring (Vyukov's bounded
+ * queue, one sequence number per slot) with blocking only when full or empty.
+ *
+ * DESIGN. A put claims position `enq` with a CAS once the slot's seq says the
+ * item of the previous lap is gone (seq == 2 pos), writes the item and
+ * releases seq = 2 pos + 1; a get claims `deq` when seq == 2 pos + 1, reads
+ * the item and releases seq = 2 (pos + cap). (Vyukov uses pos, pos + 1 and
+ * pos + cap, which cannot tell full from free when cap is 1; doubling can.)
+ * Neither takes a lock. A caller that finds the ring
+ * full (empty) spins briefly, then announces itself in put_waiters
+ * (get_waiters), looks again and parks on the queue's wait queue. The other
+ * side reads that counter right after its claiming CAS: both are seq_cst, so
+ * either the waker sees the sleeper or the sleeper sees the claim (and then
+ * waits for the claimed slot to be published, a few instructions, instead of
+ * parking). Shutdown sets a bit in enq, so a put either claimed its slot
+ * before the shutdown or fails; a get fails once deq reaches the frozen enq.
+ * Join counts done tasks against enq: unfinished = enq - done.
+ */
+#include "queue_impl.h"
+
+#include <errno.h>
+#include <sched.h>
+
+/* Tries of the fast path before a full/empty caller announces itself and
+ * parks: a partner on the other vCPU usually frees a slot within a
+ * microsecond or two, far cheaper than the ~20 us of waking a parked thread
+ * (BENCHMARKS.md). Yielding soon matters when there are more threads than
+ * vCPUs (2p2c on 2 vCPUs: 2 x the throughput of pure spinning), where the
+ * partner we wait for may be the thread waiting for our vCPU. */
+enum { RING_SPINS = 20, RING_YIELDS = 10 };
+
+int cc__ring_init(cc_queue *q, size_t cap)
+{
+    struct cc__ring *r = &q->ring;
+    r->cells = cc__calloc(cap, sizeof *r->cells);
+    if (!r->cells)
+        return -ENOMEM;
+    r->cap = cap;
+    r->pow2 = (cap & (cap - 1)) == 0;
+    r->mask = r->pow2 ? cap - 1 : 0;
+    for (uint64_t i = 0; i < cap; i++)
+        cc__store_relaxed(&r->cells[i].seq, 2 * i);
+    return 0;
+}
+
+static inline struct cc__ring_cell *cell_at(struct cc__ring *r, uint64_t pos)
+{
+    return &r->cells[r->pow2 ? (pos & r->mask) : (pos % r->cap)];
+}
+
+static inline uint64_t enq_pos(struct cc__ring *r)
+{
+    /* seq_cst: the second half of the sleeper's handshake (see DESIGN). */
+    return cc__load_seq_cst(&r->enq) & ~CC__RING_SHUT;
+}
+
+/*
+ * try_put: claim and fill a slot. Returns 0, -EAGAIN when the slot at *pos
+ * is still taken (full), -ESHUTDOWN. *wake: a getter may be parked.
+ */
+static inline int try_put(struct cc__ring *r, void *item, uint64_t *pos_out,
+                          bool *wake)
+{
+    uint64_t pos = cc__load_relaxed(&r->enq);
+    struct cc__ring_cell *c;
+    for (;;) {
+        if (CC__UNLIKELY(pos & CC__RING_SHUT))
+            return -ESHUTDOWN;
+        c = cell_at(r, pos);
+        /* acquire: the last getter's read of this slot precedes our write. */
+        int64_t diff = (int64_t)(cc__load_acq(&c->seq) - 2 * pos);
+        if (diff == 0) {
+            /* seq_cst: orders the claim before the get_waiters load below. */
+            if (cc__cas_weak_seq_cst(&r->enq, &pos, pos + 1))
+                break;
+        } else if (diff < 0) {
+            *pos_out = pos;
+            return -EAGAIN;
+        } else {
+            pos = cc__load_relaxed(&r->enq);
+        }
+    }
+    *wake = cc__load_seq_cst(&r->get_waiters) != 0;
+    c->item = item;
+    /* release: the item is written before a getter can see the slot full. */
+    cc__store_rel(&c->seq, 2 * pos + 1);
+    return 0;
+}
+
+/* try_get: as try_put, the other way; -EAGAIN when the slot at *pos is
+ * empty. */
+static inline int try_get(struct cc__ring *r, void **item, uint64_t *pos_out,
+                          bool *wake)
+{
+    uint64_t pos = cc__load_relaxed(&r->deq);
+    struct cc__ring_cell *c;
+    for (;;) {
+        c = cell_at(r, pos);
+        /* acquire: pairs with the putter's release; the item is visible. */
+        int64_t diff = (int64_t)(cc__load_acq(&c->seq) - (2 * pos + 1));
+        if (diff == 0) {
+            /* seq_cst: orders the claim before the put_waiters load below. */
+            if (cc__cas_weak_seq_cst(&r->deq, &pos, pos + 1))
+                break;
+        } else if (diff < 0) {
+            *pos_out = pos;
+            return -EAGAIN;
+        } else {
+            pos = cc__load_relaxed(&r->deq);
+        }
+    }
+    *wake = cc__load_seq_cst(&r->put_waiters) != 0;
+    *item = c->item;
+    /* release: our read of the item precedes the next lap's put. */
+    cc__store_rel(&c->seq, 2 * (pos + r->cap));
+    return 0;
+}
+
+static void wake_one(cc_queue *q, cc__waitq *wq)
+{
+    cc__mutex_lock(&q->lock);
+    cc__wake_one(wq, 0);
+    cc__mutex_unlock(&q->lock);
+}
+
+/* A claimed slot is being filled or emptied: let its owner finish. */
+static void let_claimer_finish(cc_queue *q)
+{
+    cc__mutex_unlock(&q->lock);
+    sched_yield();
+    cc__mutex_lock(&q->lock);
+}
+
+/* Spin a little for a partner on another vCPU. Returns what try_put did. */
+static int spin_put(cc_queue *q, void *item, uint64_t *pos, bool *wake)
+{
+    int r = -EAGAIN;
+    for (int i = 0; i < RING_SPINS + RING_YIELDS && r == -EAGAIN; i++) {
+        if (i < RING_SPINS)
+            cc__cpu_relax();
+        else
+            sched_yield();
+        r = try_put(&q->ring, item, pos, wake);
+    }
+    return r;
+}
+
+/* Under q->lock, announced in put_waiters: put or park until the deadline. */
+static int put_parked(cc_queue *q, void *item, cc_deadline deadline, bool *wake)
+{
+    struct cc__ring *r = &q->ring;
+    for (;;) {
+        uint64_t pos;
+        int ret = try_put(r, item, &pos, wake);
+        if (ret != -EAGAIN)
+            return ret;
+        /* seq_cst: the deq claim of a getter that missed us is visible. */
+        if (cc__load_seq_cst(&r->deq) + r->cap > pos) {
+            let_claimer_finish(q);
+            continue;
+        }
+        cc__waiter w;
+        cc__waiter_init(&w);
+        if (cc__deadline_passed(deadline) ||
+            cc__wait_on(&q->putters, &q->lock, &w, deadline) < 0)
+            return -ETIMEDOUT;
+    }
+}
+
+static int put_slow(cc_queue *q, void *item, cc_deadline deadline)
+{
+    uint64_t pos;
+    bool wake = false;
+    int ret = spin_put(q, item, &pos, &wake);
+    if (ret == -EAGAIN) {
+        cc__mutex_lock(&q->lock);
+        /* seq_cst: announce before looking again (see DESIGN). */
+        cc__fetch_add_seq_cst(&q->ring.put_waiters, 1);
+        ret = put_parked(q, item, deadline, &wake);
+        cc__fetch_sub(&q->ring.put_waiters, 1);
+        cc__mutex_unlock(&q->lock);
+    }
+    if (ret == 0 && wake)
+        wake_one(q, &q->getters);
+    return ret;
+}
+
+int cc__ring_put(cc_queue *q, void *item, cc_deadline deadline)
+{
+    uint64_t pos;
+    bool wake;
+    int ret = try_put(&q->ring, item, &pos, &wake);
+    if (CC__LIKELY(ret == 0)) {
+        if (CC__UNLIKELY(wake))
+            wake_one(q, &q->getters);
+        return 0;
+    }
+    if (ret != -EAGAIN)
+        return ret;
+    if (cc__deadline_passed(deadline))
+        return -ETIMEDOUT;
+    return put_slow(q, item, deadline);
+}
+
+/* After a failed try_get at pos: whether the ring is shut down and drained. */
+static bool drained(struct cc__ring *r, uint64_t pos)
+{
+    uint64_t enq = cc__load_seq_cst(&r->enq);
+    return (enq & CC__RING_SHUT) && (enq & ~CC__RING_SHUT) <= pos;
+}
+
+static int spin_get(cc_queue *q, void **item, uint64_t *pos, bool *wake)
+{
+    int r = -EAGAIN;
+    for (int i = 0; i < RING_SPINS + RING_YIELDS && r == -EAGAIN; i++) {
+        if (i < RING_SPINS)
+            cc__cpu_relax();
+        else
+            sched_yield();
+        r = try_get(&q->ring, item, pos, wake);
+        if (r == -EAGAIN && drained(&q->ring, *pos))
+            return -ESHUTDOWN;
+    }
+    return r;
+}
+
+/* Under q->lock, announced in get_waiters: get or park until the deadline. */
+static int get_parked(cc_queue *q, void **item, cc_deadline deadline,
+                      bool *wake)
+{
+    struct cc__ring *r = &q->ring;
+    for (;;) {
+        uint64_t pos;
+        if (try_get(r, item, &pos, wake) == 0)
+            return 0;
+        uint64_t enq = cc__load_seq_cst(&r->enq);
+        if ((enq & ~CC__RING_SHUT) > pos) {
+            /* A put claimed the slot (after missing us) and is filling it. */
+            let_claimer_finish(q);
+            continue;
+        }
+        if (enq & CC__RING_SHUT)
+            return -ESHUTDOWN;
+        cc__waiter w;
+        cc__waiter_init(&w);
+        if (cc__deadline_passed(deadline) ||
+            cc__wait_on(&q->getters, &q->lock, &w, deadline) < 0)
+            return -ETIMEDOUT;
+    }
+}
+
+static int get_slow(cc_queue *q, void **item, cc_deadline deadline)
+{
+    uint64_t pos;
+    bool wake = false;
+    int ret = spin_get(q, item, &pos, &wake);
+    if (ret == -EAGAIN) {
+        cc__mutex_lock(&q->lock);
+        /* seq_cst: announce before looking again (see DESIGN). */
+        cc__fetch_add_seq_cst(&q->ring.get_waiters, 1);
+        ret = get_parked(q, item, deadline, &wake);
+        cc__fetch_sub(&q->ring.get_waiters, 1);
+        cc__mutex_unlock(&q->lock);
+    }
+    if (ret == 0 && wake)
+        wake_one(q, &q->putters);
+    return ret;
+}
+
+int cc__ring_get(cc_queue *q, void **item, cc_deadline deadline)
+{
+    uint64_t pos;
+    bool wake;
+    int ret = try_get(&q->ring, item, &pos, &wake);
+    if (CC__LIKELY(ret == 0)) {
+        if (CC__UNLIKELY(wake))
+            wake_one(q, &q->putters);
+        return 0;
+    }
+    if (drained(&q->ring, pos))
+        return -ESHUTDOWN;
+    if (cc__deadline_passed(deadline))
+        return -ETIMEDOUT;
+    return get_slow(q, item, deadline);
+}
+
+size_t cc__ring_qsize(cc_queue *q)
+{
+    /* deq first: enq read later is at least as large, so no underflow. */
+    uint64_t deq = cc__load_acq(&q->ring.deq);
+    uint64_t n = enq_pos(&q->ring) - deq;
+    return n > q->ring.cap ? q->ring.cap : n;
+}
+
+int cc__ring_task_done(cc_queue *q)
+{
+    struct cc__ring *r = &q->ring;
+    uint64_t done = cc__load_relaxed(&r->done);
+    do {
+        if (done >= enq_pos(r))
+            return -EINVAL;
+        /* seq_cst: orders the count before the join_waiters load below. */
+    } while (!cc__cas_weak_seq_cst(&r->done, &done, done + 1));
+    if (cc__load_seq_cst(&r->join_waiters) && done + 1 == enq_pos(r)) {
+        cc__mutex_lock(&q->lock);
+        cc__wake_all(&q->joiners, 0);
+        cc__mutex_unlock(&q->lock);
+    }
+    return 0;
+}
+
+/* Whether every task put is done. done first: enq only grows, and done <=
+ * enq at all times, so equal values mean all were done at the first load. */
+static bool all_done(struct cc__ring *r)
+{
+    uint64_t done = cc__load_seq_cst(&r->done);
+    return done == enq_pos(r);
+}
+
+int cc__ring_join(cc_queue *q, cc_deadline deadline)
+{
+    struct cc__ring *r = &q->ring;
+    if (all_done(r))
+        return 0;
+    int ret = 0;
+    cc__mutex_lock(&q->lock);
+    /* seq_cst: announce before looking again (see task_done). */
+    cc__fetch_add_seq_cst(&r->join_waiters, 1);
+    while (ret == 0 && !all_done(r)) {
+        cc__waiter w;
+        cc__waiter_init(&w);
+        ret = cc__deadline_passed(deadline)
+                  ? -ETIMEDOUT
+                  : cc__wait_on(&q->joiners, &q->lock, &w, deadline);
+    }
+    cc__fetch_sub(&r->join_waiters, 1);
+    cc__mutex_unlock(&q->lock);
+    return ret;
+}
+
+/* Remove every item (they and puts under way can no longer be got), passing
+ * each to the destructor; returns how many. */
+static uint64_t drop_all(cc_queue *q)
+{
+    struct cc__ring *r = &q->ring;
+    uint64_t n = 0;
+    for (;;) {
+        void *item;
+        uint64_t pos;
+        bool wake;
+        if (try_get(r, &item, &pos, &wake) == 0) {
+            if (q->dtor)
+                q->dtor(item, q->dtor_arg);
+            n++;
+        } else if (enq_pos(r) <= pos) {
+            return n;
+        } else {
+            sched_yield(); /* a put claimed a slot before the shutdown */
+        }
+    }
+}
+
+void cc__ring_shutdown(cc_queue *q, bool immediate)
+{
+    struct cc__ring *r = &q->ring;
+    /* seq_cst: every put claims before this or sees it (the CAS fails). */
+    cc__fetch_or_seq_cst(&r->enq, CC__RING_SHUT);
+    if (immediate)
+        cc__fetch_add_seq_cst(&r->done, drop_all(q));
+    cc__mutex_lock(&q->lock);
+    cc__wake_all(&q->getters, 0);
+    cc__wake_all(&q->putters, 0);
+    if (immediate)
+        cc__wake_all(&q->joiners, 0);
+    cc__mutex_unlock(&q->lock);
+}
+
+bool cc__ring_is_shutdown(cc_queue *q)
+{
+    return (cc__load_acq(&q->ring.enq) & CC__RING_SHUT) != 0;
+}
+
+void cc__ring_destroy(cc_queue *q)
+{
+    struct cc__ring *r = &q->ring;
+    if (q->dtor) {
+        for (uint64_t pos = cc__load_relaxed(&r->deq); pos < enq_pos(r); pos++)
+            q->dtor(cell_at(r, pos)->item, q->dtor_arg);
+    }
+    cc__free(r->cells, r->cap * sizeof *r->cells);
+}
