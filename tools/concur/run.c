@@ -19,10 +19,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 /* -k: at most this many ended jobs wait for their turn with output files. */
@@ -30,6 +32,10 @@
 /* -k: at most this many jobs (times -j) from the oldest unprinted one on. */
 #define HOLD_SPAN_PER_JOB 64
 #define HOLD_SPAN_MIN 4096
+/* The epoll cookie of the signalfd (slots use their index). */
+#define SIGNAL_COOKIE UINT64_MAX
+/* After forwarding SIGINT/SIGTERM/SIGHUP, jobs get this long before SIGKILL. */
+#define SIGNAL_GRACE (2 * CC_SEC)
 /* fds we keep for ourselves beyond the jobs' (stdio, epoll, /dev/null...). */
 #define FD_RESERVE 64
 
@@ -58,6 +64,7 @@ typedef struct runner {
     long running;     /* jobs running */
     int epfd;         /* epoll over the running jobs' pidfds */
     int devnull;      /* every job's stdin (as GNU parallel's) */
+    int sigfd;        /* signalfd of SIGINT, SIGTERM, SIGHUP */
     long next_seq;    /* the sequence number of the next job */
     long next_print;  /* -k: the job whose output is printed next */
     held *ring;       /* -k: held jobs, at seq % span */
@@ -270,6 +277,52 @@ static void reap(runner *r, long i)
     job_ended(r, seq, out, code != 0);
 }
 
+/*
+ * Jobs lead their own process groups (subprocess.h), so a Ctrl-C at the
+ * terminal reaches only us: pass the signal on to every job's group, give them
+ * SIGNAL_GRACE to end, kill the rest, then die of the same signal.
+ */
+static _Noreturn void die_of_signal(runner *r)
+{
+    struct signalfd_siginfo si = {.ssi_signo = SIGTERM};
+    if (read(r->sigfd, &si, sizeof si) < 0)
+        si.ssi_signo = SIGTERM;
+    int sig = (int)si.ssi_signo;
+    for (long i = 0; i < r->nslots; i++)
+        if (r->slots[i].proc)
+            kill(-cc_process_pid(r->slots[i].proc), sig); /* unreaped: ours */
+    cc_deadline grace = cc_deadline_in(SIGNAL_GRACE);
+    for (long i = 0; i < r->nslots; i++) {
+        if (!r->slots[i].proc)
+            continue;
+        cc_process_wait(r->slots[i].proc, grace, NULL);
+        cc_process_free(r->slots[i].proc); /* SIGKILLs a job still running */
+    }
+    fflush(NULL);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    _exit(128 + sig);
+}
+
+static int watch_signals(runner *r)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL); /* children start unblocked */
+    r->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = SIGNAL_COOKIE};
+    if (r->sigfd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->sigfd, &ev) < 0)
+        return -1;
+    return 0;
+}
+
 static void wait_jobs(runner *r)
 {
     struct epoll_event ev[64];
@@ -278,6 +331,9 @@ static void wait_jobs(runner *r)
         fprintf(stderr, "concur run: epoll_wait: %s\n", strerror(errno));
         exit(RUN_EXIT_ERROR);
     }
+    for (int k = 0; k < n; k++)
+        if (ev[k].data.u64 == SIGNAL_COOKIE)
+            die_of_signal(r);
     for (int k = 0; k < n; k++)
         reap(r, (long)ev[k].data.u64);
 }
@@ -297,14 +353,15 @@ static int dry_run(runner *r)
 
 static int runner_init(runner *r, run_opts *o)
 {
-    *r = (runner){.o = o, .next_seq = 1, .next_print = 1};
+    *r = (runner){.o = o, .next_seq = 1, .next_print = 1, .epfd = -1, .devnull = -1,
+                  .sigfd = -1};
     tmpl_init(&r->t, o->cmd, o->ncmd, o->in.nsrc);
     if (o->dry_run)
         return 0;
     fit_fd_limit(r);
     r->epfd = epoll_create1(EPOLL_CLOEXEC);
     r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (r->epfd < 0 || r->devnull < 0) {
+    if (r->epfd < 0 || r->devnull < 0 || watch_signals(r) < 0) {
         fprintf(stderr, "concur run: cannot start: %s\n", strerror(errno));
         return -1;
     }
@@ -324,10 +381,12 @@ static void runner_free(runner *r)
     outpool_free(&r->pool);
     free(r->slots);
     free(r->ring);
-    if (r->epfd > 0)
+    if (r->epfd >= 0)
         close(r->epfd);
-    if (r->devnull > 0)
+    if (r->devnull >= 0)
         close(r->devnull);
+    if (r->sigfd >= 0)
+        close(r->sigfd);
 }
 
 int run_jobs(run_opts *o)
