@@ -167,11 +167,33 @@ static void empty_source_runs_nothing(void **state)
     expect("$C run echo ::: a ::: ", 0, "");
 }
 
+/* The next line is read only when a job can start: the producer writes its
+ * second line only after the first job ran, which would hang an eager reader. */
+static void reads_input_lazily(void **state)
+{
+    expect("(echo a; while [ ! -e started ]; do sleep 0.02; done; echo b) |"
+           " timeout 30 $C run -j1 'touch started; echo {}'",
+           0, "a\nb\n");
+}
+
+static void big_output_passes_whole(void **state)
+{
+    expect("$C run head -c {} /dev/zero ::: 50000000 | wc -c", 0, "50000000\n");
+}
+
 /* ---- order, grouping, concurrency ------------------------------------------- */
 
 static void keep_order_holds_early_finishers(void **state)
 {
     expect("$C run -k -j3 'sleep {}; echo {}' ::: 0.6 0.0 0.3", 0, "0.6\n0.0\n0.3\n");
+}
+
+/* More held outputs than -k keeps at once: new jobs wait, order stays. */
+static void keep_order_with_many_held_outputs(void **state)
+{
+    expect("$C run -k -j4 'if [ {} = 1 ]; then sleep 1; fi; echo {}' ::: $(seq 400)"
+           " > out; seq 400 | cmp - out",
+           0, "");
 }
 
 static void without_k_completion_order(void **state)
@@ -356,7 +378,10 @@ int main(void)
         TEST(file_source_and_dash),
         TEST(product_last_source_fastest),
         TEST(empty_source_runs_nothing),
+        TEST(reads_input_lazily),
+        TEST(big_output_passes_whole),
         TEST(keep_order_holds_early_finishers),
+        TEST(keep_order_with_many_held_outputs),
         TEST(without_k_completion_order),
         TEST(output_of_a_job_is_contiguous),
         TEST(jobs_limit_concurrency),

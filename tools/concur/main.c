@@ -5,7 +5,9 @@
 
 #include <concur.h>
 
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A subcommand: its name, what it does, and its entry point. */
 static const struct subcommand {
@@ -27,8 +29,18 @@ static void usage(FILE *f)
     fputs("\n`concur SUBCOMMAND --help` describes each; see concur(1).\n", f);
 }
 
+/* With fd 0, 1 or 2 closed, our first open would take its place and jobs'
+ * output would go into an epoll fd: put /dev/null there first. */
+static void open_std_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd ? O_WRONLY : O_RDONLY) < 0)
+            _exit(RUN_EXIT_ERROR);
+}
+
 int main(int argc, char **argv)
 {
+    open_std_fds();
     if (argc < 2) {
         usage(stderr);
         return RUN_EXIT_ERROR;
