@@ -24,7 +24,8 @@ int main(void)
     cc_completed_process r;
     int err = cc_run(argv, &opts, cc_deadline_in(10 * CC_SEC), &r);
     if (err < 0) {
-        fprintf(stderr, "run: %s (returncode %d)\n", cc_strerror(err), r.returncode);
+        fprintf(stderr, "run: %s (returncode %d)\n", cc_strerror(err),
+                r.returncode);
         cc_completed_process_free(&r);
         return 1;
     }

@@ -3,16 +3,16 @@
  * run (include/concur/subprocess.h).
  *
  * DESIGN. A child blocks when a pipe it writes is full; a parent that writes
- * all of stdin before reading stdout deadlocks with it. So communicate makes the
- * parent's ends non-blocking and runs one poll loop over the three pipes: it
- * writes whatever stdin accepts, reads whatever stdout and stderr hold (straight
- * into the spare room of the caller's growing buffers), closes each pipe at its
- * end (stdin when the input is written or the child closed its end: EPIPE), and
- * then waits for the child. SIGPIPE cannot be turned off per fd for a pipe, so
- * it is blocked in the calling thread for the duration and the one a write
- * raised is consumed before the mask is restored. All progress (pipes closed,
- * input offset, buffers) lives in the process and the caller's buffers, so a
- * call that timed out can simply be repeated.
+ * all of stdin before reading stdout deadlocks with it. So communicate makes
+ * the parent's ends non-blocking and runs one poll loop over the three pipes:
+ * it writes whatever stdin accepts, reads whatever stdout and stderr hold
+ * (straight into the spare room of the caller's growing buffers), closes each
+ * pipe at its end (stdin once the input is written or the child closed its
+ * end: EPIPE), and then waits for the child. SIGPIPE cannot be turned off per
+ * fd for a pipe, so it is blocked in the calling thread for the duration and
+ * the one a write raised is consumed before the mask is restored. All progress
+ * (pipes closed, input offset, buffers) lives in the process and the caller's
+ * buffers, so a call that timed out can simply be repeated.
  */
 #include "process.h"
 
@@ -55,7 +55,7 @@ static int bytes_reserve(cc_bytes *b, size_t room)
  * on an error. Returns the bytes read, 0 (nothing now, or EOF), or -errno. */
 static ssize_t read_some(int *fd, cc_bytes *b)
 {
-    char scratch[4096];
+    char scratch[16384];
     if (b && bytes_reserve(b, READ_ROOM) < 0)
         return -ENOMEM;
     char *dst = b ? b->data + b->len : scratch;
@@ -74,7 +74,8 @@ static ssize_t read_some(int *fd, cc_bytes *b)
     return err;
 }
 
-/* Write what stdin accepts; close it when all is written or the child is gone. */
+/* Write what stdin accepts; close it once all is written or the child is
+ * gone (EPIPE). */
 static int write_some(cc_process *p, const char *input, size_t len, bool *epipe)
 {
     ssize_t n = 0;
@@ -110,7 +111,8 @@ static nfds_t pump_fds(pump *pm, struct pollfd *pf, int *which)
     for (int i = 0; i < 3; i++) {
         if (pm->p->fds[i] < 0)
             continue;
-        pf[n] = (struct pollfd){.fd = pm->p->fds[i], .events = i ? POLLIN : POLLOUT};
+        pf[n] = (struct pollfd){.fd = pm->p->fds[i],
+                                .events = i ? POLLIN : POLLOUT};
         which[n++] = i;
     }
     return n;
@@ -198,7 +200,8 @@ int cc_process_communicate(cc_process *p, const void *input, size_t input_len,
     int r = communicate_start(p, input, input_len);
     if (r < 0)
         return r;
-    pump pm = {.p = p, .input = input, .len = input_len, .sink = {NULL, out, err}};
+    pump pm = {
+        .p = p, .input = input, .len = input_len, .sink = {NULL, out, err}};
     sigset_t old;
     bool was_pending = sigpipe_block(&old);
     r = pump_run(&pm, deadline);

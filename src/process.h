@@ -12,15 +12,15 @@
 #include <poll.h>
 
 struct cc_process {
-    cc__mutex lock;     /* guards reaped and returncode; held across the
+    cc__mutex lock;   /* guards reaped and returncode; held across the
                            reaping waitid and every kill(-pgid), so that no
                            group is signalled after its leader was reaped */
-    bool reaped;        /* the exit status was collected; the pid is dead */
-    int returncode;     /* exit status or -signal, once reaped */
-    pid_t pid;          /* the child; also its process group id */
-    int pidfd;          /* from pidfd_open: readable at exit, signals safely */
-    int fds[3];         /* parent ends of the stdin/stdout/stderr pipes, or -1 */
-    bool stdin_piped;   /* stdin was made a pipe (communicate accepts input) */
+    bool reaped;      /* the exit status was collected; the pid is dead */
+    int returncode;   /* exit status or -signal, once reaped */
+    pid_t pid;        /* the child; also its process group id */
+    int pidfd;        /* from pidfd_open: readable at exit, signals safely */
+    int fds[3];       /* parent ends of the stdin/stdout/stderr pipes, or -1 */
+    bool stdin_piped; /* stdin was made a pipe (communicate accepts input) */
     bool communicating; /* communicate has started: input_off is meaningful */
     size_t input_off;   /* bytes of communicate's input already written */
 };

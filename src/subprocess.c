@@ -8,13 +8,14 @@
  * never as an exit status of 127. The stdio plan (pipes, /dev/null, given fds)
  * becomes file actions: dup2 onto 0, 1, 2 (dup2 clears close-on-exec on the
  * target), then closefrom(3), so the child holds nothing else whatever other
- * threads have open. Sources that sit on 0-2 themselves are first lifted above 2
- * so that one dup2 cannot clobber the source of the next. Right after the spawn
- * we pidfd_open the child: nobody else reaps it (concur installs no SIGCHLD
- * handler), so the pid is still ours. Waiting polls the pidfd and reaps with
- * waitid(P_PIDFD); the reap and every kill(-pgid) happen under p->lock, which is
- * what guarantees that a process group is only signalled while its leader is
- * unreaped, hence while its id cannot have been recycled.
+ * threads have open. Sources that sit on 0-2 themselves are first lifted
+ * above 2 so that one dup2 cannot clobber the source of the next. Right
+ * after the spawn we pidfd_open the child: nobody else reaps it (concur
+ * installs no SIGCHLD handler), so the pid is still ours. Waiting polls the
+ * pidfd and reaps with waitid(P_PIDFD); the reap and every kill(-pgid) happen
+ * under p->lock, which is what guarantees that a process group is only
+ * signalled while its leader is unreaped, hence while its id cannot have been
+ * recycled.
  */
 #include "process.h"
 
@@ -66,10 +67,10 @@ int cc__poll_until(struct pollfd *fds, nfds_t n, cc_deadline deadline)
 
 /* What the child's fds 0, 1, 2 become, and the parent's temporaries. */
 typedef struct stdio_plan {
-    int src[3];   /* fd to dup2 onto 0, 1, 2; -1: leave as inherited */
-    int mode[3];  /* cc_stdio_mode of each */
-    int temp[6];  /* child pipe ends and lifted copies: closed after spawn */
-    int ntemp;    /* used entries of temp */
+    int src[3];  /* fd to dup2 onto 0, 1, 2; -1: leave as inherited */
+    int mode[3]; /* cc_stdio_mode of each */
+    int temp[6]; /* child pipe ends and lifted copies: closed after spawn */
+    int ntemp;   /* used entries of temp */
 } stdio_plan;
 
 static const cc_stdio *stdio_of(const cc_spawn_options *o, int i)
@@ -146,7 +147,8 @@ static void close_plan(stdio_plan *plan)
 
 /* ---- posix_spawn attributes and file actions ----------------------------- */
 
-static int add_stdio_actions(posix_spawn_file_actions_t *fa, const stdio_plan *plan)
+static int add_stdio_actions(posix_spawn_file_actions_t *fa,
+                             const stdio_plan *plan)
 {
     static const int devnull_flags[3] = {O_RDONLY, O_WRONLY, O_WRONLY};
     int r = 0;
@@ -154,8 +156,8 @@ static int add_stdio_actions(posix_spawn_file_actions_t *fa, const stdio_plan *p
         if (plan->mode[i] == CC_STDIO_DEVNULL)
             r = posix_spawn_file_actions_addopen(fa, i, "/dev/null",
                                                  devnull_flags[i], 0);
-        else if (plan->mode[i] == CC_STDIO_STDOUT)
-            r = posix_spawn_file_actions_adddup2(fa, 1, 2); /* after fd 1 is set */
+        else if (plan->mode[i] == CC_STDIO_STDOUT) /* fd 1 is set by now */
+            r = posix_spawn_file_actions_adddup2(fa, 1, 2);
         else if (plan->src[i] >= 0)
             r = posix_spawn_file_actions_adddup2(fa, plan->src[i], i);
     }
@@ -190,7 +192,8 @@ static int make_attr(posix_spawnattr_t *attr)
     int r = posix_spawnattr_init(attr);
     if (r != 0)
         return -r;
-    posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+    posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP |
+                                       POSIX_SPAWN_SETSIGMASK |
                                        POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setpgroup(attr, 0);
     posix_spawnattr_setsigmask(attr, &none);
@@ -200,8 +203,8 @@ static int make_attr(posix_spawnattr_t *attr)
 
 /* ---- spawn --------------------------------------------------------------- */
 
-static int start_child(cc_process *p, char *const argv[], const cc_spawn_options *o,
-                       const stdio_plan *plan)
+static int start_child(cc_process *p, char *const argv[],
+                       const cc_spawn_options *o, const stdio_plan *plan)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -225,7 +228,7 @@ static int open_pidfd(cc_process *p)
     if (p->pidfd >= 0)
         return 0;
     int err = -errno;
-    kill(p->pid, SIGKILL); /* unreaped, so the pid is still our child */
+    kill(-p->pid, SIGKILL); /* unreaped, so the group is still the child's */
     while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
         ;
     return err;
@@ -250,7 +253,8 @@ static void close_fds(cc_process *p)
     cc__close_fd(&p->pidfd);
 }
 
-int cc_process_spawn(cc_process **out, char *const argv[], const cc_spawn_options *opts)
+int cc_process_spawn(cc_process **out, char *const argv[],
+                     const cc_spawn_options *opts)
 {
     static const cc_spawn_options defaults;
     if (!opts)

@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,14 +34,15 @@ static int run_rc(char *const argv[], const cc_spawn_options *opts)
     return rc;
 }
 
-/* Spawn argv with stdout piped (and opts' other settings); return its stdout. */
+/* Spawn argv with stdout piped (opts' other settings kept); its stdout. */
 static cc_bytes run_out(char *const argv[], cc_spawn_options opts, int *rc)
 {
     opts.stdout_io = pipe_io;
     cc_process *p;
     assert_int_equal(cc_process_spawn(&p, argv, &opts), 0);
     cc_bytes out = {0};
-    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL), 0);
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL),
+                     0);
     assert_int_equal(cc_process_poll(p, rc), 0);
     cc_process_free(p);
     return out;
@@ -118,7 +120,8 @@ static void wait_times_out_never_early(void **state)
     cc_process *p;
     assert_int_equal(cc_process_spawn(&p, ARGV("sleep", "100"), NULL), 0);
     int64_t t0 = cc_now();
-    assert_int_equal(cc_process_wait(p, cc_deadline_in(30 * CC_MSEC), NULL), -ETIMEDOUT);
+    assert_int_equal(cc_process_wait(p, cc_deadline_in(30 * CC_MSEC), NULL),
+                     -ETIMEDOUT);
     assert_true(cc_now() - t0 >= 30 * CC_MSEC);
     assert_int_equal(cc_process_wait(p, CC_NOWAIT, NULL), -ETIMEDOUT);
     assert_int_equal(cc_process_kill(p), 0);
@@ -142,14 +145,15 @@ static void free_kills_and_reaps_a_running_child(void **state)
     assert_true(kill(pid, 0) < 0 && errno == ESRCH);
 }
 
-/* ---- spawn errors ---------------------------------------------------------- */
+/* ---- spawn errors -------------------------------------------------------- */
 
 static void spawn_missing_program_is_enoent(void **state)
 {
     cc_process *p = NULL;
     assert_int_equal(cc_process_spawn(&p, ARGV("concur-no-such-program"), NULL),
                      -ENOENT);
-    assert_int_equal(cc_process_spawn(&p, ARGV("/nonexistent/prog"), NULL), -ENOENT);
+    assert_int_equal(cc_process_spawn(&p, ARGV("/nonexistent/prog"), NULL),
+                     -ENOENT);
     cc_spawn_options o = {.stdout_io = pipe_io, .stdin_io = pipe_io};
     assert_int_equal(cc_process_spawn(&p, ARGV("concur-no-such-program"), &o),
                      -ENOENT);
@@ -162,7 +166,8 @@ static void make_file(char *path, const char *content, mode_t mode)
     strcpy(path, "/tmp/concur-test-XXXXXX");
     int fd = mkstemp(path);
     assert_true(fd >= 0);
-    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    assert_int_equal(write(fd, content, strlen(content)),
+                     (ssize_t)strlen(content));
     assert_int_equal(fchmod(fd, mode), 0);
     close(fd);
 }
@@ -174,7 +179,13 @@ static void spawn_not_executable_is_eacces_or_enoexec(void **state)
     make_file(path, "#!/bin/sh\nexit 0\n", 0644);
     assert_int_equal(cc_process_spawn(&p, ARGV(path), NULL), -EACCES);
     unlink(path);
-    make_file(path, "\x7f" "ELF garbage", 0755);
+    make_file(path,
+              "\x7f"
+              "ELF garbage",
+              0755);
+    assert_int_equal(cc_process_spawn(&p, ARGV(path), NULL), -ENOEXEC);
+    unlink(path);
+    make_file(path, "exit 5\n", 0755); /* no #!: no silent fallback to sh */
     assert_int_equal(cc_process_spawn(&p, ARGV(path), NULL), -ENOEXEC);
     unlink(path);
     assert_int_equal(cc_process_spawn(&p, ARGV("/tmp"), NULL), -EACCES);
@@ -190,16 +201,18 @@ static void spawn_rejects_bad_options(void **state)
     assert_int_equal(cc_process_spawn(&p, ARGV("true"), &o), -EINVAL);
     o = (cc_spawn_options){.stdout_io = {.mode = CC_STDIO_FD, .fd = 1000}};
     assert_int_equal(cc_process_spawn(&p, ARGV("true"), &o), -EBADF);
-    assert_int_equal(cc_process_spawn(&p, (char *const[]){NULL}, NULL), -EINVAL);
+    assert_int_equal(cc_process_spawn(&p, (char *const[]){NULL}, NULL),
+                     -EINVAL);
     assert_null(p);
 }
 
-/* ---- cwd and env ----------------------------------------------------------- */
+/* ---- cwd and env --------------------------------------------------------- */
 
 static void spawn_in_cwd(void **state)
 {
     int rc;
-    cc_bytes out = run_out(ARGV("pwd"), (cc_spawn_options){.cwd = "/usr/bin"}, &rc);
+    cc_bytes out =
+        run_out(ARGV("pwd"), (cc_spawn_options){.cwd = "/usr/bin"}, &rc);
     assert_int_equal(rc, 0);
     assert_string_equal(out.data, "/usr/bin\n");
     cc_bytes_free(&out);
@@ -221,13 +234,14 @@ static void spawn_with_env(void **state)
     assert_string_equal(out.data, "CONCUR_A=1\nCONCUR_B=two words\n");
     cc_bytes_free(&out);
     setenv("CONCUR_INHERITED", "yes", 1);
-    out = run_out(ARGV("sh", "-c", "echo $CONCUR_INHERITED"), (cc_spawn_options){0}, &rc);
+    out = run_out(ARGV("sh", "-c", "echo $CONCUR_INHERITED"),
+                  (cc_spawn_options){0}, &rc);
     assert_string_equal(out.data, "yes\n");
     cc_bytes_free(&out);
     unsetenv("CONCUR_INHERITED");
 }
 
-/* ---- stdio modes ----------------------------------------------------------- */
+/* ---- stdio modes --------------------------------------------------------- */
 
 static void stdio_devnull(void **state)
 {
@@ -238,11 +252,14 @@ static void stdio_devnull(void **state)
     assert_int_equal(out.len, 0);
     cc_bytes_free(&out);
     cc_process *p;
-    o = (cc_spawn_options){.stdout_io = {.mode = CC_STDIO_DEVNULL}, .stderr_io = pipe_io};
-    assert_int_equal(cc_process_spawn(&p, ARGV("sh", "-c", "echo hi; echo x >&2"), &o), 0);
+    o = (cc_spawn_options){.stdout_io = {.mode = CC_STDIO_DEVNULL},
+                           .stderr_io = pipe_io};
+    assert_int_equal(
+        cc_process_spawn(&p, ARGV("sh", "-c", "echo hi; echo x >&2"), &o), 0);
     assert_int_equal(cc_process_stdout_fd(p), -1);
     cc_bytes err = {0};
-    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, NULL, &err), 0);
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, NULL, &err),
+                     0);
     assert_string_equal(err.data, "x\n");
     cc_bytes_free(&err);
     cc_process_free(p);
@@ -252,7 +269,8 @@ static void stdio_stderr_merged_into_stdout(void **state)
 {
     int rc;
     cc_spawn_options o = {.stderr_io = {.mode = CC_STDIO_STDOUT}};
-    cc_bytes out = run_out(ARGV("sh", "-c", "echo out; echo err >&2; echo out2"), o, &rc);
+    cc_bytes out =
+        run_out(ARGV("sh", "-c", "echo out; echo err >&2; echo out2"), o, &rc);
     assert_string_equal(out.data, "out\nerr\nout2\n");
     cc_bytes_free(&out);
 }
@@ -281,6 +299,24 @@ static void stdio_given_fds(void **state)
     cc_process_free(p);
 }
 
+/* Zeroed options: the child writes to our own fd 1 and 2. */
+static void stdio_inherit(void **state)
+{
+    int saved1 = dup(1), saved2 = dup(2), pa[2];
+    assert_int_equal(pipe2(pa, O_CLOEXEC), 0);
+    dup2(pa[1], 1);
+    dup2(pa[1], 2);
+    int rc = run_rc(ARGV("sh", "-c", "echo one; echo two >&2"), NULL);
+    dup2(saved1, 1);
+    dup2(saved2, 2);
+    close(saved1), close(saved2), close(pa[1]);
+    char a[32] = {0};
+    assert_int_equal(read(pa[0], a, sizeof a), 8);
+    close(pa[0]);
+    assert_int_equal(rc, 0);
+    assert_string_equal(a, "one\ntwo\n");
+}
+
 /* stdout given as fd 2 and stderr as fd 1: each dup2 must not clobber the
  * source of the next (sources on 0-2 are lifted first). */
 static void stdio_given_low_fds_swap(void **state)
@@ -305,7 +341,7 @@ static void stdio_given_low_fds_swap(void **state)
     assert_string_equal(b, "to-out\n");
 }
 
-/* ---- fd hygiene ------------------------------------------------------------ */
+/* ---- fd hygiene ---------------------------------------------------------- */
 
 /* The child sees 0, 1, 2 and ls's own directory fd (3), nothing else, even
  * with a non-close-on-exec fd open in the parent. */
@@ -342,7 +378,8 @@ static void concurrent_spawns_leak_no_pipes(void **state)
     pthread_t t[4];
     long n = cc_test_n(100);
     for (int i = 0; i < 4; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, spawn_and_list_fds, (void *)n), 0);
+        assert_int_equal(
+            pthread_create(&t[i], NULL, spawn_and_list_fds, (void *)n), 0);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
 }
@@ -367,14 +404,16 @@ static void many_spawns_leak_nothing(void **state)
     }
 }
 
-/* ---- process groups -------------------------------------------------------- */
+/* ---- process groups ------------------------------------------------------ */
 
-static void group_signal_reaches_grandchildren(int (*signal_fn)(cc_process *), int sig)
+static void group_signal_reaches_grandchildren(int (*signal_fn)(cc_process *),
+                                               int sig)
 {
     cc_process *p;
     cc_spawn_options o = {.stdout_io = pipe_io};
     assert_int_equal(
-        cc_process_spawn(&p, ARGV("sh", "-c", "sleep 100 & echo $!; wait"), &o), 0);
+        cc_process_spawn(&p, ARGV("sh", "-c", "sleep 100 & echo $!; wait"), &o),
+        0);
     pid_t grandchild = read_pid_line(cc_process_stdout_fd(p));
     assert_true(grandchild > 0);
     assert_int_equal(signal_fn(p), 0);
@@ -395,6 +434,294 @@ static void kill_kills_the_group(void **state)
     group_signal_reaches_grandchildren(cc_process_kill, SIGKILL);
 }
 
+/* ---- communicate --------------------------------------------------------- */
+
+/* A pattern that a shifted or dropped block would break. */
+static char *make_pattern(size_t n)
+{
+    char *b = malloc(n);
+    assert_non_null(b);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245 + 12345;
+        b[i] = (char)(x >> 24);
+    }
+    return b;
+}
+
+static bool all_zero(const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
+/* 100 MiB in on stdin while 100 MiB come out on stdout and on stderr at once:
+ * a writer that waits for stdin to drain before reading would deadlock. */
+static void communicate_100mib_each_way(void **state)
+{
+    size_t n = cc_test_n(100) * MIB;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "head -c %zu /dev/zero >&2 & cat; wait", n);
+    cc_spawn_options o = {
+        .stdin_io = pipe_io, .stdout_io = pipe_io, .stderr_io = pipe_io};
+    cc_process *p;
+    assert_int_equal(cc_process_spawn(&p, ARGV("sh", "-c", cmd), &o), 0);
+    char *input = make_pattern(n);
+    cc_bytes out = {0}, err = {0};
+    assert_int_equal(
+        cc_process_communicate(p, input, n, CC_FOREVER, &out, &err), 0);
+    int rc;
+    assert_int_equal(cc_process_poll(p, &rc), 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(out.len, n);
+    assert_int_equal(err.len, n);
+    assert_memory_equal(out.data, input, n);
+    assert_true(all_zero(err.data, n));
+    assert_int_equal(out.data[n], '\0');
+    assert_int_equal(cc_process_stdout_fd(p), -1); /* closed at EOF */
+    free(input);
+    cc_bytes_free(&out);
+    cc_bytes_free(&err);
+    cc_process_free(p);
+}
+
+static bool sigpipe_pending(void)
+{
+    sigset_t set;
+    sigpending(&set);
+    return sigismember(&set, SIGPIPE);
+}
+
+/* The child exits without reading: EPIPE ends the input, no SIGPIPE kills us
+ * (its default action would end this test program). */
+static void communicate_child_never_reads_input(void **state)
+{
+    size_t n = 16 * MIB;
+    char *input = make_pattern(n);
+    char *scripts[] = {"exit 3", "exec 0<&-; sleep 0.1; echo done"};
+    for (int i = 0; i < 2; i++) {
+        cc_spawn_options o = {.stdin_io = pipe_io, .stdout_io = pipe_io};
+        cc_process *p;
+        assert_int_equal(cc_process_spawn(&p, ARGV("sh", "-c", scripts[i]), &o),
+                         0);
+        cc_bytes out = {0};
+        assert_int_equal(
+            cc_process_communicate(p, input, n, CC_FOREVER, &out, NULL), 0);
+        int rc;
+        assert_int_equal(cc_process_poll(p, &rc), 0);
+        assert_int_equal(rc, i == 0 ? 3 : 0);
+        assert_string_equal(i == 0 ? "" : "done\n", out.len ? out.data : "");
+        assert_false(sigpipe_pending());
+        cc_bytes_free(&out);
+        cc_process_free(p);
+    }
+    free(input);
+}
+
+/* As Python: a timed-out communicate leaves the child running and keeps what
+ * was read; calling it again goes on. */
+static void communicate_times_out_and_resumes(void **state)
+{
+    cc_spawn_options o = {.stdin_io = pipe_io, .stdout_io = pipe_io};
+    cc_process *p;
+    char *argv[] = {"sh", "-c", "head -c 3; echo; sleep 0.3; cat", NULL};
+    assert_int_equal(cc_process_spawn(&p, argv, &o), 0);
+    cc_bytes out = {0};
+    int64_t t0 = cc_now();
+    int r = cc_process_communicate(p, "abcdef", 6,
+                                   cc_deadline_in(100 * CC_MSEC), &out, NULL);
+    assert_int_equal(r, -ETIMEDOUT);
+    assert_true(cc_now() - t0 >= 100 * CC_MSEC);
+    assert_int_equal(cc_process_poll(p, NULL), -EAGAIN); /* not killed */
+    assert_string_equal(out.data, "abc\n");
+    assert_int_equal(
+        cc_process_communicate(p, "abcdef", 6, CC_FOREVER, &out, NULL), 0);
+    assert_string_equal(out.data, "abc\ndef");
+    cc_bytes_free(&out);
+    cc_process_free(p);
+}
+
+static void communicate_rejects_input_without_stdin_pipe(void **state)
+{
+    cc_process *p;
+    assert_int_equal(cc_process_spawn(&p, ARGV("true"), NULL), 0);
+    assert_int_equal(cc_process_communicate(p, "x", 1, CC_FOREVER, NULL, NULL),
+                     -EINVAL);
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, NULL, NULL),
+                     0);
+    cc_process_free(p);
+}
+
+/* ---- run ----------------------------------------------------------------- */
+
+static void run_captures_output_and_input(void **state)
+{
+    cc_run_options o = {
+        .capture_output = true, .input = "x y\n", .input_len = 4};
+    cc_completed_process r;
+    char *argv[] = {"sh", "-c", "tr x z; echo e >&2; exit 4", NULL};
+    assert_int_equal(cc_run(argv, &o, CC_FOREVER, &r), 0);
+    assert_true(r.started);
+    assert_int_equal(r.returncode, 4);
+    assert_string_equal(r.out.data, "z y\n");
+    assert_string_equal(r.err.data, "e\n");
+    cc_completed_process_free(&r);
+    o.check = true;
+    assert_int_equal(cc_run(argv, &o, CC_FOREVER, &r), -ECHILD);
+    assert_int_equal(r.returncode,
+                     4); /* still available, as CalledProcessError */
+    cc_completed_process_free(&r);
+    assert_int_equal(cc_run(ARGV("true"), &o, CC_FOREVER, &r), 0);
+    cc_completed_process_free(&r);
+    assert_int_equal(
+        cc_run(ARGV("concur-no-such-program"), NULL, CC_FOREVER, &r), -ENOENT);
+    assert_false(r.started);
+    cc_completed_process_free(&r);
+}
+
+/* The shell's background grandchild holds stdout open: the timeout must kill
+ * the whole group and return at once, the grandchild gone. */
+static void run_timeout_kills_shell_and_grandchild(void **state)
+{
+    cc_run_options o = {.capture_output = true};
+    cc_completed_process r;
+    char *argv[] = {"sh", "-c", "sleep 100 & echo $!; sleep 100", NULL};
+    int64_t t0 = cc_now();
+    assert_int_equal(cc_run(argv, &o, cc_deadline_in(300 * CC_MSEC), &r),
+                     -ETIMEDOUT);
+    int64_t took = cc_now() - t0;
+    assert_true(took >= 300 * CC_MSEC);
+    assert_true(took < 10 * CC_SEC); /* not the 100 s of the sleeps */
+    assert_int_equal(r.returncode, -SIGKILL);
+    pid_t grandchild = atoi(r.out.data);
+    assert_true(grandchild > 0);
+    assert_true(pid_gone(grandchild));
+    cc_completed_process_free(&r);
+}
+
+/* A grandchild that left the group (setsid) survives the kill and keeps the
+ * pipe open: run still returns at the deadline instead of waiting for EOF. */
+static void run_timeout_does_not_wait_for_escaped_grandchild(void **state)
+{
+    cc_run_options o = {.capture_output = true};
+    cc_completed_process r;
+    char *argv[] = {"sh", "-c", "setsid sleep 100 & echo $!; sleep 100", NULL};
+    int64_t t0 = cc_now();
+    assert_int_equal(cc_run(argv, &o, cc_deadline_in(300 * CC_MSEC), &r),
+                     -ETIMEDOUT);
+    assert_true(cc_now() - t0 < 10 * CC_SEC);
+    pid_t escaped = atoi(r.out.data);
+    assert_true(escaped > 0);
+    assert_int_equal(kill(escaped, SIGKILL), 0); /* it was still alive */
+    assert_true(pid_gone(escaped));
+    cc_completed_process_free(&r);
+}
+
+/* ---- concurrency, signal state, allocation failures ---------------------- */
+
+struct shared_child {
+    cc_process *p; /* waited for by every thread */
+    int rc[4];     /* what each thread saw */
+};
+
+static void *wait_shared(void *arg)
+{
+    struct shared_child *sc = arg;
+    static _Atomic int next;
+    int i = next++ % 4;
+    if (cc_process_wait(sc->p, CC_FOREVER, &sc->rc[i]) != 0)
+        sc->rc[i] = 1000;
+    return NULL;
+}
+
+/* Several threads wait for one child while another kills it: one reaps, all
+ * see the same returncode. The pidfd also works in the caller's own poll. */
+static void concurrent_waiters_see_one_returncode(void **state)
+{
+    struct shared_child sc = {0};
+    assert_int_equal(cc_process_spawn(&sc.p, ARGV("sleep", "100"), NULL), 0);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, wait_shared, &sc), 0);
+    struct pollfd pfd = {.fd = cc_process_pidfd(sc.p), .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 20), 0); /* still running */
+    assert_int_equal(cc_process_kill(sc.p), 0);
+    assert_int_equal(poll(&pfd, 1, -1), 1);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(sc.rc[i], -SIGKILL);
+    cc_process_free(sc.p);
+}
+
+/* The child starts with an empty signal mask and SIGPIPE at its default, even
+ * when the parent blocks SIGTERM and ignores SIGPIPE. */
+static void child_signal_state_is_reset(void **state)
+{
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &old);
+    void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
+    assert_int_equal(run_rc(ARGV("sh", "-c", "kill -PIPE $$; exit 0"), NULL),
+                     -SIGPIPE);
+    cc_process *p;
+    assert_int_equal(cc_process_spawn(&p, ARGV("sleep", "100"), NULL), 0);
+    assert_int_equal(cc_process_terminate(p), 0);
+    int rc;
+    assert_int_equal(cc_process_wait(p, CC_FOREVER, &rc), 0);
+    assert_int_equal(rc, -SIGTERM);
+    cc_process_free(p);
+    signal(SIGPIPE, old_pipe);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* An allocator that fails every allocation once `budget` reaches zero. */
+static long alloc_budget;
+
+static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
+{
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (alloc_budget-- <= 0)
+        return NULL;
+    return realloc(ptr, size);
+}
+
+static void allocation_failures_are_reported_and_recoverable(void **state)
+{
+    cc_process *p = NULL;
+    cc_spawn_options o = {.stdout_io = pipe_io};
+    cc_set_allocator(failing_alloc, NULL);
+    alloc_budget = 0;
+    assert_int_equal(cc_process_spawn(&p, ARGV("true"), &o), -ENOMEM);
+    assert_null(p);
+    alloc_budget = 1; /* the process itself, not the output buffer */
+    char *argv[] = {"sh", "-c", "echo partial", NULL};
+    assert_int_equal(cc_process_spawn(&p, argv, &o), 0);
+    cc_bytes out = {0};
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL),
+                     -ENOMEM);
+    alloc_budget = 100; /* memory is back: the same call goes on */
+    assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL),
+                     0);
+    assert_string_equal(out.data, "partial\n");
+    cc_bytes_free(&out);
+    cc_process_free(p);
+    cc_completed_process r;
+    alloc_budget = 1;
+    o = (cc_spawn_options){0};
+    cc_run_options ro = {.capture_output = true};
+    assert_int_equal(cc_run(argv, &ro, CC_FOREVER, &r), -ENOMEM);
+    assert_true(r.started); /* and the child was killed and reaped (teardown) */
+    cc_completed_process_free(&r);
+    cc_set_allocator(NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +735,7 @@ int main(void)
         CC_TEST(spawn_rejects_bad_options),
         CC_TEST(spawn_in_cwd),
         CC_TEST(spawn_with_env),
+        CC_TEST(stdio_inherit),
         CC_TEST(stdio_devnull),
         CC_TEST(stdio_stderr_merged_into_stdout),
         CC_TEST(stdio_given_fds),
@@ -417,6 +745,16 @@ int main(void)
         CC_TEST(many_spawns_leak_nothing),
         CC_TEST(terminate_kills_the_group),
         CC_TEST(kill_kills_the_group),
+        CC_TEST(communicate_100mib_each_way),
+        CC_TEST(communicate_child_never_reads_input),
+        CC_TEST(communicate_times_out_and_resumes),
+        CC_TEST(communicate_rejects_input_without_stdin_pipe),
+        CC_TEST(run_captures_output_and_input),
+        CC_TEST(run_timeout_kills_shell_and_grandchild),
+        CC_TEST(run_timeout_does_not_wait_for_escaped_grandchild),
+        CC_TEST(concurrent_waiters_see_one_returncode),
+        CC_TEST(child_signal_state_is_reset),
+        CC_TEST(allocation_failures_are_reported_and_recoverable),
     };
     return CC_RUN_TESTS(tests);
 }
