@@ -258,6 +258,12 @@ static void missing_command_fails_its_jobs(void **state)
     cc_completed_process_free(&res);
 }
 
+static void script_without_shebang_runs_with_sh(void **state)
+{
+    expect("printf 'echo \"script $1\"\\n' > s; chmod +x s; $C run -k ./s ::: a b", 0,
+           "script a\nscript b\n");
+}
+
 /* ---- errors of our own ------------------------------------------------------- */
 
 static void errors_exit_255_with_a_message(void **state)
@@ -387,6 +393,7 @@ int main(void)
         TEST(jobs_limit_concurrency),
         TEST(exit_status_counts_failed_jobs),
         TEST(missing_command_fails_its_jobs),
+        TEST(script_without_shebang_runs_with_sh),
         TEST(errors_exit_255_with_a_message),
         TEST(version_and_help),
         TEST(jobs_long_forms),

@@ -190,6 +190,18 @@ static void job_failed_to_start(runner *r, long seq, outpair *out, const char *w
     job_ended(r, seq, out, true);
 }
 
+/* A program the kernel does not run (a script without #!) is run by /bin/sh,
+ * as a shell (and so GNU parallel) would. */
+static int spawn_script(job *j, char **argv, int argc, const cc_spawn_options *so)
+{
+    char **sh_argv = xmalloc((size_t)(argc + 2) * sizeof *sh_argv);
+    sh_argv[0] = "/bin/sh";
+    memcpy(sh_argv + 1, argv, (size_t)(argc + 1) * sizeof *argv);
+    int err = cc_process_spawn(&j->proc, sh_argv, so);
+    free(sh_argv);
+    return err;
+}
+
 static int spawn_job(runner *r, job *j)
 {
     cc_spawn_options so = {
@@ -206,6 +218,8 @@ static int spawn_job(runner *r, job *j)
         argv[0] = exe;
     }
     int err = cc_process_spawn(&j->proc, argv, &so);
+    if (err == -ENOEXEC && !r->t.shell)
+        err = spawn_script(j, argv, r->x.argc, &so);
     free(exe);
     return err;
 }
