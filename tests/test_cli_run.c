@@ -264,6 +264,15 @@ static void script_without_shebang_runs_with_sh(void **state)
            "script a\nscript b\n");
 }
 
+/* SIGTERM reaches the jobs (in their own process groups), then kills us. */
+static void sigterm_is_passed_to_jobs(void **state)
+{
+    expect("$C run -j2 'sleep {}; echo' ::: 31.25 31.25 & pid=$!; sleep 0.5;"
+           " kill -TERM $pid; wait $pid; echo $?; sleep 0.2;"
+           " pgrep -f 'sleep 31[.]25' || echo none left",
+           0, "143\nnone left\n");
+}
+
 /* ---- errors of our own ------------------------------------------------------- */
 
 static void errors_exit_255_with_a_message(void **state)
@@ -394,6 +403,7 @@ int main(void)
         TEST(exit_status_counts_failed_jobs),
         TEST(missing_command_fails_its_jobs),
         TEST(script_without_shebang_runs_with_sh),
+        TEST(sigterm_is_passed_to_jobs),
         TEST(errors_exit_255_with_a_message),
         TEST(version_and_help),
         TEST(jobs_long_forms),
