@@ -301,6 +301,7 @@ static void jobs_long_forms(void **state)
     expect("$C run --jobs 2 -k echo ::: a b", 0, "a\nb\n");
     expect("$C run --jobs=2 --keep-order echo ::: a b", 0, "a\nb\n");
     expect("$C run -j2 -k echo ::: a b", 0, "a\nb\n");
+    expect("$C run --will-cite -k -- echo -k ::: a", 0, "-k a\n");
 }
 
 /* ---- no injection -------------------------------------------------------------- */
