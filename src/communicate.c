@@ -44,6 +44,7 @@ static int bytes_reserve(cc_bytes *b, size_t room)
     char *d = cc__realloc(b->data, b->cap, cap);
     if (!d)
         return -ENOMEM;
+    d[b->len] = '\0'; /* a buffer that never gets a byte is still a string */
     b->data = d;
     b->cap = cap;
     return 0;

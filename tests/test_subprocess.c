@@ -581,6 +581,19 @@ static void run_captures_output_and_input(void **state)
     cc_completed_process_free(&r);
 }
 
+/* A child that prints nothing leaves empty buffers that are still strings. */
+static void run_empty_output_is_an_empty_string(void **state)
+{
+    cc_run_options o = {.capture_output = true};
+    cc_completed_process r;
+    assert_int_equal(cc_run(ARGV("true"), &o, CC_FOREVER, &r), 0);
+    assert_int_equal(r.out.len, 0);
+    assert_non_null(r.out.data);
+    assert_string_equal(r.out.data, "");
+    assert_string_equal(r.err.data, "");
+    cc_completed_process_free(&r);
+}
+
 /* The shell's background grandchild holds stdout open: the timeout must kill
  * the whole group and return at once, the grandchild gone. */
 static void run_timeout_kills_shell_and_grandchild(void **state)
@@ -750,6 +763,7 @@ int main(void)
         CC_TEST(communicate_times_out_and_resumes),
         CC_TEST(communicate_rejects_input_without_stdin_pipe),
         CC_TEST(run_captures_output_and_input),
+        CC_TEST(run_empty_output_is_an_empty_string),
         CC_TEST(run_timeout_kills_shell_and_grandchild),
         CC_TEST(run_timeout_does_not_wait_for_escaped_grandchild),
         CC_TEST(concurrent_waiters_see_one_returncode),
