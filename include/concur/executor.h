@@ -108,8 +108,9 @@ typedef struct cc_map cc_map;
  * max_chunks chunks are in flight, so inputs of any length (10^7 and more) run in
  * memory bounded by max_chunks x chunksize. Results come back in input order
  * through cc_map_next. opts may be NULL (defaults).
- * Returns 0 with *out owned by the caller (cc_map_free); -ENOMEM; or what
- * cc_executor_submit or the generator return for the first chunks. Never blocks.
+ * The first chunks are submitted before it returns (errors of the generator or
+ * of cc_executor_submit come out of cc_map_next). Returns 0 with *out owned by
+ * the caller (cc_map_free), or -ENOMEM. Never blocks (beyond the generator).
  */
 int cc_executor_map(cc_map **out, cc_executor *ex, cc_task_fn fn,
                     cc_map_next_arg_fn next_arg, void *state,
@@ -120,10 +121,10 @@ int cc_executor_map(cc_map **out, cc_executor *ex, cc_task_fn fn,
  * set; the task's negative errno (unlike Python, which stops at the first
  * exception, the iteration goes on with the next input); -ENOENT when every
  * input was yielded; -ETIMEDOUT if the deadline passed (call again for the same
- * input); -ECANCELED if the executor cancelled the chunk; or an error of the
- * generator or of cc_executor_submit (the map then yields -ENOENT after the
- * chunks in flight). Error messages of the tasks are not kept. Blocks. Not
- * thread safe: one consumer.
+ * input); -ECANCELED if the executor cancelled the chunk; or, once, after the
+ * results of every input given before it, an error of the generator or of
+ * cc_executor_submit (-ESHUTDOWN, ...), which ends the input. Error messages of
+ * the tasks are not kept. Blocks. Not thread safe: one consumer.
  */
 int cc_map_next(cc_map *m, cc_deadline deadline, void **result);
 
