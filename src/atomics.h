@@ -44,6 +44,10 @@ typedef _Atomic(void *) cc__atomic_ptr;
                                           memory_order_acq_rel,                \
                                           memory_order_acquire)
 #define cc__fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
+/* seq_cst exchange and load, for Dekker-style handshakes where a fence would
+ * cost an extra barrier (on x86 the exchange is one already). */
+#define cc__xchg_seq_cst(p, v) atomic_exchange_explicit((p), (v), memory_order_seq_cst)
+#define cc__load_seq_cst(p) atomic_load_explicit((p), memory_order_seq_cst)
 
 /* A pause for spin loops (x86 PAUSE, arm64 YIELD). */
 static inline void cc__cpu_relax(void)
