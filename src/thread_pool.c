@@ -10,9 +10,11 @@
  * wakes a parked worker only when one is idle and none is spinning; a worker
  * that takes a task and sees more behind it wakes the next one, so wakeups
  * ramp up with the load instead of costing a syscall per task. Lost wakeups are
- * ruled out Dekker-style: the submitter publishes its task then reads the
- * idle/spinning counts, the sleeper publishes its count then re-reads the
- * queue, each with a seq_cst fence in between.
+ * ruled out Dekker-style: the submitter publishes its task (a seq_cst
+ * exchange) then reads the idle/spinning counts (seq_cst); the sleeper
+ * publishes its count, then a seq_cst fence, then re-reads the queue. A submit
+ * racing shutdown is handled the same way against the CLOSED flag: it either
+ * fails, or its task is seen by a worker, or it cancels it (late_submit).
  *
  * Worker threads are plain pthreads for now; they move to cc_thread (thread.h)
  * once that module is merged.
@@ -28,9 +30,11 @@
 /* How long a worker out of work polls the queue before parking. */
 #define SPIN_NS (50 * CC_USEC)
 
-/* The gate of submits: bit 0 is "shut down", the rest counts submits in
- * flight (in steps of 2), so that shutdown can wait for them to land. */
-enum { GATE_CLOSED = 1, GATE_SUBMIT = 2 };
+/* Bits of thread_pool.flags. */
+enum {
+    POOL_CLOSED = 1, /* shut down: submits fail with -ESHUTDOWN */
+    POOL_BROKEN = 2, /* an initializer failed: tasks fail with -EPIPE */
+};
 
 struct worker {
     pthread_t thread;       /* the OS thread */
@@ -45,7 +49,8 @@ struct thread_pool {
     char pad0[64];
     _Atomic(cc__task_node *) tail; /* last queued node (xchg,
                                                    acq_rel) */
-    cc__atomic_u32 gate;                        /* GATE_* above (acq_rel) */
+    cc__atomic_u32 flags;                       /* POOL_* (seq_cst where a
+                                                   submit races shutdown) */
     /* Consumer side, written by the workers. */
     char pad1[64];
     cc__mutex consumer; /* serialises taking from the head */
@@ -56,13 +61,12 @@ struct thread_pool {
     cc__atomic_u32 idle; /* workers counted idle: parked, or about
                                          to park under m (fenced, see DESIGN) */
     cc__atomic_u32 spinning;          /* workers polling for work */
-    cc__atomic_u32 broken;            /* an initializer failed (relaxed: the
-                                         message below is read under m) */
     cc__mutex m;                      /* guards the fields below */
     cc__waitq idle_q;                 /* parked workers */
     cc__waitq exit_q;                 /* threads in shutdown(wait) */
     bool closing;                     /* shut down: workers exit when idle */
-    size_t live;                      /* workers not yet exited */
+    size_t live;                      /* workers that have not decided to
+                                         exit (they decide under m) */
     char *broken_msg;                 /* why the pool is broken, or NULL */
     /* Fixed at creation. */
     size_t nworkers;                  /* worker threads */
@@ -78,9 +82,10 @@ struct thread_pool {
 static void push(struct thread_pool *p, cc__task_node *n)
 {
     cc__store_relaxed(&n->next, NULL);
-    /* acq_rel: the node's contents are published by the release store below,
-     * which the consumer reads with acquire. */
-    cc__task_node *prev = cc__xchg(&p->tail, n);
+    /* seq_cst: the submit's side of the handshakes in DESIGN; the node's
+     * contents are published by the release store below, which the consumer
+     * reads with acquire. */
+    cc__task_node *prev = cc__xchg_seq_cst(&p->tail, n);
     cc__store_rel(&prev->next, n);
 }
 
@@ -152,10 +157,14 @@ static void wake_worker(struct thread_pool *p)
     cc__mutex_unlock(&p->m);
 }
 
-/* Someone must come for queued work: wake a worker unless one is looking. */
+/*
+ * More work is queued: wake a worker unless one is looking. Submits call it
+ * right after their seq_cst push (the loads are seq_cst for that handshake);
+ * workers call it only to ramp up, where no ordering is needed.
+ */
 static void maybe_wake(struct thread_pool *p)
 {
-    if (cc__load_relaxed(&p->idle) > 0 && cc__load_relaxed(&p->spinning) == 0)
+    if (cc__load_seq_cst(&p->idle) > 0 && cc__load_seq_cst(&p->spinning) == 0)
         wake_worker(p);
 }
 
@@ -191,6 +200,8 @@ static cc_future *park_for_task(struct thread_pool *p)
         cc_future *f = take(p, &more);
         if (f || p->closing) {
             cc__fetch_sub(&p->idle, 1);
+            if (!f && --p->live == 0) /* exits: decided under m */
+                cc__wake_all(&p->exit_q, 0);
             cc__mutex_unlock(&p->m);
             return f;
         }
@@ -232,7 +243,7 @@ static void fail_broken(struct thread_pool *p, cc_future *f)
 
 static void run_task(struct thread_pool *p, cc_future *f)
 {
-    if (CC__UNLIKELY(cc__load_relaxed(&p->broken)))
+    if (CC__UNLIKELY(cc__load_relaxed(&p->flags) & POOL_BROKEN))
         fail_broken(p, f);
     else
         cc__future_run(f);
@@ -261,7 +272,7 @@ static void initialize(struct thread_pool *p)
     cc__mutex_lock(&p->m);
     if (!p->broken_msg && (p->broken_msg = cc__malloc(n)))
         memcpy(p->broken_msg, buf, n);
-    cc__store_relaxed(&p->broken, 1);
+    cc__fetch_or(&p->flags, POOL_BROKEN);
     cc__mutex_unlock(&p->m);
 }
 
@@ -283,33 +294,10 @@ static void *worker_main(void *arg)
     cc_future *f;
     while ((f = next_task(p)))
         run_task(p, f);
-    cc__mutex_lock(&p->m);
-    if (--p->live == 0)
-        cc__wake_all(&p->exit_q, 0);
-    cc__mutex_unlock(&p->m);
     return NULL;
 }
 
 /* ---- the executor interface ------------------------------------------------------ */
-
-static int pool_submit(cc_executor *ex, cc_future *f)
-{
-    struct thread_pool *p = POOL(ex);
-    int r = 0;
-    /* acq_rel: shutdown's fetch_or and this count are ordered either way. */
-    if (CC__UNLIKELY(cc__fetch_add(&p->gate, GATE_SUBMIT) & GATE_CLOSED))
-        r = -ESHUTDOWN;
-    else if (CC__UNLIKELY(cc__load_relaxed(&p->broken)))
-        r = -EPIPE;
-    else
-        push(p, &f->node);
-    cc__fetch_sub(&p->gate, GATE_SUBMIT);
-    if (r == 0) {
-        cc__fence_seq_cst(); /* the task before the counts: see DESIGN */
-        maybe_wake(p);
-    }
-    return r;
-}
 
 static void cancel_queued(struct thread_pool *p)
 {
@@ -321,19 +309,45 @@ static void cancel_queued(struct thread_pool *p)
     }
 }
 
+/*
+ * A submit saw the pool closed after its push: shutdown may have missed its
+ * task. If a worker has not yet decided to exit, it will see the task (it
+ * decides under m, after a fence); else nobody will ever run it: cancel it.
+ */
+static void late_submit(struct thread_pool *p)
+{
+    cc__mutex_lock(&p->m);
+    bool orphaned = p->live == 0;
+    cc__fetch_sub(&p->idle, cc__wake_all(&p->idle_q, 0));
+    cc__mutex_unlock(&p->m);
+    if (orphaned)
+        cancel_queued(p);
+}
+
+static int pool_submit(cc_executor *ex, cc_future *f)
+{
+    struct thread_pool *p = POOL(ex);
+    uint32_t flags = cc__load_relaxed(&p->flags);
+    if (CC__UNLIKELY(flags))
+        return flags & POOL_CLOSED ? -ESHUTDOWN : -EPIPE;
+    push(p, &f->node);
+    maybe_wake(p);
+    /* seq_cst: after the push, against shutdown's store and fence. */
+    if (CC__UNLIKELY(cc__load_seq_cst(&p->flags) & POOL_CLOSED))
+        late_submit(p);
+    return 0;
+}
+
 static void pool_shutdown(cc_executor *ex, bool wait, bool cancel_futures)
 {
     struct thread_pool *p = POOL(ex);
-    cc__fetch_or(&p->gate, GATE_CLOSED);
-    /* Submits already past the gate are a few instructions from done. */
-    while (cc__load_acq(&p->gate) != GATE_CLOSED)
-        sched_yield();
+    cc__fetch_or(&p->flags, POOL_CLOSED);
+    cc__fence_seq_cst(); /* a submit in flight sees CLOSED or we see its task */
     if (cancel_futures)
         cancel_queued(p);
     cc__mutex_lock(&p->m);
     p->closing = true;
-    cc__store_relaxed(&p->idle, 0);
-    cc__wake_all(&p->idle_q, 0);
+    cc__fetch_sub(&p->idle, cc__wake_all(&p->idle_q, 0));
     while (wait && p->live > 0) {
         cc__waiter w;
         cc__waiter_init(&w);

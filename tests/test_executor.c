@@ -291,6 +291,54 @@ static void shutdown_cancel_futures_nowait(void **state)
     check_shutdown_cancel(false);
 }
 
+/* Submits racing shutdown: each either fails with -ESHUTDOWN or its future
+ * ends done (run or cancelled); nothing is stranded. */
+struct submitter {
+    cc_executor *pool; /* where to submit */
+    cc_future **fs;    /* the futures submitted (NULL: refused) */
+    size_t n;          /* how many tries */
+};
+
+static void *submit_many(void *arg)
+{
+    struct submitter *s = arg;
+    for (size_t i = 0; i < s->n; i++) {
+        int r = cc_executor_submit(s->pool, count_ran, NULL, &s->fs[i]);
+        assert_true(r == 0 || r == -ESHUTDOWN);
+        if (r < 0)
+            s->fs[i] = NULL;
+    }
+    return NULL;
+}
+
+static void submit_racing_shutdown(void **state)
+{
+    size_t n = (size_t)cc_test_n(20000);
+    for (int round = 0; round < 20; round++) {
+        cc_executor *pool = new_pool(2);
+        struct submitter s[2];
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++) {
+            s[i] = (struct submitter){pool, calloc(n, sizeof(cc_future *)), n};
+            assert_int_equal(pthread_create(&t[i], NULL, submit_many, &s[i]), 0);
+        }
+        cc_sleep((round % 4) * 100 * CC_USEC);
+        cc_executor_shutdown(pool, round % 2, round % 3 == 0);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        for (int i = 0; i < 2; i++) {
+            for (size_t k = 0; k < n; k++) {
+                if (!s[i].fs[k])
+                    continue;
+                assert_int_equal(cc_future_wait(s[i].fs[k], CC_FOREVER), 0);
+                cc_future_release(s[i].fs[k]);
+            }
+            free(s[i].fs);
+        }
+        cc_executor_free(pool);
+    }
+}
+
 /* ---- map --------------------------------------------------------------------------- */
 
 /* Generator 0, 1, ..., limit - 1 that checks the bound on work in flight. */
@@ -475,6 +523,7 @@ int main(void)
         CC_TEST(shutdown_wait_runs_everything),
         CC_TEST(shutdown_cancel_futures_wait),
         CC_TEST(shutdown_cancel_futures_nowait),
+        CC_TEST(submit_racing_shutdown),
         CC_TEST(map_is_lazy_ordered_and_bounded),
         CC_TEST(map_reports_errors_in_order),
         CC_TEST(map_generator_error_and_early_free),
