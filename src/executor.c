@@ -203,7 +203,10 @@ int cc_map_next(cc_map *m, cc_deadline deadline, void **result)
     struct chunk *c = &m->ring[m->head];
     if (cc_future_wait(c->f, deadline) < 0)
         return -ETIMEDOUT;
-    int r = cc_future_cancelled(c->f) ? -ECANCELED : c->errs[m->pos];
+    /* A chunk that never ran (cancelled, broken pool) fails every input. */
+    int r = cc_future_error(c->f);
+    if (r == 0)
+        r = c->errs[m->pos];
     if (r == 0)
         *result = c->items[m->pos];
     if (++m->pos == c->n)

@@ -500,6 +500,18 @@ static void failing_initializer_breaks_pool(void **state)
         assert_int_equal(r, -EPIPE);
     }
     assert_int_equal(cc_executor_submit(pool, square, NULL, &f), -EPIPE);
+    /* A map on a broken pool yields -EPIPE, then ends. */
+    void *args[3] = {0}, *res;
+    cc_map_array in = {args, 3, 0};
+    cc_map *m;
+    assert_int_equal(cc_executor_map(&m, pool, square, cc_map_array_next, &in,
+                                     NULL), 0);
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &res), -EPIPE);
+    int k = 0;
+    while ((r = cc_map_next(m, CC_FOREVER, &res)) == -EPIPE)
+        assert_true(++k < 3);
+    assert_int_equal(r, -ENOENT);
+    cc_map_free(m);
     cc_executor_free(pool);
 }
 
