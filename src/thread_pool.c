@@ -44,13 +44,13 @@ struct worker {
 
 struct thread_pool {
     cc_executor base; /* first: the executor interface */
+    cc__atomic_u32 flags; /* POOL_* (seq_cst where a submit races shutdown);
+                             read by every submit, written almost never */
     /* Producer side, written by every submit. (The pads keep the three
      * groups on separate cache lines; malloc gives no 64-byte alignment.) */
     char pad0[64];
     _Atomic(cc__task_node *) tail; /* last queued node (xchg,
                                                    acq_rel) */
-    cc__atomic_u32 flags;                       /* POOL_* (seq_cst where a
-                                                   submit races shutdown) */
     /* Consumer side, written by the workers. */
     char pad1[64];
     cc__mutex consumer; /* serialises taking from the head */
