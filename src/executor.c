@@ -18,7 +18,7 @@
 
 int cc_executor_submit(cc_executor *ex, cc_task_fn fn, void *arg, cc_future **out)
 {
-    cc_future *f = cc__malloc(sizeof *f);
+    cc_future *f = cc__future_alloc();
     if (!f)
         return -ENOMEM;
     cc__future_init(f);

@@ -16,6 +16,7 @@
  */
 #include "future_internal.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,71 @@ static uint32_t load_state(const cc_future *f)
     return cc__load_acq((cc__atomic_u32 *)&f->state);
 }
 
+/* ---- allocation -------------------------------------------------------------- */
+
+/*
+ * Freed futures are kept in a small per-thread cache for the next allocation: a
+ * submit loop and its releases usually run in one thread, and malloc's own
+ * per-thread cache holds only a few blocks of a size. A thread's cache is
+ * freed when the thread exits (a pthread key destructor).
+ */
+enum { CACHE_MAX = 256 };
+
+struct future_cache {
+    cc_future *head; /* cached futures, linked through node.next */
+    unsigned n;      /* how many */
+    bool registered; /* the exit destructor is set for this thread */
+};
+
+static __thread struct future_cache cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_drain(void *arg)
+{
+    struct future_cache *c = arg;
+    while (c->head) {
+        cc_future *f = c->head;
+        c->head = (cc_future *)cc__load_relaxed(&f->node.next);
+        cc__free(f, sizeof *f);
+    }
+    c->n = 0;
+}
+
+static void cache_key_create(void)
+{
+    CC__CHECK("pthread_key_create", -pthread_key_create(&cache_key, cache_drain));
+}
+
+static bool cache_register(void)
+{
+    pthread_once(&cache_once, cache_key_create);
+    cache.registered = pthread_setspecific(cache_key, &cache) == 0;
+    return cache.registered;
+}
+
+cc_future *cc__future_alloc(void)
+{
+    cc_future *f = cache.head;
+    if (!f)
+        return cc__malloc(sizeof *f);
+    cache.head = (cc_future *)cc__load_relaxed(&f->node.next);
+    cache.n--;
+    return f;
+}
+
+static void future_free(cc_future *f)
+{
+    if (cache.n < CACHE_MAX && (cache.registered || cache_register())) {
+        /* relaxed: the link is private to this thread. */
+        cc__store_relaxed(&f->node.next, (cc__task_node *)cache.head);
+        cache.head = f;
+        cache.n++;
+        return;
+    }
+    cc__free(f, sizeof *f);
+}
+
 /* ---- life cycle ------------------------------------------------------------ */
 
 void cc__future_init(cc_future *f)
@@ -56,7 +122,7 @@ void cc__future_init(cc_future *f)
 
 int cc_future_new(cc_future **out)
 {
-    cc_future *f = cc__malloc(sizeof *f);
+    cc_future *f = cc__future_alloc();
     if (!f)
         return -ENOMEM;
     cc__future_init(f);
@@ -83,7 +149,7 @@ void cc_future_release(cc_future *f)
         cb = next;
     }
     cc__free(f->msg, 0);
-    cc__free(f, sizeof *f);
+    future_free(f);
 }
 
 /* ---- state transitions ----------------------------------------------------- */

@@ -63,8 +63,12 @@ struct cc_future {
     cc__future_sub *subs;   /* subscriptions, newest first */
 };
 
-/* cc__future_init: a pending future with one reference, in caller memory that
- * is released through cc__free (cc_future_release frees it). */
+/* cc__future_alloc: memory for a future (cc__future_init it), from this
+ * thread's cache of freed ones when it has one; NULL when out of memory. */
+cc_future *cc__future_alloc(void);
+
+/* cc__future_init: a pending future with one reference, in memory from
+ * cc__future_alloc (cc_future_release frees it). */
 void cc__future_init(cc_future *f);
 
 /*
