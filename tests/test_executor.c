@@ -456,11 +456,15 @@ static void map_generator_error_and_early_free(void **state)
 
 /* ---- initializers ------------------------------------------------------------------ */
 
-static atomic_int inits;
+static atomic_int inits, named;
 
 static int init_ok(void *arg)
 {
+    char name[16];
     atomic_fetch_add(&inits, 1);
+    if (pthread_getname_np(pthread_self(), name, sizeof name) == 0 &&
+        strncmp(name, "initpool-", 9) == 0)
+        atomic_fetch_add(&named, 1);
     return 0;
 }
 
@@ -482,6 +486,7 @@ static void initializer_runs_once_per_worker(void **state)
     cc_future_release(f);
     cc_executor_free(pool);
     assert_int_equal(atomic_load(&inits), 3);
+    assert_int_equal(atomic_load(&named), 3); /* "<prefix>-<i>" */
 }
 
 static void failing_initializer_breaks_pool(void **state)
