@@ -49,6 +49,7 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "throughput";
     gboolean rt = strcmp(mode, "roundtrip") == 0;
     long n = argc > 2 ? atol(argv[2]) : rt ? 100000 : 1000000;
+    /* exclusive: the 2 threads start now, before the clock */
     GThreadPool *pool = g_thread_pool_new(work, NULL, 2, TRUE, NULL);
     gint64 t0 = now_ns();
     if (rt) {
