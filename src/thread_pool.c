@@ -178,7 +178,13 @@ static cc_future *spin_for_task(struct thread_pool *p)
     cc_future *f = NULL;
     bool more = false;
     int64_t end = cc__now() + SPIN_NS;
-    for (int i = 1; !f && !(i % 32 == 0 && cc__now() > end); i++) {
+    for (int i = 1; !f; i++) {
+        if (i % 32 == 0) {
+            if (cc__now() > end)
+                break;
+            /* On a busy machine the thread we wait for may need this CPU. */
+            sched_yield();
+        }
         for (int k = 0; k < 8; k++)
             cc__cpu_relax();
         f = take(p, &more);
