@@ -160,8 +160,15 @@ static void done_callbacks_run_exactly_once(void **state)
     }
     assert_int_equal(cc_futures_wait(fs, n, CC_ALL_COMPLETED, CC_FOREVER), n);
     for (size_t i = 0; i < n; i++) { /* after completion: at once */
+        int before = atomic_load(&calls[i]);
         assert_int_equal(cc_future_add_done_callback(fs[i], count_call,
                                                      (void *)(intptr_t)i), 0);
+        assert_true(atomic_load(&calls[i]) > before);
+    }
+    /* A waiter may wake before the worker has run the callbacks (as in
+     * Python): the workers are done with them once they exit. */
+    cc_executor_shutdown(pool, true, false);
+    for (size_t i = 0; i < n; i++) {
         assert_int_equal(atomic_load(&calls[i]), 2);
         cc_future_release(fs[i]);
     }
@@ -529,6 +536,90 @@ static void default_size_is_cpu_count(void **state)
     cc_executor_free(pool);
 }
 
+/* ---- allocation failures ------------------------------------------------------ */
+
+static atomic_int fail_countdown; /* allocations left before one fails; < 0: none */
+static atomic_int failures;       /* allocations refused */
+
+static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
+{
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (atomic_fetch_sub(&fail_countdown, 1) == 0) {
+        atomic_fetch_add(&failures, 1);
+        return NULL;
+    }
+    return realloc(ptr, size);
+}
+
+static void note_done(cc_future *f, void *arg) { atomic_fetch_add(&ran, 1); }
+
+#define OK_OR_ENOMEM(r)                          \
+    do {                                         \
+        int r_ = (r);                            \
+        assert_true(r_ >= 0 || r_ == -ENOMEM);   \
+    } while (0)
+
+/* Every call of the module once; each may fail with -ENOMEM, never worse. */
+static void use_everything(void)
+{
+    cc_executor *pool;
+    cc_thread_pool_options opts = {.max_workers = 1, .thread_name_prefix = "f"};
+    int r = cc_thread_pool_new(&pool, &opts);
+    OK_OR_ENOMEM(r);
+    if (r < 0)
+        return;
+    cc_future *fs[2] = {NULL, NULL};
+    for (intptr_t i = 0; i < 2; i++) {
+        OK_OR_ENOMEM(r = cc_executor_submit(pool, square, (void *)i, &fs[i]));
+        if (r == 0)
+            OK_OR_ENOMEM(cc_future_add_done_callback(fs[i], note_done, NULL));
+    }
+    if (fs[0] && fs[1]) {
+        OK_OR_ENOMEM(cc_futures_wait(fs, 2, CC_FIRST_COMPLETED, CC_FOREVER));
+        cc_as_completed *it;
+        OK_OR_ENOMEM(r = cc_as_completed_new(&it, fs, 2));
+        cc_future *got;
+        while (r == 0 && cc_as_completed_next(it, CC_FOREVER, &got) == 0)
+            ;
+        if (r == 0)
+            cc_as_completed_free(it);
+    }
+    void *args[5] = {0}, *res;
+    cc_map_array in = {args, 5, 0};
+    cc_map *m;
+    OK_OR_ENOMEM(r = cc_executor_map(&m, pool, square, cc_map_array_next, &in,
+                                     NULL));
+    bool mapped = r == 0;
+    while (mapped && (r = cc_map_next(m, CC_FOREVER, &res)) != -ENOENT)
+        OK_OR_ENOMEM(r);
+    if (mapped)
+        cc_map_free(m);
+    cc_future_release(fs[0]);
+    cc_future_release(fs[1]);
+    cc_executor_free(pool);
+}
+
+static void allocation_failures_are_reported(void **state)
+{
+    atomic_store(&failures, 0);
+    cc_set_allocator(failing_alloc, NULL);
+    /* Fail the k-th allocation, k = 0, 1, ... until a run needs none. */
+    for (int k = 0;; k++) {
+        assert_true(k < 1000);
+        int before = atomic_load(&failures);
+        atomic_store(&fail_countdown, k);
+        use_everything();
+        if (atomic_load(&failures) == before)
+            break;
+    }
+    atomic_store(&fail_countdown, -1);
+    cc_set_allocator(NULL, NULL);
+    assert_true(atomic_load(&failures) >= 10); /* each call's allocations */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -547,6 +638,7 @@ int main(void)
         CC_TEST(initializer_runs_once_per_worker),
         CC_TEST(failing_initializer_breaks_pool),
         CC_TEST(default_size_is_cpu_count),
+        CC_TEST(allocation_failures_are_reported),
     };
     return CC_RUN_TESTS(tests);
 }

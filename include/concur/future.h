@@ -134,8 +134,10 @@ typedef void (*cc_future_callback)(cc_future *f, void *arg);
  * cc_future_add_done_callback: call fn(f, arg) once when f is done (finished or
  * cancelled), in the thread that completes or cancels it. If f is already done,
  * fn runs at once in the calling thread. Callbacks run in the order they were
- * added (as Python's Future.add_done_callback). A callback must not block for
- * long: it delays the thread that completed the future (a pool worker).
+ * added (as Python's Future.add_done_callback). Waiters wake as the future
+ * becomes done, possibly before its callbacks have run (as in Python). A
+ * callback must not block for long: it delays the thread that completed the
+ * future (a pool worker).
  * Returns 0, or -ENOMEM (fn was not added and will not run). Never blocks itself.
  */
 int cc_future_add_done_callback(cc_future *f, cc_future_callback fn, void *arg);
