@@ -6,6 +6,11 @@
  * pending -> running -> finished, or pending -> cancelled; finished and cancelled
  * are "done" and final. Executors (executor.h) make futures; programs may also make
  * their own (cc_future_new) and complete them by hand, as Python's executors do.
+ * A cancelled future is done, for waiters and as-completed too, from the moment
+ * it is cancelled (Python's wait() notices only when the executor gets to it).
+ *
+ * Futures are reference counted: whoever makes one (cc_future_new, an executor's
+ * submit) gets one reference, released with cc_future_release.
  *
  * Thread safety: every function here may be called from any thread, concurrently,
  * on the same future (base.h), except where a docstring says otherwise.
