@@ -56,7 +56,7 @@ static uint32_t load_state(const cc_future *f)
 enum { CACHE_MAX = 256 };
 
 struct future_cache {
-    cc_future *head; /* cached futures, linked through node.next */
+    cc__task_node *head; /* cached futures, linked through their queue node */
     unsigned n;      /* how many */
     bool registered; /* the exit destructor is set for this thread */
 };
@@ -69,11 +69,12 @@ static void cache_drain(void *arg)
 {
     struct future_cache *c = arg;
     while (c->head) {
-        cc_future *f = c->head;
-        c->head = (cc_future *)cc__load_relaxed(&f->node.next);
+        cc_future *f = CC__CONTAINER_OF(c->head, cc_future, node);
+        c->head = cc__load_relaxed(&f->node.next);
         cc__free(f, sizeof *f);
     }
     c->n = 0;
+    c->registered = false; /* a later free in this thread registers again */
 }
 
 static void cache_key_create(void)
@@ -90,10 +91,10 @@ static bool cache_register(void)
 
 cc_future *cc__future_alloc(void)
 {
-    cc_future *f = cache.head;
-    if (!f)
-        return cc__malloc(sizeof *f);
-    cache.head = (cc_future *)cc__load_relaxed(&f->node.next);
+    if (!cache.head)
+        return cc__malloc(sizeof(cc_future));
+    cc_future *f = CC__CONTAINER_OF(cache.head, cc_future, node);
+    cache.head = cc__load_relaxed(&f->node.next);
     cache.n--;
     return f;
 }
@@ -102,8 +103,8 @@ static void future_free(cc_future *f)
 {
     if (cache.n < CACHE_MAX && (cache.registered || cache_register())) {
         /* relaxed: the link is private to this thread. */
-        cc__store_relaxed(&f->node.next, (cc__task_node *)cache.head);
-        cache.head = f;
+        cc__store_relaxed(&f->node.next, cache.head);
+        cache.head = &f->node;
         cache.n++;
         return;
     }
