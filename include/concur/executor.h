@@ -71,6 +71,8 @@ int cc_executor_submit(cc_executor *ex, cc_task_fn fn, void *arg,
  * cancelled). wait: block until every started or queued task is done and the
  * workers have exited (there is no deadline, as in Python); otherwise return
  * at once and let the workers finish the queue. Calling it again is harmless.
+ * A task or done callback of the pool must not call it with wait (it would
+ * wait for itself).
  */
 void cc_executor_shutdown(cc_executor *ex, bool wait, bool cancel_futures);
 
