@@ -49,6 +49,8 @@ typedef _Atomic(void *) cc__atomic_ptr;
  * again") where a seq_cst RMW followed by a seq_cst load is cheaper than a
  * fence: on x86 the RMW is already a full barrier and the load a plain mov. */
 #define cc__load_seq_cst(p) atomic_load_explicit((p), memory_order_seq_cst)
+#define cc__xchg_seq_cst(p, v) \
+    atomic_exchange_explicit((p), (v), memory_order_seq_cst)
 #define cc__fetch_add_seq_cst(p, v) \
     atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
 #define cc__fetch_or_seq_cst(p, v) \

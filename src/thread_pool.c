@@ -1,0 +1,445 @@
+/*
+ * thread_pool.c: the thread pool executor (Python's ThreadPoolExecutor).
+ *
+ * DESIGN. Submitted futures are the queue's nodes: an intrusive multi-producer
+ * queue after Vyukov (a submit is one atomic exchange on the tail, no lock);
+ * workers take tasks from the head one at a time under a short consumer mutex.
+ * A worker out of work first spins for a few tens of microseconds (waking an
+ * idle vCPU costs ~20 us, BENCHMARKS.md), at most one worker at a time, then
+ * parks on the pool's wait queue (wait.h) after counting itself idle. A submit
+ * wakes a parked worker only when one is idle and none is spinning; a worker
+ * that takes a task and sees more behind it wakes the next one, so wakeups
+ * ramp up with the load instead of costing a syscall per task. Lost wakeups are
+ * ruled out Dekker-style: the submitter publishes its task (a seq_cst
+ * exchange) then reads the idle/spinning counts (seq_cst); the sleeper
+ * publishes its count, then a seq_cst fence, then re-reads the queue. A submit
+ * racing shutdown is handled the same way against the CLOSED flag: it either
+ * fails, or its task is seen by a worker, or it cancels it (late_submit).
+ *
+ * Worker threads are plain pthreads for now; they move to cc_thread (thread.h)
+ * once that module is merged.
+ */
+#include "executor_internal.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How long a worker out of work polls the queue before parking. */
+#define SPIN_NS (50 * CC_USEC)
+
+/* Bits of thread_pool.flags. */
+enum {
+    POOL_CLOSED = 1, /* shut down: submits fail with -ESHUTDOWN */
+    POOL_BROKEN = 2, /* an initializer failed: tasks fail with -EPIPE */
+};
+
+struct worker {
+    pthread_t thread;       /* the OS thread */
+    struct thread_pool *pool; /* its pool */
+    size_t index;           /* 0.. max_workers - 1, for its name */
+};
+
+struct thread_pool {
+    cc_executor base; /* first: the executor interface */
+    cc__atomic_u32 flags; /* POOL_* (seq_cst where a submit races shutdown);
+                             read by every submit, written almost never */
+    /* Producer side, written by every submit. (The pads keep the three
+     * groups on separate cache lines; malloc gives no 64-byte alignment.) */
+    char pad0[64];
+    _Atomic(cc__task_node *) tail; /* last queued node (xchg,
+                                                   acq_rel) */
+    /* Consumer side, written by the workers. */
+    char pad1[64];
+    cc__mutex consumer; /* serialises taking from the head */
+    cc__task_node *head;             /* oldest node; under consumer */
+    cc__task_node stub;              /* the queue's placeholder node */
+    /* Sleep and wake. */
+    char pad2[64];
+    cc__atomic_u32 idle; /* workers counted idle: parked, or about
+                                         to park under m (fenced, see DESIGN) */
+    cc__atomic_u32 spinning;          /* workers polling for work */
+    cc__mutex m;                      /* guards the fields below */
+    cc__waitq idle_q;                 /* parked workers */
+    cc__waitq exit_q;                 /* threads in shutdown(wait) */
+    bool closing;                     /* shut down: workers exit when idle */
+    size_t live;                      /* workers that have not decided to
+                                         exit (they decide under m) */
+    char *broken_msg;                 /* why the pool is broken, or NULL */
+    /* Fixed at creation. */
+    size_t nworkers;                  /* worker threads */
+    struct worker *workers;           /* their records */
+    size_t started;                   /* threads actually started */
+    cc_thread_pool_options opts;      /* as given (prefix copied) */
+};
+
+#define POOL(ex) ((struct thread_pool *)(ex))
+
+/* ---- the queue ----------------------------------------------------------------- */
+
+static void push(struct thread_pool *p, cc__task_node *n)
+{
+    cc__store_relaxed(&n->next, NULL);
+    /* seq_cst: the submit's side of the handshakes in DESIGN; the node's
+     * contents are published by the release store below, which the consumer
+     * reads with acquire. */
+    cc__task_node *prev = cc__xchg_seq_cst(&p->tail, n);
+    cc__store_rel(&prev->next, n);
+}
+
+/*
+ * Take the oldest node, under p->consumer. NULL with *busy false: empty. NULL
+ * with *busy true: a producer is between its exchange and its link; retry.
+ */
+static cc__task_node *pop_locked(struct thread_pool *p, bool *busy)
+{
+    cc__task_node *head = p->head, *next = cc__load_acq(&head->next);
+    *busy = false;
+    if (head == &p->stub) {
+        if (!next) {
+            *busy = cc__load_acq(&p->tail) != &p->stub;
+            return NULL;
+        }
+        p->head = head = next;
+        next = cc__load_acq(&next->next);
+    }
+    if (!next) {
+        if (cc__load_acq(&p->tail) != head) {
+            *busy = true;
+            return NULL;
+        }
+        push(p, &p->stub);
+        next = cc__load_acq(&head->next);
+        if (!next) {
+            *busy = true;
+            return NULL;
+        }
+    }
+    p->head = next;
+    return head;
+}
+
+/* More nodes behind the head? (under p->consumer; a hint only) */
+static bool more_locked(struct thread_pool *p)
+{
+    return p->head != &p->stub || cc__load_relaxed(&p->tail) != &p->stub;
+}
+
+/* Take the oldest task, or NULL if the queue is empty. */
+static cc_future *take(struct thread_pool *p, bool *more)
+{
+    for (int i = 0;; i++) {
+        bool busy;
+        cc__mutex_lock(&p->consumer);
+        cc__task_node *n = pop_locked(p, &busy);
+        *more = n && more_locked(p);
+        cc__mutex_unlock(&p->consumer);
+        if (n)
+            return CC__CONTAINER_OF(n, cc_future, node);
+        if (!busy)
+            return NULL;
+        if (i < 64) /* the producer is a few instructions from done */
+            cc__cpu_relax();
+        else        /* or preempted: let it run */
+            sched_yield();
+    }
+}
+
+/* ---- sleep and wake -------------------------------------------------------------- */
+
+static void wake_worker(struct thread_pool *p)
+{
+    cc__mutex_lock(&p->m);
+    if (cc__wake_one(&p->idle_q, 0))
+        cc__fetch_sub(&p->idle, 1);
+    cc__mutex_unlock(&p->m);
+}
+
+/*
+ * More work is queued: wake a worker unless one is looking. Submits call it
+ * right after their seq_cst push (the loads are seq_cst for that handshake);
+ * workers call it only to ramp up, where no ordering is needed.
+ */
+static void maybe_wake(struct thread_pool *p)
+{
+    if (cc__load_seq_cst(&p->idle) > 0 && cc__load_seq_cst(&p->spinning) == 0)
+        wake_worker(p);
+}
+
+/* Poll the queue for SPIN_NS; at most one worker spins at a time. */
+static cc_future *spin_for_task(struct thread_pool *p)
+{
+    if (cc__fetch_add(&p->spinning, 1) > 0) {
+        cc__fetch_sub(&p->spinning, 1);
+        return NULL;
+    }
+    cc_future *f = NULL;
+    bool more = false;
+    int64_t end = cc__now() + SPIN_NS;
+    for (int i = 1; !f; i++) {
+        if (i % 32 == 0) {
+            if (cc__now() > end)
+                break;
+            /* On a busy machine the thread we wait for may need this CPU. */
+            sched_yield();
+        }
+        for (int k = 0; k < 8; k++)
+            cc__cpu_relax();
+        f = take(p, &more);
+    }
+    cc__fetch_sub(&p->spinning, 1);
+    if (f && more)
+        maybe_wake(p);
+    return f;
+}
+
+/* Park until woken; returns a task, or NULL when the pool shuts down. */
+static cc_future *park_for_task(struct thread_pool *p)
+{
+    for (;;) {
+        bool more;
+        cc__mutex_lock(&p->m);
+        cc__fetch_add(&p->idle, 1);
+        cc__fence_seq_cst(); /* the count before the queue: see DESIGN */
+        cc_future *f = take(p, &more);
+        if (f || p->closing) {
+            cc__fetch_sub(&p->idle, 1);
+            if (!f && --p->live == 0) /* exits: decided under m */
+                cc__wake_all(&p->exit_q, 0);
+            cc__mutex_unlock(&p->m);
+            return f;
+        }
+        cc__waiter w;
+        cc__waiter_init(&w);
+        cc__wait_on(&p->idle_q, &p->m, &w, CC_FOREVER); /* waker did idle-- */
+        cc__mutex_unlock(&p->m);
+    }
+}
+
+static cc_future *next_task(struct thread_pool *p)
+{
+    bool more;
+    cc_future *f = take(p, &more);
+    if (f) {
+        if (more)
+            maybe_wake(p);
+        return f;
+    }
+    f = spin_for_task(p);
+    return f ? f : park_for_task(p);
+}
+
+/* ---- workers --------------------------------------------------------------------- */
+
+static void fail_broken(struct thread_pool *p, cc_future *f)
+{
+    if (!cc_future_set_running_or_notify_cancel(f))
+        return;
+    cc__mutex_lock(&p->m);
+    const char *why = p->broken_msg ? p->broken_msg : "";
+    size_t n = strlen(why) + 1;
+    char *msg = cc__malloc(n);
+    if (msg)
+        memcpy(msg, why, n);
+    cc__mutex_unlock(&p->m);
+    cc__future_finish(f, -EPIPE, NULL, msg);
+}
+
+static void run_task(struct thread_pool *p, cc_future *f)
+{
+    if (CC__UNLIKELY(cc__load_relaxed(&p->flags) & POOL_BROKEN))
+        fail_broken(p, f);
+    else
+        cc__future_run(f);
+    cc_future_release(f); /* the pool's reference */
+}
+
+static int call_initializer(void *arg, void **result)
+{
+    struct thread_pool *p = arg;
+    return p->opts.initializer(p->opts.initializer_arg);
+}
+
+/* Run the initializer; on failure, mark the pool broken (first one wins). */
+static void initialize(struct thread_pool *p)
+{
+    void *unused;
+    char *msg;
+    int r = cc__task_call(call_initializer, p, &unused, &msg);
+    if (r == 0)
+        return;
+    char buf[256];
+    snprintf(buf, sizeof buf, "thread pool is broken: initializer failed: %s",
+             msg ? msg : cc_strerror(r));
+    cc__free(msg, 0);
+    size_t n = strlen(buf) + 1;
+    cc__mutex_lock(&p->m);
+    if (!p->broken_msg && (p->broken_msg = cc__malloc(n)))
+        memcpy(p->broken_msg, buf, n);
+    cc__fetch_or(&p->flags, POOL_BROKEN);
+    cc__mutex_unlock(&p->m);
+}
+
+static void name_thread(struct worker *w)
+{
+    char name[16];
+    const char *prefix = w->pool->opts.thread_name_prefix;
+    snprintf(name, sizeof name, "%s-%zu", prefix ? prefix : "concur", w->index);
+    pthread_setname_np(pthread_self(), name);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct thread_pool *p = w->pool;
+    name_thread(w);
+    if (p->opts.initializer)
+        initialize(p);
+    cc_future *f;
+    while ((f = next_task(p)))
+        run_task(p, f);
+    return NULL;
+}
+
+/* ---- the executor interface ------------------------------------------------------ */
+
+static void cancel_queued(struct thread_pool *p)
+{
+    bool more;
+    cc_future *f;
+    while ((f = take(p, &more))) {
+        cc_future_cancel(f);
+        cc_future_release(f);
+    }
+}
+
+/*
+ * A submit saw the pool closed after its push: shutdown may have missed its
+ * task. If a worker has not yet decided to exit, it will see the task (it
+ * decides under m, after a fence); else nobody will ever run it: cancel it.
+ */
+static void late_submit(struct thread_pool *p)
+{
+    cc__mutex_lock(&p->m);
+    bool orphaned = p->live == 0;
+    cc__fetch_sub(&p->idle, cc__wake_all(&p->idle_q, 0));
+    cc__mutex_unlock(&p->m);
+    if (orphaned)
+        cancel_queued(p);
+}
+
+static int pool_submit(cc_executor *ex, cc_future *f)
+{
+    struct thread_pool *p = POOL(ex);
+    uint32_t flags = cc__load_relaxed(&p->flags);
+    if (CC__UNLIKELY(flags))
+        return flags & POOL_CLOSED ? -ESHUTDOWN : -EPIPE;
+    push(p, &f->node);
+    maybe_wake(p);
+    /* seq_cst: after the push, against shutdown's store and fence. */
+    if (CC__UNLIKELY(cc__load_seq_cst(&p->flags) & POOL_CLOSED))
+        late_submit(p);
+    return 0;
+}
+
+static void pool_shutdown(cc_executor *ex, bool wait, bool cancel_futures)
+{
+    struct thread_pool *p = POOL(ex);
+    cc__fetch_or(&p->flags, POOL_CLOSED);
+    cc__fence_seq_cst(); /* a submit in flight sees CLOSED or we see its task */
+    if (cancel_futures)
+        cancel_queued(p);
+    cc__mutex_lock(&p->m);
+    p->closing = true;
+    cc__fetch_sub(&p->idle, cc__wake_all(&p->idle_q, 0));
+    while (wait && p->live > 0) {
+        cc__waiter w;
+        cc__waiter_init(&w);
+        cc__wait_on(&p->exit_q, &p->m, &w, CC_FOREVER);
+    }
+    cc__mutex_unlock(&p->m);
+}
+
+static size_t pool_max_workers(const cc_executor *ex)
+{
+    return POOL(ex)->nworkers;
+}
+
+static void pool_free(cc_executor *ex)
+{
+    struct thread_pool *p = POOL(ex);
+    if (p->started)
+        pool_shutdown(ex, true, false);
+    for (size_t i = 0; i < p->started; i++)
+        pthread_join(p->workers[i].thread, NULL);
+    cc__free(p->broken_msg, 0);
+    cc__free((char *)p->opts.thread_name_prefix, 0);
+    cc__free(p->workers, p->nworkers * sizeof *p->workers);
+    cc__free(p, sizeof *p);
+}
+
+static const struct cc__executor_ops pool_ops = {
+    .submit = pool_submit,
+    .shutdown = pool_shutdown,
+    .max_workers = pool_max_workers,
+    .free = pool_free,
+};
+
+/* ---- creation ---------------------------------------------------------------------- */
+
+static int copy_options(struct thread_pool *p, const cc_thread_pool_options *opts)
+{
+    if (opts)
+        p->opts = *opts;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    p->nworkers = p->opts.max_workers ? p->opts.max_workers : (cpus > 0 ? cpus : 1);
+    const char *prefix = p->opts.thread_name_prefix;
+    p->opts.thread_name_prefix = NULL;
+    if (prefix) {
+        char *copy = cc__malloc(strlen(prefix) + 1);
+        if (!copy)
+            return -ENOMEM;
+        p->opts.thread_name_prefix = strcpy(copy, prefix);
+    }
+    p->workers = cc__calloc(p->nworkers, sizeof *p->workers);
+    return p->workers ? 0 : -ENOMEM;
+}
+
+static int start_workers(struct thread_pool *p)
+{
+    p->live = p->nworkers;
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        *w = (struct worker){.pool = p, .index = i};
+        int r = pthread_create(&w->thread, NULL, worker_main, w);
+        if (r != 0) {
+            cc__mutex_lock(&p->m); /* those never started never exit */
+            p->live -= p->nworkers - i;
+            cc__mutex_unlock(&p->m);
+            return -r;
+        }
+        p->started++;
+    }
+    return 0;
+}
+
+int cc_thread_pool_new(cc_executor **out, const cc_thread_pool_options *opts)
+{
+    struct thread_pool *p = cc__calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->base.ops = &pool_ops;
+    p->head = &p->stub;
+    cc__store_relaxed(&p->tail, &p->stub);
+    int r = copy_options(p, opts);
+    if (r == 0)
+        r = start_workers(p);
+    if (r < 0) {
+        pool_free(&p->base);
+        return r;
+    }
+    *out = &p->base;
+    return 0;
+}

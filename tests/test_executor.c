@@ -1,0 +1,644 @@
+/*
+ * test_executor.c: the thread pool executor (include/concur/executor.h):
+ * submit, errors, cancel, done callbacks, shutdown, map, initializers.
+ */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static cc_executor *new_pool(size_t workers)
+{
+    cc_executor *pool;
+    cc_thread_pool_options opts = {.max_workers = workers};
+    assert_int_equal(cc_thread_pool_new(&pool, &opts), 0);
+    return pool;
+}
+
+static cc_future *submit(cc_executor *pool, cc_task_fn fn, void *arg)
+{
+    cc_future *f;
+    assert_int_equal(cc_executor_submit(pool, fn, arg, &f), 0);
+    return f;
+}
+
+static int square(void *arg, void **result)
+{
+    intptr_t x = (intptr_t)arg;
+    *result = (void *)(x * x);
+    return 0;
+}
+
+/* Fails for odd inputs, with a message. */
+static int fail_odd(void *arg, void **result)
+{
+    intptr_t x = (intptr_t)arg;
+    if (x % 2) {
+        cc_task_set_error_message("odd input %ld", (long)x);
+        return -EDOM;
+    }
+    *result = arg;
+    return 0;
+}
+
+static int return_positive(void *arg, void **result) { return 1; }
+
+/* Blocks until the hand-made future `arg` is done: holds a worker. */
+static int wait_gate(void *arg, void **result)
+{
+    return cc_future_wait(arg, CC_FOREVER);
+}
+
+static void submit_gives_results(void **state)
+{
+    cc_executor *pool = new_pool(2);
+    assert_int_equal(cc_executor_max_workers(pool), 2);
+    enum { N = 1000 };
+    cc_future *fs[N];
+    for (intptr_t i = 0; i < N; i++)
+        fs[i] = submit(pool, square, (void *)i);
+    for (intptr_t i = 0; i < N; i++) {
+        void *r;
+        assert_int_equal(cc_future_result(fs[i], CC_FOREVER, &r), 0);
+        assert_int_equal((intptr_t)r, i * i);
+        cc_future_release(fs[i]);
+    }
+    assert_int_equal(cc_executor_submit(pool, square, NULL, NULL), 0);
+    cc_executor_free(pool);
+}
+
+static void failing_task_keeps_pool(void **state)
+{
+    cc_executor *pool = new_pool(2);
+    cc_future *bad = submit(pool, fail_odd, (void *)7);
+    assert_int_equal(cc_future_result(bad, CC_FOREVER, NULL), -EDOM);
+    assert_string_equal(cc_future_error_message(bad), "odd input 7");
+    cc_future *pos = submit(pool, return_positive, NULL);
+    assert_int_equal(cc_future_result(pos, CC_FOREVER, NULL), -EINVAL);
+    cc_future *good = submit(pool, fail_odd, (void *)8);
+    void *r;
+    assert_int_equal(cc_future_result(good, CC_FOREVER, &r), 0);
+    assert_int_equal((intptr_t)r, 8);
+    assert_null(cc_future_error_message(good));
+    cc_future_release(bad);
+    cc_future_release(pos);
+    cc_future_release(good);
+    cc_executor_free(pool);
+}
+
+/* ---- cancel --------------------------------------------------------------------- */
+
+static atomic_int *runs;
+
+static int count_run(void *arg, void **result)
+{
+    atomic_fetch_add(&runs[(intptr_t)arg], 1);
+    return 0;
+}
+
+static void cancel_true_only_for_unrun(void **state)
+{
+    size_t n = (size_t)cc_test_n(10000);
+    runs = calloc(n, sizeof *runs);
+    cc_future **fs = calloc(n, sizeof *fs);
+    bool *cancelled = calloc(n, sizeof *cancelled);
+    cc_executor *pool = new_pool(1);
+    cc_future *gate, *blocker;
+    assert_int_equal(cc_future_new(&gate), 0);
+    blocker = submit(pool, wait_gate, gate);
+    for (size_t i = 0; i < n; i++)
+        fs[i] = submit(pool, count_run, (void *)(intptr_t)i);
+    for (size_t i = 0; i < n / 4; i++) /* surely before they run */
+        cancelled[i] = cc_future_cancel(fs[i]);
+    cc_future_set_result(gate, NULL);
+    for (size_t i = n / 4; i < n; i++) /* racing the worker */
+        cancelled[i] = cc_future_cancel(fs[i]);
+    cc_executor_shutdown(pool, true, false);
+    size_t ncancelled = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(cc_future_done(fs[i]));
+        assert_int_equal(cc_future_cancelled(fs[i]), cancelled[i]);
+        assert_int_equal(atomic_load(&runs[i]), cancelled[i] ? 0 : 1);
+        ncancelled += cancelled[i];
+        cc_future_release(fs[i]);
+    }
+    assert_true(ncancelled >= n / 4);
+    cc_future_release(blocker);
+    cc_future_release(gate);
+    cc_executor_free(pool);
+    free(runs);
+    free(fs);
+    free(cancelled);
+}
+
+/* ---- done callbacks -------------------------------------------------------------- */
+
+static atomic_int *calls;
+
+static void count_call(cc_future *f, void *arg)
+{
+    assert_true(cc_future_done(f));
+    atomic_fetch_add(&calls[(intptr_t)arg], 1);
+}
+
+static void done_callbacks_run_exactly_once(void **state)
+{
+    size_t n = (size_t)cc_test_n(100000);
+    calls = calloc(n, sizeof *calls);
+    cc_future **fs = calloc(n, sizeof *fs);
+    cc_executor *pool = new_pool(2);
+    for (size_t i = 0; i < n; i++) {
+        fs[i] = submit(pool, square, (void *)(intptr_t)i);
+        /* Races the task: runs in the worker or at once, here. */
+        assert_int_equal(cc_future_add_done_callback(fs[i], count_call,
+                                                     (void *)(intptr_t)i), 0);
+    }
+    assert_int_equal(cc_futures_wait(fs, n, CC_ALL_COMPLETED, CC_FOREVER), n);
+    for (size_t i = 0; i < n; i++) { /* after completion: at once */
+        int before = atomic_load(&calls[i]);
+        assert_int_equal(cc_future_add_done_callback(fs[i], count_call,
+                                                     (void *)(intptr_t)i), 0);
+        assert_true(atomic_load(&calls[i]) > before);
+    }
+    /* A waiter may wake before the worker has run the callbacks (as in
+     * Python): the workers are done with them once they exit. */
+    cc_executor_shutdown(pool, true, false);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(atomic_load(&calls[i]), 2);
+        cc_future_release(fs[i]);
+    }
+    cc_executor_free(pool);
+    free(calls);
+    free(fs);
+}
+
+/* ---- wait on many and as-completed with pool tasks ------------------------------- */
+
+static int sleep_ms(void *arg, void **result)
+{
+    cc_sleep((intptr_t)arg * CC_MSEC);
+    *result = arg;
+    return (intptr_t)arg == 1 ? -EIO : 0;
+}
+
+static void wait_and_as_completed_on_pool(void **state)
+{
+    cc_executor *pool = new_pool(3);
+    cc_future *fs[3];
+    fs[0] = submit(pool, sleep_ms, (void *)300);
+    fs[1] = submit(pool, sleep_ms, (void *)1);  /* fails with -EIO */
+    fs[2] = submit(pool, sleep_ms, (void *)30);
+    int done = cc_futures_wait(fs, 3, CC_FIRST_EXCEPTION, CC_FOREVER);
+    assert_true(done >= 1);
+    assert_int_equal(cc_future_error(fs[1]), -EIO);
+    cc_as_completed *it;
+    assert_int_equal(cc_as_completed_new(&it, fs, 3), 0);
+    cc_future *got;
+    assert_int_equal(cc_as_completed_next(it, CC_FOREVER, &got), 0);
+    assert_ptr_equal(got, fs[1]); /* the only one done */
+    assert_int_equal(cc_as_completed_next(it, CC_FOREVER, &got), 0);
+    assert_ptr_equal(got, fs[2]);
+    assert_int_equal(cc_as_completed_next(it, CC_FOREVER, &got), 0);
+    assert_ptr_equal(got, fs[0]);
+    assert_int_equal(cc_as_completed_next(it, CC_FOREVER, &got), -ENOENT);
+    cc_as_completed_free(it);
+    for (int i = 0; i < 3; i++)
+        cc_future_release(fs[i]);
+    cc_executor_free(pool);
+}
+
+/* ---- shutdown ------------------------------------------------------------------- */
+
+static atomic_long ran;
+
+static int count_ran(void *arg, void **result)
+{
+    atomic_fetch_add(&ran, 1);
+    return 0;
+}
+
+static void shutdown_wait_runs_everything(void **state)
+{
+    size_t n = (size_t)cc_test_n(5000);
+    cc_future **fs = calloc(n, sizeof *fs);
+    atomic_store(&ran, 0);
+    cc_executor *pool = new_pool(2);
+    for (size_t i = 0; i < n; i++)
+        fs[i] = submit(pool, count_ran, NULL);
+    cc_executor_shutdown(pool, true, false);
+    assert_int_equal(atomic_load(&ran), n);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(cc_future_done(fs[i]) && !cc_future_cancelled(fs[i]));
+        cc_future_release(fs[i]);
+    }
+    cc_future *f = (cc_future *)1;
+    assert_int_equal(cc_executor_submit(pool, count_ran, NULL, &f), -ESHUTDOWN);
+    assert_ptr_equal(f, (cc_future *)1);
+    cc_executor_shutdown(pool, true, false); /* again: harmless */
+    cc_executor_free(pool);
+    free(fs);
+}
+
+struct opener {
+    cc_future *gate; /* to complete */
+    int64_t delay;   /* after this many ns */
+};
+
+static void *open_later(void *arg)
+{
+    struct opener *o = arg;
+    cc_sleep(o->delay);
+    cc_future_set_result(o->gate, NULL);
+    return NULL;
+}
+
+/* One worker held by a blocker, thousands queued: shutdown cancels the queue. */
+static void check_shutdown_cancel(bool wait)
+{
+    size_t n = (size_t)cc_test_n(5000);
+    cc_future **fs = calloc(n, sizeof *fs);
+    atomic_store(&ran, 0);
+    cc_executor *pool = new_pool(1);
+    cc_future *gate, *blocker;
+    assert_int_equal(cc_future_new(&gate), 0);
+    blocker = submit(pool, wait_gate, gate);
+    for (size_t i = 0; i < n; i++)
+        fs[i] = submit(pool, count_ran, NULL);
+    struct opener o = {gate, 20 * CC_MSEC};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, open_later, &o), 0);
+    cc_executor_shutdown(pool, wait, true);
+    if (wait)
+        assert_true(cc_future_done(blocker));
+    pthread_join(t, NULL);
+    assert_int_equal(cc_future_wait(blocker, CC_FOREVER), 0);
+    cc_executor_free(pool);
+    size_t cancelled = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(cc_future_done(fs[i]));
+        cancelled += cc_future_cancelled(fs[i]);
+        cc_future_release(fs[i]);
+    }
+    assert_int_equal(cancelled + (size_t)atomic_load(&ran), n);
+    assert_true(cancelled > 0);
+    cc_future_release(blocker);
+    cc_future_release(gate);
+    free(fs);
+}
+
+static void shutdown_cancel_futures_wait(void **state) { check_shutdown_cancel(true); }
+
+static void shutdown_cancel_futures_nowait(void **state)
+{
+    check_shutdown_cancel(false);
+}
+
+/* Submits racing shutdown: each either fails with -ESHUTDOWN or its future
+ * ends done (run or cancelled); nothing is stranded. */
+struct submitter {
+    cc_executor *pool; /* where to submit */
+    cc_future **fs;    /* the futures submitted (NULL: refused) */
+    size_t n;          /* how many tries */
+};
+
+static void *submit_many(void *arg)
+{
+    struct submitter *s = arg;
+    for (size_t i = 0; i < s->n; i++) {
+        int r = cc_executor_submit(s->pool, count_ran, NULL, &s->fs[i]);
+        assert_true(r == 0 || r == -ESHUTDOWN);
+        if (r < 0)
+            s->fs[i] = NULL;
+    }
+    return NULL;
+}
+
+static void submit_racing_shutdown(void **state)
+{
+    size_t n = (size_t)cc_test_n(20000);
+    for (int round = 0; round < 20; round++) {
+        cc_executor *pool = new_pool(2);
+        struct submitter s[2];
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++) {
+            s[i] = (struct submitter){pool, calloc(n, sizeof(cc_future *)), n};
+            assert_int_equal(pthread_create(&t[i], NULL, submit_many, &s[i]), 0);
+        }
+        cc_sleep((round % 4) * 100 * CC_USEC);
+        cc_executor_shutdown(pool, round % 2, round % 3 == 0);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        for (int i = 0; i < 2; i++) {
+            for (size_t k = 0; k < n; k++) {
+                if (!s[i].fs[k])
+                    continue;
+                assert_int_equal(cc_future_wait(s[i].fs[k], CC_FOREVER), 0);
+                cc_future_release(s[i].fs[k]);
+            }
+            free(s[i].fs);
+        }
+        cc_executor_free(pool);
+    }
+}
+
+/* ---- map --------------------------------------------------------------------------- */
+
+/* Generator 0, 1, ..., limit - 1 that checks the bound on work in flight. */
+struct numbers {
+    long next;     /* next number to give */
+    long limit;    /* how many */
+    long consumed; /* results taken by the consumer */
+    long bound;    /* most inputs that may be out at once */
+    long peak;     /* most seen */
+};
+
+static int next_number(void *state, void **arg)
+{
+    struct numbers *g = state;
+    if (g->next == g->limit)
+        return 0;
+    long out = g->next - g->consumed + 1;
+    g->peak = out > g->peak ? out : g->peak;
+    *arg = (void *)(intptr_t)g->next++;
+    return 1;
+}
+
+static int add_one(void *arg, void **result)
+{
+    *result = (void *)((intptr_t)arg + 1);
+    return 0;
+}
+
+static long max_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static void map_is_lazy_ordered_and_bounded(void **state)
+{
+    cc_executor *pool = new_pool(2);
+    /* In flight: 8 chunks of 1000, plus the result in the consumer's hand. */
+    struct numbers g = {.limit = cc_test_n(10000000), .bound = 8 * 1000 + 1};
+    cc_map_options opts = {.chunksize = 1000, .max_chunks = 8};
+    long rss0 = max_rss_kib();
+    cc_map *m;
+    assert_int_equal(cc_executor_map(&m, pool, add_one, next_number, &g, &opts), 0);
+    void *r;
+    int err;
+    while ((err = cc_map_next(m, CC_FOREVER, &r)) == 0) {
+        assert_int_equal((intptr_t)r, g.consumed + 1); /* in input order */
+        g.consumed++;
+    }
+    assert_int_equal(err, -ENOENT);
+    assert_int_equal(g.consumed, g.limit);
+    assert_true(g.peak <= g.bound);
+    assert_true(max_rss_kib() - rss0 < 64 * 1024); /* 10^7 items: not in memory */
+    cc_map_free(m);
+    cc_executor_free(pool);
+}
+
+static void map_reports_errors_in_order(void **state)
+{
+    cc_executor *pool = new_pool(2);
+    enum { N = 101 };
+    void *args[N];
+    for (intptr_t i = 0; i < N; i++)
+        args[i] = (void *)i;
+    cc_map_array in = {args, N, 0};
+    cc_map_options opts = {.chunksize = 7};
+    cc_map *m;
+    assert_int_equal(cc_executor_map(&m, pool, fail_odd, cc_map_array_next, &in,
+                                     &opts), 0);
+    for (intptr_t i = 0; i < N; i++) {
+        void *r;
+        int err = cc_map_next(m, CC_FOREVER, &r);
+        assert_int_equal(err, i % 2 ? -EDOM : 0);
+        assert_ptr_equal(r, i % 2 ? NULL : (void *)i);
+    }
+    void *r;
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &r), -ENOENT);
+    cc_map_free(m);
+    cc_executor_free(pool);
+}
+
+static int failing_generator(void *state, void **arg)
+{
+    long *left = state;
+    if ((*left)-- == 0)
+        return -EBADMSG;
+    *arg = NULL;
+    return 1;
+}
+
+static void map_generator_error_and_early_free(void **state)
+{
+    cc_executor *pool = new_pool(2);
+    long left = 5;
+    cc_map *m;
+    assert_int_equal(cc_executor_map(&m, pool, add_one, failing_generator, &left,
+                                     NULL), 0);
+    void *r;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(cc_map_next(m, CC_FOREVER, &r), 0);
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &r), -EBADMSG);
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &r), -ENOENT);
+    cc_map_free(m);
+
+    /* Stop after a few of a million: nothing hangs, nothing leaks. */
+    struct numbers g = {.limit = 1000000};
+    assert_int_equal(cc_executor_map(&m, pool, add_one, next_number, &g, NULL), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(cc_map_next(m, CC_FOREVER, &r), 0);
+    cc_map_free(m);
+    assert_true(g.next < 1000);
+    cc_executor_free(pool);
+}
+
+/* ---- initializers ------------------------------------------------------------------ */
+
+static atomic_int inits, named;
+
+static int init_ok(void *arg)
+{
+    char name[16];
+    atomic_fetch_add(&inits, 1);
+    if (pthread_getname_np(pthread_self(), name, sizeof name) == 0 &&
+        strncmp(name, "initpool-", 9) == 0)
+        atomic_fetch_add(&named, 1);
+    return 0;
+}
+
+static int init_fails(void *arg)
+{
+    cc_task_set_error_message("no database");
+    return -ECONNREFUSED;
+}
+
+static void initializer_runs_once_per_worker(void **state)
+{
+    atomic_store(&inits, 0);
+    cc_executor *pool;
+    cc_thread_pool_options opts = {.max_workers = 3, .initializer = init_ok,
+                                   .thread_name_prefix = "initpool"};
+    assert_int_equal(cc_thread_pool_new(&pool, &opts), 0);
+    cc_future *f = submit(pool, square, (void *)3);
+    assert_int_equal(cc_future_wait(f, CC_FOREVER), 0);
+    cc_future_release(f);
+    cc_executor_free(pool);
+    assert_int_equal(atomic_load(&inits), 3);
+    assert_int_equal(atomic_load(&named), 3); /* "<prefix>-<i>" */
+}
+
+static void failing_initializer_breaks_pool(void **state)
+{
+    cc_executor *pool;
+    cc_thread_pool_options opts = {.max_workers = 1, .initializer = init_fails};
+    assert_int_equal(cc_thread_pool_new(&pool, &opts), 0);
+    cc_future *f;
+    int r = cc_executor_submit(pool, square, (void *)3, &f);
+    if (r == 0) {
+        assert_int_equal(cc_future_result(f, CC_FOREVER, NULL), -EPIPE);
+        assert_non_null(strstr(cc_future_error_message(f),
+                               "initializer failed: no database"));
+        cc_future_release(f);
+    } else {
+        assert_int_equal(r, -EPIPE);
+    }
+    assert_int_equal(cc_executor_submit(pool, square, NULL, &f), -EPIPE);
+    /* A map on a broken pool yields -EPIPE, then ends. */
+    void *args[3] = {0}, *res;
+    cc_map_array in = {args, 3, 0};
+    cc_map *m;
+    assert_int_equal(cc_executor_map(&m, pool, square, cc_map_array_next, &in,
+                                     NULL), 0);
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &res), -EPIPE);
+    int k = 0;
+    while ((r = cc_map_next(m, CC_FOREVER, &res)) == -EPIPE)
+        assert_true(++k < 3);
+    assert_int_equal(r, -ENOENT);
+    cc_map_free(m);
+    cc_executor_free(pool);
+}
+
+static void default_size_is_cpu_count(void **state)
+{
+    cc_executor *pool;
+    assert_int_equal(cc_thread_pool_new(&pool, NULL), 0);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(cc_executor_max_workers(pool), cpus);
+    cc_executor_free(pool);
+}
+
+/* ---- allocation failures ------------------------------------------------------ */
+
+static atomic_int fail_countdown; /* allocations left before one fails; < 0: none */
+static atomic_int failures;       /* allocations refused */
+
+static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
+{
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (atomic_fetch_sub(&fail_countdown, 1) == 0) {
+        atomic_fetch_add(&failures, 1);
+        return NULL;
+    }
+    return realloc(ptr, size);
+}
+
+static void note_done(cc_future *f, void *arg) { atomic_fetch_add(&ran, 1); }
+
+#define OK_OR_ENOMEM(r)                          \
+    do {                                         \
+        int r_ = (r);                            \
+        assert_true(r_ >= 0 || r_ == -ENOMEM);   \
+    } while (0)
+
+/* Every call of the module once; each may fail with -ENOMEM, never worse. */
+static void use_everything(void)
+{
+    cc_executor *pool;
+    cc_thread_pool_options opts = {.max_workers = 1, .thread_name_prefix = "f"};
+    int r = cc_thread_pool_new(&pool, &opts);
+    OK_OR_ENOMEM(r);
+    if (r < 0)
+        return;
+    cc_future *fs[2] = {NULL, NULL};
+    for (intptr_t i = 0; i < 2; i++) {
+        OK_OR_ENOMEM(r = cc_executor_submit(pool, square, (void *)i, &fs[i]));
+        if (r == 0)
+            OK_OR_ENOMEM(cc_future_add_done_callback(fs[i], note_done, NULL));
+    }
+    if (fs[0] && fs[1]) {
+        OK_OR_ENOMEM(cc_futures_wait(fs, 2, CC_FIRST_COMPLETED, CC_FOREVER));
+        cc_as_completed *it;
+        OK_OR_ENOMEM(r = cc_as_completed_new(&it, fs, 2));
+        cc_future *got;
+        while (r == 0 && cc_as_completed_next(it, CC_FOREVER, &got) == 0)
+            ;
+        if (r == 0)
+            cc_as_completed_free(it);
+    }
+    void *args[5] = {0}, *res;
+    cc_map_array in = {args, 5, 0};
+    cc_map *m;
+    OK_OR_ENOMEM(r = cc_executor_map(&m, pool, square, cc_map_array_next, &in,
+                                     NULL));
+    bool mapped = r == 0;
+    while (mapped && (r = cc_map_next(m, CC_FOREVER, &res)) != -ENOENT)
+        OK_OR_ENOMEM(r);
+    if (mapped)
+        cc_map_free(m);
+    cc_future_release(fs[0]);
+    cc_future_release(fs[1]);
+    cc_executor_free(pool);
+}
+
+static void allocation_failures_are_reported(void **state)
+{
+    atomic_store(&failures, 0);
+    cc_set_allocator(failing_alloc, NULL);
+    /* Fail the k-th allocation, k = 0, 1, ... until a run needs none. */
+    for (int k = 0;; k++) {
+        assert_true(k < 1000);
+        int before = atomic_load(&failures);
+        atomic_store(&fail_countdown, k);
+        use_everything();
+        if (atomic_load(&failures) == before)
+            break;
+    }
+    atomic_store(&fail_countdown, -1);
+    cc_set_allocator(NULL, NULL);
+    assert_true(atomic_load(&failures) >= 10); /* each call's allocations */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CC_TEST(submit_gives_results),
+        CC_TEST(failing_task_keeps_pool),
+        CC_TEST(cancel_true_only_for_unrun),
+        CC_TEST(done_callbacks_run_exactly_once),
+        CC_TEST(wait_and_as_completed_on_pool),
+        CC_TEST(shutdown_wait_runs_everything),
+        CC_TEST(shutdown_cancel_futures_wait),
+        CC_TEST(shutdown_cancel_futures_nowait),
+        CC_TEST(submit_racing_shutdown),
+        CC_TEST(map_is_lazy_ordered_and_bounded),
+        CC_TEST(map_reports_errors_in_order),
+        CC_TEST(map_generator_error_and_early_free),
+        CC_TEST(initializer_runs_once_per_worker),
+        CC_TEST(failing_initializer_breaks_pool),
+        CC_TEST(default_size_is_cpu_count),
+        CC_TEST(allocation_failures_are_reported),
+    };
+    return CC_RUN_TESTS(tests);
+}
