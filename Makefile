@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 ONLY ?= .
 
 # Debian packages: to build and test; and the peers that `make bench` compares with.
-PKGS_BUILD := cmake gcc make pkg-config libcmocka-dev
+PKGS_BUILD := cmake gcc make pkg-config libcmocka-dev parallel
 PKGS_BENCH := libuv1-dev libtbb-dev libglib2.0-dev golang-go parallel g++ python3
 
 CMAKE_FLAGS ?=
