@@ -39,6 +39,14 @@ run_one() {
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
 
+# human VALUE: 48646935 -> 48.6 M, 0.585 -> 0.585
+human() {
+    [[ "$1" =~ ^[0-9.eE+-]+$ ]] || { echo "$1"; return; }
+    awk -v v="$1" 'BEGIN {
+        if (v >= 1e9) printf "%.3g G", v / 1e9; else if (v >= 1e6) printf "%.3g M", v / 1e6;
+        else if (v >= 1e4) printf "%.3g k", v / 1e3; else printf "%.3g", v }'
+}
+
 higher_is_better() { [[ "$1" == */s || "$1" == x ]]; }
 
 for fig in "${FIGURES[@]}"; do
@@ -52,24 +60,25 @@ echo "|---|---|---|---|---|---|"
 for fig in "${FIGURES[@]}"; do
     unit=${UNIT[$fig]:-?}
     mine=$(median <<<"${SAMPLES[$fig|concur]:-}")
+    [[ -n "$mine" ]] || mine=failed
     for who in ${WHOS[$fig]}; do
         [[ "$who" == concur ]] && continue
         theirs=$(median <<<"${SAMPLES[$fig|$who]:-}")
         if [[ -z "$theirs" ]]; then
-            echo "| $fig | $unit | ${mine:-failed} | $who | not installed | |"
+            echo "| $fig | $unit | $(human "$mine") | $who | not installed | |"
             continue
         fi
         ratio=""
-        if [[ -n "$mine" ]]; then
+        if [[ "$mine" != failed ]]; then
             if higher_is_better "$unit"; then
                 ratio=$(awk -v a="$mine" -v b="$theirs" 'BEGIN {printf "%.2f", a / b}')
             else
                 ratio=$(awk -v a="$mine" -v b="$theirs" 'BEGIN {printf "%.2f", b / a}')
             fi
         fi
-        echo "| $fig | $unit | ${mine:-failed} | $who | $theirs | $ratio |"
+        echo "| $fig | $unit | $(human "$mine") | $who | $(human "$theirs") | $ratio |"
     done
-    [[ "${WHOS[$fig]}" == "concur " ]] && echo "| $fig | $unit | ${mine:-failed} | (no peer) | | |"
+    [[ "${WHOS[$fig]}" == "concur " ]] && echo "| $fig | $unit | $(human "$mine") | (no peer) | | |"
 done
 echo
 echo "Medians of $RUNS interleaved runs; $(nproc) cores; $(date -u +%Y-%m-%d); command: make bench ONLY='$ONLY'"
