@@ -1,0 +1,726 @@
+/*
+ * test_coro.c: the coroutine core (src/coro.h): switches keep every
+ * callee-saved register, the stack alignment and the FP control state; resume
+ * and yield; stack overflow reported by name; the stack cache; sanitizers see
+ * the switches (a real race between coroutines on two threads is caught).
+ *
+ * Some tests run this program again as a child (argv[1] = "--child=WHAT") and
+ * check how it died and what it printed.
+ */
+#include "testutil.h"
+
+#include "coro.h"
+
+#include <fcntl.h>
+#include <fenv.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
+#endif
+#endif
+
+/*
+ * regs_call(fn, arg, seed): load a pattern made from seed into every
+ * callee-saved register (x86-64: rbx, rbp, r12-r15; aarch64: x19-x29,
+ * d8-d15), call fn(arg), and return how many registers lost their pattern.
+ * fn only switches coroutines, so a mismatch is the switch's fault.
+ */
+long regs_call(void (*fn)(void *), void *arg, uint64_t seed);
+
+#if defined(__x86_64__)
+__asm__(".text\n"
+        ".globl regs_call\n"
+        ".type regs_call, @function\n"
+        "regs_call:\n"
+        "  push %rbp\n  push %rbx\n  push %r12\n  push %r13\n  push %r14\n  push %r15\n"
+        "  sub $8, %rsp\n"
+        "  mov %rdx, (%rsp)\n"
+        "  mov %rdx, %rbx\n  xor $1, %rbx\n"
+        "  mov %rdx, %rbp\n  xor $2, %rbp\n"
+        "  mov %rdx, %r12\n  xor $3, %r12\n"
+        "  mov %rdx, %r13\n  xor $4, %r13\n"
+        "  mov %rdx, %r14\n  xor $5, %r14\n"
+        "  mov %rdx, %r15\n  xor $6, %r15\n"
+        "  mov %rdi, %rax\n  mov %rsi, %rdi\n  call *%rax\n"
+        "  mov (%rsp), %rdx\n  xor %eax, %eax\n"
+        "  mov %rdx, %rcx\n xor $1, %rcx\n cmp %rcx, %rbx\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
+        "  mov %rdx, %rcx\n xor $2, %rcx\n cmp %rcx, %rbp\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
+        "  mov %rdx, %rcx\n xor $3, %rcx\n cmp %rcx, %r12\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
+        "  mov %rdx, %rcx\n xor $4, %rcx\n cmp %rcx, %r13\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
+        "  mov %rdx, %rcx\n xor $5, %rcx\n cmp %rcx, %r14\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
+        "  mov %rdx, %rcx\n xor $6, %rcx\n cmp %rcx, %r15\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
+        "  add $8, %rsp\n"
+        "  pop %r15\n  pop %r14\n  pop %r13\n  pop %r12\n  pop %rbx\n  pop %rbp\n"
+        "  ret\n"
+        ".size regs_call, .-regs_call\n");
+#elif defined(__aarch64__)
+/* x19..x29 = seed + 1..11, d8..d15 = seed + 12..19 (as integers). */
+#define LOADX(r, k) "  add " r ", x2, #" #k "\n"
+#define LOADD(r, k) "  add x9, x2, #" #k "\n  fmov " r ", x9\n"
+#define CHKX(r, k) "  add x9, x2, #" #k "\n  cmp x9, " r "\n  cinc x0, x0, ne\n"
+#define CHKD(r, k) "  add x9, x2, #" #k "\n  fmov x10, " r "\n  cmp x9, x10\n  cinc x0, x0, ne\n"
+__asm__(".text\n"
+        ".globl regs_call\n"
+        ".type regs_call, %function\n"
+        "regs_call:\n"
+        "  sub sp, sp, #176\n"
+        "  stp x19, x20, [sp, #0]\n  stp x21, x22, [sp, #16]\n  stp x23, x24, [sp, #32]\n"
+        "  stp x25, x26, [sp, #48]\n  stp x27, x28, [sp, #64]\n  stp x29, x30, [sp, #80]\n"
+        "  stp d8, d9, [sp, #96]\n  stp d10, d11, [sp, #112]\n  stp d12, d13, [sp, #128]\n"
+        "  stp d14, d15, [sp, #144]\n  str x2, [sp, #160]\n"
+        LOADX("x19", 1) LOADX("x20", 2) LOADX("x21", 3) LOADX("x22", 4) LOADX("x23", 5)
+        LOADX("x24", 6) LOADX("x25", 7) LOADX("x26", 8) LOADX("x27", 9) LOADX("x28", 10)
+        LOADX("x29", 11)
+        LOADD("d8", 12) LOADD("d9", 13) LOADD("d10", 14) LOADD("d11", 15)
+        LOADD("d12", 16) LOADD("d13", 17) LOADD("d14", 18) LOADD("d15", 19)
+        "  mov x9, x0\n  mov x0, x1\n  blr x9\n"
+        "  ldr x2, [sp, #160]\n  mov x0, #0\n"
+        CHKX("x19", 1) CHKX("x20", 2) CHKX("x21", 3) CHKX("x22", 4) CHKX("x23", 5)
+        CHKX("x24", 6) CHKX("x25", 7) CHKX("x26", 8) CHKX("x27", 9) CHKX("x28", 10)
+        CHKX("x29", 11)
+        CHKD("d8", 12) CHKD("d9", 13) CHKD("d10", 14) CHKD("d11", 15)
+        CHKD("d12", 16) CHKD("d13", 17) CHKD("d14", 18) CHKD("d15", 19)
+        "  ldp x19, x20, [sp, #0]\n  ldp x21, x22, [sp, #16]\n  ldp x23, x24, [sp, #32]\n"
+        "  ldp x25, x26, [sp, #48]\n  ldp x27, x28, [sp, #64]\n  ldp x29, x30, [sp, #80]\n"
+        "  ldp d8, d9, [sp, #96]\n  ldp d10, d11, [sp, #112]\n  ldp d12, d13, [sp, #128]\n"
+        "  ldp d14, d15, [sp, #144]\n"
+        "  add sp, sp, #176\n  ret\n"
+        ".size regs_call, .-regs_call\n");
+#else
+long regs_call(void (*fn)(void *), void *arg, uint64_t seed)
+{
+    (void)seed;
+    fn(arg);
+    return 0; /* no register check on this architecture */
+}
+#endif
+
+/* ---- switching ------------------------------------------------------- */
+
+struct pingpong {
+    cc__coro *a, *b;     /* the two players */
+    cc__coro *main;      /* where the game ends */
+    long rounds;         /* switches each player makes */
+    long bad_regs;       /* registers that lost their value */
+    long bad_locals;     /* locals that lost their value */
+};
+
+static struct pingpong *game;
+
+static void switch_a_to_b(void *unused) { cc__coro_switch(game->a, game->b); }
+static void switch_b_to_a(void *unused) { cc__coro_switch(game->b, game->a); }
+
+/* Player: switch to the other one `rounds` times, with patterned registers
+ * and a handful of live locals that must survive each switch. */
+static void play(struct pingpong *g, bool is_a)
+{
+    uint64_t seed = is_a ? 0xa5a5000000000000u : 0x5a5a000000000000u;
+    volatile uint64_t sum = 0;
+    uint64_t x = seed, y = ~seed, z = 7;
+    for (long i = 0; i < g->rounds; i++) {
+        g->bad_regs += regs_call(is_a ? switch_a_to_b : switch_b_to_a, NULL,
+                                 seed + ((uint64_t)i << 8));
+        x += 3, y -= 5, z *= 3;
+        sum += x ^ y ^ z;
+    }
+    uint64_t ex = seed + 3 * (uint64_t)g->rounds, ey = ~seed - 5 * (uint64_t)g->rounds;
+    if (x != ex || y != ey)
+        g->bad_locals++;
+}
+
+static void player_a(void *arg)
+{
+    struct pingpong *g = arg;
+    play(g, true);
+    cc__coro_switch(g->a, g->b); /* let b finish its last round */
+}
+
+static void player_b(void *arg)
+{
+    struct pingpong *g = arg;
+    play(g, false);
+    cc__coro_switch(g->b, g->main);
+}
+
+/* 10^7 switches between two coroutines with every callee-saved register and
+ * some locals checked across each one. */
+static void switches_keep_callee_saved_registers(void **state)
+{
+    struct pingpong g = {.rounds = cc_test_n(10000000) / 2};
+    game = &g;
+    g.main = cc__coro_current();
+    assert_int_equal(cc__coro_create(&g.a, player_a, &g, 0, "a"), 0);
+    assert_int_equal(cc__coro_create(&g.b, player_b, &g, 0, "b"), 0);
+    cc__coro_switch(g.main, g.a);
+    assert_int_equal(g.bad_regs, 0);
+    assert_int_equal(g.bad_locals, 0);
+    assert_ptr_equal(cc__coro_current(), g.main);
+    cc__coro_destroy(g.a); /* suspended: abandoned */
+    cc__coro_destroy(g.b);
+}
+
+static void check_alignment(void *arg)
+{
+    _Alignas(16) char aligned[16];
+    int *bad = arg;
+    *bad += ((uintptr_t)__builtin_frame_address(0) & 15) != 0;
+    *bad += ((uintptr_t)aligned & 15) != 0;
+    aligned[0] = 1;
+    __asm__ volatile("" ::"r"(aligned) : "memory");
+}
+
+/* Every coroutine starts with the ABI's 16-byte stack alignment, whatever
+ * its stack size. */
+static void stack_is_aligned_at_entry(void **state)
+{
+    int bad = 0;
+    for (size_t size = 0; size <= 20000; size += 4096 + 8) {
+        cc__coro *c;
+        assert_int_equal(cc__coro_create(&c, check_alignment, &bad, size, "align"), 0);
+        cc__coro_resume(c);
+        assert_true(cc__coro_done(c));
+        cc__coro_destroy(c);
+    }
+    assert_int_equal(bad, 0);
+}
+
+struct fp_game {
+    cc__coro *a, *b, *main;
+    int seen_by_b;      /* rounding mode b saw on entry */
+    int seen_by_a;      /* a's mode after b changed its own */
+    double a_third;     /* 1/3 computed by a after the switch */
+    long double a_third_x87; /* likewise on the x87 unit */
+};
+
+static double third(void)
+{
+    volatile double one = 1.0, three = 3.0;
+    return one / three;
+}
+
+static long double third_x87(void)
+{
+    volatile long double one = 1.0L, three = 3.0L;
+    return one / three;
+}
+
+static void fp_a(void *arg)
+{
+    struct fp_game *g = arg;
+    fesetround(FE_UPWARD);
+    cc__coro_switch(g->a, g->b);
+    g->seen_by_a = fegetround();
+    g->a_third = third();
+    g->a_third_x87 = third_x87();
+}
+
+static void fp_b(void *arg)
+{
+    struct fp_game *g = arg;
+    g->seen_by_b = fegetround();
+    fesetround(FE_DOWNWARD);
+    cc__coro_switch(g->b, g->a);
+}
+
+/* A rounding mode set in one coroutine stays there: MXCSR and the x87
+ * control word (FPCR on aarch64) belong to each context. */
+static void fp_control_state_is_per_coroutine(void **state)
+{
+    struct fp_game g = {.main = cc__coro_current()};
+    fesetround(FE_UPWARD);
+    double up = third();
+    long double up_x87 = third_x87();
+    fesetround(FE_TONEAREST);
+    assert_int_equal(cc__coro_create(&g.a, fp_a, &g, 0, "fp-a"), 0);
+    assert_int_equal(cc__coro_create(&g.b, fp_b, &g, 0, "fp-b"), 0);
+    cc__coro_resume(g.a);
+    assert_true(cc__coro_done(g.a));
+    assert_int_equal(g.seen_by_b, FE_TONEAREST);
+    assert_int_equal(g.seen_by_a, FE_UPWARD);
+    assert_true(g.a_third == up);
+    assert_true(g.a_third_x87 == up_x87);
+    assert_int_equal(fegetround(), FE_TONEAREST); /* a's mode stayed in a */
+    assert_true(third() < up);
+    cc__coro_destroy(g.a);
+    cc__coro_destroy(g.b);
+}
+
+/* ---- resume, yield, done --------------------------------------------- */
+
+static void count_up(void *arg)
+{
+    long *n = arg;
+    for (int i = 0; i < 3; i++) {
+        (*n)++;
+        cc__coro_yield();
+    }
+    (*n) += 100;
+}
+
+static void resume_and_yield_take_turns(void **state)
+{
+    long n = 0;
+    cc__coro *c;
+    assert_int_equal(cc__coro_create(&c, count_up, &n, 0, "counter"), 0);
+    assert_string_equal(cc__coro_name(c), "counter");
+    assert_false(cc__coro_done(c));
+    for (long i = 1; i <= 3; i++) {
+        cc__coro_resume(c);
+        assert_int_equal(n, i);
+        assert_false(cc__coro_done(c));
+    }
+    cc__coro_resume(c);
+    assert_int_equal(n, 103);
+    assert_true(cc__coro_done(c));
+    assert_true(cc__coro_is_main(cc__coro_current()));
+    cc__coro_destroy(c);
+}
+
+struct nest {
+    cc__coro *outer, *inner;
+    char log[16];       /* who ran, in order */
+    int len;
+};
+
+static void nest_inner(void *arg)
+{
+    struct nest *t = arg;
+    t->log[t->len++] = 'i';
+    assert_ptr_equal(cc__coro_current(), t->inner);
+    cc__coro_yield(); /* to outer, its resumer */
+    t->log[t->len++] = 'j';
+}
+
+static void nest_outer(void *arg)
+{
+    struct nest *t = arg;
+    t->log[t->len++] = 'o';
+    cc__coro_resume(t->inner);
+    t->log[t->len++] = 'p';
+    cc__coro_yield(); /* to main: inner's yield did not change our resumer */
+    cc__coro_resume(t->inner);
+    t->log[t->len++] = 'q';
+}
+
+/* A coroutine can resume another; yields and returns go to the resumer. */
+static void nested_resume_returns_to_resumer(void **state)
+{
+    struct nest t = {0};
+    assert_int_equal(cc__coro_create(&t.outer, nest_outer, &t, 0, "outer"), 0);
+    assert_int_equal(cc__coro_create(&t.inner, nest_inner, &t, 0, "inner"), 0);
+    cc__coro_resume(t.outer);
+    assert_string_equal(t.log, "oip");
+    cc__coro_resume(t.outer);
+    assert_string_equal(t.log, "oipjq");
+    assert_true(cc__coro_done(t.outer) && cc__coro_done(t.inner));
+    cc__coro_destroy(t.outer);
+    cc__coro_destroy(t.inner);
+}
+
+static void note_and_return(void *arg) { *(int *)arg = 1; }
+
+/* A coroutine only ever switched into returns to its first switcher. */
+static void switched_coroutine_returns_to_switcher(void **state)
+{
+    int ran = 0;
+    cc__coro *c;
+    assert_int_equal(cc__coro_create(&c, note_and_return, &ran, 0, NULL), 0);
+    assert_string_equal(cc__coro_name(c), "coro");
+    cc__coro_switch(cc__coro_current(), c);
+    assert_int_equal(ran, 1);
+    assert_true(cc__coro_done(c));
+    cc__coro_destroy(c);
+}
+
+static void deep_use(char *p, size_t n)
+{
+    memset(p, 0x5a, n);
+    __asm__ volatile("" ::"r"(p) : "memory");
+}
+
+static void use_192k(void *arg)
+{
+    char big[192 * 1024];
+    deep_use(big, sizeof big);
+    *(int *)arg = big[1000];
+}
+
+/* Stack sizes round up to pages; a big stack really has room. */
+static void stack_size_is_configurable(void **state)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    cc__coro *c;
+    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, 10000, "small"), 0);
+    assert_int_equal(cc__coro_stack_size(c), (10000 + page - 1) / page * page);
+    cc__coro_destroy(c);
+    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, 0, "default"), 0);
+    assert_int_equal(cc__coro_stack_size(c), CC__CORO_STACK_DEFAULT);
+    cc__coro_destroy(c);
+    int got = 0;
+    assert_int_equal(cc__coro_create(&c, use_192k, &got, 256 * 1024, "big"), 0);
+    cc__coro_resume(c);
+    assert_int_equal(got, 0x5a);
+    cc__coro_destroy(c);
+    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, (size_t)1 << 62, "huge"),
+                     -ENOMEM);
+}
+
+/* ---- the stack cache ------------------------------------------------- */
+
+static void touch_and_yield(void *arg)
+{
+    char buf[2048];
+    deep_use(buf, sizeof buf);
+    cc__coro_yield();
+}
+
+static void scribble(void *arg)
+{
+    char big[48 * 1024];
+    deep_use(big, sizeof big);
+}
+
+/* Default-size stacks come back from the cache; others do not. */
+static void stacks_are_cached_and_reused(void **state)
+{
+    cc__coro_cache_trim(true);
+    cc__coro_stats s0 = cc__coro_get_stats();
+    assert_int_equal(s0.stacks_cached, 0);
+    long n = cc_test_n(10000);
+    for (long i = 0; i < n; i++) {
+        cc__coro *c[4];
+        for (int k = 0; k < 4; k++) {
+            assert_int_equal(cc__coro_create(&c[k], touch_and_yield, NULL, 0, "reuse"), 0);
+            cc__coro_resume(c[k]);
+        }
+        for (int k = 0; k < 4; k++)
+            cc__coro_destroy(c[k]); /* suspended ones too */
+    }
+    cc__coro_stats s1 = cc__coro_get_stats();
+    assert_int_equal(s1.stacks_mapped - s0.stacks_mapped, 4);
+    assert_int_equal(s1.stacks_reused - s0.stacks_reused, 4 * n - 4);
+    assert_int_equal(s1.stacks_cached, 4);
+    cc__coro *odd;
+    assert_int_equal(cc__coro_create(&odd, note_and_return, NULL, 128 * 1024, "odd"), 0);
+    cc__coro_destroy(odd);
+    cc__coro_stats s2 = cc__coro_get_stats();
+    assert_int_equal(s2.stacks_mapped - s1.stacks_mapped, 1);
+    assert_int_equal(s2.stacks_unmapped - s1.stacks_unmapped, 1);
+    assert_int_equal(s2.stacks_cached, 4);
+    cc__coro_cache_trim(false); /* MADV_FREE: still cached, still usable */
+    assert_int_equal(cc__coro_get_stats().stacks_cached, 4);
+    assert_int_equal(cc__coro_create(&odd, scribble, NULL, 0, "after-trim"), 0);
+    cc__coro_resume(odd);
+    assert_true(cc__coro_done(odd));
+    cc__coro_destroy(odd);
+    cc__coro_cache_trim(true);
+    assert_int_equal(cc__coro_get_stats().stacks_cached, 0);
+}
+
+/* The cache is bounded: beyond CACHE_MAX, stacks go back to the kernel. */
+static void stack_cache_is_bounded(void **state)
+{
+    enum { MANY = 200 };
+    static cc__coro *c[MANY];
+    cc__coro_cache_trim(true);
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(cc__coro_create(&c[i], note_and_return, NULL, 0, "many"), 0);
+    for (int i = 0; i < MANY; i++)
+        cc__coro_destroy(c[i]);
+    cc__coro_stats s = cc__coro_get_stats();
+    assert_true(s.stacks_cached > 0 && s.stacks_cached < MANY);
+    cc__coro_cache_trim(true);
+}
+
+/* ASan: a stack abandoned mid-call (poisoned redzones left behind) is
+ * reused by a coroutine that writes all over it: no false report. */
+static void poison_and_park(void *arg)
+{
+    char a[1000], b[3000];
+    deep_use(a, sizeof a);
+    deep_use(b, sizeof b);
+    cc__coro_yield();
+}
+
+static void reused_stack_is_clean_for_asan(void **state)
+{
+    for (long i = 0; i < cc_test_n(1000); i++) {
+        cc__coro *c;
+        assert_int_equal(cc__coro_create(&c, poison_and_park, NULL, 0, "park"), 0);
+        cc__coro_resume(c);
+        cc__coro_destroy(c);
+        assert_int_equal(cc__coro_create(&c, scribble, NULL, 0, "scribble"), 0);
+        cc__coro_resume(c);
+        assert_true(cc__coro_done(c));
+        cc__coro_destroy(c);
+    }
+}
+
+/* ---- threads ------------------------------------------------------- */
+
+static void *thread_pingpong(void *arg)
+{
+    long *bad = arg;
+    long n = 0;
+    cc__coro *c;
+    if (cc__coro_create(&c, count_up, &n, 0, "thread") < 0)
+        return NULL;
+    for (int i = 0; i < 4; i++)
+        cc__coro_resume(c);
+    *bad += n != 103 || !cc__coro_done(c);
+    cc__coro_destroy(c);
+    return NULL;
+}
+
+/* Threads use coroutines independently; a thread's state (cache, signal
+ * stack) is freed when it exits. */
+static void threads_run_coroutines_independently(void **state)
+{
+    pthread_t t[4];
+    long bad[4] = {0};
+    for (int r = 0; r < cc_test_n(50); r++) {
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, thread_pingpong, &bad[i]), 0);
+        for (int i = 0; i < 4; i++)
+            pthread_join(t[i], NULL);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(bad[i], 0);
+}
+
+static void *resume_elsewhere(void *arg)
+{
+    cc__coro_resume(arg);
+    return NULL;
+}
+
+/* A suspended coroutine may be resumed on another thread. */
+static void coroutine_moves_between_threads(void **state)
+{
+    long n = 0;
+    cc__coro *c;
+    assert_int_equal(cc__coro_create(&c, count_up, &n, 0, "mover"), 0);
+    cc__coro_resume(c);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, resume_elsewhere, c), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(n, 2);
+    cc__coro_resume(c);
+    cc__coro_resume(c);
+    assert_int_equal(n, 103);
+    assert_true(cc__coro_done(c));
+    cc__coro_destroy(c);
+}
+
+/* ---- children: stack overflow, other faults, the TSan race ------------- */
+
+static int __attribute__((noinline)) recurse(int depth)
+{
+    volatile char frame[256];
+    frame[0] = (char)depth;
+    if (depth < 0) /* never: keeps the compiler from calling this infinite */
+        return 0;
+    return recurse(depth + 1) + frame[0];
+}
+
+static void overflow(void *arg) { recurse(0); }
+
+static void null_deref(void *arg)
+{
+    volatile int *p = arg;
+    *p = 1;
+}
+
+static void on_previous_segv(int sig)
+{
+    static const char msg[] = "previous handler ran\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(42);
+}
+
+static long race_target;
+
+static void race_writer(void *arg)
+{
+    for (int i = 0; i < 1000; i++)
+        race_target++;
+}
+
+static void *race_thread(void *arg)
+{
+    cc__coro *c;
+    if (cc__coro_create(&c, race_writer, NULL, 0, "racer") == 0) {
+        cc__coro_resume(c);
+        cc__coro_destroy(c);
+    }
+    return NULL;
+}
+
+/* The child's side: do WHAT and die the way the parent expects. */
+static int child_main(const char *what)
+{
+    cc__coro *c;
+    if (!strcmp(what, "chain")) {
+        signal(SIGSEGV, on_previous_segv); /* before concur's handler */
+        if (cc__coro_create(&c, null_deref, NULL, 0, "chain") == 0)
+            cc__coro_resume(c);
+        return 1;
+    }
+    if (!strcmp(what, "race")) {
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&t[i], NULL, race_thread, NULL);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        return 0;
+    }
+    return 2;
+}
+
+/* Run fn in a forked child with stderr captured; returns the wait status. */
+static int run_child(void (*fn)(const char *), const char *arg, char *err, size_t n)
+{
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        fn(arg);
+        _exit(3);
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < n && (r = read(p[0], err + len, n - 1 - len)) > 0)
+        len += (size_t)r;
+    err[len] = '\0';
+    char sink[4096];
+    while (read(p[0], sink, sizeof sink) > 0) {
+    }
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* cmocka catches SIGSEGV during tests: give the child the default action
+ * behind concur's handler. */
+static void child_signals(void)
+{
+    signal(SIGSEGV, SIG_DFL);
+    cc__coro_install_overflow_handler();
+}
+
+static void overflow_in_child(const char *name)
+{
+    cc__coro *c;
+    child_signals();
+    if (cc__coro_create(&c, overflow, NULL, 0, name) == 0)
+        cc__coro_resume(c);
+}
+
+static void exec_self(const char *what)
+{
+    char arg[64];
+    snprintf(arg, sizeof arg, "--child=%s", what);
+    setenv("TSAN_OPTIONS", "halt_on_error=0:exitcode=66:report_bugs=1", 1);
+    execl("/proc/self/exe", "test_coro", arg, (char *)NULL);
+}
+
+/* Deep recursion in a coroutine hits the guard page: the report names the
+ * coroutine and its stack size, and the process dies by SIGABRT. Every
+ * time. */
+static void stack_overflow_is_reported_every_time(void **state)
+{
+    cc__coro_thread_init();
+    long trials = cc_test_n(100);
+    for (long i = 0; i < trials; i++) {
+        char name[32], want[128], err[8192];
+        snprintf(name, sizeof name, "worker-%ld", i);
+        snprintf(want, sizeof want,
+                 "concur: stack overflow in coroutine '%s' (stack 65536 bytes)", name);
+        int status = run_child(overflow_in_child, name, err, sizeof err);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGABRT);
+        if (!strstr(err, want))
+            fail_msg("trial %ld: stderr was: %s", i, err);
+    }
+}
+
+static void deref_in_child(const char *unused)
+{
+    cc__coro *c;
+    child_signals();
+    if (cc__coro_create(&c, null_deref, NULL, 0, "deref") == 0)
+        cc__coro_resume(c);
+}
+
+/* A fault that is not on a guard page is not called an overflow: it gets
+ * the previous handler, or the default action (death by SIGSEGV). */
+static void other_faults_are_passed_on(void **state)
+{
+    char err[8192];
+    int status = run_child(deref_in_child, NULL, err, sizeof err);
+    /* In sanitizer builds the runtime's own handler may report and abort. */
+    assert_true(WIFSIGNALED(status) || WIFEXITED(status));
+    assert_null(strstr(err, "stack overflow in coroutine"));
+#if !defined(TEST_TSAN) && !defined(__SANITIZE_ADDRESS__)
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+#endif
+    status = run_child(exec_self, "chain", err, sizeof err);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 42);
+    assert_non_null(strstr(err, "previous handler ran"));
+}
+
+/* TSan builds: two threads, each running a coroutine that writes the same
+ * variable without synchronisation: TSan must report the race (the fiber
+ * annotations must not hide it). */
+static void race_between_coroutines_is_caught(void **state)
+{
+#ifdef TEST_TSAN
+    char err[65536];
+    int status = run_child(exec_self, "race", err, sizeof err);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 66);
+    if (!strstr(err, "WARNING: ThreadSanitizer: data race"))
+        fail_msg("no race reported: %s", err);
+#else
+    skip();
+#endif
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strncmp(argv[1], "--child=", 8))
+        return child_main(argv[1] + 8);
+    const struct CMUnitTest tests[] = {
+        CC_TEST(switches_keep_callee_saved_registers),
+        CC_TEST(stack_is_aligned_at_entry),
+        CC_TEST(fp_control_state_is_per_coroutine),
+        CC_TEST(resume_and_yield_take_turns),
+        CC_TEST(nested_resume_returns_to_resumer),
+        CC_TEST(switched_coroutine_returns_to_switcher),
+        CC_TEST(stack_size_is_configurable),
+        CC_TEST(stacks_are_cached_and_reused),
+        CC_TEST(stack_cache_is_bounded),
+        CC_TEST(reused_stack_is_clean_for_asan),
+        CC_TEST(threads_run_coroutines_independently),
+        CC_TEST(coroutine_moves_between_threads),
+        CC_TEST(stack_overflow_is_reported_every_time),
+        CC_TEST(other_faults_are_passed_on),
+        CC_TEST(race_between_coroutines_is_caught),
+    };
+    return CC_RUN_TESTS(tests);
+}
