@@ -156,6 +156,7 @@ CC__CORO_NO_TSAN static void fallback_boot(void)
         setcontext(&boot_return);
         cc__panic("setcontext", -errno);
     }
+    fesetenv(&c->fenv); /* the creator's, saved by arch_prepare */
     cc__coro_main(c, fallback_prev);
 }
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -535,10 +536,13 @@ static int __attribute__((noinline)) recurse(int depth)
 
 static void overflow(void *arg) { recurse(0); }
 
-static void null_deref(void *arg)
+/* Write to a PROT_NONE page that is no coroutine's guard page (not NULL:
+ * UBSan would stop at a null store before the fault). */
+static void bad_write(void *unused)
 {
-    volatile int *p = arg;
-    *p = 1;
+    volatile int *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED)
+        *p = 1;
 }
 
 static void on_previous_segv(int sig)
@@ -572,7 +576,7 @@ static int child_main(const char *what)
     cc__coro *c;
     if (!strcmp(what, "chain")) {
         signal(SIGSEGV, on_previous_segv); /* before concur's handler */
-        if (cc__coro_create(&c, null_deref, NULL, 0, "chain") == 0)
+        if (cc__coro_create(&c, bad_write, NULL, 0, "chain") == 0)
             cc__coro_resume(c);
         return 1;
     }
@@ -662,7 +666,7 @@ static void deref_in_child(const char *unused)
 {
     cc__coro *c;
     child_signals();
-    if (cc__coro_create(&c, null_deref, NULL, 0, "deref") == 0)
+    if (cc__coro_create(&c, bad_write, NULL, 0, "deref") == 0)
         cc__coro_resume(c);
 }
 

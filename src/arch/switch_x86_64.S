@@ -48,8 +48,12 @@ cc__coro_swap:
     popq %r12
     popq %rbx
     popq %rbp
+    popq %rcx
     movq %rdx, %rax
-    ret
+    /* Not ret: the return-stack predictor holds the other context's return
+     * address and would mispredict every switch; an indirect jump is
+     * predicted from its own history. */
+    jmpq *%rcx
     .cfi_endproc
     .size cc__coro_swap, .-cc__coro_swap
 
