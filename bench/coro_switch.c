@@ -49,8 +49,8 @@ int main(int argc, char **argv)
     double t1 = now_ns();
     /* a and b each count the switch they are about to make. */
     if (count < n_switches || count > n_switches + 1) {
-        fprintf(stderr, "coro_switch: checksum: %ld switches, wanted %ld\n", count,
-                n_switches);
+        fprintf(stderr, "coro_switch: checksum: %ld switches, wanted %ld\n",
+                count, n_switches);
         return 1;
     }
     printf("coro_switch: %.2f ns/switch\n", (t1 - t0) / (double)(count + 2));

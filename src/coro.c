@@ -51,42 +51,43 @@
 #define CACHE_MAX 64
 
 struct cc__coro {
-    void *sp;             /* saved stack pointer while suspended */
-    cc__coro *caller;     /* resumer: where control goes when fn returns */
-    cc__coro_fn fn;       /* entry function */
-    void *arg;            /* its argument */
-    char *map;            /* the mapping, guard page first; NULL for main */
-    size_t map_size;      /* bytes of the mapping, guard included */
-    char *stack_lo;       /* lowest usable stack byte, above the guard */
-    size_t stack_size;    /* usable bytes from stack_lo up to this header */
-    cc__coro *next_free;  /* link in the thread's stack cache */
-    bool done;            /* the entry function has returned */
-    bool is_main;         /* a thread's main coroutine: the thread's stack */
+    void *sp;            /* saved stack pointer while suspended */
+    cc__coro *caller;    /* resumer: where control goes when fn returns */
+    cc__coro_fn fn;      /* entry function */
+    void *arg;           /* its argument */
+    char *map;           /* the mapping, guard page first; NULL for main */
+    size_t map_size;     /* bytes of the mapping, guard included */
+    char *stack_lo;      /* lowest usable stack byte, above the guard */
+    size_t stack_size;   /* usable bytes from stack_lo up to this header */
+    cc__coro *next_free; /* link in the thread's stack cache */
+    bool done;           /* the entry function has returned */
+    bool is_main;        /* a thread's main coroutine: the thread's stack */
     char name[CC__CORO_NAME_MAX + 1]; /* for reports; NUL-terminated */
     struct cc__coro_san san; /* sanitizer and valgrind state (coro_san.h) */
 #ifdef CONCUR_CORO_FALLBACK
-    void *jb[5];          /* __builtin_setjmp buffer while suspended */
-    fenv_t fenv;          /* FP environment while suspended */
+    void *jb[5]; /* __builtin_setjmp buffer while suspended */
+    fenv_t fenv; /* FP environment while suspended */
 #endif
 } __attribute__((aligned(16)));
 
 /* What a thread that uses coroutines owns. Initial-exec TLS: one %fs-relative
  * access, also from the signal handler. */
 struct thread_state {
-    bool ready;            /* cc__coro_thread_init done */
-    cc__coro *current;     /* the coroutine running on this thread */
-    cc__coro main;         /* the thread's own stack as a coroutine */
-    cc__coro *cache;       /* free default-size stacks, LIFO */
-    void *altstack;        /* our alternate signal stack, or NULL */
-    size_t altstack_size;  /* its bytes */
-    cc__coro_stats stats;  /* counters (stacks_cached kept up to date) */
+    bool ready;           /* cc__coro_thread_init done */
+    cc__coro *current;    /* the coroutine running on this thread */
+    cc__coro main;        /* the thread's own stack as a coroutine */
+    cc__coro *cache;      /* free default-size stacks, LIFO */
+    void *altstack;       /* our alternate signal stack, or NULL */
+    size_t altstack_size; /* its bytes */
+    cc__coro_stats stats; /* counters (stacks_cached kept up to date) */
 };
 
-static __thread struct thread_state tls __attribute__((tls_model("initial-exec")));
+static __thread struct thread_state tls
+    __attribute__((tls_model("initial-exec")));
 
 /* Process-wide, set once under `once`. */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static pthread_key_t thread_key;      /* its destructor frees thread_state */
+static pthread_key_t thread_key;       /* its destructor frees thread_state */
 static struct sigaction previous_segv; /* the SIGSEGV handler before ours */
 static size_t page_size;
 
@@ -120,12 +121,13 @@ static void arch_prepare(cc__coro *c)
     __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
     sp -= 22;
     memset(sp, 0, 22 * sizeof *sp);
-    sp[0] = (uint64_t)(uintptr_t)c;                   /* x19 */
-    sp[1] = (uint64_t)(uintptr_t)cc__coro_main;       /* x20 */
+    sp[0] = (uint64_t)(uintptr_t)c;                    /* x19 */
+    sp[1] = (uint64_t)(uintptr_t)cc__coro_main;        /* x20 */
     sp[11] = (uint64_t)(uintptr_t)cc__coro_trampoline; /* x30; x29 = 0 */
     sp[20] = fpcr;
 #else
-#error "no assembly switch for this architecture: build with CONCUR_CORO_FALLBACK"
+#error                                                                         \
+    "no assembly switch for this architecture: build with CONCUR_CORO_FALLBACK"
 #endif
     c->sp = sp;
 }
@@ -267,8 +269,9 @@ static size_t round_to_pages(size_t n)
 static int stack_map(cc__coro **out, size_t size)
 {
     size_t map_size = page_size + size;
-    char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    char *map =
+        mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED)
         return -ENOMEM;
     if (mprotect(map, page_size, PROT_NONE) < 0) {
@@ -356,8 +359,8 @@ static void set_name(cc__coro *c, const char *name)
     c->name[n] = '\0';
 }
 
-int cc__coro_create(cc__coro **out, cc__coro_fn fn, void *arg, size_t stack_size,
-                    const char *name)
+int cc__coro_create(cc__coro **out, cc__coro_fn fn, void *arg,
+                    size_t stack_size, const char *name)
 {
     int r = cc__coro_thread_init();
     cc__coro *c;

@@ -34,12 +34,13 @@ typedef void (*cc__coro_fn)(void *arg);
 #define CC__CORO_NAME_MAX 31
 
 /*
- * cc__coro_create: make a coroutine that will run fn(arg) on a stack of its own,
- * suspended until it is first switched into.
+ * cc__coro_create: make a coroutine that will run fn(arg) on a stack of its
+ * own, suspended until it is first switched into.
  *   out:        receives the coroutine.
  *   fn, arg:    the entry function and its argument. When fn returns, the
- *               coroutine is done and control goes to the coroutine that last
- *               switched into it.
+ *               coroutine is done and control goes to its resumer: the
+ *               coroutine that last resumed it (cc__coro_resume), or, if it
+ *               was never resumed, the one that first switched into it.
  *   stack_size: usable stack bytes, rounded up to whole pages; 0 means
  *               CC__CORO_STACK_DEFAULT. A guard page below it (PROT_NONE) turns
  *               an overflow into an abort naming the coroutine.
@@ -50,31 +51,34 @@ typedef void (*cc__coro_fn)(void *arg);
  * alternate signal stack (cc__coro_thread_init). Does not block.
  * Ownership: the caller owns the coroutine and frees it with cc__coro_destroy.
  */
-int cc__coro_create(cc__coro **out, cc__coro_fn fn, void *arg, size_t stack_size,
-                    const char *name);
+int cc__coro_create(cc__coro **out, cc__coro_fn fn, void *arg,
+                    size_t stack_size, const char *name);
 
 /*
  * cc__coro_destroy: free a coroutine that is not running: done, never started,
- * or suspended. A suspended coroutine's frames are abandoned without unwinding
- * (nothing on its stack is cleaned up). Its stack goes back to this thread's
- * cache when it has the default size and the cache has room, else is unmapped.
- * NULL is ignored. Must not be called on the running coroutine or on a thread's
- * main coroutine.
+ * or suspended. A suspended coroutine's frames are abandoned without
+ * unwinding (nothing on its stack is cleaned up; under ASan with
+ * detect_stack_use_after_return its fake frames leak). Its stack goes back to
+ * this thread's cache when it has the default size and the cache has room,
+ * else is unmapped. NULL is ignored. Must not be called on the running
+ * coroutine or on a thread's main coroutine.
  */
 void cc__coro_destroy(cc__coro *c);
 
 /*
  * cc__coro_switch: suspend `from`, which must be the coroutine running on this
  * thread (cc__coro_current()), and run `to` (suspended or never started, not
- * done) until something switches back into `from`. Records `from` as the
- * coroutine that `to` returns to when its entry function ends. No syscall; a
- * few instructions plus sanitizer bookkeeping in sanitizer builds.
+ * done) until something switches back into `from`. Does not change `to`'s
+ * resumer (see cc__coro_create), except that a coroutine started this way
+ * takes `from` as its resumer. No syscall: a few instructions, plus
+ * bookkeeping in sanitizer builds.
  */
 void cc__coro_switch(cc__coro *from, cc__coro *to);
 
 /*
- * cc__coro_resume: switch from the running coroutine into c, as
- * cc__coro_switch(cc__coro_current(), c). Returns when c yields or finishes.
+ * cc__coro_resume: make the running coroutine c's resumer and switch into c,
+ * as cc__coro_switch(cc__coro_current(), c). Returns when c yields or
+ * finishes (or something else switches back).
  */
 void cc__coro_resume(cc__coro *c);
 

@@ -67,20 +67,21 @@ void __tsan_set_fiber_name(void *fiber, const char *name);
 
 struct cc__coro_san {
 #ifdef CC__CORO_ASAN
-    void *fake;            /* ASan's fake stack while suspended */
-    const void *lo;        /* stack bottom as ASan knows it */
-    size_t size;           /* its bytes (learned for a main stack) */
+    void *fake;     /* ASan's fake stack while suspended */
+    const void *lo; /* stack bottom as ASan knows it */
+    size_t size;    /* its bytes (learned for a main stack) */
 #endif
 #ifdef CC__CORO_TSAN
-    void *fiber;           /* TSan fiber */
+    void *fiber; /* TSan fiber */
 #endif
 #ifdef CC__CORO_VALGRIND
-    unsigned vg_id;        /* valgrind stack id */
+    unsigned vg_id; /* valgrind stack id */
 #endif
-    char unused;           /* keeps the struct non-empty */
+    char unused; /* keeps the struct non-empty */
 };
 
-static inline void cc__san_stack_mapped(struct cc__coro_san *s, char *lo, size_t size)
+static inline void cc__san_stack_mapped(struct cc__coro_san *s, char *lo,
+                                        size_t size)
 {
 #ifdef CC__CORO_VALGRIND
     s->vg_id = VALGRIND_STACK_REGISTER(lo, lo + size);
@@ -88,7 +89,8 @@ static inline void cc__san_stack_mapped(struct cc__coro_san *s, char *lo, size_t
     (void)s, (void)lo, (void)size;
 }
 
-static inline void cc__san_stack_unmapped(struct cc__coro_san *s, char *map, size_t size)
+static inline void cc__san_stack_unmapped(struct cc__coro_san *s, char *map,
+                                          size_t size)
 {
 #ifdef CC__CORO_VALGRIND
     VALGRIND_STACK_DEREGISTER(s->vg_id);
@@ -99,7 +101,8 @@ static inline void cc__san_stack_unmapped(struct cc__coro_san *s, char *map, siz
     (void)s, (void)map, (void)size;
 }
 
-static inline void cc__san_stack_reused(struct cc__coro_san *s, char *lo, size_t size)
+static inline void cc__san_stack_reused(struct cc__coro_san *s, char *lo,
+                                        size_t size)
 {
 #ifdef CC__CORO_ASAN
     ASAN_UNPOISON_MEMORY_REGION(lo, size);
@@ -107,8 +110,8 @@ static inline void cc__san_stack_reused(struct cc__coro_san *s, char *lo, size_t
     (void)s, (void)lo, (void)size;
 }
 
-static inline void cc__san_coro_created(struct cc__coro_san *s, char *lo, size_t size,
-                                        const char *name)
+static inline void cc__san_coro_created(struct cc__coro_san *s, char *lo,
+                                        size_t size, const char *name)
 {
 #ifdef CC__CORO_ASAN
     s->fake = NULL;
@@ -139,11 +142,13 @@ static inline void cc__san_main_init(struct cc__coro_san *s)
 }
 
 /* `from_done`: from will never run again, so ASan may free its fake stack. */
-static inline void cc__san_before_switch(struct cc__coro_san *from, bool from_done,
+static inline void cc__san_before_switch(struct cc__coro_san *from,
+                                         bool from_done,
                                          struct cc__coro_san *to)
 {
 #ifdef CC__CORO_ASAN
-    __sanitizer_start_switch_fiber(from_done ? NULL : &from->fake, to->lo, to->size);
+    __sanitizer_start_switch_fiber(from_done ? NULL : &from->fake, to->lo,
+                                   to->size);
 #endif
 #ifdef CC__CORO_TSAN
     __tsan_switch_to_fiber(to->fiber, 0);

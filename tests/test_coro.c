@@ -38,12 +38,17 @@
  */
 long regs_call(void (*fn)(void *), void *arg, uint64_t seed);
 
+// clang-format off
 #if defined(__x86_64__)
+/* Count a mismatch of register r against seed ^ k (seed in rdx). */
+#define CHK(r, k) "  mov %rdx, %rcx\n  xor $" k ", %rcx\n  cmp %rcx, %" r "\n" \
+                  "  setne %cl\n  movzbl %cl, %ecx\n  add %rcx, %rax\n"
 __asm__(".text\n"
         ".globl regs_call\n"
         ".type regs_call, @function\n"
         "regs_call:\n"
-        "  push %rbp\n  push %rbx\n  push %r12\n  push %r13\n  push %r14\n  push %r15\n"
+        "  push %rbp\n  push %rbx\n  push %r12\n"
+        "  push %r13\n  push %r14\n  push %r15\n"
         "  sub $8, %rsp\n"
         "  mov %rdx, (%rsp)\n"
         "  mov %rdx, %rbx\n  xor $1, %rbx\n"
@@ -54,14 +59,15 @@ __asm__(".text\n"
         "  mov %rdx, %r15\n  xor $6, %r15\n"
         "  mov %rdi, %rax\n  mov %rsi, %rdi\n  call *%rax\n"
         "  mov (%rsp), %rdx\n  xor %eax, %eax\n"
-        "  mov %rdx, %rcx\n xor $1, %rcx\n cmp %rcx, %rbx\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
-        "  mov %rdx, %rcx\n xor $2, %rcx\n cmp %rcx, %rbp\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
-        "  mov %rdx, %rcx\n xor $3, %rcx\n cmp %rcx, %r12\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
-        "  mov %rdx, %rcx\n xor $4, %rcx\n cmp %rcx, %r13\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
-        "  mov %rdx, %rcx\n xor $5, %rcx\n cmp %rcx, %r14\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
-        "  mov %rdx, %rcx\n xor $6, %rcx\n cmp %rcx, %r15\n setne %cl\n movzbl %cl, %ecx\n add %rcx, %rax\n"
+        CHK("rbx", "1")
+        CHK("rbp", "2")
+        CHK("r12", "3")
+        CHK("r13", "4")
+        CHK("r14", "5")
+        CHK("r15", "6")
         "  add $8, %rsp\n"
-        "  pop %r15\n  pop %r14\n  pop %r13\n  pop %r12\n  pop %rbx\n  pop %rbp\n"
+        "  pop %r15\n  pop %r14\n  pop %r13\n"
+        "  pop %r12\n  pop %rbx\n  pop %rbp\n"
         "  ret\n"
         ".size regs_call, .-regs_call\n");
 #elif defined(__aarch64__)
@@ -97,6 +103,7 @@ __asm__(".text\n"
         "  ldp d14, d15, [sp, #144]\n"
         "  add sp, sp, #176\n  ret\n"
         ".size regs_call, .-regs_call\n");
+// clang-format on
 #else
 long regs_call(void (*fn)(void *), void *arg, uint64_t seed)
 {
@@ -109,11 +116,11 @@ long regs_call(void (*fn)(void *), void *arg, uint64_t seed)
 /* ---- switching ------------------------------------------------------- */
 
 struct pingpong {
-    cc__coro *a, *b;     /* the two players */
-    cc__coro *main;      /* where the game ends */
-    long rounds;         /* switches each player makes */
-    long bad_regs;       /* registers that lost their value */
-    long bad_locals;     /* locals that lost their value */
+    cc__coro *a, *b; /* the two players */
+    cc__coro *main;  /* where the game ends */
+    long rounds;     /* switches each player makes */
+    long bad_regs;   /* registers that lost their value */
+    long bad_locals; /* locals that lost their value */
 };
 
 static struct pingpong *game;
@@ -134,7 +141,8 @@ static void play(struct pingpong *g, bool is_a)
         x += 3, y -= 5, z *= 3;
         sum += x ^ y ^ z;
     }
-    uint64_t ex = seed + 3 * (uint64_t)g->rounds, ey = ~seed - 5 * (uint64_t)g->rounds;
+    uint64_t ex = seed + 3 * (uint64_t)g->rounds,
+             ey = ~seed - 5 * (uint64_t)g->rounds;
     if (x != ex || y != ey)
         g->bad_locals++;
 }
@@ -187,7 +195,8 @@ static void stack_is_aligned_at_entry(void **state)
     int bad = 0;
     for (size_t size = 0; size <= 20000; size += 4096 + 8) {
         cc__coro *c;
-        assert_int_equal(cc__coro_create(&c, check_alignment, &bad, size, "align"), 0);
+        assert_int_equal(
+            cc__coro_create(&c, check_alignment, &bad, size, "align"), 0);
         cc__coro_resume(c);
         assert_true(cc__coro_done(c));
         cc__coro_destroy(c);
@@ -197,9 +206,9 @@ static void stack_is_aligned_at_entry(void **state)
 
 struct fp_game {
     cc__coro *a, *b, *main;
-    int seen_by_b;      /* rounding mode b saw on entry */
-    int seen_by_a;      /* a's mode after b changed its own */
-    double a_third;     /* 1/3 computed by a after the switch */
+    int seen_by_b;           /* rounding mode b saw on entry */
+    int seen_by_a;           /* a's mode after b changed its own */
+    double a_third;          /* 1/3 computed by a after the switch */
     long double a_third_x87; /* likewise on the x87 unit */
 };
 
@@ -289,7 +298,7 @@ static void resume_and_yield_take_turns(void **state)
 
 struct nest {
     cc__coro *outer, *inner;
-    char log[16];       /* who ran, in order */
+    char log[16]; /* who ran, in order */
     int len;
 };
 
@@ -361,10 +370,12 @@ static void stack_size_is_configurable(void **state)
 {
     long page = sysconf(_SC_PAGESIZE);
     cc__coro *c;
-    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, 10000, "small"), 0);
+    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, 10000, "small"),
+                     0);
     assert_int_equal(cc__coro_stack_size(c), (10000 + page - 1) / page * page);
     cc__coro_destroy(c);
-    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, 0, "default"), 0);
+    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, 0, "default"),
+                     0);
     assert_int_equal(cc__coro_stack_size(c), CC__CORO_STACK_DEFAULT);
     cc__coro_destroy(c);
     int got = 0;
@@ -372,8 +383,9 @@ static void stack_size_is_configurable(void **state)
     cc__coro_resume(c);
     assert_int_equal(got, 0x5a);
     cc__coro_destroy(c);
-    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, (size_t)1 << 62, "huge"),
-                     -ENOMEM);
+    assert_int_equal(
+        cc__coro_create(&c, note_and_return, NULL, (size_t)1 << 62, "huge"),
+        -ENOMEM);
 }
 
 /* ---- the stack cache ------------------------------------------------- */
@@ -401,7 +413,8 @@ static void stacks_are_cached_and_reused(void **state)
     for (long i = 0; i < n; i++) {
         cc__coro *c[4];
         for (int k = 0; k < 4; k++) {
-            assert_int_equal(cc__coro_create(&c[k], touch_and_yield, NULL, 0, "reuse"), 0);
+            assert_int_equal(
+                cc__coro_create(&c[k], touch_and_yield, NULL, 0, "reuse"), 0);
             cc__coro_resume(c[k]);
         }
         for (int k = 0; k < 4; k++)
@@ -412,7 +425,8 @@ static void stacks_are_cached_and_reused(void **state)
     assert_int_equal(s1.stacks_reused - s0.stacks_reused, 4 * n - 4);
     assert_int_equal(s1.stacks_cached, 4);
     cc__coro *odd;
-    assert_int_equal(cc__coro_create(&odd, note_and_return, NULL, 128 * 1024, "odd"), 0);
+    assert_int_equal(
+        cc__coro_create(&odd, note_and_return, NULL, 128 * 1024, "odd"), 0);
     cc__coro_destroy(odd);
     cc__coro_stats s2 = cc__coro_get_stats();
     assert_int_equal(s2.stacks_mapped - s1.stacks_mapped, 1);
@@ -435,7 +449,8 @@ static void stack_cache_is_bounded(void **state)
     static cc__coro *c[MANY];
     cc__coro_cache_trim(true);
     for (int i = 0; i < MANY; i++)
-        assert_int_equal(cc__coro_create(&c[i], note_and_return, NULL, 0, "many"), 0);
+        assert_int_equal(
+            cc__coro_create(&c[i], note_and_return, NULL, 0, "many"), 0);
     for (int i = 0; i < MANY; i++)
         cc__coro_destroy(c[i]);
     cc__coro_stats s = cc__coro_get_stats();
@@ -457,7 +472,8 @@ static void reused_stack_is_clean_for_asan(void **state)
 {
     for (long i = 0; i < cc_test_n(1000); i++) {
         cc__coro *c;
-        assert_int_equal(cc__coro_create(&c, poison_and_park, NULL, 0, "park"), 0);
+        assert_int_equal(cc__coro_create(&c, poison_and_park, NULL, 0, "park"),
+                         0);
         cc__coro_resume(c);
         cc__coro_destroy(c);
         assert_int_equal(cc__coro_create(&c, scribble, NULL, 0, "scribble"), 0);
@@ -491,7 +507,8 @@ static void threads_run_coroutines_independently(void **state)
     long bad[4] = {0};
     for (int r = 0; r < cc_test_n(50); r++) {
         for (int i = 0; i < 4; i++)
-            assert_int_equal(pthread_create(&t[i], NULL, thread_pingpong, &bad[i]), 0);
+            assert_int_equal(
+                pthread_create(&t[i], NULL, thread_pingpong, &bad[i]), 0);
         for (int i = 0; i < 4; i++)
             pthread_join(t[i], NULL);
     }
@@ -540,7 +557,8 @@ static void overflow(void *arg) { recurse(0); }
  * UBSan would stop at a null store before the fault). */
 static void bad_write(void *unused)
 {
-    volatile int *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    volatile int *p =
+        mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p != MAP_FAILED)
         *p = 1;
 }
@@ -592,7 +610,8 @@ static int child_main(const char *what)
 }
 
 /* Run fn in a forked child with stderr captured; returns the wait status. */
-static int run_child(void (*fn)(const char *), const char *arg, char *err, size_t n)
+static int run_child(void (*fn)(const char *), const char *arg, char *err,
+                     size_t n)
 {
     int p[2];
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
@@ -653,7 +672,8 @@ static void stack_overflow_is_reported_every_time(void **state)
         char name[32], want[128], err[8192];
         snprintf(name, sizeof name, "worker-%ld", i);
         snprintf(want, sizeof want,
-                 "concur: stack overflow in coroutine '%s' (stack 65536 bytes)", name);
+                 "concur: stack overflow in coroutine '%s' (stack 65536 bytes)",
+                 name);
         int status = run_child(overflow_in_child, name, err, sizeof err);
         assert_true(WIFSIGNALED(status));
         assert_int_equal(WTERMSIG(status), SIGABRT);
