@@ -133,17 +133,17 @@ static void switch_b_to_a(void *unused) { cc__coro_switch(game->b, game->a); }
 static void play(struct pingpong *g, bool is_a)
 {
     uint64_t seed = is_a ? 0xa5a5000000000000u : 0x5a5a000000000000u;
-    volatile uint64_t sum = 0;
-    uint64_t x = seed, y = ~seed, z = 7;
+    uint64_t x = seed, y = ~seed, z = 1, ez = 1;
     for (long i = 0; i < g->rounds; i++) {
         g->bad_regs += regs_call(is_a ? switch_a_to_b : switch_b_to_a, NULL,
                                  seed + ((uint64_t)i << 8));
-        x += 3, y -= 5, z *= 3;
-        sum += x ^ y ^ z;
+        x += 3, y -= 5, z = z * 3 + (x ^ y);
     }
     uint64_t ex = seed + 3 * (uint64_t)g->rounds,
              ey = ~seed - 5 * (uint64_t)g->rounds;
-    if (x != ex || y != ey)
+    for (long i = 1; i <= g->rounds; i++) /* z again, without switches */
+        ez = ez * 3 + ((seed + 3 * (uint64_t)i) ^ (~seed - 5 * (uint64_t)i));
+    if (x != ex || y != ey || z != ez)
         g->bad_locals++;
 }
 
