@@ -681,12 +681,26 @@ static void child_signals(void)
     cc__coro_install_overflow_handler();
 }
 
-static void overflow_in_child(const char *name)
+/* How the next overflow child runs (set before the fork). */
+static size_t overflow_stack_size; /* 0: the default */
+static bool overflow_on_thread;    /* on a second thread, not the main one */
+
+static void *overflow_coroutine(void *name)
 {
     cc__coro *c;
-    child_signals();
-    if (cc__coro_create(&c, overflow, NULL, 0, name) == 0)
+    if (cc__coro_create(&c, overflow, NULL, overflow_stack_size, name) == 0)
         cc__coro_resume(c);
+    return NULL;
+}
+
+static void overflow_in_child(const char *name)
+{
+    child_signals();
+    pthread_t t;
+    if (!overflow_on_thread)
+        overflow_coroutine((void *)name);
+    else if (pthread_create(&t, NULL, overflow_coroutine, (void *)name) == 0)
+        pthread_join(t, NULL);
 }
 
 static void exec_self(const char *what)
@@ -699,7 +713,7 @@ static void exec_self(const char *what)
 
 /* Deep recursion in a coroutine hits the guard page: the report names the
  * coroutine and its stack size, and the process dies by SIGABRT. Every
- * time. */
+ * time: default and small stacks, on the main thread and on another. */
 static void stack_overflow_is_reported_every_time(void **state)
 {
     cc__coro_thread_init();
@@ -707,9 +721,11 @@ static void stack_overflow_is_reported_every_time(void **state)
     for (long i = 0; i < trials; i++) {
         char name[32], want[128], err[8192];
         snprintf(name, sizeof name, "worker-%ld", i);
+        overflow_stack_size = i % 4 == 1 ? 16384 : 0;
+        overflow_on_thread = i % 4 == 2; /* its own signal stack */
         snprintf(want, sizeof want,
-                 "concur: stack overflow in coroutine '%s' (stack 65536 bytes)",
-                 name);
+                 "concur: stack overflow in coroutine '%s' (stack %zu bytes)",
+                 name, overflow_stack_size ? overflow_stack_size : 65536);
         int status = run_child(overflow_in_child, name, err, sizeof err);
         assert_true(WIFSIGNALED(status));
         assert_int_equal(WTERMSIG(status), SIGABRT);
