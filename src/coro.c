@@ -20,15 +20,17 @@
  * gives the memory back: MADV_FREE below each cached stack's top page (cheap,
  * and the kernel reclaims only under pressure) or munmap.
  *
- * A stack overflow faults on the guard page; the SIGSEGV handler, running on
- * the thread's alternate signal stack, names the coroutine and aborts. Any
- * other fault goes to the handler that was there before.
+ * A stack overflow faults on the guard page (a guard region that needs no
+ * VMA of its own where the kernel has them: see guard_install); the SIGSEGV
+ * handler, running on the thread's alternate signal stack, names the
+ * coroutine and aborts. Any other fault goes to the previous handler.
  *
  * Sanitizers are told about every switch: ASan's fiber API (a reused stack is
  * unpoisoned first), TSan's fibers, valgrind's stack registration.
  */
 #include "coro.h"
 
+#include "atomics.h"
 #include "internal.h"
 
 #include <assert.h>
@@ -89,7 +91,14 @@ static __thread struct thread_state tls
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_key_t thread_key;       /* its destructor frees thread_state */
 static struct sigaction previous_segv; /* the SIGSEGV handler before ours */
-static size_t page_size;
+static size_t page_size;               /* sysconf(_SC_PAGESIZE) */
+/* Guard pages by madvise: 1 works, 0 not tried yet, -1 not supported (then
+ * mprotect). Relaxed: every thread that tries finds the same answer. */
+static _Atomic int light_guards;
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; not in older headers */
+#endif
 
 /* ---- architecture: the first frame and the switch -------------------- */
 
@@ -265,6 +274,27 @@ static size_t round_to_pages(size_t n)
     return (n + page_size - 1) & ~(page_size - 1);
 }
 
+/*
+ * Make the lowest page of a stack mapping a guard page. Linux 6.13's guard
+ * regions (MADV_GUARD_INSTALL) do it without splitting the mapping, so that
+ * neighbouring stacks merge into one VMA; mprotect costs two VMAs per stack,
+ * and vm.max_map_count (65530 by default) then caps a process at about
+ * 32,000 coroutines. Older kernels answer EINVAL: use mprotect from then on.
+ */
+static int guard_install(char *map)
+{
+    if (cc__load_relaxed(&light_guards) >= 0) {
+        if (madvise(map, page_size, MADV_GUARD_INSTALL) == 0) {
+            cc__store_relaxed(&light_guards, 1);
+            return 0;
+        }
+        if (errno != EINVAL)
+            return -ENOMEM;
+        cc__store_relaxed(&light_guards, -1);
+    }
+    return mprotect(map, page_size, PROT_NONE) < 0 ? -ENOMEM : 0;
+}
+
 /* Map guard + `size` bytes and put the header at the top. */
 static int stack_map(cc__coro **out, size_t size)
 {
@@ -274,7 +304,7 @@ static int stack_map(cc__coro **out, size_t size)
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED)
         return -ENOMEM;
-    if (mprotect(map, page_size, PROT_NONE) < 0) {
+    if (guard_install(map) < 0) {
         munmap(map, map_size);
         return -ENOMEM;
     }
