@@ -660,27 +660,6 @@ static void *race_thread(void *arg)
     return NULL;
 }
 
-/* The child's side: do WHAT and die the way the parent expects. */
-static int child_main(const char *what)
-{
-    cc__coro *c;
-    if (!strcmp(what, "chain")) {
-        signal(SIGSEGV, on_previous_segv); /* before concur's handler */
-        if (cc__coro_create(&c, bad_write, NULL, 0, "chain") == 0)
-            cc__coro_resume(c);
-        return 1;
-    }
-    if (!strcmp(what, "race")) {
-        pthread_t t[2];
-        for (int i = 0; i < 2; i++)
-            pthread_create(&t[i], NULL, race_thread, NULL);
-        for (int i = 0; i < 2; i++)
-            pthread_join(t[i], NULL);
-        return 0;
-    }
-    return 2;
-}
-
 /* Run fn in a forked child with stderr captured; returns the wait status. */
 static int run_child(void (*fn)(const char *), const char *arg, char *err,
                      size_t n)
@@ -770,6 +749,27 @@ static void stack_overflow_is_reported_every_time(void **state)
     }
 }
 
+static void exec_self_without_guard_regions(const char *what)
+{
+    setenv("CONCUR_NO_GUARD_REGIONS", "1", 1);
+    exec_self(what);
+}
+
+/* The same with mprotect guard pages, as kernels before 6.13 give. */
+static void stack_overflow_is_reported_with_mprotect_guards(void **state)
+{
+    for (long i = 0; i < cc_test_n(20); i++) {
+        char err[8192];
+        int status = run_child(exec_self_without_guard_regions,
+                               "overflow:old-kernel", err, sizeof err);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGABRT);
+        if (!strstr(err, "concur: stack overflow in coroutine 'old-kernel' "
+                         "(stack 65536 bytes)"))
+            fail_msg("trial %ld: stderr was: %s", i, err);
+    }
+}
+
 static void deref_in_child(const char *unused)
 {
     cc__coro *c;
@@ -813,6 +813,32 @@ static void race_between_coroutines_is_caught(void **state)
 #endif
 }
 
+/* The child's side: do WHAT and die the way the parent expects. */
+static int child_main(const char *what)
+{
+    cc__coro *c;
+    if (!strcmp(what, "chain")) {
+        signal(SIGSEGV, on_previous_segv); /* before concur's handler */
+        if (cc__coro_create(&c, bad_write, NULL, 0, "chain") == 0)
+            cc__coro_resume(c);
+        return 1;
+    }
+    if (!strncmp(what, "overflow:", 9)) { /* as overflow_in_child */
+        child_signals();
+        overflow_coroutine((void *)(what + 9));
+        return 1;
+    }
+    if (!strcmp(what, "race")) {
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&t[i], NULL, race_thread, NULL);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        return 0;
+    }
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strncmp(argv[1], "--child=", 8))
@@ -833,6 +859,7 @@ int main(int argc, char **argv)
         CC_TEST(threads_run_coroutines_independently),
         CC_TEST(coroutine_moves_between_threads),
         CC_TEST(stack_overflow_is_reported_every_time),
+        CC_TEST(stack_overflow_is_reported_with_mprotect_guards),
         CC_TEST(other_faults_are_passed_on),
         CC_TEST(race_between_coroutines_is_caught),
     };
