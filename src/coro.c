@@ -135,8 +135,9 @@ static void arch_prepare(cc__coro *c)
     sp[11] = (uint64_t)(uintptr_t)cc__coro_trampoline; /* x30; x29 = 0 */
     sp[20] = fpcr;
 #else
-#error                                                                         \
-    "no assembly switch for this architecture: build with CONCUR_CORO_FALLBACK"
+// clang-format off
+#error "no assembly switch here: build with -DCONCUR_CORO_FALLBACK=ON"
+// clang-format on
 #endif
     c->sp = sp;
 }
