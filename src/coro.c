@@ -7,9 +7,9 @@
  * only the pages its frames used. A switch pushes the callee-saved registers
  * and the FP control state on the current stack, saves the stack pointer in
  * the header, loads the other one and pops (src/arch/switch_<arch>.S; or, with
- * CONCUR_CORO_FALLBACK, __builtin_setjmp/__builtin_longjmp with fegetenv/
- * fesetenv, bootstrapped once per coroutine by makecontext: no syscall per
- * switch either way). A new coroutine's first frame returns into a trampoline
+ * CONCUR_CORO_FALLBACK, __builtin_setjmp/__builtin_longjmp plus the <fenv.h>
+ * rounding mode and traps, bootstrapped once per coroutine by makecontext: no
+ * syscall per switch either way). A new coroutine's first frame returns into a trampoline
  * that calls cc__coro_main, which runs the entry function and, when it returns,
  * switches to the coroutine's resumer for good.
  *
@@ -67,8 +67,9 @@ struct cc__coro {
     char name[CC__CORO_NAME_MAX + 1]; /* for reports; NUL-terminated */
     struct cc__coro_san san; /* sanitizer and valgrind state (coro_san.h) */
 #ifdef CONCUR_CORO_FALLBACK
-    void *jb[5]; /* __builtin_setjmp buffer while suspended */
-    fenv_t fenv; /* FP environment while suspended */
+    void *jb[5];  /* __builtin_setjmp buffer while suspended */
+    int fp_round; /* fegetround() while suspended */
+    int fp_traps; /* fegetexcept() while suspended */
 #endif
 } __attribute__((aligned(16)));
 
@@ -149,6 +150,28 @@ static inline cc__coro *arch_swap(cc__coro *from, cc__coro *to)
 
 #else /* CONCUR_CORO_FALLBACK */
 
+/*
+ * The FP control state that <fenv.h> can see: rounding mode and enabled
+ * traps. Set only when it differs (rarely): fesetround is slow, and
+ * fegetenv/fesetenv made a switch cost 290 ns on x86-64.
+ */
+static void fp_save(cc__coro *c)
+{
+    c->fp_round = fegetround();
+    c->fp_traps = fegetexcept();
+}
+
+static void fp_restore(const cc__coro *c)
+{
+    if (CC__UNLIKELY(fegetround() != c->fp_round))
+        fesetround(c->fp_round);
+    int traps = fegetexcept();
+    if (CC__UNLIKELY(traps != c->fp_traps)) {
+        fedisableexcept(traps & ~c->fp_traps);
+        feenableexcept(c->fp_traps & ~traps);
+    }
+}
+
 /* The coroutine being bootstrapped, and where its bootstrap returns to. */
 static __thread cc__coro *boot_coro;
 static __thread ucontext_t boot_return;
@@ -168,7 +191,7 @@ CC__CORO_NO_TSAN static void fallback_boot(void)
         setcontext(&boot_return);
         cc__panic("setcontext", -errno);
     }
-    fesetenv(&c->fenv); /* the creator's, saved by arch_prepare */
+    fp_restore(c); /* the creator's, saved by arch_prepare */
     cc__coro_main(c, fallback_prev);
 }
 
@@ -187,7 +210,7 @@ static void arch_prepare(cc__coro *c)
     if (swapcontext(&boot_return, &uc) < 0)
         cc__panic("swapcontext", -errno);
     cc__san_after_boot_return(fake);
-    fegetenv(&c->fenv);
+    fp_save(c);
 }
 
 CC__CORO_NO_TSAN __attribute__((noinline, noreturn)) static void
@@ -199,11 +222,11 @@ fallback_jump(cc__coro *to)
 CC__CORO_NO_TSAN __attribute__((noinline)) static cc__coro *
 arch_swap(cc__coro *from, cc__coro *to)
 {
-    fegetenv(&from->fenv);
+    fp_save(from);
     fallback_prev = from;
     if (__builtin_setjmp(from->jb) == 0)
         fallback_jump(to);
-    fesetenv(&from->fenv);
+    fp_restore(from);
     return fallback_prev;
 }
 

@@ -208,6 +208,8 @@ struct fp_game {
     cc__coro *a, *b, *main;
     int seen_by_b;           /* rounding mode b saw on entry */
     int seen_by_a;           /* a's mode after b changed its own */
+    int traps_seen_by_b;     /* enabled FP traps b saw on entry */
+    int traps_seen_by_a;     /* a's traps after the switch back */
     double a_third;          /* 1/3 computed by a after the switch */
     long double a_third_x87; /* likewise on the x87 unit */
 };
@@ -228,7 +230,10 @@ static void fp_a(void *arg)
 {
     struct fp_game *g = arg;
     fesetround(FE_UPWARD);
+    feenableexcept(FE_DIVBYZERO);
     cc__coro_switch(g->a, g->b);
+    g->traps_seen_by_a = fegetexcept();
+    fedisableexcept(FE_DIVBYZERO);
     g->seen_by_a = fegetround();
     g->a_third = third();
     g->a_third_x87 = third_x87();
@@ -238,12 +243,13 @@ static void fp_b(void *arg)
 {
     struct fp_game *g = arg;
     g->seen_by_b = fegetround();
+    g->traps_seen_by_b = fegetexcept();
     fesetround(FE_DOWNWARD);
     cc__coro_switch(g->b, g->a);
 }
 
-/* A rounding mode set in one coroutine stays there: MXCSR and the x87
- * control word (FPCR on aarch64) belong to each context. */
+/* A rounding mode or FP trap set in one coroutine stays there: MXCSR and
+ * the x87 control word (FPCR on aarch64) belong to each context. */
 static void fp_control_state_is_per_coroutine(void **state)
 {
     struct fp_game g = {.main = cc__coro_current()};
@@ -257,6 +263,9 @@ static void fp_control_state_is_per_coroutine(void **state)
     assert_true(cc__coro_done(g.a));
     assert_int_equal(g.seen_by_b, FE_TONEAREST);
     assert_int_equal(g.seen_by_a, FE_UPWARD);
+    assert_int_equal(g.traps_seen_by_b, 0);
+    assert_int_equal(g.traps_seen_by_a, FE_DIVBYZERO);
+    assert_int_equal(fegetexcept(), 0);
     assert_true(g.a_third == up);
     assert_true(g.a_third_x87 == up_x87);
     assert_int_equal(fegetround(), FE_TONEAREST); /* a's mode stayed in a */
