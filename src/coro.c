@@ -35,6 +35,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fenv.h>
 #include <pthread.h>
 #include <signal.h>
@@ -299,6 +300,22 @@ static size_t round_to_pages(size_t n)
 }
 
 /*
+ * Does the guard region on `page` really fault? Emulators (qemu-user) accept
+ * MADV_GUARD_INSTALL and do nothing. Probe without a signal: write(2) from
+ * a guarded page fails with EFAULT. Once per process.
+ */
+static bool guard_region_works(char *page)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return false;
+    bool faults = write(p[1], page, 1) < 0 && errno == EFAULT;
+    close(p[0]);
+    close(p[1]);
+    return faults;
+}
+
+/*
  * Make the lowest page of a stack mapping a guard page. Linux 6.13's guard
  * regions (MADV_GUARD_INSTALL) do it without splitting the mapping, so that
  * neighbouring stacks merge into one VMA; mprotect costs two VMAs per stack,
@@ -308,15 +325,16 @@ static size_t round_to_pages(size_t n)
  */
 static int guard_install(char *map)
 {
-    if (cc__load_relaxed(&light_guards) >= 0) {
-        if (madvise(map, page_size, MADV_GUARD_INSTALL) == 0) {
+    int state = cc__load_relaxed(&light_guards);
+    if (state >= 0 && madvise(map, page_size, MADV_GUARD_INSTALL) == 0) {
+        if (state == 1 || guard_region_works(map)) {
             cc__store_relaxed(&light_guards, 1);
             return 0;
         }
-        if (errno != EINVAL)
-            return -ENOMEM;
-        cc__store_relaxed(&light_guards, -1);
+    } else if (state >= 0 && errno != EINVAL) {
+        return -ENOMEM;
     }
+    cc__store_relaxed(&light_guards, -1);
     return mprotect(map, page_size, PROT_NONE) < 0 ? -ENOMEM : 0;
 }
 
