@@ -43,7 +43,10 @@ typedef void (*cc__coro_fn)(void *arg);
  *               was never resumed, the one that first switched into it.
  *   stack_size: usable stack bytes, rounded up to whole pages; 0 means
  *               CC__CORO_STACK_DEFAULT. A guard page below it (PROT_NONE) turns
- *               an overflow into an abort naming the coroutine.
+ *               an overflow into an abort naming the coroutine. A single
+ *               frame bigger than a page can jump over the guard: build code
+ *               with big locals with -fstack-clash-protection, which makes
+ *               the compiler touch every page it allocates.
  *   name:       copied (truncated to CC__CORO_NAME_MAX bytes); NULL: "coro".
  * Returns 0, or -ENOMEM (no memory for the stack mapping, or stack_size too
  * large). Default-size stacks come from a per-thread cache when one is free.

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -723,6 +724,42 @@ static void other_faults_are_passed_on(void **state)
     assert_non_null(strstr(err, "previous handler ran"));
 }
 
+static void create_without_memory(const char *unused)
+{
+    /* Room for a few small stacks, not for a 256 MiB one. */
+    long size = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (!f || fscanf(f, "%ld", &size) != 1)
+        _exit(2);
+    fclose(f);
+    rlim_t limit = (rlim_t)size * sysconf(_SC_PAGESIZE) + (16 << 20);
+    struct rlimit rl = {limit, limit};
+    if (setrlimit(RLIMIT_AS, &rl) < 0)
+        _exit(3);
+    cc__coro *c;
+    if (cc__coro_create(&c, note_and_return, NULL, 256 << 20, "big") != -ENOMEM)
+        _exit(4);
+    int ran = 0;
+    if (cc__coro_create(&c, note_and_return, &ran, 16384, "small") < 0)
+        _exit(5);
+    cc__coro_resume(c);
+    cc__coro_destroy(c);
+    _exit(ran == 1 ? 0 : 6);
+}
+
+/* When the stack cannot be mapped, create fails with -ENOMEM and nothing
+ * is left half made (sanitizers reserve too much address space to run it). */
+static void create_fails_cleanly_without_memory(void **state)
+{
+#if defined(TEST_TSAN) || defined(__SANITIZE_ADDRESS__)
+    skip();
+#endif
+    char err[4096];
+    int status = run_child(create_without_memory, NULL, err, sizeof err);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* TSan builds: two threads, each running a coroutine that writes the same
  * variable without synchronisation: TSan must report the race (the fiber
  * annotations must not hide it). */
@@ -788,6 +825,7 @@ int main(int argc, char **argv)
         CC_TEST(stack_overflow_is_reported_every_time),
         CC_TEST(stack_overflow_is_reported_with_mprotect_guards),
         CC_TEST(other_faults_are_passed_on),
+        CC_TEST(create_fails_cleanly_without_memory),
         CC_TEST(race_between_coroutines_is_caught),
     };
     return CC_RUN_TESTS(tests);
