@@ -8,11 +8,11 @@ ONLY ?= .
 
 # Debian packages: to build and test; and the peers that `make bench` compares with.
 PKGS_BUILD := cmake gcc make pkg-config libcmocka-dev parallel
-PKGS_BENCH := libuv1-dev libtbb-dev libglib2.0-dev golang-go parallel g++ python3
+PKGS_BENCH := libuv1-dev libboost-context-dev libtbb-dev libglib2.0-dev golang-go parallel g++ python3
 
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-bench build demo check check-normal check-asan check-tsan bench install clean
+.PHONY: all deps deps-bench build demo check check-normal check-asan check-tsan check-fallback bench install clean
 
 all: build
 
@@ -32,7 +32,7 @@ demo: deps build
 
 # Every test, in a normal build and in ASan+UBSan and TSan builds.
 check: deps
-	$(MAKE) check-normal check-asan check-tsan
+	$(MAKE) check-normal check-asan check-tsan check-fallback
 
 check-normal:
 	$(MAKE) build BUILD=$(BUILD)
@@ -49,6 +49,11 @@ check-tsan:
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  setarch -R ctest --output-on-failure -j $(JOBS)
 
+# The portable coroutine switch (no assembly), as a port without one gets it.
+check-fallback:
+	$(MAKE) build BUILD=$(BUILD)-fallback CMAKE_FLAGS="-DCONCUR_CORO_FALLBACK=ON -DCONCUR_BENCH=OFF"
+	cd $(BUILD)-fallback && ctest --output-on-failure -R test_coro
+
 bench: deps-bench
 	$(MAKE) build BUILD=$(BUILD)-bench CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Release -DCONCUR_TESTS=OFF"
 	bash bench/run.sh $(BUILD)-bench '$(ONLY)'
@@ -57,4 +62,4 @@ install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-bench
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-bench $(BUILD)-fallback
