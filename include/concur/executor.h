@@ -56,7 +56,7 @@ typedef struct cc_thread_pool_options {
  * initializer failed: <its error>", and cc_executor_submit returns -EPIPE.
  *
  * Returns 0 with *out owned by the caller (cc_executor_free), -ENOMEM, or
- * -EAGAIN (or another pthread_create error) if a thread cannot be started.
+ * -EAGAIN if a thread cannot be started (cc_thread_start).
  * Never blocks.
  */
 int cc_thread_pool_new(cc_executor **out, const cc_thread_pool_options *opts);
