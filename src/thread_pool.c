@@ -16,14 +16,22 @@
  * racing shutdown is handled the same way against the CLOSED flag: it either
  * fails, or its task is seen by a worker, or it cancels it (late_submit).
  *
- * Worker threads are plain pthreads for now; they move to cc_thread (thread.h)
- * once that module is merged.
+ * Workers are cc_threads (thread.h) named "<prefix>-<i>", not daemons. The
+ * first shutdown(wait) joins them all; later ones wait for it on exit_q.
+ * shutdown(wait=false) leaves them to drain the queue and exit; the free
+ * joins them. An atexit hook shuts down and joins the pools still open at
+ * exit(): their workers finish the queue, then exit (Python joins
+ * ThreadPoolExecutor workers at exit). It is registered after thread.c's
+ * hook, which waits for every non-daemon thread, so it runs first.
  */
 #include "executor_internal.h"
+
+#include "concur/thread.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,9 +45,8 @@ enum {
 };
 
 struct worker {
-    pthread_t thread;       /* the OS thread */
+    cc_thread *thread;        /* the thread; freed once joined */
     struct thread_pool *pool; /* its pool */
-    size_t index;           /* 0.. max_workers - 1, for its name */
 };
 
 struct thread_pool {
@@ -63,8 +70,11 @@ struct thread_pool {
     cc__atomic_u32 spinning;          /* workers polling for work */
     cc__mutex m;                      /* guards the fields below */
     cc__waitq idle_q;                 /* parked workers */
-    cc__waitq exit_q;                 /* threads in shutdown(wait) */
+    cc__waitq exit_q;                 /* shutdown(wait)s waiting for the
+                                         joiner */
     bool closing;                     /* shut down: workers exit when idle */
+    bool joining;                     /* a shutdown(wait) joins the workers */
+    bool joined;                      /* ... and has joined them all */
     size_t live;                      /* workers that have not decided to
                                          exit (they decide under m) */
     char *broken_msg;                 /* why the pool is broken, or NULL */
@@ -73,6 +83,9 @@ struct thread_pool {
     struct worker *workers;           /* their records */
     size_t started;                   /* threads actually started */
     cc_thread_pool_options opts;      /* as given (prefix copied) */
+    /* In open_pools, under its guard. */
+    struct thread_pool *prev, *next;  /* neighbours in the list */
+    bool listed;                      /* in the list */
 };
 
 #define POOL(ex) ((struct thread_pool *)(ex))
@@ -206,8 +219,8 @@ static cc_future *park_for_task(struct thread_pool *p)
         cc_future *f = take(p, &more);
         if (f || p->closing) {
             cc__fetch_sub(&p->idle, 1);
-            if (!f && --p->live == 0) /* exits: decided under m */
-                cc__wake_all(&p->exit_q, 0);
+            if (!f)
+                p->live--; /* exits: decided under m (late_submit) */
             cc__mutex_unlock(&p->m);
             return f;
         }
@@ -282,19 +295,10 @@ static void initialize(struct thread_pool *p)
     cc__mutex_unlock(&p->m);
 }
 
-static void name_thread(struct worker *w)
-{
-    char name[16];
-    const char *prefix = w->pool->opts.thread_name_prefix;
-    snprintf(name, sizeof name, "%s-%zu", prefix ? prefix : "concur", w->index);
-    pthread_setname_np(pthread_self(), name);
-}
-
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct thread_pool *p = w->pool;
-    name_thread(w);
     if (p->opts.initializer)
         initialize(p);
     cc_future *f;
@@ -344,9 +348,26 @@ static int pool_submit(cc_executor *ex, cc_future *f)
     return 0;
 }
 
-static void pool_shutdown(cc_executor *ex, bool wait, bool cancel_futures)
+/* Join every started worker but `self` (a worker calling exit(), which can
+ * only be detached), then let other shutdown(wait)s return. */
+static void join_workers(struct thread_pool *p, cc_thread *self)
 {
-    struct thread_pool *p = POOL(ex);
+    for (size_t i = 0; i < p->started; i++) {
+        cc_thread *t = p->workers[i].thread;
+        /* -EDEADLK: a task of this pool called shutdown(wait) (executor.h) */
+        CC__CHECK("cc_thread_join", t == self ? cc_thread_detach(t)
+                                              : cc_thread_join(t, CC_FOREVER,
+                                                               NULL));
+    }
+    cc__mutex_lock(&p->m);
+    p->joined = true;
+    cc__wake_all(&p->exit_q, 0);
+    cc__mutex_unlock(&p->m);
+}
+
+static void shutdown_pool(struct thread_pool *p, bool wait,
+                          bool cancel_futures, cc_thread *self)
+{
     cc__fetch_or(&p->flags, POOL_CLOSED);
     cc__fence_seq_cst(); /* a submit in flight sees CLOSED or we see its task */
     if (cancel_futures)
@@ -354,12 +375,83 @@ static void pool_shutdown(cc_executor *ex, bool wait, bool cancel_futures)
     cc__mutex_lock(&p->m);
     p->closing = true;
     cc__fetch_sub(&p->idle, cc__wake_all(&p->idle_q, 0));
-    while (wait && p->live > 0) {
+    bool joiner = wait && !p->joining; /* the first shutdown(wait) joins */
+    p->joining |= joiner;
+    while (wait && !joiner && !p->joined) {
         cc__waiter w;
         cc__waiter_init(&w);
         cc__wait_on(&p->exit_q, &p->m, &w, CC_FOREVER);
     }
     cc__mutex_unlock(&p->m);
+    if (joiner)
+        join_workers(p, self);
+}
+
+static void pool_shutdown(cc_executor *ex, bool wait, bool cancel_futures)
+{
+    shutdown_pool(POOL(ex), wait, cancel_futures, NULL);
+}
+
+/* ---- pools still open at exit ----------------------------------------------------- */
+
+static struct {
+    cc__mutex guard;          /* guards the list and each pool's links */
+    struct thread_pool *head; /* pools created and not yet freed */
+} open_pools;
+
+static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;
+
+/* atexit: close every open pool, so that they drain side by side, then join
+ * their workers; a worker whose task called exit() is detached instead. The
+ * guard makes a concurrent free wait. */
+static void close_open_pools(void)
+{
+    cc_thread *me = cc_thread_current();
+    cc__mutex_lock(&open_pools.guard);
+    for (struct thread_pool *p = open_pools.head; p; p = p->next)
+        shutdown_pool(p, false, false, NULL);
+    for (struct thread_pool *p = open_pools.head; p; p = p->next)
+        shutdown_pool(p, true, false, me);
+    cc__mutex_unlock(&open_pools.guard);
+}
+
+/* In a fork child the pools have no workers, and the guard may be held. */
+static void forget_pools_in_child(void)
+{
+    memset(&open_pools, 0, sizeof open_pools);
+}
+
+/* Registered after a worker started, so after thread.c's exit hook: atexit
+ * runs it before that one. */
+static void install_exit_hook(void)
+{
+    if (atexit(close_open_pools) != 0)
+        cc__panic("atexit", -ENOMEM);
+    CC__CHECK("pthread_atfork",
+              -pthread_atfork(NULL, NULL, forget_pools_in_child));
+}
+
+static void list_open(struct thread_pool *p)
+{
+    pthread_once(&exit_hook_once, install_exit_hook);
+    cc__mutex_lock(&open_pools.guard);
+    p->next = open_pools.head;
+    if (p->next)
+        p->next->prev = p;
+    open_pools.head = p;
+    p->listed = true;
+    cc__mutex_unlock(&open_pools.guard);
+}
+
+static void unlist_open(struct thread_pool *p)
+{
+    cc__mutex_lock(&open_pools.guard);
+    if (p->listed) {
+        *(p->prev ? &p->prev->next : &open_pools.head) = p->next;
+        if (p->next)
+            p->next->prev = p->prev;
+    }
+    cc__mutex_unlock(&open_pools.guard);
 }
 
 static size_t pool_max_workers(const cc_executor *ex)
@@ -370,10 +462,8 @@ static size_t pool_max_workers(const cc_executor *ex)
 static void pool_free(cc_executor *ex)
 {
     struct thread_pool *p = POOL(ex);
-    if (p->started)
-        pool_shutdown(ex, true, false);
-    for (size_t i = 0; i < p->started; i++)
-        pthread_join(p->workers[i].thread, NULL);
+    unlist_open(p);
+    pool_shutdown(ex, true, false); /* joins the workers, if not yet done */
     cc__free(p->broken_msg, 0);
     cc__free((char *)p->opts.thread_name_prefix, 0);
     cc__free(p->workers, p->nworkers * sizeof *p->workers);
@@ -409,20 +499,30 @@ static int copy_options(struct thread_pool *p, const cc_thread_pool_options *opt
 
 static int start_workers(struct thread_pool *p)
 {
+    const char *prefix = p->opts.thread_name_prefix;
+    prefix = prefix ? prefix : "concur";
+    size_t size = strlen(prefix) + 24;
+    char *name = cc__malloc(size);
+    if (!name)
+        return -ENOMEM;
     p->live = p->nworkers;
-    for (size_t i = 0; i < p->nworkers; i++) {
+    int r = 0;
+    for (size_t i = 0; i < p->nworkers && r == 0; i++) {
         struct worker *w = &p->workers[i];
-        *w = (struct worker){.pool = p, .index = i};
-        int r = pthread_create(&w->thread, NULL, worker_main, w);
-        if (r != 0) {
+        w->pool = p;
+        snprintf(name, size, "%s-%zu", prefix, i);
+        cc_thread_options topts = {.name = name}; /* copied by the thread */
+        r = cc_thread_start(&w->thread, worker_main, w, &topts);
+        if (r < 0) {
             cc__mutex_lock(&p->m); /* those never started never exit */
             p->live -= p->nworkers - i;
             cc__mutex_unlock(&p->m);
-            return -r;
+        } else {
+            p->started++;
         }
-        p->started++;
     }
-    return 0;
+    cc__free(name, size);
+    return r;
 }
 
 int cc_thread_pool_new(cc_executor **out, const cc_thread_pool_options *opts)
@@ -436,6 +536,8 @@ int cc_thread_pool_new(cc_executor **out, const cc_thread_pool_options *opts)
     int r = copy_options(p, opts);
     if (r == 0)
         r = start_workers(p);
+    if (r == 0)
+        list_open(p);
     if (r < 0) {
         pool_free(&p->base);
         return r;

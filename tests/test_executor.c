@@ -7,9 +7,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static cc_executor *new_pool(size_t workers)
@@ -536,6 +538,90 @@ static void default_size_is_cpu_count(void **state)
     cc_executor_free(pool);
 }
 
+/* ---- the worker threads ---------------------------------------------------------- */
+
+/* A task that reports its worker's cc_thread name and daemon flag. */
+static int describe_worker(void *arg, void **result)
+{
+    cc_thread *me = cc_thread_current();
+    char *s = malloc(64);
+    snprintf(s, 64, "%s %d", cc_thread_name(me), (int)cc_thread_is_daemon(me));
+    *result = s;
+    return 0;
+}
+
+static void workers_are_named_cc_threads(void **state)
+{
+    cc_executor *pool;
+    cc_thread_pool_options opts = {.max_workers = 1,
+                                   .thread_name_prefix = "a-long-pool-prefix"};
+    assert_int_equal(cc_thread_pool_new(&pool, &opts), 0);
+    cc_future *f = submit(pool, describe_worker, NULL);
+    void *r;
+    assert_int_equal(cc_future_result(f, CC_FOREVER, &r), 0);
+    /* The whole name (the OS keeps 15 bytes); joined, so not a daemon. */
+    assert_string_equal(r, "a-long-pool-prefix-0 0");
+    free(r);
+    cc_future_release(f);
+    cc_executor_free(pool);
+}
+
+/* Sleeps, then writes a byte to the pipe fd in arg. */
+static int sleep_then_write(void *arg, void **result)
+{
+    cc_sleep(100 * CC_MSEC);
+    return write((int)(intptr_t)arg, "x", 1) == 1 ? 0 : -EIO;
+}
+
+static int call_exit(void *arg, void **result) { exit(0); }
+
+enum at_exit { QUEUED, IDLE, FROM_TASK };
+
+/* In a child: a pool left open at exit() runs its queue, then lets it exit
+ * (Python joins ThreadPoolExecutor workers at interpreter exit). */
+static void pool_left_open_at_exit(int fd, enum at_exit how)
+{
+    cc_executor *pool;
+    cc_thread_pool_options opts = {.max_workers = 2};
+    if (cc_thread_pool_new(&pool, &opts) != 0)
+        _exit(2);
+    if (how != IDLE && cc_executor_submit(pool, sleep_then_write,
+                                          (void *)(intptr_t)fd, NULL) != 0)
+        _exit(3);
+    if (how == FROM_TASK && cc_executor_submit(pool, call_exit, NULL, NULL) == 0)
+        cc_sleep(10 * CC_SEC); /* the task exits first */
+    exit(0);
+}
+
+static void run_child_at_exit(enum at_exit how, const char *expect)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        pool_left_open_at_exit(fds[1], how);
+    }
+    close(fds[1]);
+    char buf[8];
+    ssize_t n = read(fds[0], buf, sizeof buf); /* EOF once the child is gone */
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(n, strlen(expect));
+    assert_memory_equal(buf, expect, n);
+}
+
+static void open_pool_at_exit_finishes_queue(void **state)
+{
+    run_child_at_exit(QUEUED, "x");    /* the queued task ran */
+    run_child_at_exit(IDLE, "");       /* idle workers do not hang exit() */
+    run_child_at_exit(FROM_TASK, "x"); /* nor a task calling exit() */
+}
+
 /* ---- allocation failures ------------------------------------------------------ */
 
 static atomic_int fail_countdown; /* allocations left before one fails; < 0: none */
@@ -638,6 +724,8 @@ int main(void)
         CC_TEST(initializer_runs_once_per_worker),
         CC_TEST(failing_initializer_breaks_pool),
         CC_TEST(default_size_is_cpu_count),
+        CC_TEST(workers_are_named_cc_threads),
+        CC_TEST(open_pool_at_exit_finishes_queue),
         CC_TEST(allocation_failures_are_reported),
     };
     return CC_RUN_TESTS(tests);

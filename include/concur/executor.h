@@ -41,12 +41,22 @@ typedef struct cc_thread_pool_options {
  * Python, which starts them as work arrives), as Python's ThreadPoolExecutor.
  * opts may be NULL (defaults). Tasks run in submission order (FIFO), each once.
  *
+ * The workers are cc_threads (thread.h): cc_thread_current() in a task gives
+ * the worker, named "<prefix>-<i>" in full. They are not daemon threads; the
+ * pool joins them (the first cc_executor_shutdown with wait, or
+ * cc_executor_free). A pool still open when the process exits through exit()
+ * or a return from main() is shut down (wait = true, queued tasks kept: its
+ * workers are joined), as Python joins ThreadPoolExecutor workers at
+ * interpreter exit: the queue runs to its end, and a task that never returns
+ * keeps the process from exiting (_exit() waits for nobody). A task that
+ * calls exit() is not waited for; the other workers are.
+ *
  * A failing initializer breaks the pool (Python's BrokenThreadPool): from then
  * on every queued task fails with -EPIPE and the message "thread pool is broken:
  * initializer failed: <its error>", and cc_executor_submit returns -EPIPE.
  *
  * Returns 0 with *out owned by the caller (cc_executor_free), -ENOMEM, or
- * -EAGAIN (or another pthread_create error) if a thread cannot be started.
+ * -EAGAIN if a thread cannot be started (cc_thread_start).
  * Never blocks.
  */
 int cc_thread_pool_new(cc_executor **out, const cc_thread_pool_options *opts);
@@ -69,10 +79,12 @@ int cc_executor_submit(cc_executor *ex, cc_task_fn fn, void *arg,
  * cc_executor_shutdown: stop accepting tasks (as Python's Executor.shutdown).
  * cancel_futures: cancel every task not yet started (their futures become
  * cancelled). wait: block until every started or queued task is done and the
- * workers have exited (there is no deadline, as in Python); otherwise return
- * at once and let the workers finish the queue. Calling it again is harmless.
- * A task or done callback of the pool must not call it with wait (it would
- * wait for itself).
+ * workers have exited, joining them (there is no deadline, as in Python);
+ * otherwise return at once and let the workers finish the queue and exit
+ * (cc_executor_free joins them). Calling it again is harmless; concurrent
+ * calls with wait all return once the workers are joined. A task or done
+ * callback of the pool must not call it with wait (it would wait for itself:
+ * a deadlock, or a panic from the join).
  */
 void cc_executor_shutdown(cc_executor *ex, bool wait, bool cancel_futures);
 
@@ -80,8 +92,8 @@ void cc_executor_shutdown(cc_executor *ex, bool wait, bool cancel_futures);
 size_t cc_executor_max_workers(const cc_executor *ex);
 
 /*
- * cc_executor_free: shut down (wait = true, keeping queued tasks), then free.
- * Blocks until the tasks are done. NULL is ignored. No other call on ex may run
+ * cc_executor_free: shut down (wait = true, keeping queued tasks; the workers
+ * are joined), then free. Blocks until the tasks are done. NULL is ignored. No other call on ex may run
  * or follow. Futures given out stay valid until released.
  */
 void cc_executor_free(cc_executor *ex);
