@@ -84,9 +84,13 @@ static void lock_basics(void **state)
     (void)state;
     shared *sh = shared_new(64);
     assert_int_equal(cc_ipc_lock_acquire(&sh->lock, CC_NOWAIT), 0);
+#ifndef __SANITIZE_THREAD__ /* TSan reports the misuse itself, and stops */
     assert_int_equal(cc_ipc_lock_acquire(&sh->lock, CC_FOREVER), -EDEADLK);
+#endif
     assert_int_equal(cc_ipc_lock_release(&sh->lock), 0);
+#ifndef __SANITIZE_THREAD__
     assert_int_equal(cc_ipc_lock_release(&sh->lock), -EPERM);
+#endif
     assert_int_equal(cc_ipc_lock_consistent(&sh->lock), -EINVAL);
     shared_free();
 }

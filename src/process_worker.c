@@ -1,0 +1,508 @@
+/*
+ * process_worker.c: worker processes running a registered function
+ * (include/concur/process.h).
+ *
+ * DESIGN. The parent puts the argument in a memfd and makes a second, empty
+ * memfd for the result. Spawn: posix_spawn runs /proc/self/exe with argv
+ * "--concur-worker NAME PARENT_PID DAEMON NPASS", the argument memfd on fd
+ * 3, the result memfd on fd 4 and the passed fds from 5 (each first lifted
+ * above that range, so that one dup2 cannot clobber the source of the next;
+ * then closefrom). cc_worker_main_hook in the new program recognises the
+ * flag, looks the name up in the table both programs registered, reads the
+ * argument and calls the function. Fork: the child calls the function with
+ * the argument as it is in its copy of memory. Either way the child writes
+ * the result's bytes at offset 16 of the result memfd, then a 16-byte header
+ * (magic, length) at offset 0: a header is there only if the function
+ * returned. The worker leads its own process group; a cc_process (the
+ * subprocess module's object) then does the pidfd waiting, reaping and
+ * group signalling, so that both modules follow one set of rules.
+ */
+#include "concur/process.h"
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define WORKER_FLAG "--concur-worker"
+#define ARG_FD 3          /* the argument memfd in a spawned worker */
+#define RESULT_FD 4       /* the result memfd in a spawned worker */
+#define PASS_FD_BASE 5    /* the first passed fd in a spawned worker */
+#define MAX_PASS_FDS 64   /* documented limit of npass_fds */
+#define RESULT_MAGIC 0x636f6e6375727265ull /* "concurre": a result is there */
+#define RESULT_HEADER 16  /* magic and length, before the result's bytes */
+
+extern char **environ;
+
+struct cc_worker {
+    cc_process *proc; /* the child: pidfd, reaping, group signals */
+    int result_fd;    /* memfd the child writes its result to */
+};
+
+/* ---- the table of worker functions --------------------------------------- */
+
+/* One registered function. */
+typedef struct entry {
+    const char *name; /* the caller's string */
+    cc_worker_fn fn;  /* what it names */
+} entry;
+
+static cc__mutex table_lock = CC__MUTEX_INIT; /* guards table and ntable */
+static entry table[CC_WORKER_MAX_FUNCTIONS];  /* in registration order */
+static size_t ntable;                         /* used entries */
+
+static cc_worker_fn lookup_locked(const char *name)
+{
+    for (size_t i = 0; i < ntable; i++)
+        if (!strcmp(table[i].name, name))
+            return table[i].fn;
+    return NULL;
+}
+
+static cc_worker_fn lookup(const char *name)
+{
+    cc__mutex_lock(&table_lock);
+    cc_worker_fn fn = lookup_locked(name);
+    cc__mutex_unlock(&table_lock);
+    return fn;
+}
+
+int cc_worker_register(const char *name, cc_worker_fn fn)
+{
+    if (!name || !*name || !fn)
+        return -EINVAL;
+    int r = 0;
+    cc__mutex_lock(&table_lock);
+    if (lookup_locked(name))
+        r = -EEXIST;
+    else if (ntable == CC_WORKER_MAX_FUNCTIONS)
+        r = -ENOSPC;
+    else
+        table[ntable++] = (entry){name, fn};
+    cc__mutex_unlock(&table_lock);
+    return r;
+}
+
+void cc__worker_register_or_die(const char *name, cc_worker_fn fn)
+{
+    CC__CHECK("CC_WORKER_FUNCTION", cc_worker_register(name, fn));
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
+                           off + (off_t)done);
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        done += n > 0 ? (size_t)n : 0;
+    }
+    return 0;
+}
+
+static int pread_all(int fd, void *buf, size_t len, off_t off)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
+        if (n == 0)
+            return -EIO; /* shorter than promised */
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        done += n > 0 ? (size_t)n : 0;
+    }
+    return 0;
+}
+
+/* A memfd holding the len bytes at data. */
+static int memfd_of(const char *what, const void *data, size_t len)
+{
+    int fd = memfd_create(what, MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = pwrite_all(fd, data, len, 0);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+/* ---- the child's side ---------------------------------------------------- */
+
+/* The fds a worker was passed: where they are in this process. */
+static int passed_fds[MAX_PASS_FDS]; /* written once, before the function */
+static size_t npassed;               /* entries of passed_fds */
+
+int cc_worker_passed_fd(size_t i) { return i < npassed ? passed_fds[i] : -1; }
+
+/* Die with the parent: the kernel's parent-death signal, then a look at
+ * whether the parent was already gone before it was armed. */
+static void follow_parent(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        raise(SIGKILL);
+}
+
+static int write_result(int fd, const cc_bytes *result)
+{
+    uint64_t header[2] = {RESULT_MAGIC, result->len};
+    int r = pwrite_all(fd, result->data, result->len, RESULT_HEADER);
+    return r < 0 ? r : pwrite_all(fd, header, sizeof header, 0);
+}
+
+/* Run fn, deliver its result, exit with its code. */
+static _Noreturn void run_and_exit(cc_worker_fn fn, const void *arg,
+                                   size_t len, int result_fd)
+{
+    cc_bytes result = {0};
+    int code = fn(arg, len, &result);
+    int r = write_result(result_fd, &result);
+    if (r < 0) {
+        fprintf(stderr, "concur: worker: writing the result: %s\n",
+                cc_strerror(r));
+        code = 126;
+    }
+    fflush(NULL);
+    _exit(code >= 0 && code <= 255 ? code : 1);
+}
+
+static _Noreturn void fail_worker(int code, const char *what, const char *why)
+{
+    fprintf(stderr, "concur: worker: %s: %s\n", what, why);
+    fflush(NULL);
+    _exit(code);
+}
+
+/* Read the whole argument memfd into a new buffer. */
+static int read_arg(void **arg, size_t *len)
+{
+    struct stat st;
+    if (fstat(ARG_FD, &st) < 0)
+        return -errno;
+    *len = (size_t)st.st_size;
+    *arg = malloc(*len ? *len : 1); /* lives until _exit */
+    if (!*arg)
+        return -ENOMEM;
+    return pread_all(ARG_FD, *arg, *len, 0);
+}
+
+/* argv: prog WORKER_FLAG name parent_pid daemon npass. */
+static _Noreturn void spawned_worker_main(char **argv)
+{
+    if (argv[4][0] == '1')
+        follow_parent((pid_t)atol(argv[3]));
+    npassed = strtoul(argv[5], NULL, 10);
+    if (npassed > MAX_PASS_FDS)
+        fail_worker(126, "bad arguments", argv[5]);
+    for (size_t i = 0; i < npassed; i++)
+        passed_fds[i] = PASS_FD_BASE + (int)i;
+    cc_worker_fn fn = lookup(argv[2]);
+    if (!fn)
+        fail_worker(127, argv[2], "no worker function of that name");
+    void *arg = NULL;
+    size_t len = 0;
+    int r = read_arg(&arg, &len);
+    if (r < 0)
+        fail_worker(126, "reading the argument", cc_strerror(r));
+    close(ARG_FD);
+    run_and_exit(fn, arg, len, RESULT_FD);
+}
+
+void cc_worker_main_hook(int argc, char **argv)
+{
+    if (argc == 6 && argv && argv[1] && !strcmp(argv[1], WORKER_FLAG))
+        spawned_worker_main(argv);
+}
+
+/* ---- the parent's side: the process -------------------------------------- */
+
+/* A cc_process for the child pid (which leads its own group). Without a
+ * pidfd the child cannot be managed: it is killed and reaped. */
+static int adopt(cc_process *p, pid_t pid)
+{
+    p->pid = pid;
+    p->pidfd = pidfd_open(pid, 0); /* close-on-exec by definition */
+    for (int i = 0; i < 3; i++)
+        p->fds[i] = -1;
+    if (p->pidfd >= 0)
+        return 0;
+    int err = -errno;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return err;
+}
+
+/* Own process group; empty mask; SIGPIPE and SIGXFSZ at their default (as
+ * cc_process_spawn). */
+static int make_attr(posix_spawnattr_t *attr)
+{
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    sigaddset(&dfl, SIGXFSZ);
+    int r = posix_spawnattr_init(attr);
+    if (r != 0)
+        return -r;
+    posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP |
+                                       POSIX_SPAWN_SETSIGMASK |
+                                       POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(attr, 0);
+    posix_spawnattr_setsigmask(attr, &none);
+    posix_spawnattr_setsigdefault(attr, &dfl);
+    return 0;
+}
+
+/* The child's fds: fds[i] onto 3 + i from copies lifted above 3 + n, then
+ * everything else closed. lifted[] receives the copies (n entries). */
+static int make_actions(posix_spawn_file_actions_t *fa, const int *fds,
+                        size_t n, int *lifted)
+{
+    int r = posix_spawn_file_actions_init(fa);
+    if (r != 0)
+        return -r;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        lifted[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + (int)n);
+        if (lifted[i] < 0)
+            r = errno;
+        else
+            r = posix_spawn_file_actions_adddup2(fa, lifted[i], 3 + (int)i);
+    }
+    if (r == 0)
+        r = posix_spawn_file_actions_addclosefrom_np(fa, 3 + (int)n);
+    if (r != 0)
+        posix_spawn_file_actions_destroy(fa);
+    return -r;
+}
+
+static int exec_worker(pid_t *pid, const char *name, const int *fds, size_t n,
+                       bool daemon)
+{
+    int lifted[MAX_PASS_FDS + 2];
+    memset(lifted, -1, sizeof lifted);
+    char parent[24], npass[24];
+    snprintf(parent, sizeof parent, "%ld", (long)getpid());
+    snprintf(npass, sizeof npass, "%zu", n - 2);
+    char *argv[] = {program_invocation_name, WORKER_FLAG, (char *)name,
+                    parent, daemon ? "1" : "0", npass, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    int r = make_actions(&fa, fds, n, lifted);
+    if (r == 0) {
+        r = make_attr(&attr);
+        if (r == 0) {
+            r = -posix_spawn(pid, "/proc/self/exe", &fa, &attr, argv, environ);
+            posix_spawnattr_destroy(&attr);
+        }
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    for (size_t i = 0; i < n; i++)
+        cc__close_fd(&lifted[i]);
+    return r;
+}
+
+/* Spawn: the argument in a memfd on fd 3, the result memfd on 4, passed fds
+ * from 5. */
+static int start_spawn(pid_t *pid, const cc_worker *w, const char *name,
+                       const void *arg, size_t len, const cc_worker_options *o)
+{
+    int fds[MAX_PASS_FDS + 2];
+    int argfd = memfd_of("concur-worker-arg", arg, len);
+    if (argfd < 0)
+        return argfd;
+    fds[0] = argfd;
+    fds[1] = w->result_fd;
+    for (size_t i = 0; i < o->npass_fds; i++)
+        fds[2 + i] = o->pass_fds[i];
+    int r = exec_worker(pid, name, fds, 2 + o->npass_fds, o->daemon);
+    close(argfd);
+    return r;
+}
+
+static int count_threads(void)
+{
+    int n = 0;
+    char buf[512];
+    FILE *f = fopen("/proc/self/status", "re");
+    while (f && fgets(buf, sizeof buf, f))
+        if (sscanf(buf, "Threads: %d", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static void warn_if_threaded(void)
+{
+    int n = count_threads();
+    if (n > 1)
+        fprintf(stderr, "concur: warning: a worker is forked from a process "
+                        "with %d threads; locks they hold stay locked in the "
+                        "child (use the spawn start method)\n", n);
+}
+
+/* In the forked child: own group, empty mask, then the function. */
+static _Noreturn void forked_worker_main(cc_worker_fn fn, const void *arg,
+                                         size_t len, const cc_worker *w,
+                                         const cc_worker_options *o,
+                                         pid_t parent)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    setpgid(0, 0);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    if (o->daemon)
+        follow_parent(parent);
+    npassed = o->npass_fds;
+    memcpy(passed_fds, o->pass_fds, npassed * sizeof *passed_fds);
+    run_and_exit(fn, arg, len, w->result_fd);
+}
+
+static int start_fork(pid_t *pid, const cc_worker *w, cc_worker_fn fn,
+                      const void *arg, size_t len, const cc_worker_options *o)
+{
+    pid_t parent = getpid();
+    warn_if_threaded();
+    fflush(NULL); /* or the child would write the parent's buffers again */
+    *pid = fork();
+    if (*pid < 0)
+        return -errno;
+    if (*pid == 0)
+        forked_worker_main(fn, arg, len, w, o, parent);
+    setpgid(*pid, *pid); /* as the child does: whoever is first wins */
+    return 0;
+}
+
+/* ---- the parent's side: start and the rest ------------------------------- */
+
+static int check_options(const void *arg, size_t len, const cc_worker_options *o)
+{
+    if ((!arg && len > 0) || o->npass_fds > MAX_PASS_FDS ||
+        (!o->pass_fds && o->npass_fds > 0) ||
+        (o->start_method != CC_START_SPAWN && o->start_method != CC_START_FORK))
+        return -EINVAL;
+    for (size_t i = 0; i < o->npass_fds; i++)
+        if (fcntl(o->pass_fds[i], F_GETFD) < 0)
+            return -EBADF;
+    return 0;
+}
+
+static int worker_start(cc_worker **out, const char *name, cc_worker_fn fn,
+                        const void *arg, size_t len,
+                        const cc_worker_options *o)
+{
+    cc_worker *w = cc__calloc(1, sizeof *w);
+    cc_process *p = cc__calloc(1, sizeof *p);
+    if (!w || !p) {
+        cc__free(w, sizeof *w);
+        cc__free(p, sizeof *p);
+        return -ENOMEM;
+    }
+    pid_t pid;
+    int r = w->result_fd = memfd_create("concur-worker-result", MFD_CLOEXEC);
+    if (r < 0)
+        r = -errno;
+    else if (o->start_method == CC_START_FORK)
+        r = start_fork(&pid, w, fn, arg, len, o);
+    else
+        r = start_spawn(&pid, w, name, arg, len, o);
+    if (r >= 0)
+        r = adopt(p, pid);
+    if (r < 0) {
+        cc__close_fd(&w->result_fd);
+        cc__free(w, sizeof *w);
+        cc__free(p, sizeof *p);
+        return r;
+    }
+    w->proc = p;
+    *out = w;
+    return 0;
+}
+
+int cc_worker_start(cc_worker **out, const char *name, const void *arg,
+                    size_t arg_len, const cc_worker_options *opts)
+{
+    static const cc_worker_options defaults;
+    const cc_worker_options *o = opts ? opts : &defaults;
+    if (!out || !name)
+        return -EINVAL;
+    int r = check_options(arg, arg_len, o);
+    cc_worker_fn fn = lookup(name);
+    if (r < 0)
+        return r;
+    if (!fn)
+        return -ENOENT;
+    return worker_start(out, name, fn, arg, arg_len, o);
+}
+
+int cc_worker_start_fn(cc_worker **out, cc_worker_fn fn, const void *arg,
+                       size_t arg_len, const cc_worker_options *opts)
+{
+    if (!out || !fn || !opts || opts->start_method != CC_START_FORK)
+        return -EINVAL;
+    int r = check_options(arg, arg_len, opts);
+    return r < 0 ? r : worker_start(out, NULL, fn, arg, arg_len, opts);
+}
+
+pid_t cc_worker_pid(const cc_worker *w) { return cc_process_pid(w->proc); }
+
+int cc_worker_join(cc_worker *w, cc_deadline deadline, int *exitcode)
+{
+    return cc_process_wait(w->proc, deadline, exitcode);
+}
+
+bool cc_worker_is_alive(cc_worker *w)
+{
+    return cc_process_poll(w->proc, NULL) == -EAGAIN;
+}
+
+int cc_worker_terminate(cc_worker *w) { return cc_process_terminate(w->proc); }
+int cc_worker_kill(cc_worker *w) { return cc_process_kill(w->proc); }
+
+int cc_worker_result(cc_worker *w, cc_bytes *out)
+{
+    int r = cc_process_poll(w->proc, NULL);
+    if (r < 0)
+        return r == -ECHILD ? -EAGAIN : r;
+    uint64_t header[2] = {0, 0};
+    struct stat st;
+    if (fstat(w->result_fd, &st) < 0)
+        return -errno;
+    if ((size_t)st.st_size < RESULT_HEADER ||
+        pread_all(w->result_fd, header, sizeof header, 0) < 0 ||
+        header[0] != RESULT_MAGIC)
+        return -ENODATA;
+    if (header[1] > (uint64_t)st.st_size - RESULT_HEADER)
+        return -EIO;
+    if (header[1] == 0)
+        return cc_bytes_append(out, NULL, 0);
+    void *map = mmap(NULL, RESULT_HEADER + header[1], PROT_READ, MAP_SHARED,
+                     w->result_fd, 0);
+    if (map == MAP_FAILED)
+        return -errno;
+    r = cc_bytes_append(out, (char *)map + RESULT_HEADER, header[1]);
+    munmap(map, RESULT_HEADER + header[1]);
+    return r;
+}
+
+void cc_worker_free(cc_worker *w)
+{
+    if (!w)
+        return;
+    cc_process_free(w->proc);
+    cc__close_fd(&w->result_fd);
+    cc__free(w, sizeof *w);
+}
