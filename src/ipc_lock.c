@@ -20,6 +20,20 @@
 #include <errno.h>
 #include <time.h>
 
+#ifdef __SANITIZE_THREAD__
+#include <sanitizer/tsan_interface.h>
+/* TSan's pthread_mutex_timedlock interceptor records a lock only on 0; an
+ * EOWNERDEAD return is an acquisition too (its lock and trylock
+ * interceptors know that): tell TSan, as a successful try-lock. */
+static void tsan_owner_died(pthread_mutex_t *m)
+{
+    __tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
+    __tsan_mutex_post_lock(m, __tsan_mutex_try_lock, 0);
+}
+#else
+static void tsan_owner_died(pthread_mutex_t *m) { (void)m; }
+#endif
+
 int cc__robust_mutex_init(pthread_mutex_t *m)
 {
     pthread_mutexattr_t a;
@@ -52,6 +66,8 @@ static int timed_lock(pthread_mutex_t *m, cc_deadline deadline)
     for (;;) {
         struct timespec ts = realtime_of(deadline);
         int r = pthread_mutex_timedlock(m, &ts);
+        if (r == EOWNERDEAD)
+            tsan_owner_died(m);
         if (r != ETIMEDOUT)
             return -r;
         if (cc__now() >= deadline)
