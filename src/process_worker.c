@@ -93,9 +93,9 @@ int cc_worker_register(const char *name, cc_worker_fn fn)
     return r;
 }
 
-void cc__worker_register_or_die(const char *name, cc_worker_fn fn)
+void cc_worker_register_or_abort(const char *name, cc_worker_fn fn)
 {
-    CC__CHECK("CC_WORKER_FUNCTION", cc_worker_register(name, fn));
+    CC__CHECK("cc_worker_register", cc_worker_register(name, fn));
 }
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -366,8 +366,8 @@ static _Noreturn void forked_worker_main(cc_worker_fn fn, const void *arg,
     pthread_sigmask(SIG_SETMASK, &none, NULL);
     if (o->daemon)
         follow_parent(parent);
-    npassed = o->npass_fds;
-    memcpy(passed_fds, o->pass_fds, npassed * sizeof *passed_fds);
+    for (npassed = 0; npassed < o->npass_fds; npassed++)
+        passed_fds[npassed] = o->pass_fds[npassed];
     run_and_exit(fn, arg, len, w->result_fd);
 }
 

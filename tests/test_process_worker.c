@@ -173,6 +173,34 @@ static void fork_computes_sum_of_squares(void **state)
     cc_worker_free(w);
 }
 
+/* The classic example: 20 values of n near 5,000,000, one worker each, all
+ * running at once, give what a sequential run gives. */
+static void cpu_bound_split_over_processes(void **state)
+{
+    (void)state;
+    enum { N = 20 };
+    cc_worker *w[N];
+    uint64_t n[N];
+    for (int i = 0; i < N; i++) {
+        n[i] = 5000000 + (uint64_t)i * 1000;
+        assert_int_equal(cc_worker_start(&w[i], "sum_squares", &n[i],
+                                         sizeof n[i], NULL), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        int code;
+        uint64_t got;
+        cc_bytes out = {0};
+        assert_int_equal(cc_worker_join(w[i], SEC_DEADLINE(120), &code), 0);
+        assert_int_equal(code, 0);
+        assert_int_equal(cc_worker_result(w[i], &out), 0);
+        assert_int_equal(out.len, sizeof got);
+        memcpy(&got, out.data, sizeof got);
+        assert_true(got == squares_below(n[i]));
+        cc_bytes_free(&out);
+        cc_worker_free(w[i]);
+    }
+}
+
 static void exit_codes(void **state)
 {
     (void)state;
@@ -415,6 +443,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         CC_TEST(spawn_computes_sum_of_squares),
         CC_TEST(fork_computes_sum_of_squares),
+        CC_TEST(cpu_bound_split_over_processes),
         CC_TEST(exit_codes),
         CC_TEST(kill_gives_minus_9),
         CC_TEST(join_times_out_then_terminate),

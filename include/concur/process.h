@@ -71,14 +71,22 @@ typedef int (*cc_worker_fn)(const void *arg, size_t arg_len, cc_bytes *result);
  */
 int cc_worker_register(const char *name, cc_worker_fn fn);
 
-/* CC_WORKER_FUNCTION: register fn under its own name before main(), at
- * file scope (aborts at start-up if registration fails). */
+/*
+ * CC_WORKER_FUNCTION: at file scope, register fn under its own name before
+ * main() runs (a constructor calling cc_worker_register_or_abort).
+ */
 #define CC_WORKER_FUNCTION(fn)                                                 \
     __attribute__((constructor)) static void cc__register_##fn(void)          \
     {                                                                          \
-        cc__worker_register_or_die(#fn, fn);                                   \
+        cc_worker_register_or_abort(#fn, fn);                                  \
     }
-void cc__worker_register_or_die(const char *name, cc_worker_fn fn);
+
+/*
+ * cc_worker_register_or_abort: cc_worker_register, and on failure a message
+ * on stderr and abort() (a program whose table differs between parent and
+ * child must not run). For CC_WORKER_FUNCTION.
+ */
+void cc_worker_register_or_abort(const char *name, cc_worker_fn fn);
 
 /*
  * cc_worker_main_hook: call first thing in main() with main's arguments.
