@@ -2,7 +2,7 @@
  * test_ipc.c: cross-process primitives (include/concur/ipc.h) between a
  * parent and forked children sharing a cc_shm segment: the robust lock
  * (a holder that dies is reported, and the lock goes on), the event, the
- * semaphore, and the queue (order, wrap-around, sizes, timeouts, a 10 MiB
+ * semaphore, the condition, the barrier, and the queue (order, wrap-around, sizes, timeouts, a 10 MiB
  * message, producers in two processes, consumers killed in mid-get).
  */
 #include "testutil.h"
@@ -47,6 +47,9 @@ typedef struct shared {
     cc_ipc_lock lock;       /* the lock under test */
     cc_ipc_event ev[2];     /* events under test */
     cc_ipc_semaphore sem[2]; /* semaphores under test */
+    cc_ipc_condition cond;  /* used with lock */
+    cc_ipc_barrier barrier; /* initialised by each test */
+    int64_t sum;            /* barrier indices, added under lock */
     int64_t counter;        /* protected by lock */
     _Alignas(64) char queue[]; /* a cc_ipc_queue */
 } shared;
@@ -60,6 +63,7 @@ static shared *shared_new(size_t ring)
     assert_int_equal(cc_shm_create(&segment, 1, size), 0);
     shared *sh = cc_shm_data(segment);
     assert_int_equal(cc_ipc_lock_init(&sh->lock), 0);
+    cc_ipc_condition_init(&sh->cond);
     for (int i = 0; i < 2; i++) {
         cc_ipc_event_init(&sh->ev[i]);
         assert_int_equal(cc_ipc_semaphore_init(&sh->sem[i], 0), 0);
@@ -290,6 +294,111 @@ static void semaphore_between_processes(void **state)
     assert_int_equal(cc_ipc_semaphore_value(&sh->sem[0]), 3);
     assert_int_equal(cc_ipc_semaphore_init(&sh->sem[1], CC_IPC_SEMAPHORE_MAX + 1u),
                      -EINVAL);
+    shared_free();
+}
+
+/* ---- condition and barrier ---------------------------------------------- */
+
+/* Take turns with the other process: wait for the counter's parity to be
+ * ours, bump it, notify; n times. */
+static int take_turns(shared *sh, int parity, long n)
+{
+    for (long i = 0; i < n; i++) {
+        if (cc_ipc_lock_acquire(&sh->lock, CC_FOREVER) != 0)
+            return 1;
+        while (sh->counter % 2 != parity)
+            if (cc_ipc_condition_wait(&sh->cond, &sh->lock, SEC_DEADLINE(20)))
+                return 2;
+        sh->counter++;
+        cc_ipc_condition_notify(&sh->cond, 1);
+        cc_ipc_lock_release(&sh->lock);
+    }
+    return 0;
+}
+
+static int child_takes_odd_turns(void *arg)
+{
+    return take_turns(cc_shm_data(segment), 1, *(long *)arg);
+}
+
+static void condition_between_processes(void **state)
+{
+    (void)state;
+    shared *sh = shared_new(64);
+    long n = cc_test_n(3000);
+    pid_t pid = fork_child(child_takes_odd_turns, &n);
+    assert_int_equal(take_turns(sh, 0, n), 0);
+    assert_int_equal(reap(pid), 0);
+    assert_int_equal(sh->counter, 2 * n);
+    /* a wait with nothing to wake it times out, never early, lock held */
+    assert_int_equal(cc_ipc_lock_acquire(&sh->lock, CC_FOREVER), 0);
+    cc_deadline d = cc_deadline_in(20 * CC_MSEC);
+    assert_int_equal(cc_ipc_condition_wait(&sh->cond, &sh->lock, d),
+                     -ETIMEDOUT);
+    assert_true(cc_now() >= d);
+    assert_int_equal(cc_ipc_lock_release(&sh->lock), 0);
+    shared_free();
+}
+
+/* n rounds of the barrier; the indices it returned, added to sh->sum. */
+static int child_barrier_rounds(void *arg)
+{
+    shared *sh = cc_shm_data(segment);
+    int64_t sum = 0;
+    for (long i = 0; i < *(long *)arg; i++) {
+        int r = cc_ipc_barrier_wait(&sh->barrier, SEC_DEADLINE(20));
+        if (r < 0)
+            return 1;
+        sum += r;
+    }
+    if (cc_ipc_lock_acquire(&sh->lock, CC_FOREVER) != 0)
+        return 2;
+    sh->sum += sum;
+    cc_ipc_lock_release(&sh->lock);
+    return 0;
+}
+
+static void barrier_between_processes(void **state)
+{
+    (void)state;
+    shared *sh = shared_new(64);
+    long n = cc_test_n(1000);
+    assert_int_equal(cc_ipc_barrier_init(&sh->barrier, 3), 0);
+    pid_t a = fork_child(child_barrier_rounds, &n);
+    pid_t b = fork_child(child_barrier_rounds, &n);
+    assert_int_equal(child_barrier_rounds(&n), 0);
+    assert_int_equal(reap(a), 0);
+    assert_int_equal(reap(b), 0);
+    assert_int_equal(sh->sum, n * (0 + 1 + 2)); /* each index once a round */
+    assert_int_equal(cc_ipc_barrier_init(&sh->barrier, 0), -EINVAL);
+    shared_free();
+}
+
+static int child_barrier_once(void *arg)
+{
+    (void)arg;
+    shared *sh = cc_shm_data(segment);
+    return cc_ipc_barrier_wait(&sh->barrier, SEC_DEADLINE(20)) == -EPIPE ? 0 : 1;
+}
+
+static void barrier_timeout_and_abort_break_it(void **state)
+{
+    (void)state;
+    shared *sh = shared_new(64);
+    assert_int_equal(cc_ipc_barrier_init(&sh->barrier, 2), 0);
+    cc_deadline d = cc_deadline_in(20 * CC_MSEC);
+    assert_int_equal(cc_ipc_barrier_wait(&sh->barrier, d), -ETIMEDOUT);
+    assert_true(cc_now() >= d);
+    assert_int_equal(cc_ipc_barrier_wait(&sh->barrier, CC_FOREVER), -EPIPE);
+    cc_ipc_barrier_reset(&sh->barrier);
+    pid_t pid = fork_child(child_barrier_once, NULL); /* gets -EPIPE */
+    usleep(20 * 1000);
+    cc_ipc_barrier_abort(&sh->barrier);
+    assert_int_equal(reap(pid), 0);
+    cc_ipc_barrier_reset(&sh->barrier);
+    pid = fork_child(child_barrier_rounds, &(long){1});
+    assert_true(cc_ipc_barrier_wait(&sh->barrier, SEC_DEADLINE(20)) >= 0);
+    assert_int_equal(reap(pid), 0);
     shared_free();
 }
 
@@ -530,6 +639,9 @@ int main(void)
         CC_TEST(lock_excludes_between_processes),
         CC_TEST(event_between_processes),
         CC_TEST(semaphore_between_processes),
+        CC_TEST(condition_between_processes),
+        CC_TEST(barrier_between_processes),
+        CC_TEST(barrier_timeout_and_abort_break_it),
         CC_TEST(queue_keeps_order_and_wraps),
         CC_TEST(queue_sizes_and_timeouts),
         CC_TEST(queue_carries_10mib_between_processes),

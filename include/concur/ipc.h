@@ -1,8 +1,9 @@
 /*
  * concur/ipc.h: primitives that work BETWEEN processes, placed in shared
  * memory (a cc_shm segment, or any MAP_SHARED mapping): a robust lock, an
- * event, a semaphore and a bounded queue of byte messages (Python's
- * multiprocessing.Lock, Event, Semaphore and Queue).
+ * event, a semaphore, a condition, a barrier and a bounded queue of byte
+ * messages (Python's multiprocessing.Lock, Event, Semaphore, Condition,
+ * Barrier and Queue).
  *
  * Placement. Each object lives at an address inside the shared mapping, is
  * initialised once by one process (cc_ipc_*_init) before others use it, and
@@ -142,6 +143,78 @@ int cc_ipc_semaphore_release(cc_ipc_semaphore *s, uint32_t n);
 
 /* cc_ipc_semaphore_value: the units available now. Never blocks. */
 uint32_t cc_ipc_semaphore_value(const cc_ipc_semaphore *s);
+
+/* ---- condition (multiprocessing.Condition) ------------------------------- */
+
+/* A condition variable in shared memory, used with a cc_ipc_lock that is
+ * passed to each wait (pointers differ between processes). Private fields. */
+typedef struct cc_ipc_condition {
+    uint32_t seq;     /* futex word: bumped by every notify */
+    uint32_t waiters; /* threads that may sleep on seq (a dead one: stale) */
+} cc_ipc_condition;
+
+/* cc_ipc_condition_init: a condition with no waiters. Never fails. */
+void cc_ipc_condition_init(cc_ipc_condition *c);
+
+/*
+ * cc_ipc_condition_wait: release l (held by the caller), sleep until
+ * notified or the deadline, then take l back without a deadline (as
+ * Condition.wait(timeout), and pthread_cond_wait with the mutex passed in).
+ * Wakeups may be spurious: loop on your predicate. Returns 0, -ETIMEDOUT
+ * (l held again), -EPERM (l not held by this thread: nothing waited),
+ * -EOWNERDEAD (l is held again, but its previous holder died holding it:
+ * repair, then cc_ipc_lock_consistent, as after cc_ipc_lock_acquire),
+ * -ENOTRECOVERABLE (l is broken; not held). Blocks the calling thread.
+ */
+int cc_ipc_condition_wait(cc_ipc_condition *c, cc_ipc_lock *l,
+                          cc_deadline deadline);
+
+/*
+ * cc_ipc_condition_notify / notify_all: wake up to n / every waiter (as
+ * Condition.notify(n) / notify_all). Hold the lock while changing the state
+ * waiters test (the lock need not be held for the notify itself). Never
+ * block.
+ */
+void cc_ipc_condition_notify(cc_ipc_condition *c, uint32_t n);
+void cc_ipc_condition_notify_all(cc_ipc_condition *c);
+
+/* ---- barrier (multiprocessing.Barrier) ------------------------------------ */
+
+/* A barrier for a fixed number of parties (processes or threads), reusable
+ * round after round; no action (a function pointer means nothing in a
+ * spawned process). Private fields. */
+typedef struct cc_ipc_barrier {
+    cc_ipc_lock lock;      /* guards the fields below but generation's wait */
+    uint32_t parties;      /* arrivals per round */
+    uint32_t count;        /* arrived in this round */
+    uint32_t generation;   /* futex word: bumped when a round ends or breaks */
+    uint32_t broken;       /* broken until reset */
+    uint32_t ended_broken; /* the last round to end was broken, not passed */
+} cc_ipc_barrier;
+
+/*
+ * cc_ipc_barrier_init: a barrier for `parties` arrivals per round. Returns 0,
+ * -EINVAL (parties 0 or above INT32_MAX), or an error of cc_ipc_lock_init.
+ */
+int cc_ipc_barrier_init(cc_ipc_barrier *b, uint32_t parties);
+
+/*
+ * cc_ipc_barrier_wait: arrive and wait for the others (as Barrier.wait).
+ * Returns the arrival index (0 to parties - 1, the last one parties - 1);
+ * -EPIPE if the barrier is or becomes broken (Python's BrokenBarrierError):
+ * by an abort, a reset while waiting, another party's timeout, or a party
+ * that died inside the barrier's own lock; -ETIMEDOUT (never before the
+ * deadline), which breaks the barrier for the others. A party that dies
+ * while merely waiting is not noticed: the others wait for their deadline.
+ * Blocks the calling thread.
+ */
+int cc_ipc_barrier_wait(cc_ipc_barrier *b, cc_deadline deadline);
+
+/* cc_ipc_barrier_abort: break it: waits fail with -EPIPE until reset.
+ * cc_ipc_barrier_reset: empty and unbroken again; current waiters get
+ * -EPIPE (as Barrier.abort() and reset()). Block only on the internal lock. */
+void cc_ipc_barrier_abort(cc_ipc_barrier *b);
+void cc_ipc_barrier_reset(cc_ipc_barrier *b);
 
 /* ---- bounded queue of byte messages (multiprocessing.Queue) --------------- */
 
