@@ -15,5 +15,6 @@
 #include "concur/process.h"    /* worker processes (multiprocessing.Process) */
 #include "concur/shm.h"        /* shared memory segments */
 #include "concur/ipc.h"        /* lock, event, semaphore, queue between processes */
+#include "concur/conn.h"       /* whole-message connections (Pipe) */
 
 #endif
