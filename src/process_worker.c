@@ -283,6 +283,8 @@ static int make_actions(posix_spawn_file_actions_t *fa, const int *fds,
     }
     if (r == 0)
         r = posix_spawn_file_actions_addclosefrom_np(fa, 3 + (int)n);
+    if (r == 0) /* as Python's workers: no reading the terminal */
+        r = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
     if (r != 0)
         posix_spawn_file_actions_destroy(fa);
     return -r;
@@ -363,6 +365,11 @@ static _Noreturn void forked_worker_main(cc_worker_fn fn, const void *arg,
     sigset_t none;
     sigemptyset(&none);
     setpgid(0, 0);
+    int null = open("/dev/null", O_RDONLY); /* stdin, as under spawn */
+    if (null > 0) {
+        dup2(null, 0);
+        close(null);
+    }
     pthread_sigmask(SIG_SETMASK, &none, NULL);
     if (o->daemon)
         follow_parent(parent);

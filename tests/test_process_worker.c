@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,6 +106,17 @@ static int list_fds(const void *arg, size_t len, cc_bytes *result)
     return 0;
 }
 CC_WORKER_FUNCTION(list_fds)
+
+/* 0 when stdin is /dev/null. */
+static int stdin_is_devnull(const void *arg, size_t len, cc_bytes *result)
+{
+    (void)arg, (void)len, (void)result;
+    struct stat in, null;
+    if (fstat(0, &in) < 0 || stat("/dev/null", &null) < 0)
+        return 2;
+    return S_ISCHR(in.st_mode) && in.st_rdev == null.st_rdev ? 0 : 1;
+}
+CC_WORKER_FUNCTION(stdin_is_devnull)
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -372,6 +384,15 @@ static void spawned_worker_gets_no_other_fds(void **state)
     close(stray);
 }
 
+static void stdin_is_dev_null_in_workers(void **state)
+{
+    (void)state;
+    cc_bytes out = run_worker("stdin_is_devnull", NULL, 0, &spawn_opts, 0);
+    cc_bytes_free(&out);
+    out = run_worker("stdin_is_devnull", NULL, 0, &fork_opts, 0);
+    cc_bytes_free(&out);
+}
+
 static void large_argument_and_result(void **state)
 {
     (void)state;
@@ -451,6 +472,7 @@ int main(int argc, char **argv)
         CC_TEST(daemon_worker_dies_with_its_parent),
         CC_TEST(shm_is_seen_across_spawn_through_pass_fds),
         CC_TEST(spawned_worker_gets_no_other_fds),
+        CC_TEST(stdin_is_dev_null_in_workers),
         CC_TEST(large_argument_and_result),
         CC_TEST(errors),
         CC_TEST(registered_after_the_hook_is_unknown_to_spawn),

@@ -24,9 +24,12 @@
  *   - forkserver is not implemented yet (issue 5, later).
  *
  * Every worker leads its own process group (terminate and kill reach what it
- * started), starts with an empty signal mask, and under spawn inherits only
- * fds 0, 1, 2 and the fds passed in cc_worker_options.pass_fds (which it
- * finds with cc_worker_passed_fd). Waiting and reaping go through a pidfd as
+ * started; a Ctrl-C at the terminal reaches the parent only, which must
+ * forward it or use daemon workers), starts with an empty signal mask and
+ * with stdin on /dev/null (as Python's workers; stdout and stderr are
+ * shared), and under spawn inherits only fds 1, 2 and the fds passed in
+ * cc_worker_options.pass_fds (which it finds with cc_worker_passed_fd).
+ * Waiting and reaping go through a pidfd as
  * in concur/subprocess.h, whose rules apply (do not reap concur's children
  * yourself; SIGCHLD not SIG_IGN).
  *
