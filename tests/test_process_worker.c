@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include <concur/process.h>
+#include <concur/ipc.h>
 #include <concur/shm.h>
 
 #include <errno.h>
@@ -92,6 +93,38 @@ static int fill_passed_segment(const void *arg, size_t len, cc_bytes *result)
     return 0;
 }
 CC_WORKER_FUNCTION(fill_passed_segment)
+
+/* Open the named segment whose name is the argument; add 1 to its int. */
+static int bump_named_segment(const void *arg, size_t len, cc_bytes *result)
+{
+    (void)result;
+    char name[64];
+    cc_shm *s;
+    if (len >= sizeof name)
+        return 2;
+    memcpy(name, arg, len);
+    name[len] = 0;
+    if (cc_shm_open(&s, name, 0, 0, 0) != 0)
+        return 3;
+    CC_SHM_ARRAY(s, int)[0]++;
+    cc_shm_close(s);
+    return 0;
+}
+CC_WORKER_FUNCTION(bump_named_segment)
+
+/* Put the argument into the queue at the start of the passed segment. */
+static int put_into_passed_queue(const void *arg, size_t len, cc_bytes *result)
+{
+    (void)result;
+    cc_shm *s;
+    if (cc_shm_attach(&s, cc_worker_passed_fd(0)) != 0)
+        return 2;
+    int r = cc_ipc_queue_put(cc_shm_data(s), arg, len,
+                             cc_deadline_in(60 * CC_SEC));
+    cc_shm_close(s);
+    return r == 0 ? 0 : 3;
+}
+CC_WORKER_FUNCTION(put_into_passed_queue)
 
 /* The fds this process has open, as text. */
 static int list_fds(const void *arg, size_t len, cc_bytes *result)
@@ -369,6 +402,58 @@ static void shm_is_seen_across_spawn_through_pass_fds(void **state)
     cc_shm_close(s);
 }
 
+static void named_shm_is_opened_by_a_spawned_worker(void **state)
+{
+    (void)state;
+    char name[64];
+    snprintf(name, sizeof name, "concur-test-worker-%d", (int)getpid());
+    cc_shm *s;
+    assert_int_equal(cc_shm_open(&s, name, sizeof(int), 1,
+                                 CC_SHM_CREATE | CC_SHM_EXCL), 0);
+    CC_SHM_ARRAY(s, int)[0] = 41;
+    cc_bytes out = run_worker("bump_named_segment", name, strlen(name),
+                              NULL, 0);
+    cc_bytes_free(&out);
+    assert_int_equal(CC_SHM_ARRAY(s, int)[0], 42);
+    cc_shm_close(s); /* the last user: the name goes */
+    assert_int_equal(cc_shm_open(&s, name, 0, 0, 0), -ENOENT);
+}
+
+static void ipc_queue_between_spawned_workers_and_parent(void **state)
+{
+    (void)state;
+    cc_shm *s;
+    assert_int_equal(cc_shm_create(&s, 1, MIB), 0);
+    cc_ipc_queue *q = cc_shm_data(s);
+    assert_int_equal(cc_ipc_queue_init(q, cc_shm_size(s)), 0);
+    int fd = cc_shm_fd(s);
+    cc_worker_options o = {.pass_fds = &fd, .npass_fds = 1};
+    cc_worker *w[4];
+    for (int i = 0; i < 4; i++) {
+        char msg[16];
+        int n = snprintf(msg, sizeof msg, "worker %d", i);
+        assert_int_equal(cc_worker_start(&w[i], "put_into_passed_queue", msg,
+                                         (size_t)n, &o), 0);
+    }
+    int seen = 0;
+    for (int i = 0; i < 4; i++) {
+        char buf[16];
+        size_t len;
+        assert_int_equal(cc_ipc_queue_get(q, buf, sizeof buf, &len,
+                                          SEC_DEADLINE(60)), 0);
+        assert_true(len == 8 && !memcmp(buf, "worker ", 7));
+        seen |= 1 << (buf[7] - '0');
+    }
+    assert_int_equal(seen, 0xf);
+    for (int i = 0; i < 4; i++) {
+        int code;
+        assert_int_equal(cc_worker_join(w[i], SEC_DEADLINE(60), &code), 0);
+        assert_int_equal(code, 0);
+        cc_worker_free(w[i]);
+    }
+    cc_shm_close(s);
+}
+
 static void spawned_worker_gets_no_other_fds(void **state)
 {
     (void)state;
@@ -471,6 +556,8 @@ int main(int argc, char **argv)
         CC_TEST(free_kills_a_running_worker),
         CC_TEST(daemon_worker_dies_with_its_parent),
         CC_TEST(shm_is_seen_across_spawn_through_pass_fds),
+        CC_TEST(named_shm_is_opened_by_a_spawned_worker),
+        CC_TEST(ipc_queue_between_spawned_workers_and_parent),
         CC_TEST(spawned_worker_gets_no_other_fds),
         CC_TEST(stdin_is_dev_null_in_workers),
         CC_TEST(large_argument_and_result),
