@@ -192,7 +192,7 @@ static int read_arg(void **arg, size_t *len)
     if (fstat(ARG_FD, &st) < 0)
         return -errno;
     *len = (size_t)st.st_size;
-    *arg = malloc(*len ? *len : 1); /* lives until _exit */
+    *arg = cc__malloc(*len ? *len : 1); /* lives until _exit */
     if (!*arg)
         return -ENOMEM;
     return pread_all(ARG_FD, *arg, *len, 0);

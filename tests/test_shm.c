@@ -9,6 +9,7 @@
 #include <concur/shm.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -270,6 +271,41 @@ static void the_last_closer_unlinks_whoever_it_is(void **state)
     }
 }
 
+
+/* ---- allocation failures ------------------------------------------------- */
+
+static long alloc_budget; /* allocations that succeed before the failures */
+
+static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
+{
+    (void)ud, (void)old_size;
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (alloc_budget-- <= 0)
+        return NULL;
+    return realloc(ptr, size);
+}
+
+static void allocation_failures_leave_nothing_behind(void **state)
+{
+    (void)state;
+    const char *name = test_name();
+    cc_shm *s = NULL, *t = NULL;
+    cc_set_allocator(failing_alloc, NULL);
+    alloc_budget = 0;
+    assert_int_equal(cc_shm_create(&s, 1, 4096), -ENOMEM);
+    assert_int_equal(cc_shm_open(&s, name, 1, 64, CC_SHM_CREATE), -ENOMEM);
+    assert_false(name_exists(name)); /* never named: made unnamed first */
+    alloc_budget = 1;
+    assert_int_equal(cc_shm_open(&s, name, 1, 64, CC_SHM_CREATE), 0);
+    assert_int_equal(cc_shm_open(&t, name, 0, 0, 0), -ENOMEM);
+    cc_shm_close(s);
+    assert_false(name_exists(name));
+    cc_set_allocator(NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +318,7 @@ int main(void)
         CC_TEST(unlink_removes_the_name_not_the_memory),
         CC_TEST(a_dead_user_does_not_keep_the_name),
         CC_TEST(the_last_closer_unlinks_whoever_it_is),
+        CC_TEST(allocation_failures_leave_nothing_behind),
     };
     return CC_RUN_TESTS(tests);
 }
