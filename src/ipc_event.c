@@ -25,7 +25,10 @@ static cc__atomic_u32 *word(const uint32_t *w) { return (cc__atomic_u32 *)w; }
 
 /* ---- event --------------------------------------------------------------- */
 
-void cc_ipc_event_init(cc_ipc_event *e) { cc__store_relaxed(word(&e->flag), 0); }
+void cc_ipc_event_init(cc_ipc_event *e)
+{
+    cc__store_relaxed(word(&e->flag), 0);
+}
 
 void cc_ipc_event_set(cc_ipc_event *e)
 {
@@ -34,7 +37,10 @@ void cc_ipc_event_set(cc_ipc_event *e)
         cc__futex_wake(word(&e->flag), INT32_MAX, true);
 }
 
-void cc_ipc_event_clear(cc_ipc_event *e) { cc__store_relaxed(word(&e->flag), 0); }
+void cc_ipc_event_clear(cc_ipc_event *e)
+{
+    cc__store_relaxed(word(&e->flag), 0); /* waiters re-check: no order */
+}
 
 int cc_ipc_event_is_set(const cc_ipc_event *e)
 {
@@ -94,7 +100,8 @@ int cc_ipc_semaphore_release(cc_ipc_semaphore *s, uint32_t n)
             return -EOVERFLOW;
     } while (!cc__cas_weak_seq_cst(word(&s->value), &v, v + n));
     if (n > 0 && cc__load_seq_cst(word(&s->waiters)) > 0)
-        cc__futex_wake(word(&s->value), n > INT32_MAX ? INT32_MAX : (int)n, true);
+        cc__futex_wake(word(&s->value), n > INT32_MAX ? INT32_MAX : (int)n,
+                       true);
     return 0;
 }
 

@@ -57,7 +57,8 @@ static struct timespec realtime_of(cc_deadline deadline)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t left = deadline - cc__now();
-    int64_t ns = (int64_t)now.tv_sec * CC_SEC + now.tv_nsec + (left > 0 ? left : 0);
+    int64_t ns = (int64_t)now.tv_sec * CC_SEC + now.tv_nsec;
+    ns += left > 0 ? left : 0;
     return (struct timespec){ns / CC_SEC, ns % CC_SEC};
 }
 
@@ -87,7 +88,10 @@ int cc__robust_mutex_lock(pthread_mutex_t *m, cc_deadline deadline)
     return timed_lock(m, deadline);
 }
 
-int cc_ipc_lock_init(cc_ipc_lock *l) { return cc__robust_mutex_init(&l->mutex); }
+int cc_ipc_lock_init(cc_ipc_lock *l)
+{
+    return cc__robust_mutex_init(&l->mutex);
+}
 
 int cc_ipc_lock_acquire(cc_ipc_lock *l, cc_deadline deadline)
 {

@@ -35,10 +35,10 @@ struct cc_ipc_queue {
     cc__atomic_u64 head;     /* bytes ever removed: get's commit point */
     cc__atomic_u64 tail;     /* bytes ever added: put's commit point */
     uint64_t count;          /* messages between head and tail */
-    uint32_t getters;        /* getters sleeping (a dead one: stale, harmless) */
+    uint32_t getters;        /* getters asleep (a dead one: stale, harmless) */
     uint32_t putters;        /* putters sleeping (likewise) */
-    cc__atomic_u32 put_seq;  /* futex: bumped by each put; getters sleep on it */
-    cc__atomic_u32 get_seq;  /* futex: bumped by each get; putters sleep on it */
+    cc__atomic_u32 put_seq;  /* futex: bumped by each put; getters sleep on */
+    cc__atomic_u32 get_seq;  /* futex: bumped by each get; putters sleep on */
     alignas(64) unsigned char ring[]; /* capacity bytes of records */
 };
 
@@ -154,11 +154,14 @@ static bool has_message(const cc_ipc_queue *q, uint64_t unused)
     return cc__load_relaxed(&q->tail) != cc__load_relaxed(&q->head);
 }
 
+/* A condition a put or get waits for (has_room, has_message). */
+typedef bool (*queue_ready)(const cc_ipc_queue *q, uint64_t arg);
+
 /*
  * Lock, then sleep on seq until ready(q, arg) or the deadline. Returns 0
  * with the lock held, or -ETIMEDOUT (or a lock error) without it.
  */
-static int lock_when(cc_ipc_queue *q, bool (*ready)(const cc_ipc_queue *, uint64_t),
+static int lock_when(cc_ipc_queue *q, queue_ready ready,
                      uint64_t arg, uint32_t *sleepers, cc__atomic_u32 *seq,
                      cc_deadline deadline)
 {
@@ -211,7 +214,8 @@ int cc_ipc_queue_get(cc_ipc_queue *q, void *buf, size_t cap, size_t *len,
         return -EMSGSIZE;
     }
     ring_read(q, head + RECORD_HEADER, buf, mlen);
-    cc__store_rel(&q->head, head + record_size(mlen)); /* commit: after the copy */
+    /* commit, after the copy (release: the copy is not moved past it) */
+    cc__store_rel(&q->head, head + record_size(mlen));
     q->count--;
     bool wake = bump(&q->get_seq, q->putters);
     queue_unlock(q);

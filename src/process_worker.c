@@ -115,7 +115,8 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 static int pread_all(int fd, void *buf, size_t len, off_t off)
 {
     for (size_t done = 0; done < len;) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
+        ssize_t n = pread(fd, (char *)buf + done, len - done,
+                          off + (off_t)done);
         if (n == 0)
             return -EIO; /* shorter than promised */
         if (n < 0 && errno != EINTR)
@@ -395,7 +396,8 @@ static int start_fork(pid_t *pid, const cc_worker *w, cc_worker_fn fn,
 
 /* ---- the parent's side: start and the rest ------------------------------- */
 
-static int check_options(const void *arg, size_t len, const cc_worker_options *o)
+static int check_options(const void *arg, size_t len,
+                         const cc_worker_options *o)
 {
     if ((!arg && len > 0) || o->npass_fds > MAX_PASS_FDS ||
         (!o->pass_fds && o->npass_fds > 0) ||

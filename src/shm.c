@@ -112,7 +112,8 @@ static int shm_validate(const cc_shm *s, size_t elem_size, size_t count)
                                           memory_order_acquire);
     if (magic != SHM_MAGIC || total_size(h->elem_size, h->count) != s->map_size)
         return -EINVAL;
-    if ((elem_size || count) && (elem_size != h->elem_size || count != h->count))
+    if ((elem_size || count) &&
+        (elem_size != h->elem_size || count != h->count))
         return -EINVAL;
     return 0;
 }

@@ -110,7 +110,7 @@ int cc_ipc_event_is_set(const cc_ipc_event *e);
  */
 int cc_ipc_event_wait(cc_ipc_event *e, cc_deadline deadline);
 
-/* ---- semaphore (multiprocessing.Semaphore) -------------------------------- */
+/* ---- semaphore (multiprocessing.Semaphore) -------------------------------*/
 
 /* A counting semaphore in shared memory. Fields are private. */
 typedef struct cc_ipc_semaphore {
@@ -178,7 +178,7 @@ int cc_ipc_condition_wait(cc_ipc_condition *c, cc_ipc_lock *l,
 void cc_ipc_condition_notify(cc_ipc_condition *c, uint32_t n);
 void cc_ipc_condition_notify_all(cc_ipc_condition *c);
 
-/* ---- barrier (multiprocessing.Barrier) ------------------------------------ */
+/* ---- barrier (multiprocessing.Barrier) -----------------------------------*/
 
 /* A barrier for a fixed number of parties (processes or threads), reusable
  * round after round; no action (a function pointer means nothing in a
@@ -216,7 +216,7 @@ int cc_ipc_barrier_wait(cc_ipc_barrier *b, cc_deadline deadline);
 void cc_ipc_barrier_abort(cc_ipc_barrier *b);
 void cc_ipc_barrier_reset(cc_ipc_barrier *b);
 
-/* ---- bounded queue of byte messages (multiprocessing.Queue) --------------- */
+/* ---- bounded queue of byte messages (multiprocessing.Queue) --------------*/
 
 /* A queue in shared memory: a header, then a ring of bytes. Opaque. */
 typedef struct cc_ipc_queue cc_ipc_queue;
