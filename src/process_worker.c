@@ -17,8 +17,7 @@
  * subprocess module's object) then does the pidfd waiting, reaping and
  * group signalling, so that both modules follow one set of rules.
  */
-#include "concur/process.h"
-#include "process.h"
+#include "worker_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,20 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define WORKER_FLAG "--concur-worker"
-#define ARG_FD 3          /* the argument memfd in a spawned worker */
-#define RESULT_FD 4       /* the result memfd in a spawned worker */
-#define PASS_FD_BASE 5    /* the first passed fd in a spawned worker */
-#define MAX_PASS_FDS 64   /* documented limit of npass_fds */
-#define RESULT_MAGIC 0x636f6e6375727265ull /* "concurre": a result is there */
-#define RESULT_HEADER 16  /* magic and length, before the result's bytes */
-
 extern char **environ;
-
-struct cc_worker {
-    cc_process *proc; /* the child: pidfd, reaping, group signals */
-    int result_fd;    /* memfd the child writes its result to */
-};
 
 /* ---- the table of worker functions --------------------------------------- */
 
@@ -69,7 +55,7 @@ static cc_worker_fn lookup_locked(const char *name)
     return NULL;
 }
 
-static cc_worker_fn lookup(const char *name)
+cc_worker_fn cc__worker_lookup(const char *name)
 {
     cc__mutex_lock(&table_lock);
     cc_worker_fn fn = lookup_locked(name);
@@ -100,7 +86,7 @@ void cc_worker_register_or_abort(const char *name, cc_worker_fn fn)
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+int cc__pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
     for (size_t done = 0; done < len;) {
         ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
@@ -112,7 +98,7 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
-static int pread_all(int fd, void *buf, size_t len, off_t off)
+int cc__pread_all(int fd, void *buf, size_t len, off_t off)
 {
     for (size_t done = 0; done < len;) {
         ssize_t n = pread(fd, (char *)buf + done, len - done,
@@ -127,104 +113,17 @@ static int pread_all(int fd, void *buf, size_t len, off_t off)
 }
 
 /* A memfd holding the len bytes at data. */
-static int memfd_of(const char *what, const void *data, size_t len)
+int cc__memfd_of(const char *what, const void *data, size_t len)
 {
     int fd = memfd_create(what, MFD_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int r = pwrite_all(fd, data, len, 0);
+    int r = cc__pwrite_all(fd, data, len, 0);
     if (r < 0) {
         close(fd);
         return r;
     }
     return fd;
-}
-
-/* ---- the child's side ---------------------------------------------------- */
-
-/* The fds a worker was passed: where they are in this process. */
-static int passed_fds[MAX_PASS_FDS]; /* written once, before the function */
-static size_t npassed;               /* entries of passed_fds */
-
-int cc_worker_passed_fd(size_t i) { return i < npassed ? passed_fds[i] : -1; }
-
-/* Die with the parent: the kernel's parent-death signal, then a look at
- * whether the parent was already gone before it was armed. */
-static void follow_parent(pid_t parent)
-{
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-        raise(SIGKILL);
-}
-
-static int write_result(int fd, const cc_bytes *result)
-{
-    uint64_t header[2] = {RESULT_MAGIC, result->len};
-    int r = pwrite_all(fd, result->data, result->len, RESULT_HEADER);
-    return r < 0 ? r : pwrite_all(fd, header, sizeof header, 0);
-}
-
-/* Run fn, deliver its result, exit with its code. */
-static _Noreturn void run_and_exit(cc_worker_fn fn, const void *arg,
-                                   size_t len, int result_fd)
-{
-    cc_bytes result = {0};
-    int code = fn(arg, len, &result);
-    int r = write_result(result_fd, &result);
-    if (r < 0) {
-        fprintf(stderr, "concur: worker: writing the result: %s\n",
-                cc_strerror(r));
-        code = 126;
-    }
-    fflush(NULL);
-    _exit(code >= 0 && code <= 255 ? code : 1);
-}
-
-static _Noreturn void fail_worker(int code, const char *what, const char *why)
-{
-    fprintf(stderr, "concur: worker: %s: %s\n", what, why);
-    fflush(NULL);
-    _exit(code);
-}
-
-/* Read the whole argument memfd into a new buffer. */
-static int read_arg(void **arg, size_t *len)
-{
-    struct stat st;
-    if (fstat(ARG_FD, &st) < 0)
-        return -errno;
-    *len = (size_t)st.st_size;
-    *arg = cc__malloc(*len ? *len : 1); /* lives until _exit */
-    if (!*arg)
-        return -ENOMEM;
-    return pread_all(ARG_FD, *arg, *len, 0);
-}
-
-/* argv: prog WORKER_FLAG name parent_pid daemon npass. */
-static _Noreturn void spawned_worker_main(char **argv)
-{
-    if (argv[4][0] == '1')
-        follow_parent((pid_t)atol(argv[3]));
-    npassed = strtoul(argv[5], NULL, 10);
-    if (npassed > MAX_PASS_FDS)
-        fail_worker(126, "bad arguments", argv[5]);
-    for (size_t i = 0; i < npassed; i++)
-        passed_fds[i] = PASS_FD_BASE + (int)i;
-    cc_worker_fn fn = lookup(argv[2]);
-    if (!fn)
-        fail_worker(127, argv[2], "no worker function of that name");
-    void *arg = NULL;
-    size_t len = 0;
-    int r = read_arg(&arg, &len);
-    if (r < 0)
-        fail_worker(126, "reading the argument", cc_strerror(r));
-    close(ARG_FD);
-    run_and_exit(fn, arg, len, RESULT_FD);
-}
-
-void cc_worker_main_hook(int argc, char **argv)
-{
-    if (argc == 6 && argv && argv[1] && !strcmp(argv[1], WORKER_FLAG))
-        spawned_worker_main(argv);
 }
 
 /* ---- the parent's side: the process -------------------------------------- */
@@ -294,12 +193,12 @@ static int make_actions(posix_spawn_file_actions_t *fa, const int *fds,
 static int exec_worker(pid_t *pid, const char *name, const int *fds, size_t n,
                        bool daemon)
 {
-    int lifted[MAX_PASS_FDS + 2];
+    int lifted[CC__WORKER_MAX_PASS_FDS + 2];
     memset(lifted, -1, sizeof lifted);
     char parent[24], npass[24];
     snprintf(parent, sizeof parent, "%ld", (long)getpid());
     snprintf(npass, sizeof npass, "%zu", n - 2);
-    char *argv[] = {program_invocation_name, WORKER_FLAG, (char *)name,
+    char *argv[] = {program_invocation_name, CC__WORKER_FLAG, (char *)name,
                     parent, daemon ? "1" : "0", npass, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -322,8 +221,8 @@ static int exec_worker(pid_t *pid, const char *name, const int *fds, size_t n,
 static int start_spawn(pid_t *pid, const cc_worker *w, const char *name,
                        const void *arg, size_t len, const cc_worker_options *o)
 {
-    int fds[MAX_PASS_FDS + 2];
-    int argfd = memfd_of("concur-worker-arg", arg, len);
+    int fds[CC__WORKER_MAX_PASS_FDS + 2];
+    int argfd = cc__memfd_of("concur-worker-arg", arg, len);
     if (argfd < 0)
         return argfd;
     fds[0] = argfd;
@@ -348,48 +247,28 @@ static int count_threads(void)
     return n;
 }
 
-static void warn_if_threaded(void)
+void cc__worker_warn_if_threaded(const char *what)
 {
     int n = count_threads();
     if (n > 1)
-        fprintf(stderr, "concur: warning: a worker is forked from a process "
-                        "with %d threads; locks they hold stay locked in the "
-                        "child (use the spawn start method)\n", n);
-}
-
-/* In the forked child: own group, empty mask, then the function. */
-static _Noreturn void forked_worker_main(cc_worker_fn fn, const void *arg,
-                                         size_t len, const cc_worker *w,
-                                         const cc_worker_options *o,
-                                         pid_t parent)
-{
-    sigset_t none;
-    sigemptyset(&none);
-    setpgid(0, 0);
-    int null = open("/dev/null", O_RDONLY); /* stdin, as under spawn */
-    if (null > 0) {
-        dup2(null, 0);
-        close(null);
-    }
-    pthread_sigmask(SIG_SETMASK, &none, NULL);
-    if (o->daemon)
-        follow_parent(parent);
-    for (npassed = 0; npassed < o->npass_fds; npassed++)
-        passed_fds[npassed] = o->pass_fds[npassed];
-    run_and_exit(fn, arg, len, w->result_fd);
+        fprintf(stderr, "concur: warning: %s forked from a process with %d "
+                        "threads; locks they hold stay locked in the child "
+                        "(use the spawn start method)\n", what, n);
 }
 
 static int start_fork(pid_t *pid, const cc_worker *w, cc_worker_fn fn,
                       const void *arg, size_t len, const cc_worker_options *o)
 {
     pid_t parent = getpid();
-    warn_if_threaded();
+    cc__worker_warn_if_threaded("a worker is");
     fflush(NULL); /* or the child would write the parent's buffers again */
     *pid = fork();
     if (*pid < 0)
         return -errno;
-    if (*pid == 0)
-        forked_worker_main(fn, arg, len, w, o, parent);
+    if (*pid == 0) {
+        cc__worker_child_setup(o->daemon, parent, o->pass_fds, o->npass_fds);
+        cc__worker_run_and_exit(fn, arg, len, w->result_fd);
+    }
     setpgid(*pid, *pid); /* as the child does: whoever is first wins */
     return 0;
 }
@@ -399,7 +278,7 @@ static int start_fork(pid_t *pid, const cc_worker *w, cc_worker_fn fn,
 static int check_options(const void *arg, size_t len,
                          const cc_worker_options *o)
 {
-    if ((!arg && len > 0) || o->npass_fds > MAX_PASS_FDS ||
+    if ((!arg && len > 0) || o->npass_fds > CC__WORKER_MAX_PASS_FDS ||
         (!o->pass_fds && o->npass_fds > 0) ||
         (o->start_method != CC_START_SPAWN && o->start_method != CC_START_FORK))
         return -EINVAL;
@@ -449,7 +328,7 @@ int cc_worker_start(cc_worker **out, const char *name, const void *arg,
     if (!out || !name)
         return -EINVAL;
     int r = check_options(arg, arg_len, o);
-    cc_worker_fn fn = lookup(name);
+    cc_worker_fn fn = cc__worker_lookup(name);
     if (r < 0)
         return r;
     if (!fn)
@@ -490,20 +369,20 @@ int cc_worker_result(cc_worker *w, cc_bytes *out)
     struct stat st;
     if (fstat(w->result_fd, &st) < 0)
         return -errno;
-    if ((size_t)st.st_size < RESULT_HEADER ||
-        pread_all(w->result_fd, header, sizeof header, 0) < 0 ||
-        header[0] != RESULT_MAGIC)
+    if ((size_t)st.st_size < CC__RESULT_HEADER ||
+        cc__pread_all(w->result_fd, header, sizeof header, 0) < 0 ||
+        header[0] != CC__RESULT_MAGIC)
         return -ENODATA;
-    if (header[1] > (uint64_t)st.st_size - RESULT_HEADER)
+    if (header[1] > (uint64_t)st.st_size - CC__RESULT_HEADER)
         return -EIO;
     if (header[1] == 0)
         return cc_bytes_append(out, NULL, 0);
-    void *map = mmap(NULL, RESULT_HEADER + header[1], PROT_READ, MAP_SHARED,
+    void *map = mmap(NULL, CC__RESULT_HEADER + header[1], PROT_READ, MAP_SHARED,
                      w->result_fd, 0);
     if (map == MAP_FAILED)
         return -errno;
-    r = cc_bytes_append(out, (char *)map + RESULT_HEADER, header[1]);
-    munmap(map, RESULT_HEADER + header[1]);
+    r = cc_bytes_append(out, (char *)map + CC__RESULT_HEADER, header[1]);
+    munmap(map, CC__RESULT_HEADER + header[1]);
     return r;
 }
 
