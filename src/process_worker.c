@@ -280,11 +280,33 @@ static int check_options(const void *arg, size_t len,
 {
     if ((!arg && len > 0) || o->npass_fds > CC__WORKER_MAX_PASS_FDS ||
         (!o->pass_fds && o->npass_fds > 0) ||
-        (o->start_method != CC_START_SPAWN && o->start_method != CC_START_FORK))
+        (o->start_method != CC_START_SPAWN && o->start_method != CC_START_FORK &&
+         o->start_method != CC_START_FORKSERVER))
         return -EINVAL;
     for (size_t i = 0; i < o->npass_fds; i++)
         if (fcntl(o->pass_fds[i], F_GETFD) < 0)
             return -EBADF;
+    return 0;
+}
+
+/* Start the child of a spawn or fork worker, and adopt it. */
+static int start_child(cc_worker *w, const char *name, cc_worker_fn fn,
+                       const void *arg, size_t len, const cc_worker_options *o)
+{
+    cc_process *p = cc__calloc(1, sizeof *p);
+    pid_t pid;
+    if (!p)
+        return -ENOMEM;
+    int r = o->start_method == CC_START_FORK
+                ? start_fork(&pid, w, fn, arg, len, o)
+                : start_spawn(&pid, w, name, arg, len, o);
+    if (r == 0)
+        r = adopt(p, pid);
+    if (r < 0) {
+        cc__free(p, sizeof *p);
+        return r;
+    }
+    w->proc = p;
     return 0;
 }
 
@@ -293,29 +315,22 @@ static int worker_start(cc_worker **out, const char *name, cc_worker_fn fn,
                         const cc_worker_options *o)
 {
     cc_worker *w = cc__calloc(1, sizeof *w);
-    cc_process *p = cc__calloc(1, sizeof *p);
-    if (!w || !p) {
-        cc__free(w, sizeof *w);
-        cc__free(p, sizeof *p);
+    if (!w)
         return -ENOMEM;
-    }
-    pid_t pid;
-    int r = w->result_fd = memfd_create("concur-worker-result", MFD_CLOEXEC);
-    if (r < 0)
+    int r = 0;
+    w->served.pidfd = -1;
+    w->result_fd = memfd_create("concur-worker-result", MFD_CLOEXEC);
+    if (w->result_fd < 0)
         r = -errno;
-    else if (o->start_method == CC_START_FORK)
-        r = start_fork(&pid, w, fn, arg, len, o);
+    else if (o->start_method == CC_START_FORKSERVER)
+        r = cc__served_start(w, fn, arg, len, o);
     else
-        r = start_spawn(&pid, w, name, arg, len, o);
-    if (r >= 0)
-        r = adopt(p, pid);
+        r = start_child(w, name, fn, arg, len, o);
     if (r < 0) {
         cc__close_fd(&w->result_fd);
         cc__free(w, sizeof *w);
-        cc__free(p, sizeof *p);
         return r;
     }
-    w->proc = p;
     *out = w;
     return 0;
 }
@@ -339,32 +354,47 @@ int cc_worker_start(cc_worker **out, const char *name, const void *arg,
 int cc_worker_start_fn(cc_worker **out, cc_worker_fn fn, const void *arg,
                        size_t arg_len, const cc_worker_options *opts)
 {
-    if (!out || !fn || !opts || opts->start_method != CC_START_FORK)
+    if (!out || !fn || !opts || opts->start_method == CC_START_SPAWN)
         return -EINVAL;
     int r = check_options(arg, arg_len, opts);
     return r < 0 ? r : worker_start(out, NULL, fn, arg, arg_len, opts);
 }
 
-pid_t cc_worker_pid(const cc_worker *w) { return cc_process_pid(w->proc); }
+/* ---- the rest: a cc_process, or the forkserver for a served worker ----- */
+
+pid_t cc_worker_pid(const cc_worker *w)
+{
+    return w->proc ? cc_process_pid(w->proc) : w->served.pid;
+}
 
 int cc_worker_join(cc_worker *w, cc_deadline deadline, int *exitcode)
 {
+    if (!w->proc)
+        return cc__served_join(w, deadline, exitcode);
     return cc_process_wait(w->proc, deadline, exitcode);
 }
 
 bool cc_worker_is_alive(cc_worker *w)
 {
-    return cc_process_poll(w->proc, NULL) == -EAGAIN;
+    return cc_worker_join(w, CC_NOWAIT, NULL) == -ETIMEDOUT;
 }
 
-int cc_worker_terminate(cc_worker *w) { return cc_process_terminate(w->proc); }
-int cc_worker_kill(cc_worker *w) { return cc_process_kill(w->proc); }
+static int signal_worker(cc_worker *w, int sig)
+{
+    if (!w->proc)
+        return cc__served_signal(w, sig);
+    return sig == SIGKILL ? cc_process_kill(w->proc)
+                          : cc_process_terminate(w->proc);
+}
+
+int cc_worker_terminate(cc_worker *w) { return signal_worker(w, SIGTERM); }
+int cc_worker_kill(cc_worker *w) { return signal_worker(w, SIGKILL); }
 
 int cc_worker_result(cc_worker *w, cc_bytes *out)
 {
-    int r = cc_process_poll(w->proc, NULL);
+    int r = cc_worker_join(w, CC_NOWAIT, NULL);
     if (r < 0)
-        return r == -ECHILD ? -EAGAIN : r;
+        return r == -ETIMEDOUT ? -EAGAIN : r;
     uint64_t header[2] = {0, 0};
     struct stat st;
     if (fstat(w->result_fd, &st) < 0)
@@ -390,7 +420,10 @@ void cc_worker_free(cc_worker *w)
 {
     if (!w)
         return;
-    cc_process_free(w->proc);
+    if (w->proc)
+        cc_process_free(w->proc);
+    else
+        cc__served_free(w);
     cc__close_fd(&w->result_fd);
     cc__free(w, sizeof *w);
 }

@@ -155,6 +155,10 @@ CC_WORKER_FUNCTION(stdin_is_devnull)
 
 static const cc_worker_options spawn_opts = {.start_method = CC_START_SPAWN};
 static const cc_worker_options fork_opts = {.start_method = CC_START_FORK};
+static const cc_worker_options fs_opts = {.start_method = CC_START_FORKSERVER};
+/* Every start method; tests that use them stop the forkserver at the end. */
+static const cc_worker_options *all_methods[] = {&spawn_opts, &fork_opts,
+                                                 &fs_opts};
 
 static uint64_t squares_below(uint64_t n)
 {
@@ -201,21 +205,53 @@ static void spawn_computes_sum_of_squares(void **state)
     check_sum_squares(NULL); /* spawn is the default */
 }
 
-static void fork_computes_sum_of_squares(void **state)
+/* fork and forkserver: by name, and by function pointer. */
+static void fork_and_forkserver_compute_sum_of_squares(void **state)
 {
     (void)state;
-    check_sum_squares(&fork_opts);
-    cc_worker *w; /* and by function pointer */
-    uint64_t n = 1234, got;
-    assert_int_equal(cc_worker_start_fn(&w, sum_squares, &n, sizeof n,
-                                        &fork_opts), 0);
-    assert_int_equal(cc_worker_join(w, SEC_DEADLINE(60), NULL), 0);
-    cc_bytes out = {0};
-    assert_int_equal(cc_worker_result(w, &out), 0);
-    memcpy(&got, out.data, sizeof got);
-    assert_true(got == squares_below(n));
+    for (int m = 1; m < 3; m++) {
+        check_sum_squares(all_methods[m]);
+        cc_worker *w;
+        uint64_t n = 1234, got;
+        assert_int_equal(cc_worker_start_fn(&w, sum_squares, &n, sizeof n,
+                                            all_methods[m]), 0);
+        assert_int_equal(cc_worker_join(w, SEC_DEADLINE(60), NULL), 0);
+        cc_bytes out = {0};
+        assert_int_equal(cc_worker_result(w, &out), 0);
+        memcpy(&got, out.data, sizeof got);
+        assert_true(got == squares_below(n));
+        cc_bytes_free(&out);
+        cc_worker_free(w);
+    }
+    cc_forkserver_stop();
+}
+
+static void forkserver_stop_kills_what_runs(void **state)
+{
+    (void)state;
+    cc_worker *w[3];
+    int code;
+    assert_int_equal(cc_forkserver_start(), 0);
+    assert_int_equal(cc_forkserver_start(), 0); /* already running */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cc_worker_start(&w[i], "sleep_forever", NULL, 0,
+                                         &fs_opts), 0);
+    assert_true(cc_worker_is_alive(w[0]));
+    assert_int_equal(cc_worker_join(w[0], cc_deadline_in(20 * CC_MSEC), &code),
+                     -ETIMEDOUT);
+    cc_worker_free(w[0]); /* killed and reaped through the server */
+    cc_forkserver_stop();
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(cc_worker_join(w[i], CC_NOWAIT, &code), 0);
+        assert_int_equal(code, -SIGKILL);
+        cc_worker_free(w[i]);
+    }
+    cc_forkserver_stop(); /* no server: nothing to do */
+    /* a new one is made on demand */
+    cc_bytes out = run_worker("return_code", &(unsigned char){5}, 1, &fs_opts,
+                              5);
     cc_bytes_free(&out);
-    cc_worker_free(w);
+    cc_forkserver_stop();
 }
 
 /* The classic example: 20 values of n near 5,000,000, one worker each, all
@@ -249,8 +285,8 @@ static void cpu_bound_split_over_processes(void **state)
 static void exit_codes(void **state)
 {
     (void)state;
-    const cc_worker_options *opts[] = {&spawn_opts, &fork_opts};
-    for (int m = 0; m < 2; m++) {
+    const cc_worker_options **opts = all_methods;
+    for (int m = 0; m < 3; m++) {
         unsigned char code = 42;
         cc_bytes out = run_worker("return_code", &code, 1, opts[m], 42);
         assert_int_equal(out.len, 3); /* delivered with a non-zero code too */
@@ -269,6 +305,7 @@ static void exit_codes(void **state)
             cc_worker_free(w);
         }
     }
+    cc_forkserver_stop();
 }
 
 /* ---- signals and joins --------------------------------------------------- */
@@ -294,8 +331,8 @@ static void kill_gives_minus_9(void **state)
 static void join_times_out_then_terminate(void **state)
 {
     (void)state;
-    const cc_worker_options *opts[] = {&spawn_opts, &fork_opts};
-    for (int m = 0; m < 2; m++) {
+    const cc_worker_options **opts = all_methods;
+    for (int m = 0; m < 3; m++) {
         cc_worker *w;
         int code;
         assert_int_equal(cc_worker_start(&w, "sleep_forever", NULL, 0, opts[m]),
@@ -309,6 +346,7 @@ static void join_times_out_then_terminate(void **state)
         assert_int_equal(code, -SIGTERM);
         cc_worker_free(w);
     }
+    cc_forkserver_stop();
 }
 
 static void free_kills_a_running_worker(void **state)
@@ -476,6 +514,9 @@ static void stdin_is_dev_null_in_workers(void **state)
     cc_bytes_free(&out);
     out = run_worker("stdin_is_devnull", NULL, 0, &fork_opts, 0);
     cc_bytes_free(&out);
+    out = run_worker("stdin_is_devnull", NULL, 0, &fs_opts, 0);
+    cc_bytes_free(&out);
+    cc_forkserver_stop();
 }
 
 static void large_argument_and_result(void **state)
@@ -485,14 +526,14 @@ static void large_argument_and_result(void **state)
     unsigned char *buf = malloc(size);
     for (size_t i = 0; i < size; i++)
         buf[i] = (unsigned char)(i * 13 + (i >> 16));
-    const cc_worker_options *opts[] = {&spawn_opts, &fork_opts};
-    for (int m = 0; m < 2; m++) {
-        cc_bytes out = run_worker("echo", buf, size, opts[m], 0);
+    for (int m = 0; m < 3; m++) {
+        cc_bytes out = run_worker("echo", buf, size, all_methods[m], 0);
         assert_int_equal(out.len, size);
         assert_memory_equal(out.data, buf, size);
         cc_bytes_free(&out);
     }
     free(buf);
+    cc_forkserver_stop();
 }
 
 static int parent_only(const void *arg, size_t len, cc_bytes *result)
@@ -582,7 +623,8 @@ int main(int argc, char **argv)
     cc_worker_main_hook(argc, argv); /* a spawned worker never returns */
     const struct CMUnitTest tests[] = {
         CC_TEST(spawn_computes_sum_of_squares),
-        CC_TEST(fork_computes_sum_of_squares),
+        CC_TEST(fork_and_forkserver_compute_sum_of_squares),
+        CC_TEST(forkserver_stop_kills_what_runs),
         CC_TEST(cpu_bound_split_over_processes),
         CC_TEST(exit_codes),
         CC_TEST(kill_gives_minus_9),

@@ -21,7 +21,12 @@
  *     is copied: locks that other threads hold stay locked in the child
  *     forever. A warning goes to stderr when the process has more than one
  *     thread (as Python 3.12's DeprecationWarning).
- *   - forkserver is not implemented yet (issue 5, later).
+ *   - CC_START_FORKSERVER: a helper process, forked from the program early
+ *     (cc_forkserver_start, ideally before any thread exists), forks each
+ *     worker, which then calls the function (a function pointer works too,
+ *     since the helper is a copy of the program). The worker's parent is
+ *     the helper, which reaps it and reports its exit code; pid, pidfd-based
+ *     waiting and group signals work as for the other methods.
  *
  * Every worker leads its own process group (terminate and kill reach what it
  * started; a Ctrl-C at the terminal reaches the parent only, which must
@@ -102,8 +107,9 @@ void cc_worker_register_or_abort(const char *name, cc_worker_fn fn);
 void cc_worker_main_hook(int argc, char **argv);
 
 typedef enum cc_start_method {
-    CC_START_SPAWN = 0, /* re-execute this program (the default) */
-    CC_START_FORK,      /* fork and call the function (opt-in) */
+    CC_START_SPAWN = 0,  /* re-execute this program (the default) */
+    CC_START_FORK,       /* fork and call the function (opt-in) */
+    CC_START_FORKSERVER, /* fork from the forkserver, a single-threaded copy */
 } cc_start_method;
 
 typedef struct cc_worker_options {
@@ -132,7 +138,8 @@ typedef struct cc_worker_options {
  * start method, npass_fds > 64 or pass_fds NULL with npass_fds > 0);
  * -EBADF (a pass_fds entry not open); -ENOMEM; -EMFILE/-ENFILE; -EAGAIN
  * (process limit); an errno of execve for spawn (-ENOENT, -EACCES when
- * /proc/self/exe cannot be executed). On failure nothing is left behind.
+ * /proc/self/exe cannot be executed); -EPIPE (the forkserver was killed:
+ * cc_forkserver_stop, then start again). On failure nothing is left behind.
  * Blocks only to copy the argument and start the child. Thread safe.
  */
 int cc_worker_start(cc_worker **out, const char *name, const void *arg,
@@ -140,10 +147,34 @@ int cc_worker_start(cc_worker **out, const char *name, const void *arg,
 
 /*
  * cc_worker_start_fn: as cc_worker_start, with a function pointer instead of
- * a name: only with CC_START_FORK (-EINVAL otherwise, or with fn NULL).
+ * a name: only with CC_START_FORK or CC_START_FORKSERVER (-EINVAL with
+ * spawn, or with fn NULL). Under the forkserver, fn must exist in the
+ * helper: code of the program, not of a library loaded after the helper.
  */
 int cc_worker_start_fn(cc_worker **out, cc_worker_fn fn, const void *arg,
                        size_t arg_len, const cc_worker_options *opts);
+
+/*
+ * cc_forkserver_start: start the forkserver now (as Python's forkserver; the
+ * first CC_START_FORKSERVER start does it otherwise). Call it early in
+ * main(), before any thread exists: the helper is a fork of the process
+ * and must be single-threaded to fork safely (a warning on stderr
+ * otherwise). It holds a copy of the program's memory as it is now, and is
+ * killed (PR_SET_PDEATHSIG) when the thread that started it exits; daemon
+ * workers go with it. It is a child of this process: stop it before
+ * counting children. Returns 0 (also if already running), -ENOMEM,
+ * -EMFILE/-ENFILE, -EAGAIN. Thread safe.
+ */
+int cc_forkserver_start(void);
+
+/*
+ * cc_forkserver_stop: stop the forkserver: the workers it started that
+ * still run are killed (SIGKILL; their joins then give -9), and the helper
+ * exits and is reaped. cc_worker objects stay valid (join, result, free).
+ * A later CC_START_FORKSERVER start makes a new helper. No-op without one.
+ * Blocks until the helper is gone (milliseconds). Thread safe.
+ */
+void cc_forkserver_stop(void);
 
 /*
  * cc_worker_passed_fd: in a worker, the fd that opts.pass_fds[i] became
