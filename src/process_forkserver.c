@@ -22,6 +22,8 @@
  */
 #include "worker_impl.h"
 
+#include "concur/sync.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -56,11 +58,19 @@ typedef struct fs_msg {
 
 /* The program's view of its server. */
 static struct {
-    cc__mutex lock;     /* guards all below; held while talking to the server */
+    cc_lock lock;       /* guards all below; held while talking to the server
+                           (a blocking lock: that takes a round trip) */
     int sock;           /* our end; -1: no server */
     int pidfd;          /* the server's */
     cc_worker *served;  /* live workers started through it */
-} fs = {CC__MUTEX_INIT, -1, -1, NULL};
+} fs = {CC_LOCK_INIT, -1, -1, NULL};
+
+static void fs_lock(void)
+{
+    CC__CHECK("forkserver lock", cc_lock_acquire(&fs.lock, CC_FOREVER));
+}
+
+static void fs_unlock(void) { cc_lock_release(&fs.lock); }
 
 /* ---- messages with fds --------------------------------------------------- */
 
@@ -241,6 +251,10 @@ static _Noreturn void server_main(int sock, pid_t program)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != program)
         _exit(0);
+    /* Our copy of the program's state: its lock was held by our starter. */
+    fs.sock = fs.pidfd = -1;
+    fs.served = NULL;
+    cc_lock_init(&fs.lock);
     if (sock > 3)
         close_range(3, (unsigned)sock - 1, 0);
     close_range((unsigned)sock + 1, ~0U, 0);
@@ -280,9 +294,9 @@ static int start_locked(void)
 
 int cc_forkserver_start(void)
 {
-    cc__mutex_lock(&fs.lock);
+    fs_lock();
     int r = fs.sock >= 0 ? 0 : start_locked();
-    cc__mutex_unlock(&fs.lock);
+    fs_unlock();
     return r;
 }
 
@@ -359,10 +373,14 @@ static int start_worker_locked(cc_worker *w, cc_worker_fn fn, int argfd,
         fds[2 + i] = o->pass_fds[i];
     fs_msg req = {.type = MSG_START, .daemon = o->daemon,
                   .fn = (uint64_t)(uintptr_t)fn}, reply;
-    int pidfd = -1;
-    int r = fs.sock >= 0 ? 0 : start_locked();
-    if (r == 0)
-        r = call_locked(&req, fds, 2 + o->npass_fds, &reply, &pidfd);
+    int pidfd = -1, r = 0;
+    for (int tries = 0; tries < 2; tries++) { /* a killed server: a new one */
+        r = fs.sock >= 0 ? 0 : start_locked();
+        if (r == 0)
+            r = call_locked(&req, fds, 2 + o->npass_fds, &reply, &pidfd);
+        if (r != -EPIPE)
+            break;
+    }
     if (r == 0 && reply.pid < 0)
         r = reply.pid;
     if (r < 0)
@@ -378,9 +396,9 @@ int cc__served_start(cc_worker *w, cc_worker_fn fn, const void *arg,
     int argfd = cc__memfd_of("concur-worker-arg", arg, len);
     if (argfd < 0)
         return argfd;
-    cc__mutex_lock(&fs.lock);
+    fs_lock();
     int r = start_worker_locked(w, fn, argfd, o);
-    cc__mutex_unlock(&fs.lock);
+    fs_unlock();
     close(argfd);
     return r;
 }
@@ -403,10 +421,10 @@ int cc__served_join(cc_worker *w, cc_deadline deadline, int *code)
     int r = cc__poll_until(&p, 1, deadline); /* until the worker has exited */
     if (r < 0)
         return r;
-    cc__mutex_lock(&fs.lock);
+    fs_lock();
     await_exit_locked(w);
     int c = w->served.code;
-    cc__mutex_unlock(&fs.lock);
+    fs_unlock();
     if (c == CODE_UNKNOWN)
         return -ECHILD;
     if (code)
@@ -419,10 +437,10 @@ int cc__served_signal(cc_worker *w, int sig)
     fs_msg req = {.type = MSG_SIGNAL, .pid = w->served.pid, .value = sig};
     fs_msg reply = {.value = 0};
     int r = 0;
-    cc__mutex_lock(&fs.lock);
+    fs_lock();
     if (!w->served.exited && fs.sock >= 0)
         r = call_locked(&req, NULL, 0, &reply, NULL);
-    cc__mutex_unlock(&fs.lock);
+    fs_unlock();
     return r == -EPIPE ? 0 : r < 0 ? r : reply.value;
 }
 
@@ -432,13 +450,13 @@ void cc__served_free(cc_worker *w)
         cc__served_signal(w, SIGKILL);
         cc__served_join(w, CC_FOREVER, NULL);
     }
-    cc__mutex_lock(&fs.lock);
+    fs_lock();
     cc_worker **p = &fs.served;
     while (*p && *p != w)
         p = &(*p)->served.next;
     if (*p)
         *p = w->served.next;
-    cc__mutex_unlock(&fs.lock);
+    fs_unlock();
     cc__close_fd(&w->served.pidfd);
 }
 
@@ -447,10 +465,10 @@ void cc_forkserver_stop(void)
     fs_msg m;
     int fds[MAX_FDS];
     size_t n;
-    cc__mutex_lock(&fs.lock);
+    fs_lock();
     if (fs.sock >= 0)
         shutdown(fs.sock, SHUT_WR); /* the server kills, reports, leaves */
     while (fs.sock >= 0 && read_locked(&m, fds, &n))
         close_all(fds, n);
-    cc__mutex_unlock(&fs.lock);
+    fs_unlock();
 }

@@ -357,6 +357,40 @@ static void free_kills_a_running_worker(void **state)
     cc_worker_free(w); /* the teardown checks that no child is left */
 }
 
+static bool pid_gone(pid_t pid);
+
+/* The pid of this thread's only child (the forkserver, here). */
+static pid_t only_child(void)
+{
+    FILE *f = fopen("/proc/thread-self/children", "re");
+    int pid = 0;
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    return pid;
+}
+
+static void a_killed_forkserver_is_replaced(void **state)
+{
+    (void)state;
+    cc_worker *w;
+    cc_worker_options o = {.start_method = CC_START_FORKSERVER, .daemon = true};
+    assert_int_equal(cc_forkserver_start(), 0);
+    pid_t server = only_child();
+    assert_int_equal(cc_worker_start(&w, "sleep_forever", NULL, 0, &o), 0);
+    pid_t pid = cc_worker_pid(w);
+    assert_int_equal(kill(server, SIGKILL), 0);
+    /* the daemon worker goes with its server; nobody can say how it ended */
+    assert_int_equal(cc_worker_join(w, SEC_DEADLINE(60), NULL), -ECHILD);
+    cc_worker_free(w);
+    assert_true(pid_gone(pid));
+    /* the next start finds the server dead and makes a new one */
+    cc_bytes out = run_worker("return_code", &(unsigned char){3}, 1, &fs_opts,
+                              3);
+    cc_bytes_free(&out);
+    cc_forkserver_stop();
+}
+
 /* ---- daemon workers ------------------------------------------------------ */
 
 /* A pid is gone: no /proc entry, or a zombie waiting for its reaper. Polls
@@ -625,6 +659,7 @@ int main(int argc, char **argv)
         CC_TEST(spawn_computes_sum_of_squares),
         CC_TEST(fork_and_forkserver_compute_sum_of_squares),
         CC_TEST(forkserver_stop_kills_what_runs),
+        CC_TEST(a_killed_forkserver_is_replaced),
         CC_TEST(cpu_bound_split_over_processes),
         CC_TEST(exit_codes),
         CC_TEST(kill_gives_minus_9),

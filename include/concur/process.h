@@ -138,8 +138,8 @@ typedef struct cc_worker_options {
  * start method, npass_fds > 64 or pass_fds NULL with npass_fds > 0);
  * -EBADF (a pass_fds entry not open); -ENOMEM; -EMFILE/-ENFILE; -EAGAIN
  * (process limit); an errno of execve for spawn (-ENOENT, -EACCES when
- * /proc/self/exe cannot be executed); -EPIPE (the forkserver was killed:
- * cc_forkserver_stop, then start again). On failure nothing is left behind.
+ * /proc/self/exe cannot be executed); -EPIPE (the forkserver died twice in
+ * a row; after one death a new one is started). On failure nothing is left behind.
  * Blocks only to copy the argument and start the child. Thread safe.
  */
 int cc_worker_start(cc_worker **out, const char *name, const void *arg,
