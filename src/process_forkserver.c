@@ -163,16 +163,20 @@ static void serve_start(int sock, const fs_msg *m, int *fds, size_t n)
     child *grown = n >= 2 ? cc__realloc(kids, nkids * sizeof *kids,
                                         (nkids + 1) * sizeof *kids) : NULL;
     pid_t pid = grown ? fork() : -1;
+    int err = n < 2 ? -EINVAL : !grown ? -ENOMEM : pid < 0 ? -errno : 0;
     if (grown)
         kids = grown;
     if (pid == 0)
         worker_main(sock, m, fds, n, self);
+    if (pid > 0) /* as the worker does: a signal to its group cannot miss */
+        setpgid(pid, pid);
     if (pid > 0 && (pidfd = pidfd_open(pid, 0)) < 0) {
+        err = -errno;
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         pid = -1;
     }
-    reply.pid = pid > 0 ? pid : n < 2 ? -EINVAL : grown ? -errno : -ENOMEM;
+    reply.pid = pid > 0 ? pid : err;
     if (pid > 0)
         kids[nkids++] = (child){pid, pidfd};
     close_all(fds, n);
