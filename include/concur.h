@@ -12,5 +12,9 @@
 #include "concur/future.h"     /* futures, wait on many, as-completed */
 #include "concur/executor.h"   /* the thread pool executor */
 #include "concur/subprocess.h" /* child processes */
+#include "concur/process.h"    /* worker processes (multiprocessing.Process) */
+#include "concur/shm.h"        /* shared memory segments */
+#include "concur/ipc.h"        /* lock, event, semaphore, queue between processes */
+#include "concur/conn.h"       /* whole-message connections (Pipe) */
 
 #endif

@@ -50,6 +50,18 @@ static int bytes_reserve(cc_bytes *b, size_t room)
     return 0;
 }
 
+int cc_bytes_append(cc_bytes *b, const void *data, size_t len)
+{
+    int r = bytes_reserve(b, len);
+    if (r < 0)
+        return r;
+    if (len > 0)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 /* ---- one step on each pipe ----------------------------------------------- */
 
 /* Read what fd holds into b (or discard it when b is NULL); close fd at EOF or

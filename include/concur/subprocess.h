@@ -84,6 +84,13 @@ typedef struct cc_bytes {
 void cc_bytes_free(cc_bytes *b);
 
 /*
+ * cc_bytes_append: append len bytes at data (may be NULL when len is 0) to
+ * b, growing it geometrically; the result stays NUL-terminated. Returns 0 or
+ * -ENOMEM (b unchanged). Never blocks. Not thread safe on the same buffer.
+ */
+int cc_bytes_append(cc_bytes *b, const void *data, size_t len);
+
+/*
  * cc_process_spawn: start argv[0] with arguments argv (NULL-terminated),
  * without a shell (as Python's subprocess.Popen(argv, ...)). argv[0] without
  * a slash is searched in the parent's PATH (as execvp; the PATH of

@@ -1,0 +1,260 @@
+/*
+ * test_ipc_conn.c: message connections (include/concur/conn.h) between a
+ * parent and a forked child: whole messages of every size (0 to 64 MiB),
+ * one-way pipes, the end of the stream, deadlines that expire in the middle
+ * of a message and resume, and an end made from an inherited fd.
+ */
+#include "testutil.h"
+
+#include <concur/conn.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MIB ((size_t)1024 * 1024)
+#define SEC_DEADLINE(s) cc_deadline_in((int64_t)(s) * CC_SEC)
+
+static pid_t fork_child(int (*fn)(void *), void *arg)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fn(arg));
+    return pid;
+}
+
+static int reap(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void fill(unsigned char *buf, size_t len, unsigned seed)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (unsigned char)(seed * 31 + i * 7 + (i >> 12));
+}
+
+/* The two ends, for a forked child: it uses [1] and closes its copy of
+ * [0], or the parent's close would not be the end of the stream. */
+static cc_conn *ends[2];
+
+/* Echo every message back until the other end closes. */
+static int child_echo(void *arg)
+{
+    (void)arg;
+    cc_conn *c = ends[1];
+    cc_conn_close(ends[0]);
+    for (;;) {
+        cc_bytes m = {0};
+        int r = cc_conn_recv(c, &m, SEC_DEADLINE(60));
+        if (r == -EPIPE)
+            return 0;
+        if (r < 0 || cc_conn_send(c, m.data, m.len, SEC_DEADLINE(60)) < 0)
+            return 1;
+        cc_bytes_free(&m);
+    }
+}
+
+static void messages_of_every_size_round_trip(void **state)
+{
+    (void)state;
+    cc_conn *a, *b;
+    assert_int_equal(cc_pipe(&a, &b, true), 0);
+    ends[0] = a;
+    ends[1] = b;
+    pid_t pid = fork_child(child_echo, NULL);
+    cc_conn_close(b);
+    size_t sizes[] = {0, 1, 7, 8, 4096, 100000, MIB + 3, 64 * MIB};
+    unsigned char *buf = malloc(64 * MIB);
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        fill(buf, sizes[i], (unsigned)i);
+        assert_int_equal(cc_conn_send(a, buf, sizes[i], SEC_DEADLINE(60)), 0);
+        cc_bytes m = {0};
+        assert_int_equal(cc_conn_recv(a, &m, SEC_DEADLINE(60)), 0);
+        assert_int_equal(m.len, sizes[i]);
+        assert_memory_equal(m.data, buf, sizes[i]);
+        cc_bytes_free(&m);
+    }
+    free(buf);
+    cc_conn_close(a); /* the child sees the end, and exits 0 */
+    assert_int_equal(reap(pid), 0);
+}
+
+static void many_small_messages_keep_their_bounds(void **state)
+{
+    (void)state;
+    cc_conn *a, *b;
+    assert_int_equal(cc_pipe(&a, &b, false), 0); /* a reads, b writes */
+    long n = cc_test_n(5000);
+    for (long i = 0; i < n; i++) {
+        char msg[32];
+        int len = snprintf(msg, sizeof msg, "message %ld", i);
+        assert_int_equal(cc_conn_send(b, msg, (size_t)len, CC_NOWAIT), 0);
+        cc_bytes m = {0};
+        assert_int_equal(cc_conn_recv(a, &m, CC_NOWAIT), 0);
+        assert_string_equal(m.data, msg);
+        cc_bytes_free(&m);
+    }
+    cc_bytes m = {0};
+    assert_int_equal(cc_conn_send(a, "x", 1, CC_NOWAIT), -EPIPE); /* one-way */
+    assert_int_equal(cc_conn_recv(b, &m, CC_NOWAIT), -EPIPE);
+    cc_conn_close(b);
+    assert_int_equal(cc_conn_recv(a, &m, CC_NOWAIT), -EPIPE); /* the end */
+    cc_conn_close(a);
+}
+
+static void deadlines_never_early_and_errors(void **state)
+{
+    (void)state;
+    cc_conn *a, *b;
+    assert_int_equal(cc_pipe(&a, &b, true), 0);
+    cc_bytes m = {0};
+    cc_deadline d = cc_deadline_in(20 * CC_MSEC);
+    assert_int_equal(cc_conn_recv(a, &m, d), -ETIMEDOUT);
+    assert_true(cc_now() >= d);
+    d = cc_deadline_in(20 * CC_MSEC);
+    assert_int_equal(cc_conn_poll(a, d), -ETIMEDOUT);
+    assert_true(cc_now() >= d);
+    assert_int_equal(cc_conn_send(b, "hi", 2, CC_NOWAIT), 0);
+    assert_int_equal(cc_conn_poll(a, CC_NOWAIT), 0);
+    assert_int_equal(cc_conn_send(b, NULL, 3, CC_NOWAIT), -EINVAL);
+    cc_conn_close(a);
+    assert_int_equal(cc_conn_send(b, "hi", 2, CC_NOWAIT), -EPIPE);
+    cc_conn_close(b);
+    cc_conn *c;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(cc_conn_from_fd(&c, p[0]), -ENOTSOCK); /* not taken */
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(cc_conn_from_fd(&c, 1000), -EBADF);
+}
+
+/* Read one message slowly: small deadlines, many resumptions. */
+static int child_recv_in_slices(void *arg)
+{
+    cc_conn *c = arg;
+    cc_bytes m = {0};
+    int r, timeouts = 0;
+    while ((r = cc_conn_recv(c, &m, cc_deadline_in(CC_MSEC))) == -ETIMEDOUT)
+        timeouts++;
+    if (r < 0)
+        return 1;
+    unsigned char *want = malloc(m.len);
+    fill(want, m.len, 99);
+    r = m.len == 16 * MIB && !memcmp(m.data, want, m.len) ? 0 : 2;
+    free(want);
+    cc_bytes_free(&m);
+    return r;
+}
+
+static void a_deadline_mid_message_resumes(void **state)
+{
+    (void)state;
+    cc_conn *a, *b;
+    assert_int_equal(cc_pipe(&a, &b, true), 0);
+    size_t size = 16 * MIB;
+    unsigned char *buf = malloc(size);
+    fill(buf, size, 99);
+    /* nobody reads yet: the socket fills and the send stops part-way */
+    assert_int_equal(cc_conn_send(a, buf, size, CC_NOWAIT), -ETIMEDOUT);
+    assert_int_equal(cc_conn_send(a, buf, size - 1, CC_NOWAIT), -EINVAL);
+    pid_t pid = fork_child(child_recv_in_slices, b);
+    int r;
+    while ((r = cc_conn_send(a, buf, size, cc_deadline_in(CC_MSEC))) ==
+           -ETIMEDOUT)
+        ;
+    assert_int_equal(r, 0);
+    assert_int_equal(reap(pid), 0);
+    free(buf);
+    cc_conn_close(a);
+    cc_conn_close(b);
+}
+
+/* An end rebuilt from an inherited fd number (as a spawned worker does). */
+static int child_from_fd(void *arg)
+{
+    cc_conn *c;
+    if (cc_conn_from_fd(&c, dup(*(int *)arg)) != 0)
+        return 1;
+    int r = cc_conn_send(c, "from fd", 7, SEC_DEADLINE(60));
+    cc_conn_close(c);
+    return r == 0 ? 0 : 2;
+}
+
+static void an_end_from_an_inherited_fd(void **state)
+{
+    (void)state;
+    cc_conn *a, *b;
+    assert_int_equal(cc_pipe(&a, &b, true), 0);
+    int fd = cc_conn_fd(b);
+    pid_t pid = fork_child(child_from_fd, &fd);
+    cc_bytes m = {0};
+    assert_int_equal(cc_conn_recv(a, &m, SEC_DEADLINE(60)), 0);
+    assert_string_equal(m.data, "from fd");
+    cc_bytes_free(&m);
+    assert_int_equal(reap(pid), 0);
+    cc_conn_close(a);
+    cc_conn_close(b);
+}
+
+
+/* ---- allocation failures ------------------------------------------------- */
+
+static long alloc_budget; /* allocations that succeed before the failures */
+
+static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
+{
+    (void)ud, (void)old_size;
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (alloc_budget-- <= 0)
+        return NULL;
+    return realloc(ptr, size);
+}
+
+static void allocation_failures_are_recoverable(void **state)
+{
+    (void)state;
+    cc_conn *a = NULL, *b = NULL;
+    cc_set_allocator(failing_alloc, NULL);
+    alloc_budget = 1;
+    assert_int_equal(cc_pipe(&a, &b, true), -ENOMEM); /* and no fd left */
+    alloc_budget = 2;
+    assert_int_equal(cc_pipe(&a, &b, true), 0);
+    assert_int_equal(cc_conn_send(a, "whole", 5, CC_NOWAIT), 0);
+    cc_bytes m = {0};
+    alloc_budget = 0;
+    assert_int_equal(cc_conn_recv(b, &m, CC_NOWAIT), -ENOMEM);
+    alloc_budget = 100; /* memory is back: the message is still there */
+    assert_int_equal(cc_conn_recv(b, &m, CC_NOWAIT), 0);
+    assert_string_equal(m.data, "whole");
+    cc_bytes_free(&m);
+    cc_conn_close(a);
+    cc_conn_close(b);
+    cc_set_allocator(NULL, NULL);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test: none comes */
+    const struct CMUnitTest tests[] = {
+        CC_TEST(messages_of_every_size_round_trip),
+        CC_TEST(many_small_messages_keep_their_bounds),
+        CC_TEST(deadlines_never_early_and_errors),
+        CC_TEST(a_deadline_mid_message_resumes),
+        CC_TEST(an_end_from_an_inherited_fd),
+        CC_TEST(allocation_failures_are_recoverable),
+    };
+    return CC_RUN_TESTS(tests);
+}
