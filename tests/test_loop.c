@@ -73,7 +73,7 @@ static int yielder(void *arg, void **result)
 static int spawn_main(void *arg, void **result)
 {
     struct spawn_run *run = arg;
-    enum { WAVE = 5000 }; /* alive at once (one stack mapping each) */
+    enum { WAVE = 1000 }; /* alive at once (one stack mapping each) */
     cc_future **fs = malloc(WAVE * sizeof *fs);
     cc_task_opts opts = {.name = "worker"};
     for (long done = 0; done < run->n;) {
@@ -177,6 +177,7 @@ struct timer_run {
     long n;              /* sleepers */
     cc_deadline *when;   /* each one's deadline */
     long *order;         /* sleepers in the order they woke */
+    bool *late;          /* each one began its sleep after the deadline */
     long woke;           /* how many woke */
     long early;          /* woke before their deadline */
 };
@@ -190,6 +191,7 @@ static int sleeper_fn(void *arg, void **result)
 {
     struct sleeper *s = arg;
     struct timer_run *run = s->run;
+    run->late[s->i] = cc_now() >= run->when[s->i];
     cc_sleep_until(run->when[s->i]);
     if (cc_now() < run->when[s->i])
         run->early++;
@@ -205,8 +207,8 @@ static int timer_main(void *arg, void **result)
         ss[i] = (struct sleeper){run, i};
         cc_spawn(sleeper_fn, &ss[i], NULL);
     }
-    /* They first run once we sleep, and must all be asleep before the first
-     * deadline for the order to be the deadlines' order: 50 ms from now. */
+    /* They first run once we sleep; one that starts its sleep after its
+     * deadline (a slow sanitizer build) returns at once, out of order. */
     uint32_t seed = 12345;
     cc_deadline base = cc_now() + 50 * CC_MSEC;
     for (long i = 0; i < run->n; i++) /* 0..50 ms apart, many per ms */
@@ -223,13 +225,24 @@ static void test_timers_never_early_in_order(void **state)
     struct timer_run run = {.n = cc_test_n(10000)};
     run.when = calloc(run.n, sizeof *run.when);
     run.order = calloc(run.n, sizeof *run.order);
+    run.late = calloc(run.n, sizeof *run.late);
     void *ss;
     assert_int_equal(cc_loop_run(timer_main, &run, &ss), 0);
     free(ss);
     assert_int_equal(run.woke, run.n);
     assert_int_equal(run.early, 0);
-    for (long i = 1; i < run.n; i++) /* by deadline, ties by arrival */
-        assert_true(run.when[run.order[i - 1]] <= run.when[run.order[i]]);
+    /* Those asleep in time woke by deadline (ties by arrival). */
+    cc_deadline last = 0;
+    long in_time = 0;
+    for (long i = 0; i < run.n; i++) {
+        if (run.late[run.order[i]])
+            continue;
+        assert_true(last <= run.when[run.order[i]]);
+        last = run.when[run.order[i]];
+        in_time++;
+    }
+    assert_true(in_time > 0);
+    free(run.late);
     free(run.when);
     free(run.order);
 }
