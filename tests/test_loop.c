@@ -12,12 +12,15 @@
 
 #include "wait.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -763,6 +766,291 @@ static void test_wait_fd_pipe(void **state)
     close(p[1]);
 }
 
+/* ---- rlock, condition, barrier between tasks and threads ------------------ */
+
+struct sync_run {
+    cc_rlock rl;          /* held by one task while another tries it */
+    int other_try;        /* the second task's NOWAIT acquire */
+    int other_wait;       /* its blocking acquire, after the first lets go */
+    cc_lock lock;         /* the condition's lock */
+    cc_cond cond;         /* a thread notifies a task */
+    bool flag;            /* the condition's predicate, under lock */
+    int cond_r;           /* the task's cc_cond_wait_for result */
+    cc_barrier barrier;   /* two tasks and a thread */
+    int barrier_errors;   /* failed barrier waits */
+};
+
+static int rlock_holder(void *arg, void **result)
+{
+    struct sync_run *s = arg;
+    cc_rlock_acquire(&s->rl, CC_FOREVER);
+    cc_rlock_acquire(&s->rl, CC_FOREVER); /* recursive: count 2 */
+    cc_sleep(5 * CC_MSEC);
+    cc_rlock_release(&s->rl);
+    cc_rlock_release(&s->rl);
+    return 0;
+}
+
+static int rlock_other(void *arg, void **result)
+{
+    struct sync_run *s = arg;
+    s->other_try = cc_rlock_acquire(&s->rl, CC_NOWAIT); /* same thread! */
+    s->other_wait = cc_rlock_acquire(&s->rl, cc_deadline_in(60 * CC_SEC));
+    if (s->other_wait == 0)
+        cc_rlock_release(&s->rl);
+    return 0;
+}
+
+static bool flag_set(void *arg) { return ((struct sync_run *)arg)->flag; }
+
+static void *notify_later(void *arg)
+{
+    struct sync_run *s = arg;
+    cc_sleep(5 * CC_MSEC);
+    cc_lock_acquire(&s->lock, CC_FOREVER);
+    s->flag = true;
+    cc_cond_notify_all(&s->cond);
+    cc_lock_release(&s->lock);
+    return NULL;
+}
+
+static void *barrier_thread(void *arg)
+{
+    struct sync_run *s = arg;
+    for (int i = 0; i < 50; i++)
+        if (cc_barrier_wait(&s->barrier, cc_deadline_in(60 * CC_SEC)) < 0)
+            s->barrier_errors++;
+    return NULL;
+}
+
+static int barrier_task(void *arg, void **result)
+{
+    struct sync_run *s = arg;
+    for (int i = 0; i < 50; i++)
+        if (cc_barrier_wait(&s->barrier, cc_deadline_in(60 * CC_SEC)) < 0)
+            s->barrier_errors++;
+    return 0;
+}
+
+static int sync_main(void *arg, void **result)
+{
+    struct sync_run *s = arg;
+    cc_future *fs[4];
+    cc_spawn(rlock_holder, s, &fs[0]);
+    cc_spawn(rlock_other, s, &fs[1]);
+    cc_spawn(barrier_task, s, &fs[2]);
+    cc_spawn(barrier_task, s, &fs[3]);
+    cc_thread *t1 = start(notify_later, s), *t2 = start(barrier_thread, s);
+    cc_lock_acquire(&s->lock, CC_FOREVER);
+    s->cond_r = cc_cond_wait_for(&s->cond, flag_set, s,
+                                 cc_deadline_in(60 * CC_SEC));
+    cc_lock_release(&s->lock);
+    cc_futures_wait(fs, 4, CC_ALL_COMPLETED, CC_FOREVER);
+    join(t1);
+    join(t2);
+    for (int i = 0; i < 4; i++)
+        cc_future_release(fs[i]);
+    return 0;
+}
+
+static void test_sync_between_tasks_and_threads(void **state)
+{
+    (void)state;
+    struct sync_run s = {0};
+    cc_rlock_init(&s.rl);
+    cc_lock_init(&s.lock);
+    cc_cond_init(&s.cond, &s.lock);
+    assert_int_equal(cc_barrier_init(&s.barrier, 3, NULL, NULL), 0);
+    assert_int_equal(cc_loop_run(sync_main, &s, NULL), 0);
+    assert_int_equal(s.other_try, -ETIMEDOUT); /* the task, not the thread */
+    assert_int_equal(s.other_wait, 0);
+    assert_int_equal(s.cond_r, 0);
+    assert_int_equal(s.barrier_errors, 0);
+    cc_barrier_destroy(&s.barrier);
+    cc_cond_destroy(&s.cond);
+    cc_lock_destroy(&s.lock);
+    cc_rlock_destroy(&s.rl);
+}
+
+/* ---- two loops: tasks wake tasks on another loop -------------------------- */
+
+struct two_loops {
+    cc_semaphore ping;     /* loop A's task -> loop B's task */
+    cc_semaphore pong;     /* and back */
+    long rounds;           /* exchanges */
+    long b_rounds;         /* exchanges B completed */
+    cc_loop *b;            /* loop B, once running */
+    cc_event b_ready;      /* b is set */
+    cc_event called;       /* set by a call A made into B */
+    bool on_b;             /* that call ran on B's thread */
+};
+
+static void on_b(void *arg)
+{
+    struct two_loops *x = arg;
+    x->on_b = cc_loop_current() == x->b;
+    cc_event_set(&x->called);
+}
+
+static int loop_b_main(void *arg, void **result)
+{
+    struct two_loops *x = arg;
+    x->b = cc_loop_current();
+    cc_event_set(&x->b_ready);
+    for (long i = 0; i < x->rounds; i++) {
+        if (cc_semaphore_acquire(&x->ping, cc_deadline_in(60 * CC_SEC)))
+            return -ETIMEDOUT;
+        x->b_rounds++;
+        cc_semaphore_release(&x->pong, 1);
+    }
+    return cc_event_wait(&x->called, cc_deadline_in(60 * CC_SEC));
+}
+
+static void *loop_b_thread(void *arg)
+{
+    return (void *)(intptr_t)cc_loop_run(loop_b_main, arg, NULL);
+}
+
+static int loop_a_main(void *arg, void **result)
+{
+    struct two_loops *x = arg;
+    cc_thread *t = start(loop_b_thread, x);
+    cc_event_wait(&x->b_ready, CC_FOREVER);
+    for (long i = 0; i < x->rounds; i++) {
+        cc_semaphore_release(&x->ping, 1);
+        if (cc_semaphore_acquire(&x->pong, cc_deadline_in(60 * CC_SEC)))
+            break;
+    }
+    cc_call_soon_threadsafe(x->b, on_b, x);
+    *result = join(t);
+    return 0;
+}
+
+static void test_two_loops(void **state)
+{
+    (void)state;
+    struct two_loops x = {.rounds = cc_test_n(20000)};
+    cc_semaphore_init(&x.ping, 0);
+    cc_semaphore_init(&x.pong, 0);
+    cc_event_init(&x.b_ready);
+    cc_event_init(&x.called);
+    void *b_result = (void *)1;
+    assert_int_equal(cc_loop_run(loop_a_main, &x, &b_result), 0);
+    assert_int_equal((intptr_t)b_result, 0);
+    assert_int_equal(x.b_rounds, x.rounds);
+    assert_true(x.on_b);
+    cc_event_destroy(&x.called);
+    cc_event_destroy(&x.b_ready);
+    cc_semaphore_destroy(&x.ping);
+    cc_semaphore_destroy(&x.pong);
+}
+
+/* ---- sockets: an echo server, one task per connection --------------------- */
+
+enum { CLIENTS = 50, MSG = 20000 };
+
+struct echo_run {
+    int listener;            /* non-blocking, on 127.0.0.1 */
+    struct sockaddr_in addr; /* where it listens */
+    long ok;                 /* clients that got their bytes back intact */
+    int errors;              /* failed calls */
+};
+
+static int echo_conn(void *arg, void **result)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[4096];
+    ssize_t n;
+    while ((n = cc_read(fd, buf, sizeof buf, cc_deadline_in(60 * CC_SEC))) > 0)
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = cc_write(fd, buf + off, n - off, CC_FOREVER);
+            if (w < 0) {
+                close(fd);
+                return (int)w;
+            }
+            off += w;
+        }
+    close(fd);
+    return (int)n;
+}
+
+static int echo_server(void *arg, void **result)
+{
+    struct echo_run *e = arg;
+    for (int i = 0; i < CLIENTS; i++) {
+        int fd = cc_accept(e->listener, cc_deadline_in(60 * CC_SEC));
+        if (fd < 0 || cc_spawn(echo_conn, (void *)(intptr_t)fd, NULL) < 0) {
+            e->errors++;
+            return fd;
+        }
+    }
+    return 0;
+}
+
+static int client_io(int fd, int id)
+{
+    static __thread char out[MSG], in[MSG];
+    memset(out, 'a' + id % 26, sizeof out);
+    size_t sent = 0, got = 0;
+    while (got < MSG) { /* interleave, or both sides' buffers fill up */
+        if (sent < MSG) {
+            ssize_t w = cc_write(fd, out + sent, MSG - sent > 1000 ? 1000
+                                 : MSG - sent, CC_FOREVER);
+            if (w < 0)
+                return (int)w;
+            sent += (size_t)w;
+        }
+        ssize_t r = cc_read(fd, in + got, MSG - got, cc_deadline_in(60 * CC_SEC));
+        if (r <= 0)
+            return r < 0 ? (int)r : -EPIPE;
+        got += (size_t)r;
+    }
+    return memcmp(in, out, MSG) == 0 ? 0 : -EIO;
+}
+
+static int echo_client(void *arg, void **result)
+{
+    struct echo_run *e = arg;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int r = cc_connect(fd, (struct sockaddr *)&e->addr, sizeof e->addr,
+                       cc_deadline_in(60 * CC_SEC));
+    if (r == 0)
+        r = client_io(fd, (int)(intptr_t)cc_task_current() & 0xff);
+    close(fd);
+    if (r == 0)
+        e->ok++;
+    else
+        e->errors++;
+    return r;
+}
+
+static int echo_main(void *arg, void **result)
+{
+    struct echo_run *e = arg;
+    cc_spawn(echo_server, e, NULL);
+    for (int i = 0; i < CLIENTS; i++)
+        cc_spawn(echo_client, e, NULL);
+    return 0;
+}
+
+static void test_socket_echo(void **state)
+{
+    (void)state;
+    struct echo_run e = {0};
+    e.listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(e.listener >= 0);
+    e.addr.sin_family = AF_INET;
+    e.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof e.addr;
+    assert_int_equal(bind(e.listener, (struct sockaddr *)&e.addr, len), 0);
+    assert_int_equal(getsockname(e.listener, (struct sockaddr *)&e.addr, &len), 0);
+    assert_int_equal(listen(e.listener, CLIENTS), 0);
+    assert_int_equal(cc_loop_run(echo_main, &e, NULL), 0);
+    assert_int_equal(e.errors, 0);
+    assert_int_equal(e.ok, CLIENTS);
+    close(e.listener);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -776,6 +1064,9 @@ int main(void)
         CC_TEST(test_cross_thread_wakeups),
         CC_TEST(test_timeout_races_wake),
         CC_TEST(test_wait_fd_pipe),
+        CC_TEST(test_sync_between_tasks_and_threads),
+        CC_TEST(test_two_loops),
+        CC_TEST(test_socket_echo),
     };
     return CC_RUN_TESTS(tests);
 }
