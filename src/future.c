@@ -15,6 +15,7 @@
  * cancel or second set_result can never tear it.
  */
 #include "future_internal.h"
+#include "loop_internal.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -309,7 +310,10 @@ static bool listen_locked(cc_future *f)
 
 int cc_future_wait(cc_future *f, cc_deadline deadline)
 {
-    for (int i = 0; i < WAIT_SPINS && deadline != CC_NOWAIT; i++) {
+    /* A task does not spin: that would stall its whole loop, and parking a
+     * task costs no more than a switch. */
+    int spins = deadline == CC_NOWAIT || cc__loop_task() ? 0 : WAIT_SPINS;
+    for (int i = 0; i < spins; i++) {
         if (cc_future_done(f))
             return 0;
         cc__cpu_relax();
