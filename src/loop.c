@@ -449,11 +449,8 @@ static void run_task(cc_loop *l, struct cc__task *t)
 
 static void dispatch(cc__poll_event *evs, int n)
 {
-    for (int i = 0; i < n; i++) {
-        cc__waiter *w = evs[i].data; /* loop_fd.c registers waiters */
-        w->token = evs[i].events;
-        cc__waiter_wake(w);
-    }
+    for (int i = 0; i < n; i++) /* loop_fd.c registered them */
+        cc__loop_fd_ready(evs[i].data, evs[i].events);
 }
 
 /* Poll the fds, sleeping until `until` when nothing else is to be done. */
@@ -529,6 +526,7 @@ static void loop_drain(cc_loop *l)
 
 static void loop_free(cc_loop *l)
 {
+    cc__loop_fd_close();
     cc__poller_free(l->poller);
     cc__free(l->heap, l->heap_cap * sizeof *l->heap);
     cc__free(l, sizeof *l);

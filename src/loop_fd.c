@@ -2,21 +2,24 @@
  * loop_fd.c: fd readiness for tasks, and socket helpers that park on EAGAIN
  * (include/concur/loop.h).
  *
- * DESIGN. A task waiting for an fd registers it one-shot with its loop's
- * poller, with a waiter on its own stack as the event's data, and parks that
- * waiter (cc__waiter_park) with the deadline. The loop's dispatch hands the
- * ready events to the waiter as its token and wakes it. Whatever ended the
- * wait, the task deletes the registration before it returns; the loop
- * dispatches a whole batch of events before it runs any task, so no event can
- * name a waiter that is gone. One registration per wait costs two epoll_ctl
- * calls; it keeps no per-fd table that a closed and reused fd could confuse.
- * Outside a task, the thread waits in poll().
+ * DESIGN. Each loop thread keeps a table indexed by fd: the tasks waiting
+ * on that fd (a list of waiters on their stacks, each with the events it
+ * wants), registered one-shot with the loop's poller for the union of their
+ * events, with the fd as the event's data. When epoll reports the fd, the
+ * loop (cc__loop_fd_ready) hands each waiter whose events are ready those
+ * events as its token, wakes it and unlinks it, and re-arms the fd for the
+ * waiters left. A task whose wait ends (woken or timed out) unlinks itself
+ * if still linked, and deletes the registration when it was the last: no
+ * registration outlives its waiters, so a closed and reused fd number cannot
+ * be confused with the old one. So a reader and a writer task can share a
+ * socket. Outside a task, the thread waits in poll().
  */
 #include "loop_internal.h"
 #include "poller.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,19 +49,113 @@ static int wait_fd_thread(int fd, short events, cc_deadline deadline)
     }
 }
 
+/* A task waiting on an fd, linked in the fd's slot. */
+struct fd_wait {
+    cc__waiter w;         /* parked; its token gets the ready events */
+    uint32_t events;      /* what it waits for, plus POLLERR | POLLHUP */
+    struct fd_wait *next; /* the next waiter on the same fd */
+};
+
+/* The waiters on one fd of this thread's loop. */
+struct fd_slot {
+    struct fd_wait *head; /* waiting tasks, newest first */
+    bool registered;      /* the poller knows the fd */
+};
+
+/* This thread's table (one loop per thread), indexed by fd. */
+static __thread struct fd_slot *slots;
+static __thread int nslots;
+
+static struct fd_slot *slot_get(int fd)
+{
+    if (fd >= nslots) {
+        int n = nslots ? nslots : 64;
+        while (n <= fd)
+            n *= 2;
+        struct fd_slot *s = cc__realloc(slots, nslots * sizeof *s,
+                                        (size_t)n * sizeof *s);
+        if (!s)
+            return NULL;
+        memset(s + nslots, 0, (size_t)(n - nslots) * sizeof *s);
+        slots = s;
+        nslots = n;
+    }
+    return &slots[fd];
+}
+
+void cc__loop_fd_close(void)
+{
+    cc__free(slots, nslots * sizeof *slots);
+    slots = NULL;
+    nslots = 0;
+}
+
+static void unlink_wait(struct fd_slot *s, struct fd_wait *fw)
+{
+    for (struct fd_wait **p = &s->head; *p; p = &(*p)->next)
+        if (*p == fw) {
+            *p = fw->next;
+            return;
+        }
+}
+
+/* Register or re-arm fd for the union of its waiters' events. */
+static int arm(struct fd_slot *s, int fd)
+{
+    uint32_t events = 0;
+    for (struct fd_wait *fw = s->head; fw; fw = fw->next)
+        events |= fw->events;
+    struct cc__poller *p = cc__loop_poller();
+    void *data = (void *)(uintptr_t)fd;
+    int r = s->registered ? cc__poller_mod(p, fd, events, data) : -ENOENT;
+    if (r == -ENOENT) /* new, or closed since (epoll forgot it) */
+        r = cc__poller_add(p, fd, events, data);
+    s->registered = r == 0;
+    return r;
+}
+
+void cc__loop_fd_ready(void *data, uint32_t events)
+{
+    int fd = (int)(uintptr_t)data;
+    struct fd_slot *s = fd < nslots ? &slots[fd] : NULL;
+    if (!s || !s->head)
+        return; /* its waiters left in this batch already */
+    for (struct fd_wait **p = &s->head; *p;) {
+        struct fd_wait *fw = *p;
+        if (!(events & fw->events)) {
+            p = &fw->next;
+            continue;
+        }
+        *p = fw->next;
+        fw->w.token = events & fw->events;
+        cc__waiter_wake(&fw->w); /* fw may be gone after this */
+    }
+    if (s->head && arm(s, fd) < 0)
+        cc__panic("epoll_ctl (re-arm)", -EBADF);
+}
+
 static int wait_fd_task(int fd, short events, cc_deadline deadline)
 {
-    cc__waiter w;
-    cc__waiter_init(&w);
-    struct cc__poller *p = cc__loop_poller();
-    int r = cc__poller_add(p, fd, (uint16_t)events, &w);
-    if (r < 0)
-        return r;
-    cc__loop_fd_waits(1);
-    r = cc__waiter_park(&w, deadline);
-    cc__loop_fd_waits(-1);
-    cc__poller_del(p, fd);
-    return r < 0 ? r : (int)w.token;
+    struct fd_slot *s = slot_get(fd);
+    if (!s)
+        return -ENOMEM;
+    struct fd_wait fw = {.events = (uint16_t)events | POLLERR | POLLHUP,
+                         .next = s->head};
+    cc__waiter_init(&fw.w);
+    s->head = &fw;
+    int r = arm(s, fd);
+    if (r == 0) {
+        cc__loop_fd_waits(1);
+        r = cc__waiter_park(&fw.w, deadline);
+        cc__loop_fd_waits(-1);
+    }
+    s = &slots[fd]; /* other tasks may have grown the table meanwhile */
+    unlink_wait(s, &fw);
+    if (!s->head && s->registered) {
+        cc__poller_del(cc__loop_poller(), fd);
+        s->registered = false;
+    }
+    return r < 0 ? r : (int)fw.w.token;
 }
 
 int cc_wait_fd(int fd, short events, cc_deadline deadline)

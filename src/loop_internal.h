@@ -41,4 +41,9 @@ bool cc__loop_sleep_until(cc_deadline deadline);
 struct cc__poller *cc__loop_poller(void);
 void cc__loop_fd_waits(int delta);
 
+/* loop_fd.c, called by the loop: an fd registered with `data` is ready for
+ * `events`; and the loop ends (free this thread's fd table). */
+void cc__loop_fd_ready(void *data, uint32_t events);
+void cc__loop_fd_close(void);
+
 #endif

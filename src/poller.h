@@ -34,6 +34,11 @@ void cc__poller_free(cc__poller *p);
  */
 int cc__poller_add(cc__poller *p, int fd, uint32_t events, void *data);
 
+/* cc__poller_mod: re-arm a registered fd for `events` and `data`, one-shot
+ * as cc__poller_add. Returns 0, -ENOENT (not registered: closed since), or
+ * another negative errno of cc__poller_add. */
+int cc__poller_mod(cc__poller *p, int fd, uint32_t events, void *data);
+
 /* cc__poller_del: forget fd (a closed fd is forgotten already). */
 void cc__poller_del(cc__poller *p, int fd);
 

@@ -686,7 +686,9 @@ struct fd_run {
     int64_t waited;     /* how long that took, ns */
     int ready;          /* cc_wait_fd once a thread wrote */
     long echoed;        /* bytes a reader task got from a writer task */
-    int busy;           /* a second waiter on the same fd */
+    int second;         /* a second waiter on the same fd */
+    int duplex_r;       /* a reader and a writer task on one socket: */
+    int duplex_w;       /* what each one's cc_wait_fd returned */
 };
 
 static void *write_later(void *arg)
@@ -700,8 +702,37 @@ static void *write_later(void *arg)
 static int second_waiter(void *arg, void **result)
 {
     struct fd_run *f = arg;
-    f->busy = cc_wait_fd(f->p[0], POLLIN, CC_NOWAIT);
+    f->second = cc_wait_fd(f->p[0], POLLIN, cc_deadline_in(60 * CC_SEC));
     return 0;
+}
+
+static int duplex_reader(void *arg, void **result)
+{
+    void **a = arg; /* the fd_run and the socket pair */
+    struct fd_run *f = a[0];
+    int *s = a[1];
+    f->duplex_r = cc_wait_fd(s[0], POLLIN, cc_deadline_in(60 * CC_SEC));
+    return 0;
+}
+
+/* A reader waits on s[0]; a writer waits on s[0] too (ready at once), and
+ * only then makes s[0] readable: the fd's re-arming must keep the reader. */
+static int duplex(struct fd_run *f)
+{
+    int s[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, s))
+        return -errno;
+    cc_future *r;
+    void *a[2] = {f, s};
+    cc_spawn(duplex_reader, a, &r);
+    cc_yield(); /* the reader parks */
+    f->duplex_w = cc_wait_fd(s[0], POLLOUT, cc_deadline_in(60 * CC_SEC));
+    cc_yield();
+    int err = write(s[1], "z", 1) == 1 ? cc_future_wait(r, CC_FOREVER) : -EIO;
+    cc_future_release(r);
+    close(s[0]);
+    close(s[1]);
+    return err;
 }
 
 static int pipe_writer(void *arg, void **result)
@@ -741,7 +772,9 @@ static int fd_main(void *arg, void **result)
         f->echoed += n;
     int r = cc_future_result(w, CC_FOREVER, NULL);
     cc_future_release(w);
-    return n < 0 ? (int)n : r;
+    if (n < 0 || r < 0)
+        return n < 0 ? (int)n : r;
+    return duplex(f);
 }
 
 static void test_wait_fd_pipe(void **state)
@@ -753,7 +786,9 @@ static void test_wait_fd_pipe(void **state)
     assert_int_equal(f.timed_out, -ETIMEDOUT);
     assert_true(f.waited >= 20 * CC_MSEC);
     assert_true(f.ready & POLLIN);
-    assert_int_equal(f.busy, -EEXIST);
+    assert_true(f.second & POLLIN);
+    assert_int_equal(f.duplex_w, POLLOUT);
+    assert_int_equal(f.duplex_r, POLLIN);
     assert_int_equal(f.echoed, 64 * 4096);
     close(f.p[0]);
     /* Outside a loop it polls: a deadline still holds. */

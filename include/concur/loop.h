@@ -103,13 +103,15 @@ int cc_call_soon_threadsafe(cc_loop *loop, void (*fn)(void *arg), void *arg);
 /* ---- fd readiness and sockets --------------------------------------------- */
 
 /*
- * cc_wait_fd: wait until fd is ready for `events` (POLLIN, POLLOUT, from
- * <poll.h>) or the deadline passes. In a task it parks the task (epoll, one
- * registration per wait); elsewhere it blocks the thread in poll().
+ * cc_wait_fd: wait until fd is ready for `events` (POLLIN, POLLOUT, POLLPRI
+ * from <poll.h>) or the deadline passes (as gevent's wait_read/wait_write).
+ * In a task it parks the task (epoll, one-shot); several tasks may wait on
+ * one fd (a reader and a writer of a socket): each is woken when what it
+ * waits for is ready. Elsewhere it blocks the thread in poll().
  * Returns the events that are ready (> 0; POLLERR and POLLHUP may be set
- * whatever was asked), -ETIMEDOUT, -EEXIST (another task of this loop waits
- * on the same fd: one waiter per fd and loop at a time), -EBADF, -EINVAL,
- * -EPERM (an fd that epoll cannot watch, such as a regular file) or -ENOMEM.
+ * whatever was asked), -ETIMEDOUT, -EBADF, -EINVAL (no event asked), -EPERM
+ * (an fd that epoll cannot watch, such as a regular file) or -ENOMEM.
+ * Closing fd while tasks wait on it leaves them waiting until their deadline.
  */
 int cc_wait_fd(int fd, short events, cc_deadline deadline);
 

@@ -2,8 +2,11 @@
  * epoll.c: the epoll poller (poller.h). An eventfd registered level-triggered
  * with a NULL data pointer carries cross-thread wakeups; a wakeup's count is
  * read back (and so reset) when epoll reports it. fds are registered one-shot:
- * an event disarms them until they are deleted and added again.
+ * an event disarms them until they are re-armed (mod) or deleted. Waits use
+ * epoll_pwait2 (Linux 5.11), whose timeout is in nanoseconds, so timers are
+ * not rounded up to the next millisecond; epoll_wait where it is missing.
  */
+#include "../atomics.h"
 #include "../poller.h"
 
 #include <errno.h>
@@ -11,6 +14,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct cc__poller {
@@ -48,14 +52,24 @@ void cc__poller_free(cc__poller *p)
     cc__free(p, sizeof *p);
 }
 
-int cc__poller_add(cc__poller *p, int fd, uint32_t events, void *data)
+static int ctl(cc__poller *p, int op, int fd, uint32_t events, void *data)
 {
     /* POLLIN/POLLOUT have the values of EPOLLIN/EPOLLOUT on Linux. */
     struct epoll_event ev = {
         .events = (events & (POLLIN | POLLOUT | POLLPRI)) | EPOLLONESHOT,
         .data.ptr = data,
     };
-    return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+    return epoll_ctl(p->epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+int cc__poller_add(cc__poller *p, int fd, uint32_t events, void *data)
+{
+    return ctl(p, EPOLL_CTL_ADD, fd, events, data);
+}
+
+int cc__poller_mod(cc__poller *p, int fd, uint32_t events, void *data)
+{
+    return ctl(p, EPOLL_CTL_MOD, fd, events, data);
 }
 
 void cc__poller_del(cc__poller *p, int fd)
@@ -75,6 +89,37 @@ static int timeout_ms(cc_deadline deadline)
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 35)
+/* 1 until epoll_pwait2 answers ENOSYS (an older kernel), then 0. Relaxed:
+ * every thread that tries finds the same answer. */
+static cc__atomic_u32 have_pwait2 = 1;
+
+static int epoll_wait_until(int epfd, struct epoll_event *evs, int n,
+                            cc_deadline deadline)
+{
+    if (cc__load_relaxed(&have_pwait2)) {
+        struct timespec ts = {0, 0}, *tp = NULL;
+        if (deadline != CC_FOREVER) {
+            int64_t left = deadline - cc__now();
+            if (left > 0)
+                ts = (struct timespec){left / CC_SEC, left % CC_SEC};
+            tp = &ts;
+        }
+        int r = epoll_pwait2(epfd, evs, n, tp, NULL);
+        if (r >= 0 || errno != ENOSYS)
+            return r;
+        cc__store_relaxed(&have_pwait2, 0);
+    }
+    return epoll_wait(epfd, evs, n, timeout_ms(deadline));
+}
+#else
+static int epoll_wait_until(int epfd, struct epoll_event *evs, int n,
+                            cc_deadline deadline)
+{
+    return epoll_wait(epfd, evs, n, timeout_ms(deadline));
+}
+#endif
+
 static void drain_notify(cc__poller *p)
 {
     uint64_t n;
@@ -87,8 +132,8 @@ int cc__poller_wait(cc__poller *p, cc_deadline deadline, cc__poll_event *out,
 {
     enum { BATCH = 64 };
     struct epoll_event evs[BATCH];
-    int n = epoll_wait(p->epfd, evs, max < BATCH ? max : BATCH,
-                       timeout_ms(deadline));
+    int n = epoll_wait_until(p->epfd, evs, max < BATCH ? max : BATCH,
+                             deadline);
     if (n < 0) {
         if (errno != EINTR)
             cc__panic("epoll_wait", -errno);
