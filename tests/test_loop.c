@@ -137,6 +137,46 @@ static void test_outcomes(void **state)
     assert_null(cc_task_name());
 }
 
+/* ---- spawn options: name and stack size ----------------------------------- */
+
+struct big_run {
+    char name[32];     /* the task's name, as it saw it */
+    long touched;      /* bytes of its big stack buffer it wrote and read */
+};
+
+static int big_stack(void *arg, void **result)
+{
+    struct big_run *b = arg;
+    snprintf(b->name, sizeof b->name, "%s", cc_task_name());
+    volatile char buf[512 * 1024]; /* far beyond the 64 KiB default */
+    for (size_t i = 0; i < sizeof buf; i += 4096)
+        buf[i] = (char)i;
+    for (size_t i = 0; i < sizeof buf; i += 4096)
+        b->touched += buf[i] == (char)i ? 4096 : 0;
+    return 0;
+}
+
+static int options_main(void *arg, void **result)
+{
+    cc_task_opts opts = {.name = "big-stack", .stack_size = 1024 * 1024};
+    cc_future *f;
+    int r = cc_spawn_with(big_stack, arg, &opts, &f);
+    if (r == 0) {
+        r = cc_future_result(f, CC_FOREVER, NULL);
+        cc_future_release(f);
+    }
+    return r;
+}
+
+static void test_spawn_options(void **state)
+{
+    (void)state;
+    struct big_run b = {.touched = 0};
+    assert_int_equal(cc_loop_run(options_main, &b, NULL), 0);
+    assert_string_equal(b.name, "big-stack");
+    assert_int_equal(b.touched, 512 * 1024);
+}
+
 /* ---- timers ------------------------------------------------------------ */
 
 struct timer_run {
@@ -503,6 +543,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CC_TEST(test_spawn_yield_join),
         CC_TEST(test_outcomes),
+        CC_TEST(test_spawn_options),
         CC_TEST(test_timers_never_early_in_order),
         CC_TEST(test_call_soon_threadsafe_exactly_once),
         CC_TEST(test_cross_thread_wakeups),
