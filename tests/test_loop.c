@@ -177,6 +177,53 @@ static void test_spawn_options(void **state)
     assert_int_equal(b.touched, 512 * 1024);
 }
 
+/* ---- the loop outlives its main task ---------------------------------------- */
+
+struct late_run {
+    int late_ran;          /* a task spawned by a call after main returned */
+    bool shortest_done;    /* the 10 ms nap was done at the first return */
+    int first_n;           /* what cc_futures_wait(FIRST_COMPLETED) said */
+};
+
+static int late_task(void *arg, void **result)
+{
+    cc_sleep(CC_MSEC);
+    ((struct late_run *)arg)->late_ran = 1;
+    return 0;
+}
+
+static void spawn_late(void *arg) { cc_spawn(late_task, arg, NULL); }
+
+static int nap(void *arg, void **result)
+{
+    cc_sleep((intptr_t)arg * CC_MSEC);
+    return 0;
+}
+
+static int late_main(void *arg, void **result)
+{
+    struct late_run *l = arg;
+    cc_future *fs[3];
+    for (intptr_t i = 0; i < 3; i++)
+        cc_spawn(nap, (void *)(30 - 10 * i), &fs[i]); /* 30, 20, 10 ms */
+    l->first_n = cc_futures_wait(fs, 3, CC_FIRST_COMPLETED, CC_FOREVER);
+    l->shortest_done = cc_future_done(fs[2]); /* timers fire in order */
+    for (int i = 0; i < 3; i++)
+        cc_future_release(fs[i]);
+    /* Runs after we return: the loop keeps going until it is done too. */
+    return cc_call_soon_threadsafe(cc_loop_current(), spawn_late, l);
+}
+
+static void test_loop_outlives_main(void **state)
+{
+    (void)state;
+    struct late_run l = {0};
+    assert_int_equal(cc_loop_run(late_main, &l, NULL), 0);
+    assert_true(l.first_n >= 1); /* usually 1; more on a stalled machine */
+    assert_true(l.shortest_done);
+    assert_int_equal(l.late_ran, 1);
+}
+
 /* ---- timers ------------------------------------------------------------ */
 
 struct timer_run {
@@ -544,6 +591,7 @@ int main(void)
         CC_TEST(test_spawn_yield_join),
         CC_TEST(test_outcomes),
         CC_TEST(test_spawn_options),
+        CC_TEST(test_loop_outlives_main),
         CC_TEST(test_timers_never_early_in_order),
         CC_TEST(test_call_soon_threadsafe_exactly_once),
         CC_TEST(test_cross_thread_wakeups),
