@@ -57,6 +57,7 @@ struct call {
 struct cc__task {
     struct remote_node node;  /* first member: link in the remote stack */
     struct cc__task *next;    /* link in the run queue (loop thread only) */
+    bool queued;              /* in the run queue (loop thread only) */
     cc__coro *coro;           /* the coroutine; NULL once reaped */
     cc_future *future;        /* the task's future (one reference) */
     cc_loop *loop;            /* its loop, for its whole life */
@@ -97,6 +98,10 @@ static __thread struct cc__task *tls_task;  /* the task running here */
 
 static void runq_push(cc_loop *l, struct cc__task *t)
 {
+    /* Twice would resume a running coroutine: the claim protocol forbids it. */
+    if (CC__UNLIKELY(t->queued))
+        cc__panic("a task was queued twice", -EINVAL);
+    t->queued = true;
     t->next = NULL;
     if (l->run_tail)
         l->run_tail->next = t;
@@ -109,6 +114,7 @@ static void runq_push(cc_loop *l, struct cc__task *t)
 static struct cc__task *runq_pop(cc_loop *l)
 {
     struct cc__task *t = l->run_head;
+    t->queued = false;
     l->run_head = t->next;
     if (!l->run_head)
         l->run_tail = NULL;

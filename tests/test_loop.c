@@ -585,6 +585,88 @@ static void test_two_loops(void **state)
 }
 
 
+/* ---- stress: tasks of two loops hand permits to each other ------------------ */
+
+enum { STRESS_LOOPS = 2, STRESS_TASKS = 20 };
+
+struct stress_run {
+    cc_semaphore sem[STRESS_LOOPS * STRESS_TASKS]; /* one per task */
+    long rounds;                  /* per task */
+    atomic_long released;         /* permits given, all tasks */
+    atomic_long acquired;         /* permits taken by waits, all tasks */
+};
+
+struct stress_task {
+    struct stress_run *run; /* shared */
+    int id;                 /* which semaphore is its own */
+};
+
+static int stress_fn(void *arg, void **result)
+{
+    struct stress_task *st = arg;
+    struct stress_run *run = st->run;
+    uint32_t seed = (uint32_t)st->id * 7919u + 1;
+    for (long r = 0; r < run->rounds; r++) {
+        int k = (int)(rnd(&seed) % (STRESS_LOOPS * STRESS_TASKS));
+        cc_semaphore_release(&run->sem[k], 1);
+        atomic_fetch_add(&run->released, 1);
+        int64_t ns = rnd(&seed) % 30000;
+        if (cc_semaphore_acquire(&run->sem[st->id], cc_deadline_in(ns)) == 0)
+            atomic_fetch_add(&run->acquired, 1);
+        if (r % 7 == 0)
+            cc_yield();
+    }
+    return 0;
+}
+
+static int stress_loop_main(void *arg, void **result)
+{
+    struct stress_task *ts = arg; /* this loop's STRESS_TASKS tasks */
+    cc_future *fs[STRESS_TASKS];
+    for (int i = 0; i < STRESS_TASKS; i++)
+        cc_spawn(stress_fn, &ts[i], &fs[i]);
+    cc_futures_wait(fs, STRESS_TASKS, CC_ALL_COMPLETED, CC_FOREVER);
+    for (int i = 0; i < STRESS_TASKS; i++)
+        cc_future_release(fs[i]);
+    return 0;
+}
+
+static void *stress_thread(void *arg)
+{
+    return (void *)(intptr_t)cc_loop_run(stress_loop_main, arg, NULL);
+}
+
+static void test_stress_two_loops(void **state)
+{
+    (void)state;
+    static struct stress_run run;
+    struct stress_task ts[STRESS_LOOPS * STRESS_TASKS];
+    run.rounds = cc_test_n(5000);
+    atomic_store(&run.released, 0);
+    atomic_store(&run.acquired, 0);
+    for (int i = 0; i < STRESS_LOOPS * STRESS_TASKS; i++) {
+        cc_semaphore_init(&run.sem[i], 0);
+        ts[i] = (struct stress_task){&run, i};
+    }
+    cc_thread *th[STRESS_LOOPS];
+    for (int l = 0; l < STRESS_LOOPS; l++)
+        th[l] = start(stress_thread, &ts[l * STRESS_TASKS]);
+    for (int l = 0; l < STRESS_LOOPS; l++)
+        assert_null(join(th[l]));
+    long drained = 0;
+    for (int i = 0; i < STRESS_LOOPS * STRESS_TASKS; i++) {
+        while (cc_semaphore_acquire(&run.sem[i], CC_NOWAIT) == 0)
+            drained++;
+        cc_semaphore_destroy(&run.sem[i]);
+    }
+    assert_int_equal(atomic_load(&run.released),
+                     run.rounds * STRESS_LOOPS * STRESS_TASKS);
+    /* Every permit given was taken exactly once: by a wait or by the drain. */
+    assert_int_equal(atomic_load(&run.acquired) + drained,
+                     atomic_load(&run.released));
+    assert_true(atomic_load(&run.acquired) > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -597,6 +679,7 @@ int main(void)
         CC_TEST(test_cross_thread_wakeups),
         CC_TEST(test_timeout_races_wake),
         CC_TEST(test_two_loops),
+        CC_TEST(test_stress_two_loops),
     };
     return CC_RUN_TESTS(tests);
 }
