@@ -206,6 +206,31 @@ ssize_t cc_write(int fd, const void *buf, size_t n, cc_deadline deadline)
     }
 }
 
+ssize_t cc_recv(int fd, void *buf, size_t n, int flags, cc_deadline deadline)
+{
+    for (;;) {
+        ssize_t r = recv(fd, buf, n, flags);
+        if (r >= 0)
+            return r;
+        int again = retry_after(fd, POLLIN, deadline);
+        if (again < 0)
+            return again;
+    }
+}
+
+ssize_t cc_send(int fd, const void *buf, size_t n, int flags,
+                cc_deadline deadline)
+{
+    for (;;) {
+        ssize_t r = send(fd, buf, n, flags | MSG_NOSIGNAL);
+        if (r >= 0)
+            return r;
+        int again = retry_after(fd, POLLOUT, deadline);
+        if (again < 0)
+            return again;
+    }
+}
+
 int cc_accept(int fd, cc_deadline deadline)
 {
     for (;;) {

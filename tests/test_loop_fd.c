@@ -188,13 +188,14 @@ static int client_io(int fd, int id)
     size_t sent = 0, got = 0;
     while (got < MSG) { /* interleave, or both sides' buffers fill up */
         if (sent < MSG) {
-            ssize_t w = cc_write(fd, out + sent, MSG - sent > 1000 ? 1000
-                                 : MSG - sent, CC_FOREVER);
+            ssize_t w = cc_send(fd, out + sent, MSG - sent > 1000 ? 1000
+                                : MSG - sent, 0, CC_FOREVER);
             if (w < 0)
                 return (int)w;
             sent += (size_t)w;
         }
-        ssize_t r = cc_read(fd, in + got, MSG - got, cc_deadline_in(60 * CC_SEC));
+        ssize_t r = cc_recv(fd, in + got, MSG - got, 0,
+                            cc_deadline_in(60 * CC_SEC));
         if (r <= 0)
             return r < 0 ? (int)r : -EPIPE;
         got += (size_t)r;
@@ -246,11 +247,57 @@ static void test_socket_echo(void **state)
 }
 
 
+/* ---- socket errors: a closed peer, a refused connection, a timeout ---------- */
+
+struct sock_errors {
+    int send_closed;   /* cc_send to a closed peer */
+    int refused;       /* cc_connect to a port nobody listens on */
+    int recv_timeout;  /* cc_recv with nothing to read */
+};
+
+static int sock_errors_main(void *arg, void **result)
+{
+    struct sock_errors *e = arg;
+    int s[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, s))
+        return -errno;
+    char c;
+    e->recv_timeout = (int)cc_recv(s[0], &c, 1, 0, cc_deadline_in(CC_MSEC));
+    close(s[1]);
+    e->send_closed = (int)cc_send(s[0], "x", 1, 0, CC_FOREVER);
+    close(s[0]);
+    /* A port that was just free: bind, read it, close, then connect. */
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (bind(l, (struct sockaddr *)&a, len) ||
+        getsockname(l, (struct sockaddr *)&a, &len))
+        return -errno;
+    close(l);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    e->refused = cc_connect(fd, (struct sockaddr *)&a, sizeof a,
+                            cc_deadline_in(60 * CC_SEC));
+    close(fd);
+    return 0;
+}
+
+static void test_socket_errors(void **state)
+{
+    (void)state;
+    struct sock_errors e = {0};
+    assert_int_equal(cc_loop_run(sock_errors_main, &e, NULL), 0);
+    assert_int_equal(e.recv_timeout, -ETIMEDOUT);
+    assert_int_equal(e.send_closed, -EPIPE);
+    assert_int_equal(e.refused, -ECONNREFUSED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CC_TEST(test_wait_fd_pipe),
         CC_TEST(test_socket_echo),
+        CC_TEST(test_socket_errors),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -126,6 +126,15 @@ ssize_t cc_read(int fd, void *buf, size_t n, cc_deadline deadline);
 ssize_t cc_write(int fd, const void *buf, size_t n, cc_deadline deadline);
 
 /*
+ * cc_recv / cc_send: recv(2) / send(2) with `flags`, waiting as cc_read /
+ * cc_write do. cc_send adds MSG_NOSIGNAL: a closed peer gives -EPIPE, never
+ * SIGPIPE. Same returns as cc_read / cc_write.
+ */
+ssize_t cc_recv(int fd, void *buf, size_t n, int flags, cc_deadline deadline);
+ssize_t cc_send(int fd, const void *buf, size_t n, int flags,
+                cc_deadline deadline);
+
+/*
  * cc_accept: accept a connection on a non-blocking listening socket,
  * waiting while none is pending. The new socket is non-blocking and
  * close-on-exec; the caller owns it. Returns it (>= 0), -ETIMEDOUT, or
