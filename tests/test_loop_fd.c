@@ -6,6 +6,7 @@
  */
 #include "testutil.h"
 
+#include "http_mini.h"
 #include "loop_helpers.h"
 
 #include <arpa/inet.h>
@@ -292,12 +293,67 @@ static void test_socket_errors(void **state)
     assert_int_equal(e.refused, -ECONNREFUSED);
 }
 
+/* ---- 200 HTTP GETs, one task each, against a server that waits 10 ms ------- */
+
+enum { GETS = 200 };
+
+struct gets_run {
+    struct http_server server; /* in the same loop */
+    long correct;              /* answers with the right body */
+    int errors;                /* failed GETs */
+};
+
+struct get_task {
+    struct gets_run *run; /* shared */
+    int i;                /* which GET */
+};
+
+static int get_one(void *arg, void **result)
+{
+    struct get_task *g = arg;
+    char path[32], body[64];
+    snprintf(path, sizeof path, "/item/%d", g->i);
+    int r = http_get(&g->run->server.addr, path, body, sizeof body);
+    if (r == 0 && strcmp(body, path) == 0)
+        g->run->correct++;
+    else
+        g->run->errors++;
+    return 0;
+}
+
+static int gets_main(void *arg, void **result)
+{
+    struct gets_run *run = arg;
+    static struct get_task gs[GETS];
+    cc_spawn(http_serve, &run->server, NULL);
+    for (int i = 0; i < GETS; i++) {
+        gs[i] = (struct get_task){run, i};
+        cc_spawn(get_one, &gs[i], NULL);
+    }
+    return 0;
+}
+
+static void test_io_bound_200_gets(void **state)
+{
+    (void)state;
+    struct gets_run run = {.server = {.delay_ns = 10 * CC_MSEC,
+                                      .connections = GETS}};
+    assert_int_equal(http_listen(&run.server), 0);
+    assert_int_equal(cc_loop_run(gets_main, &run, NULL), 0);
+    close(run.server.listener);
+    assert_int_equal(run.errors, 0);
+    assert_int_equal(run.correct, GETS);
+    /* The waits overlapped: one loop served many requests at once. */
+    assert_true(run.server.max_inflight > 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CC_TEST(test_wait_fd_pipe),
         CC_TEST(test_socket_echo),
         CC_TEST(test_socket_errors),
+        CC_TEST(test_io_bound_200_gets),
     };
     return CC_RUN_TESTS(tests);
 }
