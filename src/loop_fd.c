@@ -9,10 +9,12 @@
  * loop (cc__loop_fd_ready) hands each waiter whose events are ready those
  * events as its token, wakes it and unlinks it, and re-arms the fd for the
  * waiters left. A task whose wait ends (woken or timed out) unlinks itself
- * if still linked, and deletes the registration when it was the last: no
- * registration outlives its waiters, so a closed and reused fd number cannot
- * be confused with the old one. So a reader and a writer task can share a
- * socket. Outside a task, the thread waits in poll().
+ * if still linked. The last one to leave deletes the registration only if
+ * it is still armed (a timeout); a fired one-shot registration stays, silent,
+ * so the next wait on the fd costs one epoll_ctl (mod), not two. A silent
+ * registration can never report a stale event, and a closed fd's is gone
+ * from epoll (mod then fails with ENOENT and we add). So a reader and a
+ * writer task can share a socket. Outside a task, the thread uses poll().
  */
 #include "loop_internal.h"
 #include "poller.h"
@@ -60,6 +62,7 @@ struct fd_wait {
 struct fd_slot {
     struct fd_wait *head; /* waiting tasks, newest first */
     bool registered;      /* the poller knows the fd */
+    bool armed;           /* and may still report it (one-shot not fired) */
 };
 
 /* This thread's table (one loop per thread), indexed by fd. */
@@ -110,15 +113,29 @@ static int arm(struct fd_slot *s, int fd)
     int r = s->registered ? cc__poller_mod(p, fd, events, data) : -ENOENT;
     if (r == -ENOENT) /* new, or closed since (epoll forgot it) */
         r = cc__poller_add(p, fd, events, data);
-    s->registered = r == 0;
+    s->registered = s->armed = r == 0;
     return r;
+}
+
+/* The fd cannot be watched any more: its waiters get POLLNVAL (-EBADF). */
+static void wake_all_invalid(struct fd_slot *s)
+{
+    while (s->head) {
+        struct fd_wait *fw = s->head;
+        s->head = fw->next;
+        fw->w.token = POLLNVAL;
+        cc__waiter_wake(&fw->w);
+    }
 }
 
 void cc__loop_fd_ready(void *data, uint32_t events)
 {
     int fd = (int)(uintptr_t)data;
     struct fd_slot *s = fd < nslots ? &slots[fd] : NULL;
-    if (!s || !s->head)
+    if (!s)
+        return;
+    s->armed = false; /* one-shot: fired */
+    if (!s->head)
         return; /* its waiters left in this batch already */
     for (struct fd_wait **p = &s->head; *p;) {
         struct fd_wait *fw = *p;
@@ -131,7 +148,7 @@ void cc__loop_fd_ready(void *data, uint32_t events)
         cc__waiter_wake(&fw->w); /* fw may be gone after this */
     }
     if (s->head && arm(s, fd) < 0)
-        cc__panic("epoll_ctl (re-arm)", -EBADF);
+        wake_all_invalid(s); /* closed by another thread meanwhile */
 }
 
 static int wait_fd_task(int fd, short events, cc_deadline deadline)
@@ -151,11 +168,13 @@ static int wait_fd_task(int fd, short events, cc_deadline deadline)
     }
     s = &slots[fd]; /* other tasks may have grown the table meanwhile */
     unlink_wait(s, &fw);
-    if (!s->head && s->registered) {
+    if (!s->head && s->armed) { /* nobody would take its event */
         cc__poller_del(cc__loop_poller(), fd);
-        s->registered = false;
+        s->registered = s->armed = false;
     }
-    return r < 0 ? r : (int)fw.w.token;
+    if (r < 0)
+        return r;
+    return fw.w.token & POLLNVAL ? -EBADF : (int)fw.w.token;
 }
 
 int cc_wait_fd(int fd, short events, cc_deadline deadline)

@@ -140,6 +140,47 @@ static void test_wait_fd_pipe(void **state)
     close(p[1]);
 }
 
+/* ---- a closed fd whose number comes back ---------------------------------- */
+
+struct reuse_run {
+    int first;     /* wait on the first pipe (readable) */
+    int same_fd;   /* the second pipe got the same number */
+    int second;    /* wait on the second, empty pipe: must time out */
+    int third;     /* and once written */
+};
+
+static int reuse_main(void *arg, void **result)
+{
+    struct reuse_run *r = arg;
+    int p[2], q[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) || write(p[1], "a", 1) != 1)
+        return -errno;
+    r->first = cc_wait_fd(p[0], POLLIN, cc_deadline_in(60 * CC_SEC));
+    close(p[0]); /* its registration, fired and silent, goes with it */
+    close(p[1]);
+    if (pipe2(q, O_CLOEXEC | O_NONBLOCK))
+        return -errno;
+    r->same_fd = q[0] == p[0];
+    r->second = cc_wait_fd(q[0], POLLIN, cc_deadline_in(5 * CC_MSEC));
+    if (write(q[1], "b", 1) != 1)
+        return -errno;
+    r->third = cc_wait_fd(q[0], POLLIN, cc_deadline_in(60 * CC_SEC));
+    close(q[0]);
+    close(q[1]);
+    return 0;
+}
+
+static void test_fd_number_reused(void **state)
+{
+    (void)state;
+    struct reuse_run r = {0};
+    assert_int_equal(cc_loop_run(reuse_main, &r, NULL), 0);
+    assert_int_equal(r.first, POLLIN);
+    assert_true(r.same_fd);
+    assert_int_equal(r.second, -ETIMEDOUT);
+    assert_int_equal(r.third, POLLIN);
+}
+
 /* ---- sockets: an echo server, one task per connection --------------------- */
 
 enum { CLIENTS = 50, MSG = 20000 };
@@ -351,6 +392,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         CC_TEST(test_wait_fd_pipe),
+        CC_TEST(test_fd_number_reused),
         CC_TEST(test_socket_echo),
         CC_TEST(test_socket_errors),
         CC_TEST(test_io_bound_200_gets),
