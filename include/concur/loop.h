@@ -61,8 +61,11 @@ typedef struct cc_task_opts {
  *   task: receives the task's future, with one reference for the caller
  *         (cc_future_release); NULL if the caller does not want it. The future
  *         is done when fn returns: result, error, error message, callbacks,
- *         cc_futures_wait and as-completed all work on it. Cancelling it
- *         (cc_future_cancel) before it starts means it never runs.
+ *         cc_futures_wait and as-completed all work on it. Join it with
+ *         cc_future_result (a deadline: gevent's join(timeout)), join many
+ *         with cc_futures_wait(..., CC_ALL_COMPLETED, ...) (joinall).
+ *         Cancelling it (cc_future_cancel) before it starts means it never
+ *         runs; a running task cannot be cancelled yet.
  * Returns 0, -EPERM (the calling thread runs no loop), -ENOMEM (no memory
  * for the task or its stack). Never blocks. Loop thread only.
  */
