@@ -58,6 +58,8 @@ struct cc__task {
     struct remote_node node;  /* first member: link in the remote stack */
     struct cc__task *next;    /* link in the run queue (loop thread only) */
     bool queued;              /* in the run queue (loop thread only) */
+    bool started;             /* resumed once: its resumer is the scheduler,
+                                 so tasks may switch to it directly */
     cc__coro *coro;           /* the coroutine; NULL once reaped */
     cc_future *future;        /* the task's future (one reference) */
     cc_loop *loop;            /* its loop, for its whole life */
@@ -76,6 +78,7 @@ struct cc_loop {
     struct cc__task *run_head;  /* ready tasks, first to run */
     struct cc__task *run_tail;  /* last queued */
     size_t run_len;             /* how many are queued */
+    size_t budget;              /* tasks this round may still run */
     size_t live;                /* tasks spawned and not yet reaped */
     struct cc__task **heap;     /* timers: min-heap by (when, seq) */
     size_t heap_len;            /* armed timers */
@@ -310,6 +313,36 @@ int cc_call_soon_threadsafe(cc_loop *loop, void (*fn)(void *arg), void *arg)
     return 0;
 }
 
+/* ---- switching ------------------------------------------------------------- */
+
+/*
+ * Leave the running task t (queued again or parked): switch straight to the
+ * next ready task of this round when it has started before, else go back to
+ * the scheduler (a task's first resume comes from the scheduler, which makes
+ * it the task's resumer: a finished task always returns there). The
+ * scheduler finds the task that came back in tls_task.
+ */
+static void switch_out(struct cc__task *t)
+{
+    cc_loop *l = t->loop;
+    struct cc__task *next = l->run_head;
+    if (next == t && l->budget > 0) { /* alone: carry on */
+        runq_pop(l);
+        l->budget--;
+        return;
+    }
+    if (!next || !next->started || l->budget == 0) {
+        cc__coro_yield();
+        return;
+    }
+    runq_pop(l);
+    l->budget--;
+    cc__task_ctx_swap(&t->ctx);    /* ours out, the scheduler's in */
+    cc__task_ctx_swap(&next->ctx); /* the scheduler's out, next's in */
+    tls_task = next;
+    cc__coro_switch(t->coro, next->coro);
+}
+
 /* ---- parking -------------------------------------------------------------- */
 
 /* Suspend the running task until a wakeup or its deadline; may return
@@ -322,7 +355,7 @@ static void task_park(struct cc__task *t, cc_deadline deadline)
         /* acq_rel: parking publishes nothing, but consuming a NOTIFIED
          * acquires the waker's CC__WOKEN store (struct cc__task). */
         if (s == T_RUNNING && cc__cas(&t->run_state, &s, T_PARKED)) {
-            cc__coro_yield();
+            switch_out(t);
             break;
         }
         if (s == T_NOTIFIED && cc__cas(&t->run_state, &s, T_RUNNING))
@@ -365,7 +398,7 @@ void cc_yield(void)
         return;
     }
     runq_push(t->loop, t);
-    cc__coro_yield();
+    switch_out(t);
 }
 
 cc_future *cc_task_current(void) { return tls_task ? tls_task->future : NULL; }
@@ -445,11 +478,14 @@ static void reap(cc_loop *l, struct cc__task *t)
     task_release(t);
 }
 
+/* Resume t; tasks may switch among themselves before one comes back. */
 static void run_task(cc_loop *l, struct cc__task *t)
 {
     tls_task = t;
+    t->started = true;
     cc__task_ctx_swap(&t->ctx);
     cc__coro_resume(t->coro);
+    t = tls_task; /* the one that came back: finished, parked or queued */
     cc__task_ctx_swap(&t->ctx);
     tls_task = NULL;
     if (cc__coro_done(t->coro))
@@ -494,8 +530,11 @@ static bool spin_for_remote(cc_loop *l)
 /* Run the tasks that are ready now, once each, in order. */
 static void run_round(cc_loop *l)
 {
-    for (size_t n = l->run_len; n > 0 && l->run_head; n--)
+    l->budget = l->run_len;
+    while (l->budget > 0 && l->run_head) {
+        l->budget--;
         run_task(l, runq_pop(l));
+    }
 }
 
 static void run_loop(cc_loop *l)
