@@ -2,8 +2,9 @@
  * loop.c: the event loop, its scheduler and its tasks (include/concur/loop.h).
  *
  * DESIGN. One loop per thread; the thread's own stack runs the scheduler, and
- * each task is a coroutine (coro.h) that the scheduler resumes and that
- * yields back to it when it waits or yields. Ready tasks wait in a FIFO run
+ * each task is a coroutine (coro.h) that the scheduler resumes. A task that
+ * waits or yields switches straight to the next ready task of the round (or
+ * back to the scheduler when there is none). Ready tasks wait in a FIFO run
  * queue; each round runs those that were ready when it began, then, when
  * nothing is ready, sleeps in the poller (epoll) until the earliest timer (a
  * min-heap by deadline, then arrival), an fd event, or a wakeup from another
