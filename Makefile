@@ -52,7 +52,7 @@ check-tsan:
 # The portable coroutine switch (no assembly), as a port without one gets it.
 check-fallback:
 	$(MAKE) build BUILD=$(BUILD)-fallback CMAKE_FLAGS="-DCONCUR_CORO_FALLBACK=ON -DCONCUR_BENCH=OFF"
-	cd $(BUILD)-fallback && ctest --output-on-failure -R test_coro
+	cd $(BUILD)-fallback && ctest --output-on-failure -R 'test_coro|test_loop'
 
 bench: deps-bench
 	$(MAKE) build BUILD=$(BUILD)-bench CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Release -DCONCUR_TESTS=OFF"

@@ -11,6 +11,7 @@
 #include "concur/queue.h"      /* FIFO, LIFO and priority queues */
 #include "concur/future.h"     /* futures, wait on many, as-completed */
 #include "concur/executor.h"   /* the thread pool executor */
+#include "concur/loop.h"       /* event loop, tasks (green threads), fds */
 #include "concur/subprocess.h" /* child processes */
 #include "concur/process.h"    /* worker processes (multiprocessing.Process) */
 #include "concur/shm.h"        /* shared memory segments */

@@ -2,6 +2,7 @@
  * base.c: time and deadlines, error names, the allocation hook, panics.
  */
 #include "internal.h"
+#include "loop_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@ cc_deadline cc_deadline_in(int64_t ns)
 
 void cc_sleep_until(cc_deadline deadline)
 {
+    if (cc__loop_sleep_until(deadline)) /* a task: park it, not the thread */
+        return;
     if (deadline == CC_FOREVER)
         for (;;)
             pause();

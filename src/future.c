@@ -15,6 +15,7 @@
  * cancel or second set_result can never tear it.
  */
 #include "future_internal.h"
+#include "loop_internal.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -309,7 +310,10 @@ static bool listen_locked(cc_future *f)
 
 int cc_future_wait(cc_future *f, cc_deadline deadline)
 {
-    for (int i = 0; i < WAIT_SPINS && deadline != CC_NOWAIT; i++) {
+    /* A task does not spin: that would stall its whole loop, and parking a
+     * task costs no more than a switch. */
+    int spins = deadline == CC_NOWAIT || cc__loop_task() ? 0 : WAIT_SPINS;
+    for (int i = 0; i < spins; i++) {
         if (cc_future_done(f))
             return 0;
         cc__cpu_relax();
@@ -396,13 +400,16 @@ void cc__future_unsubscribe(cc_future *f, cc__future_sub *s)
 
 /* ---- the current task ------------------------------------------------------- */
 
-/* The task running in this thread, for cc_task_set_error_message. */
-struct current_task {
-    bool active; /* a task is running */
-    char *msg;   /* its message so far (cc__malloc'd), or NULL */
-};
+/* The task running in this thread, for cc_task_set_error_message (swapped
+ * with a coroutine's own by its loop on every switch: cc__task_ctx_swap). */
+static __thread struct cc__task_ctx current;
 
-static __thread struct current_task current;
+void cc__task_ctx_swap(struct cc__task_ctx *other)
+{
+    struct cc__task_ctx mine = current;
+    current = *other;
+    *other = mine;
+}
 
 void cc_task_set_error_message(const char *fmt, ...)
 {
@@ -424,8 +431,8 @@ void cc_task_set_error_message(const char *fmt, ...)
 
 int cc__task_call(cc_task_fn fn, void *arg, void **result, char **msg)
 {
-    struct current_task outer = current; /* tasks may run tasks inline */
-    current = (struct current_task){true, NULL};
+    struct cc__task_ctx outer = current; /* tasks may run tasks inline */
+    current = (struct cc__task_ctx){true, NULL};
     *result = NULL;
     int r = fn(arg, result);
     if (r > 0) {

@@ -102,4 +102,14 @@ int cc__future_finish(cc_future *f, int err, void *result, char *msg);
  */
 int cc__task_call(cc_task_fn fn, void *arg, void **result, char **msg);
 
+/* The "current task" state of a thread (for cc_task_set_error_message). */
+struct cc__task_ctx {
+    bool active; /* a task is running */
+    char *msg;   /* its message so far (cc__malloc'd), or NULL */
+};
+
+/* cc__task_ctx_swap: exchange this thread's current-task state with *other;
+ * an event loop keeps each coroutine's own in *other while it is suspended. */
+void cc__task_ctx_swap(struct cc__task_ctx *other);
+
 #endif

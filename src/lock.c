@@ -78,7 +78,10 @@ static bool try_barge(struct lock *L)
 
 static bool spin(struct lock *L)
 {
-    for (int i = 0; i < LOCK_SPINS; i++) {
+    /* A task does not spin: the holder may be a task of the same loop, which
+     * cannot run meanwhile, and parking a task costs only a switch. */
+    int spins = cc__loop_task() ? 0 : LOCK_SPINS;
+    for (int i = 0; i < spins; i++) {
         if (try_barge(L))
             return true;
         cc__cpu_relax();

@@ -19,6 +19,8 @@
  */
 #include "queue_impl.h"
 
+#include "concur/loop.h"
+
 #include <errno.h>
 #include <sched.h>
 
@@ -27,7 +29,9 @@
  * microsecond or two, far cheaper than the ~20 us of waking a parked thread
  * (BENCHMARKS.md). Yielding soon matters when there are more threads than
  * vCPUs (2p2c on 2 vCPUs: 2 x the throughput of pure spinning), where the
- * partner we wait for may be the thread waiting for our vCPU. */
+ * partner we wait for may be the thread waiting for our vCPU. Yields are
+ * cc_yield: in a task of an event loop they run the loop's other tasks (the
+ * partner may be one of them), elsewhere sched_yield. */
 enum { RING_SPINS = 20, RING_YIELDS = 10 };
 
 int cc__ring_init(cc_queue *q, size_t cap)
@@ -128,7 +132,7 @@ static void wake_one(cc_queue *q, cc__waitq *wq)
 static void let_claimer_finish(cc_queue *q)
 {
     cc__mutex_unlock(&q->lock);
-    sched_yield();
+    cc_yield();
     cc__mutex_lock(&q->lock);
 }
 
@@ -140,7 +144,7 @@ static int spin_put(cc_queue *q, void *item, uint64_t *pos, bool *wake)
         if (i < RING_SPINS)
             cc__cpu_relax();
         else
-            sched_yield();
+            cc_yield();
         r = try_put(&q->ring, item, pos, wake);
     }
     return r;
@@ -217,7 +221,7 @@ static int spin_get(cc_queue *q, void **item, uint64_t *pos, bool *wake)
         if (i < RING_SPINS)
             cc__cpu_relax();
         else
-            sched_yield();
+            cc_yield();
         r = try_get(&q->ring, item, pos, wake);
         if (r == -EAGAIN && drained(&q->ring, *pos))
             return -ESHUTDOWN;
@@ -356,7 +360,7 @@ static uint64_t drop_all(cc_queue *q)
         } else if (enq_pos(r) <= pos) {
             return n;
         } else {
-            sched_yield(); /* a put claimed a slot before the shutdown */
+            cc_yield(); /* a put claimed a slot before the shutdown */
         }
     }
 }

@@ -13,6 +13,7 @@
 
 #include "concur/sync.h"
 
+#include "loop_internal.h"
 #include "wait.h"
 
 #include <pthread.h>
@@ -32,9 +33,15 @@ _Static_assert(offsetof(struct cc__waitblock, q) ==
                    offsetof(struct cc__wait_storage, head_),
                "wait storage layout");
 
-/* The calling thread's identity for owner fields: never 0, unique among live
- * threads (pthread_self() is the address of the thread's descriptor). */
-static inline uintptr_t cc__self_id(void) { return (uintptr_t)pthread_self(); }
+/* The caller's identity for owner fields: never 0, unique among live threads
+ * and tasks. In a task of an event loop it is the task (tasks of one thread
+ * must not share an rlock's ownership), else the thread (pthread_self() is the
+ * address of the thread's descriptor). */
+static inline uintptr_t cc__self_id(void)
+{
+    struct cc__task *t = cc__loop_task();
+    return t ? (uintptr_t)t : (uintptr_t)pthread_self();
+}
 
 /* Internal to cond.c: release an rlock whatever its count, returning the count;
  * take it back with that count. The caller holds it / nobody checks. */

@@ -3,6 +3,8 @@
  */
 #include "wait.h"
 
+#include "loop_internal.h"
+
 #include <errno.h>
 
 /* Spins before sleeping: an idle vCPU takes ~20 us to wake (BENCHMARKS.md), so a
@@ -32,11 +34,13 @@ void cc__waiter_init(cc__waiter *w)
     w->next = w->prev = NULL;
     w->linked = false;
     w->token = 0;
-    w->context = NULL;
+    w->context = cc__loop_task(); /* a task parks in its loop, not here */
 }
 
 int cc__waiter_park(cc__waiter *w, cc_deadline deadline)
 {
+    if (w->context)
+        return cc__loop_park(w, deadline);
     /* acquire: pairs with the waker's release store of CC__WOKEN. */
     for (int i = 0; i < CC__PARK_SPINS; i++) {
         if (cc__load_acq(&w->state) != CC__WAITING)
@@ -53,6 +57,10 @@ int cc__waiter_park(cc__waiter *w, cc_deadline deadline)
 
 void cc__waiter_wake(cc__waiter *w)
 {
+    if (w->context) {
+        cc__loop_wake(w); /* the same store, then its loop queues the task */
+        return;
+    }
     /* release: the token and the waker's writes happen-before the woken party's
      * return from park. After this store the waiter may be gone; futex_wake only
      * passes the address to the kernel, which tolerates a stale one (a spurious

@@ -88,7 +88,8 @@ typedef struct cc__waitq {
     cc__waiter *tail; /* last linked */
 } cc__waitq;
 
-/* cc__waiter_init: prepare a waiter for the calling thread (or coroutine). */
+/* cc__waiter_init: prepare a waiter for the calling thread, or for the
+ * running task of an event loop (then context is the task: loop.c). */
 void cc__waiter_init(cc__waiter *w);
 
 /*

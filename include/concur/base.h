@@ -70,7 +70,9 @@ cc_deadline cc_deadline_in(int64_t ns);
 /*
  * cc_sleep_until / cc_sleep: block the caller until the deadline / for `ns`
  * nanoseconds (as Python's time.sleep). Never returns early; restarts after
- * signals. Blocks; thread safe.
+ * signals. Blocks; thread safe. Called from a task of an event loop (loop.h)
+ * it parks only that task, and the loop runs others meanwhile (as gevent.sleep
+ * and asyncio.sleep): one sleep for threads and coroutines.
  */
 void cc_sleep_until(cc_deadline deadline);
 void cc_sleep(int64_t ns);

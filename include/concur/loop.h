@@ -1,0 +1,160 @@
+/*
+ * concur/loop.h: the event loop and its tasks (green threads), in the asyncio
+ * and gevent vocabulary: run, spawn, yield, sleep, fd readiness, calls into a
+ * loop from other threads.
+ *
+ * One event loop per thread. cc_loop_run() turns the calling thread into a
+ * loop and runs a main task on it until that task and every task it spawned
+ * are done. A task is a stackful coroutine: it runs until it blocks, and then
+ * its loop runs the next ready task. Every blocking call of concur (locks,
+ * conditions, semaphores, events, barriers, queues, futures, wait on many,
+ * thread join, cc_sleep) parks only the calling task when it is called from a
+ * task, not the thread: the "one way to wait" of DESIGN.md. Exceptions that
+ * still block the whole loop thread: subprocess waits and communicate (they
+ * poll the pipes), and a plain read()/write() on a blocking fd (use cc_wait_fd
+ * or the socket helpers below).
+ *
+ * Thread safety: a task runs on its loop's thread only. Functions that act on
+ * "the current task / loop" refer to the calling thread's. Wakeups of a task
+ * (an event set, a lock released, a future done) may come from any thread.
+ */
+#ifndef CONCUR_LOOP_H
+#define CONCUR_LOOP_H
+
+#include "base.h"
+#include "future.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cc_loop cc_loop;
+
+/*
+ * cc_loop_run: make the calling thread an event loop, run fn(arg, &result) as
+ * its main task, and return when the main task and every task spawned on the
+ * loop are done (as Python's asyncio.run, which however cancels the
+ * leftovers). When nothing is ready the thread sleeps in epoll until a timer,
+ * an fd event or a wakeup from another thread.
+ *   result: receives the main task's result (may be NULL).
+ * Returns the main task's outcome (0 or its negative errno, see cc_task_fn),
+ * -EBUSY if this thread already runs a loop, -ENOMEM, or -EMFILE (no fd for
+ * the poller). Blocks (runs the loop). The loop handle (cc_loop_current) is
+ * valid until this returns.
+ */
+int cc_loop_run(cc_task_fn fn, void *arg, void **result);
+
+/* Options of cc_spawn_with. Zero-initialised means defaults. */
+typedef struct cc_task_opts {
+    const char *name;  /* copied, truncated to 31 bytes; NULL: "task" */
+    size_t stack_size; /* usable stack in bytes; 0: 64 KiB (stacks of the
+                          default size are cached and reused) */
+} cc_task_opts;
+
+/*
+ * cc_spawn / cc_spawn_with: start fn(arg, &result) as a new task on the
+ * calling thread's loop (as gevent.spawn / asyncio.create_task). It first
+ * runs when the loop gets to it, after the tasks ready now (FIFO).
+ *   task: receives the task's future, with one reference for the caller
+ *         (cc_future_release); NULL if the caller does not want it. The future
+ *         is done when fn returns: result, error, error message, callbacks,
+ *         cc_futures_wait and as-completed all work on it. Join it with
+ *         cc_future_result (a deadline: gevent's join(timeout)), join many
+ *         with cc_futures_wait(..., CC_ALL_COMPLETED, ...) (joinall).
+ *         Cancelling it (cc_future_cancel) before it starts means it never
+ *         runs; a running task cannot be cancelled yet.
+ * Returns 0, -EPERM (the calling thread runs no loop), -ENOMEM (no memory
+ * for the task or its stack). Never blocks. Loop thread only.
+ */
+int cc_spawn(cc_task_fn fn, void *arg, cc_future **task);
+int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
+                  cc_future **task);
+
+/*
+ * cc_yield: let every other task that is ready now run once, then continue
+ * (gevent.sleep(0), asyncio.sleep(0)). Outside a task it yields the thread's
+ * CPU (sched_yield). Never fails.
+ */
+void cc_yield(void);
+
+/* cc_task_current: the running task's future (borrowed: valid while the task
+ * runs; retain it to keep it), or NULL outside a task. */
+cc_future *cc_task_current(void);
+
+/* cc_task_name: the running task's name (valid while it runs), or NULL
+ * outside a task. */
+const char *cc_task_name(void);
+
+/* cc_loop_current: the calling thread's running loop, or NULL. */
+cc_loop *cc_loop_current(void);
+
+/*
+ * cc_call_soon_threadsafe: have the loop call fn(arg) on its own thread, soon
+ * (asyncio's loop.call_soon_threadsafe). Calls from one thread run in the
+ * order made; each call runs exactly once. fn runs outside any task, between
+ * tasks: it must not block (it may spawn tasks, set events, complete
+ * futures). May be called from any thread, the loop's included, while the
+ * loop runs: the caller must know that cc_loop_run has not returned and will
+ * not return before the call runs (for instance because a task waits for
+ * what fn does). Returns 0 or -ENOMEM. Never blocks.
+ */
+int cc_call_soon_threadsafe(cc_loop *loop, void (*fn)(void *arg), void *arg);
+
+/* ---- fd readiness and sockets --------------------------------------------- */
+
+/*
+ * cc_wait_fd: wait until fd is ready for `events` (POLLIN, POLLOUT, POLLPRI
+ * from <poll.h>) or the deadline passes (as gevent's wait_read/wait_write).
+ * In a task it parks the task (epoll, one-shot); several tasks may wait on
+ * one fd (a reader and a writer of a socket): each is woken when what it
+ * waits for is ready. Elsewhere it blocks the thread in poll().
+ * Returns the events that are ready (> 0; POLLERR and POLLHUP may be set
+ * whatever was asked), -ETIMEDOUT, -EBADF, -EINVAL (no event asked), -EPERM
+ * (an fd that epoll cannot watch, such as a regular file) or -ENOMEM.
+ * Closing fd while tasks wait on it leaves them waiting until their deadline.
+ */
+int cc_wait_fd(int fd, short events, cc_deadline deadline);
+
+/*
+ * cc_read / cc_write: read(2) / write(2) that, when fd is non-blocking
+ * (O_NONBLOCK) and not ready, wait with cc_wait_fd and retry. Return the
+ * bytes moved (cc_read: 0 at end of file; cc_write may move fewer than n, as
+ * write(2)), -ETIMEDOUT, or read/write's negative errno. Restart after
+ * EINTR. Park the task (block the thread outside tasks).
+ */
+ssize_t cc_read(int fd, void *buf, size_t n, cc_deadline deadline);
+ssize_t cc_write(int fd, const void *buf, size_t n, cc_deadline deadline);
+
+/*
+ * cc_recv / cc_send: recv(2) / send(2) with `flags`, waiting as cc_read /
+ * cc_write do. cc_send adds MSG_NOSIGNAL: a closed peer gives -EPIPE, never
+ * SIGPIPE. Same returns as cc_read / cc_write.
+ */
+ssize_t cc_recv(int fd, void *buf, size_t n, int flags, cc_deadline deadline);
+ssize_t cc_send(int fd, const void *buf, size_t n, int flags,
+                cc_deadline deadline);
+
+/*
+ * cc_accept: accept a connection on a non-blocking listening socket,
+ * waiting while none is pending. The new socket is non-blocking and
+ * close-on-exec; the caller owns it. Returns it (>= 0), -ETIMEDOUT, or
+ * accept4's negative errno.
+ */
+int cc_accept(int fd, cc_deadline deadline);
+
+/*
+ * cc_connect: connect a non-blocking socket, waiting for the handshake.
+ * Returns 0, -ETIMEDOUT (the attempt goes on: close the socket), or the
+ * connection's negative errno (-ECONNREFUSED, ...).
+ */
+struct sockaddr;
+int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
+               cc_deadline deadline);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

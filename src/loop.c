@@ -1,0 +1,619 @@
+/*
+ * loop.c: the event loop, its scheduler and its tasks (include/concur/loop.h).
+ *
+ * DESIGN. One loop per thread; the thread's own stack runs the scheduler, and
+ * each task is a coroutine (coro.h) that the scheduler resumes. A task that
+ * waits or yields switches straight to the next ready task of the round (or
+ * back to the scheduler when there is none). Ready tasks wait in a FIFO run
+ * queue; each round runs those that were ready when it began, then, when
+ * nothing is ready, sleeps in the poller (epoll) until the earliest timer (a
+ * min-heap by deadline, then arrival), an fd event, or a wakeup from another
+ * thread. Other threads hand ready tasks and calls over through a lock-free
+ * stack (Treiber push, exchange-all pop, reversed for FIFO) and write the
+ * poller's eventfd only when the loop said it might sleep (Dekker handshake,
+ * seq_cst on both sides), so no wakeup is lost or coalesced.
+ * Parking (the wait layer's cc__waiter_park for a task) and waking keep wait.h's
+ * protocol: the waiter's state word tells whether the task was woken; the
+ * task's run state (RUNNING, NOTIFIED, PARKED, DONE) only decides who queues
+ * it: the party that moves it PARKED -> RUNNING, exactly one. A wakeup that
+ * finds it running leaves NOTIFIED, which makes its next park return at once
+ * to look again: a spurious return, never a lost one.
+ */
+#include "coro.h"
+#include "future_internal.h"
+#include "loop_internal.h"
+#include "poller.h"
+
+#include <sched.h>
+#include <string.h>
+
+/* A task's run state (cc__task.run_state). */
+enum {
+    T_RUNNING,  /* running, or queued to run: a wakeup only notes itself */
+    T_NOTIFIED, /* as RUNNING, and a wakeup came: the next park returns */
+    T_PARKED,   /* suspended in park: whoever claims it queues it */
+    T_DONE,     /* finished: wakeups are ignored */
+};
+
+enum { NO_TIMER = (size_t)-1, POLL_BATCH = 64 };
+
+/* Polls of the remote stack before the loop sleeps: a thread often hands a
+ * wakeup over within a microsecond or two, far cheaper to spin for than the
+ * eventfd write and the ~20 us of waking an idle vCPU (BENCHMARKS.md). */
+enum { LOOP_SPINS = 200 };
+
+/* A link in a loop's remote stack: a task made ready, or a call. */
+struct remote_node {
+    struct remote_node *next; /* written before the push (release) */
+    bool is_call;             /* a struct call; else a task's node */
+};
+
+/* A cc_call_soon_threadsafe call on its way. */
+struct call {
+    struct remote_node node; /* first member: the node is the call */
+    void (*fn)(void *);      /* what to call */
+    void *arg;               /* with what */
+};
+
+struct cc__task {
+    struct remote_node node;  /* first member: link in the remote stack */
+    struct cc__task *next;    /* link in the run queue (loop thread only) */
+    bool queued;              /* in the run queue (loop thread only) */
+    bool started;             /* resumed once: its resumer is the scheduler,
+                                 so tasks may switch to it directly */
+    cc__coro *coro;           /* the coroutine; NULL once reaped */
+    cc_future *future;        /* the task's future (one reference) */
+    cc_loop *loop;            /* its loop, for its whole life */
+    cc__atomic_u32 run_state; /* T_*; every change is an acq_rel RMW, so
+                                 each party sees the writes of all earlier
+                                 ones (a waker's CC__WOKEN store included) */
+    cc__atomic_u32 refs;      /* the loop's, plus one per waker at work
+                                 (acq_rel on release: the last frees) */
+    cc_deadline when;         /* its timer's deadline, while armed */
+    uint64_t seq;             /* its timer's arrival, to break ties */
+    size_t heap_idx;          /* its place in the timer heap, or NO_TIMER */
+    struct cc__task_ctx ctx;  /* future.c's current-task state, while out */
+};
+
+struct cc_loop {
+    struct cc__task *run_head;  /* ready tasks, first to run */
+    struct cc__task *run_tail;  /* last queued */
+    size_t run_len;             /* how many are queued */
+    size_t budget;              /* tasks this round may still run */
+    size_t live;                /* tasks spawned and not yet reaped */
+    struct cc__task **heap;     /* timers: min-heap by (when, seq) */
+    size_t heap_len;            /* armed timers */
+    size_t heap_cap;            /* room; kept >= live, so arming never fails */
+    uint64_t timer_seq;         /* arrivals so far, for cc__task.seq */
+    cc__poller *poller;         /* epoll and the wakeup eventfd */
+    int fd_waits;               /* tasks waiting for fds (poll while busy) */
+    _Atomic(struct remote_node *) remote; /* pushed by any thread (seq_cst:
+                                 Dekker with sleeping); taken by the loop */
+    cc__atomic_u32 sleeping;    /* 1: the loop may sleep in the poller, so
+                                   a pusher must notify (seq_cst, Dekker) */
+    cc__atomic_u32 wakers;      /* pushers between push and notify: the
+                                   loop is freed only at 0 (acq_rel) */
+};
+
+static __thread cc_loop *tls_loop;          /* this thread's running loop */
+static __thread struct cc__task *tls_task;  /* the task running here */
+
+/* ---- run queue -------------------------------------------------------------- */
+
+static void runq_push(cc_loop *l, struct cc__task *t)
+{
+    /* Twice would resume a running coroutine: the claim protocol forbids it. */
+    if (CC__UNLIKELY(t->queued))
+        cc__panic("a task was queued twice", -EINVAL);
+    t->queued = true;
+    t->next = NULL;
+    if (l->run_tail)
+        l->run_tail->next = t;
+    else
+        l->run_head = t;
+    l->run_tail = t;
+    l->run_len++;
+}
+
+static struct cc__task *runq_pop(cc_loop *l)
+{
+    struct cc__task *t = l->run_head;
+    t->queued = false;
+    l->run_head = t->next;
+    if (!l->run_head)
+        l->run_tail = NULL;
+    l->run_len--;
+    return t;
+}
+
+/* ---- timers: a binary min-heap of tasks -------------------------------------- */
+
+static bool timer_before(const struct cc__task *a, const struct cc__task *b)
+{
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void heap_set(cc_loop *l, size_t i, struct cc__task *t)
+{
+    l->heap[i] = t;
+    t->heap_idx = i;
+}
+
+static void sift_up(cc_loop *l, size_t i)
+{
+    struct cc__task *t = l->heap[i];
+    while (i > 0 && timer_before(t, l->heap[(i - 1) / 2])) {
+        heap_set(l, i, l->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(l, i, t);
+}
+
+static void sift_down(cc_loop *l, size_t i)
+{
+    struct cc__task *t = l->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= l->heap_len)
+            break;
+        if (c + 1 < l->heap_len && timer_before(l->heap[c + 1], l->heap[c]))
+            c++;
+        if (!timer_before(l->heap[c], t))
+            break;
+        heap_set(l, i, l->heap[c]);
+        i = c;
+    }
+    heap_set(l, i, t);
+}
+
+static int heap_reserve(cc_loop *l, size_t n)
+{
+    if (n <= l->heap_cap)
+        return 0;
+    size_t cap = l->heap_cap ? 2 * l->heap_cap : 64;
+    void *h = cc__realloc(l->heap, l->heap_cap * sizeof *l->heap,
+                          cap * sizeof *l->heap);
+    if (!h)
+        return -ENOMEM;
+    l->heap = h;
+    l->heap_cap = cap;
+    return 0;
+}
+
+static void timer_arm(cc_loop *l, struct cc__task *t, cc_deadline when)
+{
+    if (when == CC_FOREVER)
+        return;
+    t->when = when;
+    t->seq = l->timer_seq++;
+    heap_set(l, l->heap_len++, t);
+    sift_up(l, t->heap_idx);
+}
+
+static void timer_disarm(cc_loop *l, struct cc__task *t)
+{
+    size_t i = t->heap_idx;
+    if (i == NO_TIMER)
+        return;
+    t->heap_idx = NO_TIMER;
+    struct cc__task *last = l->heap[--l->heap_len];
+    if (i == l->heap_len)
+        return;
+    heap_set(l, i, last);
+    sift_up(l, i);
+    sift_down(l, last->heap_idx);
+}
+
+/* Queue every parked task whose deadline has come (never before it). */
+static void fire_timers(cc_loop *l)
+{
+    if (l->heap_len == 0)
+        return;
+    cc_deadline now = cc__now();
+    while (l->heap_len > 0 && l->heap[0]->when <= now) {
+        struct cc__task *t = l->heap[0];
+        timer_disarm(l, t);
+        uint32_t s = T_PARKED;
+        /* acq_rel: claim it, as a waker does; a task already claimed or
+         * running will look at its deadline itself. */
+        if (cc__cas(&t->run_state, &s, T_RUNNING))
+            runq_push(l, t);
+    }
+}
+
+/* ---- wakeups from any thread ------------------------------------------------- */
+
+static void remote_push(cc_loop *l, struct remote_node *n)
+{
+    /* seq_cst: counted before the push is seen, so the loop, which sees the
+     * push, waits for our notify before it frees itself. */
+    cc__fetch_add_seq_cst(&l->wakers, 1);
+    struct remote_node *head = cc__load_relaxed(&l->remote);
+    do {
+        n->next = head;
+        /* seq_cst: publishes n (release) and orders the push before the
+         * sleeping load below (Dekker against wait_events). */
+    } while (!cc__cas_weak_seq_cst(&l->remote, &head, n));
+    if (cc__load_seq_cst(&l->sleeping) && cc__xchg(&l->sleeping, 0))
+        cc__poller_notify(l->poller);
+    /* release: our last touch of the loop precedes its teardown. */
+    cc__fetch_sub(&l->wakers, 1);
+}
+
+/* Run the calls and queue the tasks that other threads handed over, in the
+ * order they were pushed. */
+static void take_remote(cc_loop *l)
+{
+    if (!cc__load_relaxed(&l->remote))
+        return;
+    /* acquire: the pushed nodes' contents are visible. */
+    struct remote_node *n = cc__xchg_acq(&l->remote, NULL), *fifo = NULL;
+    while (n) {
+        struct remote_node *next = n->next;
+        n->next = fifo;
+        fifo = n;
+        n = next;
+    }
+    while (fifo) {
+        struct remote_node *next = fifo->next;
+        if (fifo->is_call) {
+            struct call *c = (struct call *)fifo;
+            c->fn(c->arg);
+            cc__free(c, sizeof *c);
+        } else {
+            runq_push(l, (struct cc__task *)fifo);
+        }
+        fifo = next;
+    }
+}
+
+static void task_release(struct cc__task *t)
+{
+    if (cc__fetch_sub(&t->refs, 1) == 1)
+        cc__free(t, sizeof *t);
+}
+
+/* Whether this wakeup claims t, which must then be queued: it was parked.
+ * Else note the wakeup so that t's next park returns at once. */
+static bool claim_for_wakeup(struct cc__task *t)
+{
+    uint32_t s = cc__load_relaxed(&t->run_state);
+    for (;;) {
+        uint32_t to = s == T_PARKED ? T_RUNNING
+                      : s == T_DONE ? T_DONE : T_NOTIFIED;
+        /* acq_rel: see struct cc__task. Even a NOTIFIED -> NOTIFIED change
+         * is a write, so that the task's consuming CAS sees our CC__WOKEN. */
+        if (cc__cas_weak(&t->run_state, &s, to))
+            return s == T_PARKED;
+    }
+}
+
+void cc__loop_wake(cc__waiter *w)
+{
+    struct cc__task *t = w->context;
+    /* relaxed: the waiter cannot return before our store below, so t
+     * lives; our reference keeps it alive after that store. */
+    cc__fetch_add_relaxed(&t->refs, 1);
+    cc__store_rel(&w->state, CC__WOKEN);
+    if (claim_for_wakeup(t)) {
+        if (t->loop == tls_loop)
+            runq_push(t->loop, t);
+        else
+            remote_push(t->loop, &t->node);
+    }
+    task_release(t);
+}
+
+int cc_call_soon_threadsafe(cc_loop *loop, void (*fn)(void *arg), void *arg)
+{
+    struct call *c = cc__malloc(sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    *c = (struct call){{NULL, true}, fn, arg};
+    remote_push(loop, &c->node);
+    return 0;
+}
+
+/* ---- switching ------------------------------------------------------------- */
+
+/*
+ * Leave the running task t (queued again or parked): switch straight to the
+ * next ready task of this round when it has started before, else go back to
+ * the scheduler (a task's first resume comes from the scheduler, which makes
+ * it the task's resumer: a finished task always returns there). The
+ * scheduler finds the task that came back in tls_task.
+ */
+static void switch_out(struct cc__task *t)
+{
+    cc_loop *l = t->loop;
+    struct cc__task *next = l->run_head;
+    if (next == t && l->budget > 0) { /* alone: carry on */
+        runq_pop(l);
+        l->budget--;
+        return;
+    }
+    if (!next || !next->started || l->budget == 0) {
+        cc__coro_yield();
+        return;
+    }
+    runq_pop(l);
+    l->budget--;
+    cc__task_ctx_swap(&t->ctx);    /* ours out, the scheduler's in */
+    cc__task_ctx_swap(&next->ctx); /* the scheduler's out, next's in */
+    tls_task = next;
+    cc__coro_switch(t->coro, next->coro);
+}
+
+/* ---- parking -------------------------------------------------------------- */
+
+/* Suspend the running task until a wakeup or its deadline; may return
+ * spuriously (a wakeup meant for an earlier wait). */
+static void task_park(struct cc__task *t, cc_deadline deadline)
+{
+    timer_arm(t->loop, t, deadline);
+    uint32_t s = T_RUNNING;
+    for (;;) {
+        /* acq_rel: parking publishes nothing, but consuming a NOTIFIED
+         * acquires the waker's CC__WOKEN store (struct cc__task). */
+        if (s == T_RUNNING && cc__cas(&t->run_state, &s, T_PARKED)) {
+            switch_out(t);
+            break;
+        }
+        if (s == T_NOTIFIED && cc__cas(&t->run_state, &s, T_RUNNING))
+            break;
+    }
+    timer_disarm(t->loop, t);
+}
+
+int cc__loop_park(cc__waiter *w, cc_deadline deadline)
+{
+    struct cc__task *t = w->context;
+    if (CC__UNLIKELY(t != tls_task))
+        cc__panic("a waiter parks outside the task that made it", -EINVAL);
+    /* acquire: pairs with the waker's release store of CC__WOKEN. */
+    while (cc__load_acq(&w->state) == CC__WAITING) {
+        if (deadline != CC_FOREVER && deadline <= cc__now())
+            return cc__load_acq(&w->state) == CC__WAITING ? -ETIMEDOUT : 0;
+        task_park(t, deadline);
+    }
+    return 0;
+}
+
+struct cc__task *cc__loop_task(void) { return tls_task; }
+
+bool cc__loop_sleep_until(cc_deadline deadline)
+{
+    if (!tls_task)
+        return false;
+    cc__waiter w;
+    cc__waiter_init(&w);
+    cc__loop_park(&w, deadline); /* nobody wakes w: only the deadline */
+    return true;
+}
+
+void cc_yield(void)
+{
+    struct cc__task *t = tls_task;
+    if (!t) {
+        sched_yield();
+        return;
+    }
+    runq_push(t->loop, t);
+    switch_out(t);
+}
+
+cc_future *cc_task_current(void) { return tls_task ? tls_task->future : NULL; }
+
+const char *cc_task_name(void)
+{
+    return tls_task ? cc__coro_name(tls_task->coro) : NULL;
+}
+
+cc_loop *cc_loop_current(void) { return tls_loop; }
+
+struct cc__poller *cc__loop_poller(void) { return tls_loop->poller; }
+
+void cc__loop_fd_waits(int delta) { tls_loop->fd_waits += delta; }
+
+/* ---- tasks ------------------------------------------------------------------ */
+
+static void task_main(void *arg)
+{
+    struct cc__task *t = arg;
+    cc__future_run(t->future); /* runs fn unless cancelled before it began */
+}
+
+static void task_free_unstarted(struct cc__task *t, cc_future *f)
+{
+    if (f)
+        cc_future_release(f);
+    cc__free(t, sizeof *t);
+}
+
+int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
+                  cc_future **out)
+{
+    cc_loop *l = tls_loop;
+    if (!l)
+        return -EPERM;
+    if (heap_reserve(l, l->live + 1) < 0)
+        return -ENOMEM;
+    struct cc__task *t = cc__calloc(1, sizeof *t);
+    cc_future *f = t ? cc__future_alloc() : NULL;
+    if (f)
+        cc__future_init(f);
+    const char *name = opts && opts->name ? opts->name : "task";
+    if (!f || cc__coro_create(&t->coro, task_main, t,
+                              opts ? opts->stack_size : 0, name) < 0) {
+        if (t)
+            task_free_unstarted(t, f);
+        return -ENOMEM;
+    }
+    f->fn = fn;
+    f->arg = arg;
+    t->future = f;
+    t->loop = l;
+    t->heap_idx = NO_TIMER;
+    cc__store_relaxed(&t->refs, 1);
+    cc__store_relaxed(&t->run_state, T_RUNNING);
+    l->live++;
+    runq_push(l, t);
+    if (out)
+        *out = cc_future_retain(f);
+    return 0;
+}
+
+int cc_spawn(cc_task_fn fn, void *arg, cc_future **task)
+{
+    return cc_spawn_with(fn, arg, NULL, task);
+}
+
+static void reap(cc_loop *l, struct cc__task *t)
+{
+    /* acq_rel RMW: later wakers see DONE and leave t alone. */
+    cc__xchg(&t->run_state, T_DONE);
+    cc__coro_destroy(t->coro);
+    t->coro = NULL;
+    cc_future_release(t->future);
+    l->live--;
+    task_release(t);
+}
+
+/* Resume t; tasks may switch among themselves before one comes back. */
+static void run_task(cc_loop *l, struct cc__task *t)
+{
+    tls_task = t;
+    t->started = true;
+    cc__task_ctx_swap(&t->ctx);
+    cc__coro_resume(t->coro);
+    t = tls_task; /* the one that came back: finished, parked or queued */
+    cc__task_ctx_swap(&t->ctx);
+    tls_task = NULL;
+    if (cc__coro_done(t->coro))
+        reap(l, t);
+}
+
+/* ---- the scheduler ---------------------------------------------------------- */
+
+static void dispatch(cc__poll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) /* loop_fd.c registered them */
+        cc__loop_fd_ready(evs[i].data, evs[i].events);
+}
+
+/* Poll the fds, sleeping until `until` when nothing else is to be done. */
+static void wait_events(cc_loop *l, cc_deadline until)
+{
+    cc__poll_event evs[POLL_BATCH];
+    if (until != CC_NOWAIT) {
+        /* seq_cst: announce the sleep, then look for pushes (Dekker). */
+        cc__xchg_seq_cst(&l->sleeping, 1);
+        if (cc__load_seq_cst(&l->remote))
+            until = CC_NOWAIT;
+    }
+    int n = cc__poller_wait(l->poller, until, evs, POLL_BATCH);
+    /* relaxed: a pusher that still sees 1 only writes the eventfd once more. */
+    cc__store_relaxed(&l->sleeping, 0);
+    dispatch(evs, n);
+}
+
+/* Whether a wakeup from another thread came within a short spin. */
+static bool spin_for_remote(cc_loop *l)
+{
+    for (int i = 0; i < LOOP_SPINS; i++) {
+        if (cc__load_relaxed(&l->remote))
+            return true;
+        cc__cpu_relax();
+    }
+    return false;
+}
+
+/* Run the tasks that are ready now, once each, in order. */
+static void run_round(cc_loop *l)
+{
+    l->budget = l->run_len;
+    while (l->budget > 0 && l->run_head) {
+        l->budget--;
+        run_task(l, runq_pop(l));
+    }
+}
+
+static void run_loop(cc_loop *l)
+{
+    while (l->live > 0) {
+        take_remote(l);
+        fire_timers(l);
+        run_round(l);
+        if (l->live == 0)
+            break;
+        if (l->run_head == NULL && !spin_for_remote(l))
+            wait_events(l, l->heap_len ? l->heap[0]->when : CC_FOREVER);
+        else if (l->fd_waits > 0)
+            wait_events(l, CC_NOWAIT);
+    }
+}
+
+/* ---- the loop --------------------------------------------------------------- */
+
+static int loop_new(cc_loop **out)
+{
+    cc_loop *l = cc__calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    int r = cc__poller_new(&l->poller);
+    if (r < 0) {
+        cc__free(l, sizeof *l);
+        return r;
+    }
+    *out = l;
+    return 0;
+}
+
+/* Run what calls arrived after the last task (they may spawn more), until
+ * no pusher is at work: only then may the loop's memory go. */
+static void loop_drain(cc_loop *l)
+{
+    for (;;) {
+        take_remote(l);
+        if (l->live > 0) {
+            run_loop(l);
+            continue;
+        }
+        /* acquire: pairs with the pushers' release decrement. */
+        if (cc__load_acq(&l->wakers) == 0 && !cc__load_acq(&l->remote))
+            return;
+        sched_yield();
+    }
+}
+
+static void loop_free(cc_loop *l)
+{
+    cc__loop_fd_close();
+    cc__poller_free(l->poller);
+    cc__free(l->heap, l->heap_cap * sizeof *l->heap);
+    cc__free(l, sizeof *l);
+}
+
+int cc_loop_run(cc_task_fn fn, void *arg, void **result)
+{
+    if (result)
+        *result = NULL;
+    if (tls_loop)
+        return -EBUSY;
+    cc_loop *l;
+    int r = loop_new(&l);
+    if (r < 0)
+        return r;
+    tls_loop = l;
+    cc_future *main_task;
+    r = cc_spawn_with(fn, arg, &(cc_task_opts){"main", 0}, &main_task);
+    if (r == 0) {
+        run_loop(l);
+        loop_drain(l);
+        r = cc_future_result(main_task, CC_NOWAIT, result);
+        cc_future_release(main_task);
+    }
+    loop_free(l);
+    tls_loop = NULL;
+    return r;
+}

@@ -1,0 +1,280 @@
+/*
+ * loop_fd.c: fd readiness for tasks, and socket helpers that park on EAGAIN
+ * (include/concur/loop.h).
+ *
+ * DESIGN. Each loop thread keeps a table indexed by fd: the tasks waiting
+ * on that fd (a list of waiters on their stacks, each with the events it
+ * wants), registered one-shot with the loop's poller for the union of their
+ * events, with the fd as the event's data. When epoll reports the fd, the
+ * loop (cc__loop_fd_ready) hands each waiter whose events are ready those
+ * events as its token, wakes it and unlinks it, and re-arms the fd for the
+ * waiters left. A task whose wait ends (woken or timed out) unlinks itself
+ * if still linked. The last one to leave deletes the registration only if
+ * it is still armed (a timeout); a fired one-shot registration stays, silent,
+ * so the next wait on the fd costs one epoll_ctl (mod), not two. A silent
+ * registration can never report a stale event, and a closed fd's is gone
+ * from epoll (mod then fails with ENOENT and we add). So a reader and a
+ * writer task can share a socket. Outside a task, the thread uses poll().
+ */
+#include "loop_internal.h"
+#include "poller.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Milliseconds for poll() until the deadline, rounded up. */
+static int poll_timeout(cc_deadline deadline)
+{
+    if (deadline == CC_FOREVER)
+        return -1;
+    int64_t left = deadline - cc__now();
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + CC_MSEC - 1) / CC_MSEC;
+    return ms > 1000000 ? 1000000 : (int)ms;
+}
+
+static int wait_fd_thread(int fd, short events, cc_deadline deadline)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    for (;;) {
+        int n = poll(&p, 1, poll_timeout(deadline));
+        if (n > 0)
+            return p.revents & POLLNVAL ? -EBADF : p.revents;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n == 0 && deadline != CC_FOREVER && cc__now() >= deadline)
+            return -ETIMEDOUT;
+    }
+}
+
+/* A task waiting on an fd, linked in the fd's slot. */
+struct fd_wait {
+    cc__waiter w;         /* parked; its token gets the ready events */
+    uint32_t events;      /* what it waits for, plus POLLERR | POLLHUP */
+    struct fd_wait *next; /* the next waiter on the same fd */
+};
+
+/* The waiters on one fd of this thread's loop. */
+struct fd_slot {
+    struct fd_wait *head; /* waiting tasks, newest first */
+    bool registered;      /* the poller knows the fd */
+    bool armed;           /* and may still report it (one-shot not fired) */
+};
+
+/* This thread's table (one loop per thread), indexed by fd. */
+static __thread struct fd_slot *slots;
+static __thread int nslots;
+
+static struct fd_slot *slot_get(int fd)
+{
+    if (fd >= nslots) {
+        int n = nslots ? nslots : 64;
+        while (n <= fd)
+            n *= 2;
+        struct fd_slot *s = cc__realloc(slots, nslots * sizeof *s,
+                                        (size_t)n * sizeof *s);
+        if (!s)
+            return NULL;
+        memset(s + nslots, 0, (size_t)(n - nslots) * sizeof *s);
+        slots = s;
+        nslots = n;
+    }
+    return &slots[fd];
+}
+
+void cc__loop_fd_close(void)
+{
+    cc__free(slots, nslots * sizeof *slots);
+    slots = NULL;
+    nslots = 0;
+}
+
+static void unlink_wait(struct fd_slot *s, struct fd_wait *fw)
+{
+    for (struct fd_wait **p = &s->head; *p; p = &(*p)->next)
+        if (*p == fw) {
+            *p = fw->next;
+            return;
+        }
+}
+
+/* Register or re-arm fd for the union of its waiters' events. */
+static int arm(struct fd_slot *s, int fd)
+{
+    uint32_t events = 0;
+    for (struct fd_wait *fw = s->head; fw; fw = fw->next)
+        events |= fw->events;
+    struct cc__poller *p = cc__loop_poller();
+    void *data = (void *)(uintptr_t)fd;
+    int r = s->registered ? cc__poller_mod(p, fd, events, data) : -ENOENT;
+    if (r == -ENOENT) /* new, or closed since (epoll forgot it) */
+        r = cc__poller_add(p, fd, events, data);
+    s->registered = s->armed = r == 0;
+    return r;
+}
+
+/* The fd cannot be watched any more: its waiters get POLLNVAL (-EBADF). */
+static void wake_all_invalid(struct fd_slot *s)
+{
+    while (s->head) {
+        struct fd_wait *fw = s->head;
+        s->head = fw->next;
+        fw->w.token = POLLNVAL;
+        cc__waiter_wake(&fw->w);
+    }
+}
+
+void cc__loop_fd_ready(void *data, uint32_t events)
+{
+    int fd = (int)(uintptr_t)data;
+    struct fd_slot *s = fd < nslots ? &slots[fd] : NULL;
+    if (!s)
+        return;
+    s->armed = false; /* one-shot: fired */
+    if (!s->head)
+        return; /* its waiters left in this batch already */
+    for (struct fd_wait **p = &s->head; *p;) {
+        struct fd_wait *fw = *p;
+        if (!(events & fw->events)) {
+            p = &fw->next;
+            continue;
+        }
+        *p = fw->next;
+        fw->w.token = events & fw->events;
+        cc__waiter_wake(&fw->w); /* fw may be gone after this */
+    }
+    if (s->head && arm(s, fd) < 0)
+        wake_all_invalid(s); /* closed by another thread meanwhile */
+}
+
+static int wait_fd_task(int fd, short events, cc_deadline deadline)
+{
+    struct fd_slot *s = slot_get(fd);
+    if (!s)
+        return -ENOMEM;
+    struct fd_wait fw = {.events = (uint16_t)events | POLLERR | POLLHUP,
+                         .next = s->head};
+    cc__waiter_init(&fw.w);
+    s->head = &fw;
+    int r = arm(s, fd);
+    if (r == 0) {
+        cc__loop_fd_waits(1);
+        r = cc__waiter_park(&fw.w, deadline);
+        cc__loop_fd_waits(-1);
+    }
+    s = &slots[fd]; /* other tasks may have grown the table meanwhile */
+    unlink_wait(s, &fw);
+    if (!s->head && s->armed) { /* nobody would take its event */
+        cc__poller_del(cc__loop_poller(), fd);
+        s->registered = s->armed = false;
+    }
+    if (r < 0)
+        return r;
+    return fw.w.token & POLLNVAL ? -EBADF : (int)fw.w.token;
+}
+
+int cc_wait_fd(int fd, short events, cc_deadline deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (!(events & (POLLIN | POLLOUT | POLLPRI)))
+        return -EINVAL;
+    if (cc__loop_task())
+        return wait_fd_task(fd, events, deadline);
+    return wait_fd_thread(fd, events, deadline);
+}
+
+/* After a call failed with errno: 1 to retry at once, 0 to retry once fd is
+ * ready for `events`, else the negative errno to return. */
+static int retry_after(int fd, short events, cc_deadline deadline)
+{
+    int err = errno;
+    if (err == EINTR)
+        return 1;
+    if (err != EAGAIN && err != EWOULDBLOCK)
+        return -err;
+    int r = cc_wait_fd(fd, events, deadline);
+    return r < 0 ? r : 0;
+}
+
+ssize_t cc_read(int fd, void *buf, size_t n, cc_deadline deadline)
+{
+    for (;;) {
+        ssize_t r = read(fd, buf, n);
+        if (r >= 0)
+            return r;
+        int again = retry_after(fd, POLLIN, deadline);
+        if (again < 0)
+            return again;
+    }
+}
+
+ssize_t cc_write(int fd, const void *buf, size_t n, cc_deadline deadline)
+{
+    for (;;) {
+        ssize_t r = write(fd, buf, n);
+        if (r >= 0)
+            return r;
+        int again = retry_after(fd, POLLOUT, deadline);
+        if (again < 0)
+            return again;
+    }
+}
+
+ssize_t cc_recv(int fd, void *buf, size_t n, int flags, cc_deadline deadline)
+{
+    for (;;) {
+        ssize_t r = recv(fd, buf, n, flags);
+        if (r >= 0)
+            return r;
+        int again = retry_after(fd, POLLIN, deadline);
+        if (again < 0)
+            return again;
+    }
+}
+
+ssize_t cc_send(int fd, const void *buf, size_t n, int flags,
+                cc_deadline deadline)
+{
+    for (;;) {
+        ssize_t r = send(fd, buf, n, flags | MSG_NOSIGNAL);
+        if (r >= 0)
+            return r;
+        int again = retry_after(fd, POLLOUT, deadline);
+        if (again < 0)
+            return again;
+    }
+}
+
+int cc_accept(int fd, cc_deadline deadline)
+{
+    for (;;) {
+        int s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (s >= 0)
+            return s;
+        int again = retry_after(fd, POLLIN, deadline);
+        if (again < 0)
+            return again;
+    }
+}
+
+int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
+               cc_deadline deadline)
+{
+    if (connect(fd, addr, addrlen) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return -errno;
+    int r = cc_wait_fd(fd, POLLOUT, deadline);
+    if (r < 0)
+        return r;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
+}

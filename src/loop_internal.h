@@ -1,0 +1,49 @@
+/*
+ * loop_internal.h: how the wait layer (wait.c), cc_sleep (base.c) and the fd
+ * helpers (loop_fd.c) reach the event loop (loop.c). Not installed.
+ *
+ * A task parks with cc__loop_park and is made ready with cc__loop_wake; both
+ * keep the protocol of wait.h: the waiter's state word says whether it was
+ * woken, the task's run state only decides who puts it on its run queue.
+ */
+#ifndef CONCUR_LOOP_INTERNAL_H
+#define CONCUR_LOOP_INTERNAL_H
+
+#include "concur/loop.h"
+#include "wait.h"
+
+struct cc__task;
+
+/* The running task of this thread (its waiters get it as context), or NULL
+ * outside a task. */
+struct cc__task *cc__loop_task(void);
+
+/*
+ * cc__loop_park: park the task w->context (the running one) until w is woken
+ * (0) or the deadline passes (-ETIMEDOUT), running other tasks meanwhile.
+ * Called by cc__waiter_park for a coroutine waiter.
+ */
+int cc__loop_park(cc__waiter *w, cc_deadline deadline);
+
+/*
+ * cc__loop_wake: store CC__WOKEN in w (release) and make its task ready on
+ * its own loop; from any thread. After the store it touches only the task,
+ * which it keeps alive with a reference meanwhile.
+ */
+void cc__loop_wake(cc__waiter *w);
+
+/* cc__loop_sleep_until: in a task, park it until the deadline and return
+ * true; outside a task return false at once (the caller sleeps). */
+bool cc__loop_sleep_until(cc_deadline deadline);
+
+/* The poller of the running task's loop (loop_fd.c registers fds there),
+ * and the count of tasks waiting for fds (the loop polls more often then). */
+struct cc__poller *cc__loop_poller(void);
+void cc__loop_fd_waits(int delta);
+
+/* loop_fd.c, called by the loop: an fd registered with `data` is ready for
+ * `events`; and the loop ends (free this thread's fd table). */
+void cc__loop_fd_ready(void *data, uint32_t events);
+void cc__loop_fd_close(void);
+
+#endif

@@ -1,0 +1,401 @@
+/*
+ * test_loop_fd.c: fd readiness and socket helpers of the event loop
+ * (include/concur/loop.h): cc_wait_fd with deadlines, several tasks on one fd,
+ * a reader and a writer on one socket, a TCP echo server with one task per
+ * connection.
+ */
+#include "testutil.h"
+
+#include "http_mini.h"
+#include "loop_helpers.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ---- fds --------------------------------------------------------------- */
+
+struct fd_run {
+    int p[2];           /* a non-blocking pipe */
+    int timed_out;      /* cc_wait_fd on the empty pipe */
+    int64_t waited;     /* how long that took, ns */
+    int ready;          /* cc_wait_fd once a thread wrote */
+    long echoed;        /* bytes a reader task got from a writer task */
+    int second;         /* a second waiter on the same fd */
+    int duplex_r;       /* a reader and a writer task on one socket: */
+    int duplex_w;       /* what each one's cc_wait_fd returned */
+};
+
+static void *write_later(void *arg)
+{
+    cc_sleep(10 * CC_MSEC);
+    if (write(((struct fd_run *)arg)->p[1], "x", 1) != 1)
+        abort();
+    return NULL;
+}
+
+static int second_waiter(void *arg, void **result)
+{
+    struct fd_run *f = arg;
+    f->second = cc_wait_fd(f->p[0], POLLIN, cc_deadline_in(60 * CC_SEC));
+    return 0;
+}
+
+static int duplex_reader(void *arg, void **result)
+{
+    void **a = arg; /* the fd_run and the socket pair */
+    struct fd_run *f = a[0];
+    int *s = a[1];
+    f->duplex_r = cc_wait_fd(s[0], POLLIN, cc_deadline_in(60 * CC_SEC));
+    return 0;
+}
+
+/* A reader waits on s[0]; a writer waits on s[0] too (ready at once), and
+ * only then makes s[0] readable: the fd's re-arming must keep the reader. */
+static int duplex(struct fd_run *f)
+{
+    int s[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, s))
+        return -errno;
+    cc_future *r;
+    void *a[2] = {f, s};
+    cc_spawn(duplex_reader, a, &r);
+    cc_yield(); /* the reader parks */
+    f->duplex_w = cc_wait_fd(s[0], POLLOUT, cc_deadline_in(60 * CC_SEC));
+    cc_yield();
+    int err = write(s[1], "z", 1) == 1 ? cc_future_wait(r, CC_FOREVER) : -EIO;
+    cc_future_release(r);
+    close(s[0]);
+    close(s[1]);
+    return err;
+}
+
+static int pipe_writer(void *arg, void **result)
+{
+    int fd = *(int *)arg;
+    char buf[4096];
+    memset(buf, 'y', sizeof buf);
+    for (int i = 0; i < 64; i++) /* 256 KiB: fills the pipe many times */
+        for (size_t off = 0; off < sizeof buf;) {
+            ssize_t n = cc_write(fd, buf + off, sizeof buf - off, CC_FOREVER);
+            if (n < 0)
+                return (int)n;
+            off += (size_t)n;
+        }
+    close(fd);
+    return 0;
+}
+
+static int fd_main(void *arg, void **result)
+{
+    struct fd_run *f = arg;
+    int64_t t0 = cc_now();
+    f->timed_out = cc_wait_fd(f->p[0], POLLIN, cc_deadline_in(20 * CC_MSEC));
+    f->waited = cc_now() - t0;
+    cc_thread *t = start(write_later, f);
+    cc_spawn(second_waiter, f, NULL);
+    f->ready = cc_wait_fd(f->p[0], POLLIN, cc_deadline_in(60 * CC_SEC));
+    join(t);
+    char c;
+    if (read(f->p[0], &c, 1) != 1)
+        return -EIO;
+    cc_future *w;
+    cc_spawn(pipe_writer, &f->p[1], &w);
+    char buf[1000];
+    ssize_t n;
+    while ((n = cc_read(f->p[0], buf, sizeof buf, CC_FOREVER)) > 0)
+        f->echoed += n;
+    int r = cc_future_result(w, CC_FOREVER, NULL);
+    cc_future_release(w);
+    if (n < 0 || r < 0)
+        return n < 0 ? (int)n : r;
+    return duplex(f);
+}
+
+static void test_wait_fd_pipe(void **state)
+{
+    (void)state;
+    struct fd_run f = {0};
+    assert_int_equal(pipe2(f.p, O_CLOEXEC | O_NONBLOCK), 0);
+    assert_int_equal(cc_loop_run(fd_main, &f, NULL), 0);
+    assert_int_equal(f.timed_out, -ETIMEDOUT);
+    assert_true(f.waited >= 20 * CC_MSEC);
+    assert_true(f.ready & POLLIN);
+    assert_true(f.second & POLLIN);
+    assert_int_equal(f.duplex_w, POLLOUT);
+    assert_int_equal(f.duplex_r, POLLIN);
+    assert_int_equal(f.echoed, 64 * 4096);
+    close(f.p[0]);
+    /* Outside a loop it polls: a deadline still holds. */
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(cc_wait_fd(p[0], POLLIN, cc_deadline_in(CC_MSEC)),
+                     -ETIMEDOUT);
+    assert_int_equal(cc_wait_fd(p[1], POLLOUT, CC_NOWAIT), POLLOUT);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* ---- a closed fd whose number comes back ---------------------------------- */
+
+struct reuse_run {
+    int first;     /* wait on the first pipe (readable) */
+    int same_fd;   /* the second pipe got the same number */
+    int second;    /* wait on the second, empty pipe: must time out */
+    int third;     /* and once written */
+};
+
+static int reuse_main(void *arg, void **result)
+{
+    struct reuse_run *r = arg;
+    int p[2], q[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) || write(p[1], "a", 1) != 1)
+        return -errno;
+    r->first = cc_wait_fd(p[0], POLLIN, cc_deadline_in(60 * CC_SEC));
+    close(p[0]); /* its registration, fired and silent, goes with it */
+    close(p[1]);
+    if (pipe2(q, O_CLOEXEC | O_NONBLOCK))
+        return -errno;
+    r->same_fd = q[0] == p[0];
+    r->second = cc_wait_fd(q[0], POLLIN, cc_deadline_in(5 * CC_MSEC));
+    if (write(q[1], "b", 1) != 1)
+        return -errno;
+    r->third = cc_wait_fd(q[0], POLLIN, cc_deadline_in(60 * CC_SEC));
+    close(q[0]);
+    close(q[1]);
+    return 0;
+}
+
+static void test_fd_number_reused(void **state)
+{
+    (void)state;
+    struct reuse_run r = {0};
+    assert_int_equal(cc_loop_run(reuse_main, &r, NULL), 0);
+    assert_int_equal(r.first, POLLIN);
+    assert_true(r.same_fd);
+    assert_int_equal(r.second, -ETIMEDOUT);
+    assert_int_equal(r.third, POLLIN);
+}
+
+/* ---- sockets: an echo server, one task per connection --------------------- */
+
+enum { CLIENTS = 50, MSG = 20000 };
+
+struct echo_run {
+    int listener;            /* non-blocking, on 127.0.0.1 */
+    struct sockaddr_in addr; /* where it listens */
+    long ok;                 /* clients that got their bytes back intact */
+    int errors;              /* failed calls */
+};
+
+static int echo_conn(void *arg, void **result)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[4096];
+    ssize_t n;
+    while ((n = cc_read(fd, buf, sizeof buf, cc_deadline_in(60 * CC_SEC))) > 0)
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = cc_write(fd, buf + off, n - off, CC_FOREVER);
+            if (w < 0) {
+                close(fd);
+                return (int)w;
+            }
+            off += w;
+        }
+    close(fd);
+    return (int)n;
+}
+
+static int echo_server(void *arg, void **result)
+{
+    struct echo_run *e = arg;
+    for (int i = 0; i < CLIENTS; i++) {
+        int fd = cc_accept(e->listener, cc_deadline_in(60 * CC_SEC));
+        if (fd < 0 || cc_spawn(echo_conn, (void *)(intptr_t)fd, NULL) < 0) {
+            e->errors++;
+            return fd;
+        }
+    }
+    return 0;
+}
+
+static int client_io(int fd, int id)
+{
+    static __thread char out[MSG], in[MSG];
+    memset(out, 'a' + id % 26, sizeof out);
+    size_t sent = 0, got = 0;
+    while (got < MSG) { /* interleave, or both sides' buffers fill up */
+        if (sent < MSG) {
+            ssize_t w = cc_send(fd, out + sent, MSG - sent > 1000 ? 1000
+                                : MSG - sent, 0, CC_FOREVER);
+            if (w < 0)
+                return (int)w;
+            sent += (size_t)w;
+        }
+        ssize_t r = cc_recv(fd, in + got, MSG - got, 0,
+                            cc_deadline_in(60 * CC_SEC));
+        if (r <= 0)
+            return r < 0 ? (int)r : -EPIPE;
+        got += (size_t)r;
+    }
+    return memcmp(in, out, MSG) == 0 ? 0 : -EIO;
+}
+
+static int echo_client(void *arg, void **result)
+{
+    struct echo_run *e = arg;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int r = cc_connect(fd, (struct sockaddr *)&e->addr, sizeof e->addr,
+                       cc_deadline_in(60 * CC_SEC));
+    if (r == 0)
+        r = client_io(fd, (int)(intptr_t)cc_task_current() & 0xff);
+    close(fd);
+    if (r == 0)
+        e->ok++;
+    else
+        e->errors++;
+    return r;
+}
+
+static int echo_main(void *arg, void **result)
+{
+    struct echo_run *e = arg;
+    cc_spawn(echo_server, e, NULL);
+    for (int i = 0; i < CLIENTS; i++)
+        cc_spawn(echo_client, e, NULL);
+    return 0;
+}
+
+static void test_socket_echo(void **state)
+{
+    (void)state;
+    struct echo_run e = {0};
+    e.listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(e.listener >= 0);
+    e.addr.sin_family = AF_INET;
+    e.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof e.addr;
+    assert_int_equal(bind(e.listener, (struct sockaddr *)&e.addr, len), 0);
+    assert_int_equal(getsockname(e.listener, (struct sockaddr *)&e.addr, &len), 0);
+    assert_int_equal(listen(e.listener, CLIENTS), 0);
+    assert_int_equal(cc_loop_run(echo_main, &e, NULL), 0);
+    assert_int_equal(e.errors, 0);
+    assert_int_equal(e.ok, CLIENTS);
+    close(e.listener);
+}
+
+
+/* ---- socket errors: a closed peer, a refused connection, a timeout ---------- */
+
+struct sock_errors {
+    int send_closed;   /* cc_send to a closed peer */
+    int refused;       /* cc_connect to a port nobody listens on */
+    int recv_timeout;  /* cc_recv with nothing to read */
+};
+
+static int sock_errors_main(void *arg, void **result)
+{
+    struct sock_errors *e = arg;
+    int s[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, s))
+        return -errno;
+    char c;
+    e->recv_timeout = (int)cc_recv(s[0], &c, 1, 0, cc_deadline_in(CC_MSEC));
+    close(s[1]);
+    e->send_closed = (int)cc_send(s[0], "x", 1, 0, CC_FOREVER);
+    close(s[0]);
+    /* A port that was just free: bind, read it, close, then connect. */
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (bind(l, (struct sockaddr *)&a, len) ||
+        getsockname(l, (struct sockaddr *)&a, &len))
+        return -errno;
+    close(l);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    e->refused = cc_connect(fd, (struct sockaddr *)&a, sizeof a,
+                            cc_deadline_in(60 * CC_SEC));
+    close(fd);
+    return 0;
+}
+
+static void test_socket_errors(void **state)
+{
+    (void)state;
+    struct sock_errors e = {0};
+    assert_int_equal(cc_loop_run(sock_errors_main, &e, NULL), 0);
+    assert_int_equal(e.recv_timeout, -ETIMEDOUT);
+    assert_int_equal(e.send_closed, -EPIPE);
+    assert_int_equal(e.refused, -ECONNREFUSED);
+}
+
+/* ---- 200 HTTP GETs, one task each, against a server that waits 10 ms ------- */
+
+enum { GETS = 200 };
+
+struct gets_run {
+    struct http_server server; /* in the same loop */
+    long correct;              /* answers with the right body */
+    int errors;                /* failed GETs */
+};
+
+struct get_task {
+    struct gets_run *run; /* shared */
+    int i;                /* which GET */
+};
+
+static int get_one(void *arg, void **result)
+{
+    struct get_task *g = arg;
+    char path[32], body[64];
+    snprintf(path, sizeof path, "/item/%d", g->i);
+    int r = http_get(&g->run->server.addr, path, body, sizeof body);
+    if (r == 0 && strcmp(body, path) == 0)
+        g->run->correct++;
+    else
+        g->run->errors++;
+    return 0;
+}
+
+static int gets_main(void *arg, void **result)
+{
+    struct gets_run *run = arg;
+    static struct get_task gs[GETS];
+    cc_spawn(http_serve, &run->server, NULL);
+    for (int i = 0; i < GETS; i++) {
+        gs[i] = (struct get_task){run, i};
+        cc_spawn(get_one, &gs[i], NULL);
+    }
+    return 0;
+}
+
+static void test_io_bound_200_gets(void **state)
+{
+    (void)state;
+    struct gets_run run = {.server = {.delay_ns = 10 * CC_MSEC,
+                                      .connections = GETS}};
+    assert_int_equal(http_listen(&run.server), 0);
+    assert_int_equal(cc_loop_run(gets_main, &run, NULL), 0);
+    close(run.server.listener);
+    assert_int_equal(run.errors, 0);
+    assert_int_equal(run.correct, GETS);
+    /* The waits overlapped: one loop served many requests at once. */
+    assert_true(run.server.max_inflight > 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CC_TEST(test_wait_fd_pipe),
+        CC_TEST(test_fd_number_reused),
+        CC_TEST(test_socket_echo),
+        CC_TEST(test_socket_errors),
+        CC_TEST(test_io_bound_200_gets),
+    };
+    return CC_RUN_TESTS(tests);
+}
