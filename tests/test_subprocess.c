@@ -522,23 +522,38 @@ static void communicate_child_never_reads_input(void **state)
 
 /* As Python: a timed-out communicate leaves the child running and keeps what
  * was read; calling it again goes on. */
+/* The child answers "abc", then holds on until the test creates a flag file:
+ * communicate times out (however slow the machine) and resumes. */
 static void communicate_times_out_and_resumes(void **state)
 {
+    char flag[] = "/tmp/concur-test-flag-XXXXXX", script[256];
+    int fd = mkstemp(flag);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(flag);
+    snprintf(script, sizeof script,
+             "head -c 3; echo; while [ ! -e %s ]; do sleep 0.01; done; cat", flag);
     cc_spawn_options o = {.stdin_io = pipe_io, .stdout_io = pipe_io};
     cc_process *p;
-    char *argv[] = {"sh", "-c", "head -c 3; echo; sleep 0.3; cat", NULL};
+    char *argv[] = {"sh", "-c", script, NULL};
     assert_int_equal(cc_process_spawn(&p, argv, &o), 0);
     cc_bytes out = {0};
-    int64_t t0 = cc_now();
-    int r = cc_process_communicate(p, "abcdef", 6,
-                                   cc_deadline_in(100 * CC_MSEC), &out, NULL);
-    assert_int_equal(r, -ETIMEDOUT);
-    assert_true(cc_now() - t0 >= 100 * CC_MSEC);
+    for (int i = 0; i < 1000 && out.len < 4; i++) {
+        int64_t t0 = cc_now();
+        int r = cc_process_communicate(p, "abcdef", 6,
+                                       cc_deadline_in(20 * CC_MSEC), &out, NULL);
+        assert_int_equal(r, -ETIMEDOUT);
+        assert_true(cc_now() - t0 >= 20 * CC_MSEC); /* never early */
+    }
     assert_int_equal(cc_process_poll(p, NULL), -EAGAIN); /* not killed */
     assert_string_equal(out.data, "abc\n");
+    fd = open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
     assert_int_equal(
         cc_process_communicate(p, "abcdef", 6, CC_FOREVER, &out, NULL), 0);
     assert_string_equal(out.data, "abc\ndef");
+    unlink(flag);
     cc_bytes_free(&out);
     cc_process_free(p);
 }
