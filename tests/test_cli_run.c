@@ -281,9 +281,8 @@ static void errors_exit_255_with_a_message(void **state)
     expect_error("$C run ::: a b", "no command");
     expect_error("$C run", "no command");
     expect_error("$C run echo :::: /nonexistent", "cannot open input file '/nonexistent'");
-    expect_error("$C run -j abc echo ::: a", "'abc' is not a positive integer");
-    expect_error("$C run -j -3 echo ::: a", "'-3' is not a positive integer");
-    expect_error("$C run -j 0 echo ::: a", "not supported yet");
+    expect_error("$C run -j abc echo ::: a", "'abc' is not N, N%, +N, -N or 0");
+    expect_error("$C run -j 1x% echo ::: a", "is not N, N%");
     expect_error("$C run -j", "needs a value");
     expect_error("$C frobnicate", "unknown subcommand 'frobnicate'");
     expect_error("$C", "Usage");

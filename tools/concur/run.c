@@ -3,19 +3,19 @@
  *
  * DESIGN. One thread does everything, in a loop: start jobs while fewer than
  * -j run (reading the next input only then, so inputs are read lazily), then
- * sleep in epoll_wait on the pidfds of the running jobs, reap those that
- * ended and print their output whole (output.c). Each running job sits in a
- * slot (0..j-1, {%} is slot + 1); the slot's index is the epoll cookie. With
- * -k, a job that ends before its turn is held in a ring indexed by sequence
+ * sleep in epoll_wait on the pidfds of the running jobs (until the next
+ * --timeout step is due, if any), reap those that ended and print their
+ * output whole (job_end.c, output.c). Each running job sits in a slot
+ * (0..j-1, {%} is slot + 1); the slot's index is the epoll cookie. With -k,
+ * a job that ends before its turn is held in a ring indexed by sequence
  * number, keeping its output files only if it wrote something; the ring's
  * size and a cap on held outputs bound what waiting for a slow job may cost:
  * at the cap, no new job starts until the slow one ends. Per job, the runner
  * costs a spawn (no shell unless needed: template.c), one epoll_ctl, one
- * waitid and two fstat calls: every buffer and output file is reused.
+ * waitid and two fstat calls: every buffer and output file is reused; what
+ * only some options need (a clock, the command line) is done only for them.
  */
-#include "run.h"
-
-#include <concur/subprocess.h>
+#include "runner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +25,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* -k: at most this many ended jobs wait for their turn with output files. */
@@ -38,42 +39,6 @@
 #define SIGNAL_GRACE (2 * CC_SEC)
 /* fds we keep for ourselves beyond the jobs' (stdio, epoll, /dev/null...). */
 #define FD_RESERVE 64
-
-/* A slot: one running job. */
-typedef struct job {
-    cc_process *proc; /* the child; NULL while the slot is free */
-    outpair *out;     /* where its stdout and stderr go */
-    long seq;         /* its sequence number ({#}), from 1 */
-} job;
-
-/* -k: a job that ended before its turn to print. */
-typedef struct held {
-    outpair *out; /* its output, or NULL when it wrote nothing */
-    bool done;    /* it ended: print it when its turn comes */
-} held;
-
-/* Everything one run needs. */
-typedef struct runner {
-    run_opts *o;      /* the options and inputs */
-    tmpl t;           /* the command template */
-    expansion x;      /* the current job's command, reused */
-    outpool pool;     /* output files, reused */
-    job *slots;       /* the slots, grown up to o->jobs */
-    long nslots;      /* slots allocated */
-    long free_hint;   /* no free slot below this index */
-    long running;     /* jobs running */
-    int epfd;         /* epoll over the running jobs' pidfds */
-    int devnull;      /* every job's stdin (as GNU parallel's) */
-    int sigfd;        /* signalfd of SIGINT, SIGTERM, SIGHUP */
-    long next_seq;    /* the sequence number of the next job */
-    long next_print;  /* -k: the job whose output is printed next */
-    held *ring;       /* -k: held jobs, at seq % span */
-    long span;        /* -k: ring entries */
-    long held_outs;   /* -k: held jobs that keep output files */
-    long failed;      /* jobs that failed (exit status != 0, signal) */
-    bool input_done;  /* no input left (or reading it failed) */
-    bool error;       /* an error of our own: exit 255 */
-} runner;
 
 /* Make room for every job's three fds; fewer jobs if the limit is too low. */
 static void fit_fd_limit(runner *r)
@@ -123,73 +88,6 @@ static long take_slot(runner *r)
     return i;
 }
 
-static void free_slot(runner *r, long i)
-{
-    r->slots[i] = (job){0};
-    if (i < r->free_hint)
-        r->free_hint = i;
-}
-
-/* Print the output of a job (and, with -k, of those waiting behind it). */
-static void print_output(runner *r, outpair *out)
-{
-    if (!outpair_empty(out))
-        outpair_flush(&r->pool, out);
-    outpool_put(&r->pool, out);
-}
-
-static void print_held(runner *r)
-{
-    for (;;) {
-        held *h = &r->ring[r->next_print % r->span];
-        if (!h->done)
-            return;
-        if (h->out) {
-            outpair_flush(&r->pool, h->out);
-            outpool_put(&r->pool, h->out);
-            r->held_outs--;
-        }
-        *h = (held){0};
-        r->next_print++;
-    }
-}
-
-static void hold(runner *r, long seq, outpair *out)
-{
-    held *h = &r->ring[seq % r->span];
-    h->done = true;
-    if (outpair_empty(out)) {
-        outpool_put(&r->pool, out);
-        return;
-    }
-    h->out = out;
-    r->held_outs++;
-}
-
-/* Job `seq` ended: count it, then print its output now or hold it (-k). */
-static void job_ended(runner *r, long seq, outpair *out, bool failed)
-{
-    r->failed += failed;
-    if (r->o->keep_order && seq != r->next_print) {
-        hold(r, seq, out);
-        return;
-    }
-    print_output(r, out);
-    if (r->o->keep_order) {
-        r->next_print++;
-        print_held(r);
-    }
-}
-
-/* A job that could not start: its message goes with its output. */
-static void job_failed_to_start(runner *r, long seq, outpair *out, const char *what,
-                                int err)
-{
-    dprintf(out->fd[1], "concur run: %s: %s\n", what,
-            err == -ENOENT ? "command not found" : strerror(-err));
-    job_ended(r, seq, out, true);
-}
-
 /* A program the kernel does not run (a script without #!) is run by /bin/sh,
  * as a shell (and so GNU parallel) would. */
 static int spawn_script(job *j, char **argv, int argc, const cc_spawn_options *so)
@@ -202,12 +100,13 @@ static int spawn_script(job *j, char **argv, int argc, const cc_spawn_options *s
     return err;
 }
 
-static int spawn_job(runner *r, job *j)
+/* Start r->x (the command of job j) in j. */
+int spawn_job(runner *r, job *j)
 {
     cc_spawn_options so = {
         .stdin_io = {CC_STDIO_FD, r->devnull},
-        .stdout_io = {CC_STDIO_FD, j->out->fd[0]},
-        .stderr_io = {CC_STDIO_FD, j->out->fd[1]},
+        .stdout_io = {CC_STDIO_FD, j->out ? j->out->fd[0] : STDOUT_FILENO},
+        .stderr_io = {CC_STDIO_FD, j->out ? j->out->fd[1] : STDERR_FILENO},
     };
     char **argv = r->x.argv;
     char *exe = NULL;
@@ -217,6 +116,9 @@ static int spawn_job(runner *r, job *j)
             return -ENOENT;
         argv[0] = exe;
     }
+    j->attempts++;
+    if (r->timed || r->joblog)
+        j->start = cc_now();
     int err = cc_process_spawn(&j->proc, argv, &so);
     if (err == -ENOEXEC && !r->t.shell)
         err = spawn_script(j, argv, r->x.argc, &so);
@@ -224,7 +126,7 @@ static int spawn_job(runner *r, job *j)
     return err;
 }
 
-static void watch(runner *r, long i)
+void watch(runner *r, long i)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i};
     if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, cc_process_pidfd(r->slots[i].proc), &ev) < 0) {
@@ -233,14 +135,40 @@ static void watch(runner *r, long i)
     }
 }
 
-/* Start the job for the current input. */
-static void start_job(runner *r)
+/* What only some options need: the command line, the values, the tag. */
+static void note_job(runner *r, job *j, long slot)
 {
-    long seq = r->next_seq++;
+    inputs *in = &r->o->in;
+    if (r->keep_cmdline) {
+        expansion_format(&r->t, &r->x, &r->scratch);
+        j->cmdline = xstrdup(r->scratch.data);
+    }
+    if (r->joblog) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        j->start_real = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    }
+    if (r->o->retries > 1) {
+        j->nvals = in->nvals;
+        j->vals = xmalloc((size_t)(in->nvals + 1) * sizeof *j->vals);
+        for (int k = 0; k < in->nvals; k++)
+            j->vals[k] = xstrdup(in->vals[k]);
+    }
+    if (r->o->tag && j->out) {
+        expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, j->seq, slot,
+                      &r->scratch);
+        j->out->tag = xstrdup(r->scratch.data);
+    }
+}
+
+/* Start the job for the current input. */
+static void start_job(runner *r, long seq)
+{
     long i = take_slot(r);
     job *j = &r->slots[i];
-    tmpl_expand(&r->t, r->o->in.cur, seq, i + 1, &r->x);
-    int err = outpool_get(&r->pool, &j->out);
+    inputs *in = &r->o->in;
+    tmpl_expand(&r->t, in->vals, in->nvals, seq, i + 1, &r->x);
+    int err = r->o->out == OUT_GROUP ? outpool_get(&r->pool, &j->out) : 0;
     if (err < 0) {
         fprintf(stderr, "concur run: cannot create an output file: %s\n", strerror(-err));
         r->error = r->input_done = true;
@@ -248,15 +176,16 @@ static void start_job(runner *r)
         return;
     }
     j->seq = seq;
+    r->started++;
+    note_job(r, j, i + 1);
     const char *name = r->x.text.data + (r->t.shell ? 0 : r->x.offs[0]);
     err = spawn_job(r, j);
     if (err < 0) {
-        outpair *out = j->out;
-        free_slot(r, i);
-        job_failed_to_start(r, seq, out, name, err);
+        job_failed_to_start(r, i, name, err);
         return;
     }
     watch(r, i);
+    arm_timeout(r, j);
     r->running++;
 }
 
@@ -272,23 +201,12 @@ static void fill(runner *r)
             r->input_done = true;
             return;
         }
-        start_job(r);
+        long seq = r->next_seq++;
+        if (r->skip && resume_skips(r, seq))
+            skip_job(r, seq);
+        else
+            start_job(r, seq);
     }
-}
-
-/* The job in slot i ended (its pidfd is readable): reap it. */
-static void reap(runner *r, long i)
-{
-    job *j = &r->slots[i];
-    int code;
-    if (cc_process_poll(j->proc, &code) < 0)
-        return; /* not yet: a spurious wakeup */
-    cc_process_free(j->proc); /* closes the pidfd: epoll forgets it */
-    long seq = j->seq;
-    outpair *out = j->out;
-    free_slot(r, i);
-    r->running--;
-    job_ended(r, seq, out, code != 0);
 }
 
 /*
@@ -340,7 +258,7 @@ static int watch_signals(runner *r)
 static void wait_jobs(runner *r)
 {
     struct epoll_event ev[64];
-    int n = epoll_wait(r->epfd, ev, 64, -1);
+    int n = epoll_wait(r->epfd, ev, 64, r->timed ? next_due_ms(r) : -1);
     if (n < 0 && errno != EINTR) {
         fprintf(stderr, "concur run: epoll_wait: %s\n", strerror(errno));
         exit(RUN_EXIT_ERROR);
@@ -350,14 +268,17 @@ static void wait_jobs(runner *r)
             die_of_signal(r);
     for (int k = 0; k < n; k++)
         reap(r, (long)ev[k].data.u64);
+    if (r->timed)
+        run_due(r);
 }
 
 static int dry_run(runner *r)
 {
     int got;
-    while ((got = inputs_next(&r->o->in)) > 0) {
+    inputs *in = &r->o->in;
+    while ((got = inputs_next(in)) > 0) {
         long seq = r->next_seq++;
-        tmpl_expand(&r->t, r->o->in.cur, seq, (seq - 1) % r->o->jobs + 1, &r->x);
+        tmpl_expand(&r->t, in->vals, in->nvals, seq, (seq - 1) % r->o->jobs + 1, &r->x);
         expansion_print(&r->t, &r->x, stdout);
     }
     if (got < 0)
@@ -365,13 +286,14 @@ static int dry_run(runner *r)
     return got < 0 ? RUN_EXIT_ERROR : 0;
 }
 
-static int runner_init(runner *r, run_opts *o)
+static int tmpl_sources(const run_opts *o)
 {
-    *r = (runner){.o = o, .next_seq = 1, .next_print = 1, .epfd = -1, .devnull = -1,
-                  .sigfd = -1};
-    tmpl_init(&r->t, o->cmd, o->ncmd, o->in.nsrc);
-    if (o->dry_run)
-        return 0;
+    return o->in.has_colsep ? 1 << 20 : o->in.nsrc; /* columns: any number */
+}
+
+static int runner_setup(runner *r)
+{
+    run_opts *o = r->o;
     fit_fd_limit(r);
     r->epfd = epoll_create1(EPOLL_CLOEXEC);
     r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -385,7 +307,23 @@ static int runner_init(runner *r, run_opts *o)
         r->ring = xmalloc((size_t)r->span * sizeof *r->ring);
         memset(r->ring, 0, (size_t)r->span * sizeof *r->ring);
     }
-    return 0;
+    return o->joblog ? joblog_open(r) : 0;
+}
+
+static int runner_init(runner *r, run_opts *o)
+{
+    *r = (runner){.o = o, .next_seq = 1, .next_print = 1, .epfd = -1, .devnull = -1,
+                  .sigfd = -1};
+    tmpl_init(&r->t, o->cmd, o->ncmd, tmpl_sources(o));
+    if (o->out == OUT_UNGROUP)
+        o->keep_order = false; /* output is not held: there is no order */
+    r->timed = o->timeout > 0 || o->timeout_pct > 0;
+    r->keep_cmdline = o->joblog || r->timed || o->halt_when != HALT_NEVER;
+    if (o->halt_pct > 0)
+        r->total = inputs_total(&o->in);
+    if (o->resume != RESUME_NONE && resume_load(r) < 0)
+        return -1;
+    return o->dry_run ? 0 : runner_setup(r);
 }
 
 static void runner_free(runner *r)
@@ -393,8 +331,13 @@ static void runner_free(runner *r)
     tmpl_free(&r->t);
     expansion_free(&r->x);
     outpool_free(&r->pool);
+    sb_free(&r->scratch);
     free(r->slots);
     free(r->ring);
+    free(r->skip);
+    free(r->runtimes);
+    if (r->joblog)
+        fclose(r->joblog);
     if (r->epfd >= 0)
         close(r->epfd);
     if (r->devnull >= 0)
@@ -415,10 +358,7 @@ int run_jobs(run_opts *o)
     }
     for (fill(&r); r.running > 0; fill(&r))
         wait_jobs(&r);
-    if (r.error || r.pool.write_err)
-        status = RUN_EXIT_ERROR;
-    else
-        status = r.failed > RUN_EXIT_MAX_FAILED - 1 ? RUN_EXIT_MAX_FAILED : (int)r.failed;
+    status = run_status(&r);
 out:
     runner_free(&r);
     return status;

@@ -362,18 +362,18 @@ static void put_number(expansion *x, long n)
 }
 
 /* {} with several sources: each value, as its own word (as GNU parallel). */
-static void put_rep(const tmpl *t, const rep *r, const char *const *vals, long seq,
-                    long slot, expansion *x)
+static void put_rep(const tmpl *t, const rep *r, const char *const *vals, int nvals,
+                    long seq, long slot, expansion *x)
 {
     if (r->kind == REP_SEQ || r->kind == REP_SLOT) {
         put_number(x, r->kind == REP_SEQ ? seq : slot);
         return;
     }
     if (r->src) {
-        put_value(t, r->kind, vals[r->src - 1], x);
+        put_value(t, r->kind, r->src <= nvals ? vals[r->src - 1] : "", x);
         return;
     }
-    for (int i = 0; i < t->nsrc; i++) {
+    for (int i = 0; i < nvals; i++) {
         if (i) {
             word_end(t, x);
             word_begin(t, x);
@@ -382,8 +382,8 @@ static void put_rep(const tmpl *t, const rep *r, const char *const *vals, long s
     }
 }
 
-static void expand_word(const tmpl *t, const char *w, const char *const *vals, long seq,
-                        long slot, expansion *x)
+static void expand_word(const tmpl *t, const char *w, const char *const *vals,
+                        int nvals, long seq, long slot, expansion *x)
 {
     word_begin(t, x);
     const char *lit = w;
@@ -395,7 +395,7 @@ static void expand_word(const tmpl *t, const char *w, const char *const *vals, l
             continue;
         }
         sb_put(&x->text, lit, (size_t)(p - lit));
-        put_rep(t, &r, vals, seq, slot, x);
+        put_rep(t, &r, vals, nvals, seq, slot, x);
         p += n;
         lit = p;
     }
@@ -425,14 +425,14 @@ static void finish_argv(const tmpl *t, expansion *x)
         x->argv[0] = t->exe;
 }
 
-void tmpl_expand(const tmpl *t, const char *const *vals, long seq, long slot,
-                 expansion *x)
+void tmpl_expand(const tmpl *t, const char *const *vals, int nvals, long seq,
+                 long slot, expansion *x)
 {
     x->text.len = 0;
     x->argc = 0;
     for (int i = 0; i < t->nwords; i++)
-        expand_word(t, t->words[i], vals, seq, slot, x);
-    for (int i = 0; !t->has_rep && i < t->nsrc; i++) {
+        expand_word(t, t->words[i], vals, nvals, seq, slot, x);
+    for (int i = 0; !t->has_rep && i < nvals; i++) {
         word_begin(t, x);
         put_value(t, REP_VALUE, vals[i], x);
         word_end(t, x);
@@ -440,20 +440,57 @@ void tmpl_expand(const tmpl *t, const char *const *vals, long seq, long slot,
     finish_argv(t, x);
 }
 
-void expansion_print(const tmpl *t, const expansion *x, FILE *f)
+void expansion_format(const tmpl *t, const expansion *x, strbuf *line)
 {
+    line->len = 0;
+    sb_puts(line, "");
     if (t->shell) {
-        fprintf(f, "%s\n", x->text.data);
+        sb_puts(line, x->text.data);
         return;
     }
-    strbuf line = {0};
     for (int i = 0; i < x->argc; i++) {
         if (i)
-            sb_putc(&line, ' ');
-        shell_quote(&line, x->text.data + x->offs[i]);
+            sb_putc(line, ' ');
+        shell_quote(line, x->text.data + x->offs[i]);
     }
+}
+
+void expansion_print(const tmpl *t, const expansion *x, FILE *f)
+{
+    strbuf line = {0};
+    expansion_format(t, x, &line);
     fprintf(f, "%s\n", line.data);
     sb_free(&line);
+}
+
+void expand_string(const char *s, int nsrc, const char *const *vals, int nvals,
+                   long seq, long slot, strbuf *out)
+{
+    out->len = 0;
+    sb_puts(out, "");
+    for (const char *p = s; *p;) {
+        rep r;
+        size_t n = match_rep(p, nsrc, &r);
+        if (!n) {
+            sb_putc(out, *p++);
+            continue;
+        }
+        if (r.kind == REP_SEQ || r.kind == REP_SLOT) {
+            char buf[24];
+            sb_put(out, buf, (size_t)snprintf(buf, sizeof buf, "%ld",
+                                              r.kind == REP_SEQ ? seq : slot));
+        }
+        for (int i = 0; i < nvals && r.kind != REP_SEQ && r.kind != REP_SLOT; i++) {
+            if (r.src && i != r.src - 1)
+                continue;
+            if (!r.src && i)
+                sb_putc(out, ' ');
+            size_t len;
+            const char *v = transform(r.kind, vals[i], &len);
+            sb_put(out, v, len);
+        }
+        p += n;
+    }
 }
 
 void expansion_free(expansion *x)
