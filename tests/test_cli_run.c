@@ -354,7 +354,7 @@ static void dry_run_prints_commands(void **state)
 {
     expect("$C run --dry-run -k echo {} ::: 'a b' c", 0, "echo 'a b'\necho c\n");
     expect("$C run --dry-run 'echo {} | cat' ::: \"it's\"", 0,
-           "echo 'it'\\''s' | cat\n");
+           "echo 'it'\"'\"'s' | cat\n");
 }
 
 /* ---- GNU parallel, side by side ---------------------------------------------- */

@@ -204,7 +204,8 @@ static bool quote_safe(char c)
 }
 
 /* As GNU parallel: words of safe characters stay bare, others are put in single
- * quotes, where only ' itself needs care: it becomes '\''. */
+ * quotes, where only ' itself needs care: it becomes '"'"'; a '' left at
+ * either end is dropped ("'" gives "'" rather than ''"'"''). */
 static void shell_quote_n(strbuf *sb, const char *s, size_t n)
 {
     size_t safe = 0;
@@ -214,14 +215,21 @@ static void shell_quote_n(strbuf *sb, const char *s, size_t n)
         sb_put(sb, s, n);
         return;
     }
+    size_t begin = sb->len;
     sb_putc(sb, '\'');
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '\'')
-            sb_put(sb, "'\\''", 4);
+            sb_put(sb, "'\"'\"'", 5);
         else
             sb_putc(sb, s[i]);
     }
     sb_putc(sb, '\'');
+    if (sb->len - begin > 4 && sb->data[sb->len - 2] == '\'' && sb->data[sb->len - 3] == '"')
+        sb->len -= 2, sb->data[sb->len] = '\0';
+    if (sb->len - begin > 4 && sb->data[begin + 1] == '\'' && s[0] == '\'') {
+        memmove(sb->data + begin, sb->data + begin + 2, sb->len - begin - 2);
+        sb->len -= 2, sb->data[sb->len] = '\0';
+    }
 }
 
 void shell_quote(strbuf *sb, const char *s) { shell_quote_n(sb, s, strlen(s)); }
