@@ -281,6 +281,56 @@ static void halt_now_stops_running_jobs(void **state)
            0, "1\nnone left\n");
 }
 
+/* ---- several inputs per job, quoting, the shell ------------------------------ */
+
+static void multiple_args_as_gnu_parallel(void **state)
+{
+    static const dcase cases[] = {
+        {0, "seq 10", "-j3 -k -X echo", 0},
+        {0, "seq 10", "-j3 -k -m echo x{}y", 0},
+        {0, "seq 5", "-j1 -k -X echo x{}y {#}", 0},
+        {0, "seq 5", "-j1 -k -m printf '%s|' x{}y", 0},
+        {0, 0, "-k -N2 echo {1}-{2} '[{}]' ::: a b c", 0},
+        {0, 0, "-k -N2 echo ::: a b c", 0},
+        {0, 0, "-k -N2 echo {#} ::: a b c d e", 0},
+        {0, 0, "-k --max-args 3 'echo {3}; echo {}' ::: a b c d", 0},
+        {0, 0, "-j2 -k -m echo ::: a b c ::: 1 2", 0},
+        {0, "seq 3", "-k -N2 --colsep , echo {1}-{2}-{3}", 0},
+        {0, "seq 2000", "-j1 -k -X echo | wc -l", 0},
+    };
+    differ_all(cases, ARRAY_LEN(cases));
+}
+
+static void quote_as_gnu_parallel(void **state)
+{
+    static const dcase cases[] = {
+        {0, 0, "-q --dry-run echo 'a b' ::: c", 0},
+        {0, 0, "-q -k printf '%s|%s\\n' 'a b' ::: c", 0},
+        {0, 0, "-k -q sh -c 'echo \"$0\"' {} ::: 'x y' '$HOME'", 0},
+    };
+    differ_all(cases, ARRAY_LEN(cases));
+}
+
+static void shell_and_no_shell(void **state)
+{
+    expect("$C run --no-shell -k echo 'a|b' '$HOME' ::: 1", 0, "a|b $HOME 1\n");
+    expect("$C run --no-shell 'echo x' ::: 1; echo $?", 0, "1\n");
+    expect("$C run --shell -k echo ::: '$x' ; $C run --shell -k 'X=1; echo $X' ::: a", 0,
+           "$x\n1 a\n");
+    expect("$C run --shell --dry-run echo ::: 'a b'", 0, "echo 'a b'\n");
+}
+
+static void results_as_gnu_parallel(void **state)
+{
+    static const dcase cases[] = {
+        {"rm -rf res", 0,
+         "--results res -k 'printf \"%s\\n\" {1}; echo e{2} >&2' ::: '' 'a\\b' 'a/b'"
+         " 'x y' ::: 1 2",
+         "find res -type f | sort | while read f; do echo \"$f\"; cat \"$f\"; done"},
+    };
+    differ_all(cases, ARRAY_LEN(cases));
+}
+
 /* ---- errors ------------------------------------------------------------------- */
 
 static void option_errors(void **state)
@@ -288,7 +338,7 @@ static void option_errors(void **state)
     static const char *const bad[] = {
         "--halt sometime,fail=1", "--halt now,fail=x", "--halt now,fail=0%",
         "--timeout abc", "--termseq TERM,x", "--termseq BOGUS,1", "-d ab",
-        "--colsep '('", "--header x", "--resume", "--retries x", "-j x%",
+        "--colsep '('", "--header x", "--resume", "--retries x", "-j x%", "-N 0",
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         char script[128];
@@ -317,6 +367,10 @@ int main(void)
         TEST(timeout_kills_the_process_group),
         TEST(halt_as_gnu_parallel),
         TEST(halt_now_stops_running_jobs),
+        TEST(multiple_args_as_gnu_parallel),
+        TEST(quote_as_gnu_parallel),
+        TEST(shell_and_no_shell),
+        TEST(results_as_gnu_parallel),
         TEST(option_errors),
     };
     return CC_RUN_TESTS(tests);

@@ -24,7 +24,7 @@ int inputs_set_colsep(inputs *in, const char *re)
 
 /* Add a column: its bytes into colbuf, its offset into offs (pointers later,
  * as colbuf may move while it grows). */
-static void add_column(inputs *in, const char *s, size_t n)
+void add_column(inputs *in, const char *s, size_t n)
 {
     if ((size_t)in->nvals == in->offs_cap) {
         in->offs_cap = in->offs_cap ? 2 * in->offs_cap : 16;

@@ -12,7 +12,8 @@
  * stdin never sit in memory. Every other source is gone through once per
  * value of the ones before it, so it is read in full first (inputs_prepare).
  * With --colsep, each value of the tuple is split into columns; with
- * --header :, the first value of each source names its columns.
+ * --header :, the first value of each source names its columns. With -N,
+ * -X or -m, the values of several tuples make up one job's.
  */
 #include "run.h"
 
@@ -208,22 +209,46 @@ static int start(inputs *in)
     return r;
 }
 
-int inputs_next(inputs *in)
+/* The next tuple: 1, 0 at the end (and ever after), -errno. */
+static int next_tuple(inputs *in)
 {
+    if (in->ended)
+        return 0;
     int r = in->started ? advance(in) : start(in);
-    if (r <= 0)
-        return r;
-    if (!in->has_colsep) {
-        in->vals = in->cur;
-        in->nvals = in->nsrc;
-        return 1;
-    }
+    in->ended = r <= 0;
+    return r;
+}
+
+/* -N, -X, -m: several tuples make one job's values (columns, if --colsep). */
+static int next_group(inputs *in)
+{
     in->nvals = 0;
     in->colbuf.len = 0;
-    for (int i = 0; i < in->nsrc; i++)
-        split_columns(in, in->cur[i]);
+    long got = 0;
+    int r;
+    while ((r = next_tuple(in)) > 0) {
+        for (int i = 0; i < in->nsrc; i++)
+            if (in->has_colsep)
+                split_columns(in, in->cur[i]);
+            else
+                add_column(in, in->cur[i], strlen(in->cur[i]));
+        if (++got >= in->max_args || in->colbuf.len >= in->max_chars)
+            break;
+    }
+    if (r < 0 || got == 0)
+        return r;
     columns_done(in);
     return 1;
+}
+
+int inputs_next(inputs *in)
+{
+    if (in->has_colsep || in->max_args > 1)
+        return next_group(in);
+    int r = next_tuple(in);
+    in->vals = in->cur;
+    in->nvals = in->nsrc;
+    return r;
 }
 
 void inputs_free(inputs *in)

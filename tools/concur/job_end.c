@@ -29,6 +29,7 @@ void free_slot(runner *r, long i)
     for (int k = 0; j->vals && k < j->nvals; k++)
         free(j->vals[k]);
     free(j->vals);
+    free(j->resdir);
     *j = (job){0};
     if (i < r->free_hint)
         r->free_hint = i;
@@ -258,6 +259,9 @@ static void job_ended(runner *r, long i, int exitval, int sig)
     if (r->o->timeout_pct > 0)
         record_runtime(r, (double)(cc_now() - j->start) / CC_SEC);
     bool discard = r->halted && r->o->halt_when == HALT_NOW;
+    if (j->resdir && !discard)
+        results_save(r, j);
+    discard |= j->resdir != NULL; /* --results: saved, not printed */
     r->completed++;
     r->failed += failed;
     if (r->o->halt_when != HALT_NEVER && !r->halted)

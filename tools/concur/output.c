@@ -128,6 +128,8 @@ static int copy_file(int to, int from, off_t size)
     return 0;
 }
 
+int fd_copy_all(int to, int from) { return copy_file(to, from, file_size(from)); }
+
 static int write_all(int to, const char *buf, size_t n)
 {
     while (n > 0) {

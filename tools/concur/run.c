@@ -154,6 +154,8 @@ static void note_job(runner *r, job *j, long slot)
         for (int k = 0; k < in->nvals; k++)
             j->vals[k] = xstrdup(in->vals[k]);
     }
+    if (r->o->results)
+        j->resdir = results_dir(r->o->results, in->vals, in->nvals);
     if (r->o->tag && j->out) {
         expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, j->seq, slot,
                       &r->scratch);
@@ -288,7 +290,8 @@ static int dry_run(runner *r)
 
 static int tmpl_sources(const run_opts *o)
 {
-    return o->in.has_colsep ? 1 << 20 : o->in.nsrc; /* columns: any number */
+    bool many = o->in.has_colsep || o->multi; /* columns, -N...: any number */
+    return many ? 1 << 20 : o->in.nsrc;
 }
 
 static int runner_setup(runner *r)
@@ -314,7 +317,8 @@ static int runner_init(runner *r, run_opts *o)
 {
     *r = (runner){.o = o, .next_seq = 1, .next_print = 1, .epfd = -1, .devnull = -1,
                   .sigfd = -1};
-    tmpl_init(&r->t, o->cmd, o->ncmd, tmpl_sources(o));
+    tmpl_init(&r->t, o->cmd, o->ncmd, tmpl_sources(o), o->shell_mode);
+    r->t.context = o->multi == 'X' || o->multi == 'N';
     if (o->out == OUT_UNGROUP)
         o->keep_order = false; /* output is not held: there is no order */
     r->timed = o->timeout > 0 || o->timeout_pct > 0;

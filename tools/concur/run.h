@@ -74,6 +74,9 @@ typedef struct inputs {
     size_t cols_cap;   /* cols allocated */
     char **names;      /* --header: the name of each column (or source) */
     int nnames;        /* how many names */
+    bool ended;        /* the last tuple was read */
+    long max_args;     /* -N, -X, -m: at most this many tuples per job (else 0) */
+    size_t max_chars;  /* -X, -m: and at most about this many bytes of them */
 } inputs;
 
 /* Add a source of literal values / of the records of `path` ("-": stdin). */
@@ -95,6 +98,7 @@ int read_record(inputs *in, FILE *f, char **line, size_t *cap);
 /* --colsep and --header (columns.c). */
 int inputs_set_colsep(inputs *in, const char *regex);
 void split_columns(inputs *in, const char *v);
+void add_column(inputs *in, const char *s, size_t n);
 void columns_done(inputs *in);
 int inputs_read_header(inputs *in);
 /* A copy of word w with {name...} rewritten as {n...} (malloc'ed). */
@@ -111,6 +115,7 @@ typedef struct tmpl {
     bool shell;       /* run through /bin/sh -c (see template.c) */
     bool has_rep;     /* a replacement string occurs: nothing is appended */
     char *exe;        /* the resolved path of a fixed command, or NULL */
+    bool context;     /* -X, -N: repeat a word with {} for each value */
 } tmpl;
 
 /* One job's command, built by tmpl_expand into reused buffers. */
@@ -122,7 +127,8 @@ typedef struct expansion {
     int cap;          /* entries allocated in offs and argv */
 } expansion;
 
-void tmpl_init(tmpl *t, char **words, int nwords, int nsrc);
+/* shell_mode: 0 by the shell rule, 1 always a shell, -1 never. */
+void tmpl_init(tmpl *t, char **words, int nwords, int nsrc, int shell_mode);
 void tmpl_free(tmpl *t);
 /* Build the command of job `seq` (from 1) running in `slot` (from 1). */
 void tmpl_expand(const tmpl *t, const char *const *vals, int nvals, long seq,
@@ -187,6 +193,9 @@ typedef struct run_opts {
     enum halt_why halt_why;   /* --halt: on failures, successes or either */
     long halt_count;      /* --halt ...=N */
     double halt_pct;      /* --halt ...=N%: N / 100 (0: a count) */
+    int multi;            /* 'X', 'm' or 'N': several inputs per job (else 0) */
+    int shell_mode;       /* --shell: 1; --no-shell, -q: -1; else 0 */
+    const char *results;  /* --results DIR, or NULL */
 } run_opts;
 
 /* Parse `concur run` arguments (argv[0] is "run"): 0 to run, 1 when --help was
@@ -225,6 +234,8 @@ int outpool_get(outpool *pool, outpair **out);
 bool outpair_empty(const outpair *p);
 /* Copy the pair's contents to our stdout and stderr, then empty it. */
 void outpair_flush(outpool *pool, outpair *p);
+/* Copy all of file `from` to `to`: 0 or -errno. */
+int fd_copy_all(int to, int from);
 /* The size of the captured stdout (--joblog's Receive). */
 off_t outpair_size(const outpair *p);
 /* Empty the pair, printing nothing (a retried or halted job). */

@@ -9,6 +9,8 @@
  */
 #include "run.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,11 +99,25 @@ static int set_retries(run_opts *o, const char *v)
     return 0;
 }
 
+static int set_max_args(run_opts *o, const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end || n < 1 || n > 1000000)
+        return run_fail("-N: '%s' is not a number from 1", v);
+    o->multi = 'N';
+    o->in.max_args = n;
+    return 0;
+}
+
+static int set_results(run_opts *o, const char *v) { return o->results = v, 0; }
+
 static int set_flag(run_opts *o, const char *name)
 {
     static const char *const names[] = {"-k", "--keep-order", "--dry-run", "-0",
         "--null", "-r", "--no-run-if-empty", "-u", "--ungroup", "--tag",
-        "--resume", "--resume-failed", "--will-cite", "--group"};
+        "--resume", "--resume-failed", "--will-cite", "--group", "-X", "-m",
+        "--shell", "--no-shell", "-q", "--quote"};
     size_t i = 0;
     while (i < sizeof names / sizeof names[0] && strcmp(name, names[i]))
         i++;
@@ -115,6 +131,9 @@ static int set_flag(run_opts *o, const char *name)
     case 10: o->resume = RESUME_ALL; break;
     case 11: o->resume = RESUME_FAILED; break;
     case 12: case 13: break;
+    case 14: case 15: o->multi = name[1]; break;
+    case 16: o->shell_mode = 1; break;
+    case 17: case 18: case 19: o->shell_mode = -1; break;
     default: return 1;
     }
     return 0;
@@ -137,6 +156,8 @@ static const struct valopt {
     {"", "--retries", "a number", set_retries},
     {"", "--halt", "a condition", parse_halt},
     {"", "--halt-on-error", "a condition", parse_halt},
+    {"-N", "--max-args", "a number", set_max_args},
+    {"", "--results", "a directory", set_results},
 };
 
 /* The value of option argv[*i] ("-j N", "-jN", "--jobs=N"), or NULL. */
@@ -219,16 +240,33 @@ static void rewrite_names(run_opts *o)
     o->cmd = o->own_cmd;
 }
 
+/* -X, -m: as many inputs per job as fit (about 120 kB: a shell script is
+ * one argument, of at most 128 KiB), shared evenly between -j jobs. */
+static void fit_args(run_opts *o)
+{
+    o->in.max_chars = 120000;
+    o->in.max_args = LONG_MAX;
+    if (o->jobs > 1) {
+        long total = inputs_total(&o->in);
+        o->in.max_args = total < 1 ? 1 : (total + o->jobs - 1) / o->jobs;
+    }
+}
+
 static int prepare(run_opts *o)
 {
     if (o->in.nsrc == 0 && add_file(o, "-") < 0)
         return -1;
-    o->in.slurp_all |= o->halt_pct > 0;
+    bool fit = o->multi == 'X' || o->multi == 'm';
+    o->in.slurp_all |= o->halt_pct > 0 || (fit && o->jobs > 1);
+    if (o->multi == 'N')
+        o->in.max_chars = SIZE_MAX;
     int r = inputs_prepare(&o->in);
     if (r < 0) {
         fprintf(stderr, "concur run: cannot read input: %s\n", strerror(-r));
         return -1;
     }
+    if (fit)
+        fit_args(o);
     if (o->in.header)
         rewrite_names(o);
     return 0;

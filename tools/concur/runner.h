@@ -26,6 +26,7 @@ typedef struct job {
     char *cmdline;    /* its command, quoted (--joblog, --timeout, --halt) */
     char **vals;      /* --retries: a copy of its values, to start it again */
     int nvals;        /* how many vals */
+    char *resdir;     /* --results: its directory */
 } job;
 
 /* -k: a job that ended before its turn to print. */
@@ -83,6 +84,10 @@ int next_due_ms(runner *r);
 /* Do the --termseq steps that are due. */
 void run_due(runner *r);
 int run_status(const runner *r);
+
+/* results.c */
+char *results_dir(const char *dir, const char *const *vals, int nvals);
+void results_save(runner *r, const job *j);
 
 /* run.c */
 int spawn_job(runner *r, job *j);

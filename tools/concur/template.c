@@ -311,17 +311,19 @@ char *path_search(const char *name)
  * first word is a shell keyword or builtin, or when the first word is fixed and
  * not found in $PATH (so that the shell reports it, with status 127).
  */
-void tmpl_init(tmpl *t, char **words, int nwords, int nsrc)
+void tmpl_init(tmpl *t, char **words, int nwords, int nsrc, int shell_mode)
 {
     *t = (tmpl){.words = words, .nwords = nwords, .nsrc = nsrc};
     for (int i = 0; i < nwords; i++) {
         t->shell |= word_needs_shell(words[i], i == 0, nsrc);
         t->has_rep |= word_has_rep(words[i], nsrc);
     }
+    if (shell_mode != 0)
+        t->shell = shell_mode > 0; /* --shell, --no-shell or -q */
     if (t->shell || strchr(words[0], '/') || word_has_rep(words[0], nsrc))
         return;
     t->exe = path_search(words[0]);
-    t->shell = !t->exe;
+    t->shell = !t->exe && shell_mode == 0;
 }
 
 void tmpl_free(tmpl *t)
@@ -390,8 +392,8 @@ static void put_rep(const tmpl *t, const rep *r, const char *const *vals, int nv
     }
 }
 
-static void expand_word(const tmpl *t, const char *w, const char *const *vals,
-                        int nvals, long seq, long slot, expansion *x)
+static void expand_one(const tmpl *t, const char *w, const char *const *vals,
+                       int nvals, long seq, long slot, expansion *x)
 {
     word_begin(t, x);
     const char *lit = w;
@@ -409,6 +411,28 @@ static void expand_word(const tmpl *t, const char *w, const char *const *vals,
     }
     sb_puts(&x->text, lit);
     word_end(t, x);
+}
+
+/* Whether word w has a replacement string of every value ({} {.} ...). */
+static bool has_all_rep(const char *w, int nsrc)
+{
+    rep r;
+    for (const char *p = w; *p; p++)
+        if (match_rep(p, nsrc, &r) && !r.src && r.kind != REP_SEQ && r.kind != REP_SLOT)
+            return true;
+    return false;
+}
+
+/* -X, -N: a word with {} is repeated for each value, context and all. */
+static void expand_word(const tmpl *t, const char *w, const char *const *vals,
+                        int nvals, long seq, long slot, expansion *x)
+{
+    if (!t->context || nvals < 2 || !has_all_rep(w, t->nsrc)) {
+        expand_one(t, w, vals, nvals, seq, slot, x);
+        return;
+    }
+    for (int i = 0; i < nvals; i++)
+        expand_one(t, w, vals + i, 1, seq, slot, x);
 }
 
 static void finish_argv(const tmpl *t, expansion *x)
