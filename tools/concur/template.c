@@ -392,47 +392,80 @@ static void put_rep(const tmpl *t, const rep *r, const char *const *vals, int nv
     }
 }
 
-static void expand_one(const tmpl *t, const char *w, const char *const *vals,
-                       int nvals, long seq, long slot, expansion *x)
+/* Expand the replacement strings of the n bytes at w into x->text. */
+static void expand_text(const tmpl *t, const char *w, size_t n, const char *const *vals,
+                        int nvals, long seq, long slot, expansion *x)
 {
-    word_begin(t, x);
-    const char *lit = w;
-    for (const char *p = w; *p;) {
+    const char *lit = w, *end = w + n;
+    for (const char *p = w; p < end;) {
         rep r;
-        size_t n = match_rep(p, t->nsrc, &r);
-        if (!n) {
+        size_t len = match_rep(p, t->nsrc, &r);
+        if (!len || p + len > end) {
             p++;
             continue;
         }
         sb_put(&x->text, lit, (size_t)(p - lit));
         put_rep(t, &r, vals, nvals, seq, slot, x);
-        p += n;
+        p += len;
         lit = p;
     }
-    sb_puts(&x->text, lit);
+    sb_put(&x->text, lit, (size_t)(end - lit));
+}
+
+static void expand_one(const tmpl *t, const char *w, const char *const *vals,
+                       int nvals, long seq, long slot, expansion *x)
+{
+    word_begin(t, x);
+    expand_text(t, w, strlen(w), vals, nvals, seq, slot, x);
     word_end(t, x);
 }
 
-/* Whether word w has a replacement string of every value ({} {.} ...). */
-static bool has_all_rep(const char *w, int nsrc)
+/* Whether the n bytes at w have a replacement string of every value ({}...). */
+static bool has_all_rep(const char *w, size_t n, int nsrc)
 {
     rep r;
-    for (const char *p = w; *p; p++)
-        if (match_rep(p, nsrc, &r) && !r.src && r.kind != REP_SEQ && r.kind != REP_SLOT)
+    for (const char *p = w; p < w + n; p++) {
+        size_t len = match_rep(p, nsrc, &r);
+        if (len && p + len <= w + n && !r.src && r.kind != REP_SEQ && r.kind != REP_SLOT)
             return true;
+    }
     return false;
+}
+
+/* -X, -N in a shell command: as GNU parallel, the context is the run of
+ * non-blanks around {}: that run is repeated for each value. */
+static void expand_tokens(const tmpl *t, const char *w, const char *const *vals,
+                          int nvals, long seq, long slot, expansion *x)
+{
+    word_begin(t, x);
+    for (const char *p = w; *p;) {
+        size_t blanks = strspn(p, " \t\n");
+        sb_put(&x->text, p, blanks);
+        p += blanks;
+        size_t n = strcspn(p, " \t\n");
+        bool each = has_all_rep(p, n, t->nsrc);
+        for (int i = 0; i < (each ? nvals : 1); i++) {
+            if (i)
+                sb_putc(&x->text, ' ');
+            expand_text(t, p, n, each ? vals + i : vals, each ? 1 : nvals, seq, slot, x);
+        }
+        p += n;
+    }
+    word_end(t, x);
 }
 
 /* -X, -N: a word with {} is repeated for each value, context and all. */
 static void expand_word(const tmpl *t, const char *w, const char *const *vals,
                         int nvals, long seq, long slot, expansion *x)
 {
-    if (!t->context || nvals < 2 || !has_all_rep(w, t->nsrc)) {
+    if (!t->context || nvals < 2 || !has_all_rep(w, strlen(w), t->nsrc)) {
         expand_one(t, w, vals, nvals, seq, slot, x);
-        return;
+    } else if (t->shell) {
+        expand_tokens(t, w, vals, nvals, seq, slot, x);
+    } else {
+        for (int i = 0; i < nvals; i++)
+            expand_one(t, w, vals + i, 1, seq, slot, x);
     }
-    for (int i = 0; i < nvals; i++)
-        expand_one(t, w, vals + i, 1, seq, slot, x);
 }
 
 static void finish_argv(const tmpl *t, expansion *x)
