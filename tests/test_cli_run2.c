@@ -185,10 +185,33 @@ static void output_options_as_gnu_parallel(void **state)
     differ_all(cases, ARRAY_LEN(cases));
 }
 
-/* ---- --joblog, --resume ---------------------------------------------------------- */
-
 /* The joblog without its times (Starttime, JobRuntime). */
 #define LOG "cut -f 1,2,5- log"
+
+/* Lines as they come (0.5 s apart), whole, tagged or not. */
+static void line_buffer_as_gnu_parallel(void **state)
+{
+    static const dcase cases[] = {
+        {0, 0, "--line-buffer -j2 'sleep {}; echo a{}; sleep 1; echo b{}' ::: 0 0.5", 0},
+        {0, 0, "--lb --tag -j2 'sleep {}; echo a{}; sleep 1; printf b{}' ::: 0 0.5", 0},
+        {"rm -f log", 0, "--lb -j1 --joblog log 'echo {}; exit 2' ::: abc", LOG},
+        {0, 0, "--lb -k -j2 'sleep {}; echo a{}' ::: 0.5 0", 0},
+    };
+    differ_all(cases, ARRAY_LEN(cases));
+}
+
+/* A partial line waits for its end, while other jobs' lines go by. */
+static void line_buffer_keeps_lines_whole(void **state)
+{
+    expect("$C run --line-buffer -j2 'if [ {} = 1 ]; then printf x; sleep 0.5; echo y;"
+           " else for i in 1 2 3; do echo z; sleep 0.1; done; fi' ::: 1 2",
+           0, "z\nz\nz\nxy\n");
+    expect("$C run --line-buffer head -c {} /dev/zero ::: 3000000 | wc -c", 0,
+           "3000000\n");
+}
+
+/* ---- --joblog, --resume ---------------------------------------------------------- */
+
 
 static void joblog_as_gnu_parallel(void **state)
 {
@@ -360,6 +383,8 @@ int main(void)
         TEST(colsep_and_header_as_gnu_parallel),
         TEST(jobs_relative_to_cpus),
         TEST(output_options_as_gnu_parallel),
+        TEST(line_buffer_as_gnu_parallel),
+        TEST(line_buffer_keeps_lines_whole),
         TEST(joblog_as_gnu_parallel),
         TEST(joblog_times_are_sane),
         TEST(resume_after_kill_runs_each_job_once),

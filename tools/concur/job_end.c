@@ -30,7 +30,9 @@ void free_slot(runner *r, long i)
         free(j->vals[k]);
     free(j->vals);
     free(j->resdir);
-    *j = (job){0};
+    free(j->tag);
+    lb_close(j);
+    *j = (job){.pipe = {-1, -1}};
     if (i < r->free_hint)
         r->free_hint = i;
 }
@@ -240,7 +242,8 @@ static int retry(runner *r, long i)
     job *j = &r->slots[i];
     if (j->attempts >= r->o->retries || r->halted || !j->vals)
         return 0;
-    outpair_discard(&r->pool, j->out);
+    if (j->out)
+        outpair_discard(&r->pool, j->out);
     tmpl_expand(&r->t, (const char *const *)j->vals, j->nvals, j->seq, i + 1, &r->x);
     if (spawn_job(r, j) < 0)
         return 0;
@@ -255,7 +258,7 @@ static void job_ended(runner *r, long i, int exitval, int sig)
     job *j = &r->slots[i];
     bool failed = exitval != 0 || sig != 0;
     if (r->joblog)
-        joblog_write(r, j, exitval, sig, j->out ? outpair_size(j->out) : 0);
+        joblog_write(r, j, exitval, sig, j->out ? outpair_size(j->out) : j->received);
     if (r->o->timeout_pct > 0)
         record_runtime(r, (double)(cc_now() - j->start) / CC_SEC);
     bool discard = r->halted && r->o->halt_when == HALT_NOW;
@@ -282,6 +285,8 @@ void reap(runner *r, long i)
         return; /* not yet: a spurious wakeup */
     cc_process_free(j->proc); /* closes the pidfd: epoll forgets it */
     j->proc = NULL;
+    if (j->pipe[0] >= 0)
+        lb_finish(r, j);
     if (code != 0 && retry(r, i))
         return;
     r->running--;

@@ -130,7 +130,7 @@ static int copy_file(int to, int from, off_t size)
 
 int fd_copy_all(int to, int from) { return copy_file(to, from, file_size(from)); }
 
-static int write_all(int to, const char *buf, size_t n)
+int fd_write_all(int to, const char *buf, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(to, buf, n);
@@ -163,7 +163,7 @@ static int copy_tagged(int to, int from, off_t size, const char *tag)
             sb_putc(&out, buf[k]);
             line_start = buf[k] == '\n';
         }
-        r = write_all(to, out.data, out.len);
+        r = fd_write_all(to, out.data, out.len);
         off += n;
     }
     sb_free(&out);

@@ -81,7 +81,8 @@ static long take_slot(runner *r)
     if (n > r->o->jobs)
         n = r->o->jobs;
     r->slots = xrealloc(r->slots, (size_t)n * sizeof *r->slots);
-    memset(r->slots + r->nslots, 0, (size_t)(n - r->nslots) * sizeof *r->slots);
+    for (long k = r->nslots; k < n; k++)
+        r->slots[k] = (job){.pipe = {-1, -1}};
     long i = r->nslots;
     r->nslots = n;
     r->free_hint = i + 1;
@@ -101,6 +102,25 @@ static int spawn_script(job *j, char **argv, int argc, const cc_spawn_options *s
 }
 
 /* Start r->x (the command of job j) in j. */
+/* Spawn with its output going to the pipes of --line-buffer. */
+static int spawn_piped(job *j, char **argv, const cc_spawn_options *so0, int argc,
+                       bool script)
+{
+    int child[2];
+    int err = lb_open(j, child);
+    if (err < 0)
+        return err;
+    cc_spawn_options so = *so0;
+    so.stdout_io = (cc_stdio){CC_STDIO_FD, child[0]};
+    so.stderr_io = (cc_stdio){CC_STDIO_FD, child[1]};
+    err = script ? spawn_script(j, argv, argc, &so) : cc_process_spawn(&j->proc, argv, &so);
+    close(child[0]);
+    close(child[1]);
+    if (err < 0)
+        lb_close(j);
+    return err;
+}
+
 int spawn_job(runner *r, job *j)
 {
     cc_spawn_options so = {
@@ -108,6 +128,7 @@ int spawn_job(runner *r, job *j)
         .stdout_io = {CC_STDIO_FD, j->out ? j->out->fd[0] : STDOUT_FILENO},
         .stderr_io = {CC_STDIO_FD, j->out ? j->out->fd[1] : STDERR_FILENO},
     };
+    bool piped = r->o->out == OUT_LINEBUF;
     char **argv = r->x.argv;
     char *exe = NULL;
     if (!r->t.shell && !r->t.exe && !strchr(argv[0], '/')) {
@@ -119,20 +140,24 @@ int spawn_job(runner *r, job *j)
     j->attempts++;
     if (r->timed || r->joblog)
         j->start = cc_now();
-    int err = cc_process_spawn(&j->proc, argv, &so);
+    int err = piped ? spawn_piped(j, argv, &so, r->x.argc, false)
+                    : cc_process_spawn(&j->proc, argv, &so);
     if (err == -ENOEXEC && !r->t.shell)
-        err = spawn_script(j, argv, r->x.argc, &so);
+        err = piped ? spawn_piped(j, argv, &so, r->x.argc, true)
+                    : spawn_script(j, argv, r->x.argc, &so);
     free(exe);
     return err;
 }
 
 void watch(runner *r, long i)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = cookie_of(i, 0)};
     if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, cc_process_pidfd(r->slots[i].proc), &ev) < 0) {
         fprintf(stderr, "concur run: epoll_ctl: %s\n", strerror(errno));
         exit(RUN_EXIT_ERROR); /* cannot happen with a valid pidfd */
     }
+    if (r->slots[i].pipe[0] >= 0)
+        lb_watch(r, i);
 }
 
 /* What only some options need: the command line, the values, the tag. */
@@ -156,10 +181,10 @@ static void note_job(runner *r, job *j, long slot)
     }
     if (r->o->results)
         j->resdir = results_dir(r->o->results, in->vals, in->nvals);
-    if (r->o->tag && j->out) {
+    if (r->o->tag && r->o->out != OUT_UNGROUP) {
         expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, j->seq, slot,
                       &r->scratch);
-        j->out->tag = xstrdup(r->scratch.data);
+        *(j->out ? &j->out->tag : &j->tag) = xstrdup(r->scratch.data);
     }
 }
 
@@ -268,8 +293,13 @@ static void wait_jobs(runner *r)
     for (int k = 0; k < n; k++)
         if (ev[k].data.u64 == SIGNAL_COOKIE)
             die_of_signal(r);
-    for (int k = 0; k < n; k++)
-        reap(r, (long)ev[k].data.u64);
+    for (int k = 0; k < n; k++) {
+        uint64_t c = ev[k].data.u64;
+        if (c % 4 == 0)
+            reap(r, (long)(c / 4));
+        else if (c != SIGNAL_COOKIE)
+            lb_read(r, (long)(c / 4), (int)(c % 4) - 1);
+    }
     if (r->timed)
         run_due(r);
 }
@@ -321,6 +351,8 @@ static int runner_init(runner *r, run_opts *o)
     r->t.context = o->multi == 'X' || o->multi == 'N';
     if (o->out == OUT_UNGROUP)
         o->keep_order = false; /* output is not held: there is no order */
+    if (o->out == OUT_LINEBUF && o->keep_order)
+        o->out = OUT_GROUP; /* -k holds output: whole jobs, in order */
     r->timed = o->timeout > 0 || o->timeout_pct > 0;
     r->keep_cmdline = o->joblog || r->timed || o->halt_when != HALT_NEVER;
     if (o->halt_pct > 0)

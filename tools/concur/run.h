@@ -154,6 +154,7 @@ char *path_search(const char *name);
 enum out_mode {
     OUT_GROUP,   /* whole, job after job, through temporary files (default) */
     OUT_UNGROUP, /* -u: straight to our stdout and stderr */
+    OUT_LINEBUF, /* --line-buffer: whole lines, as they come, through pipes */
 };
 
 /* --resume and its kin: which jobs of an earlier --joblog run again. */
@@ -234,6 +235,8 @@ int outpool_get(outpool *pool, outpair **out);
 bool outpair_empty(const outpair *p);
 /* Copy the pair's contents to our stdout and stderr, then empty it. */
 void outpair_flush(outpool *pool, outpair *p);
+/* Write all n bytes (waiting if `to` is non-blocking): 0 or -errno. */
+int fd_write_all(int to, const char *buf, size_t n);
 /* Copy all of file `from` to `to`: 0 or -errno. */
 int fd_copy_all(int to, int from);
 /* The size of the captured stdout (--joblog's Receive). */

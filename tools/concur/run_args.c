@@ -36,6 +36,7 @@ void run_usage(FILE *f)
           "  -C, --colsep RE    split inputs into columns {1} {2}... at RE\n"
           "      --header :     the first input of each source names it: {name}\n"
           "  -u, --ungroup      print output as it comes, not job by job\n"
+          "      --line-buffer  print output as it comes, whole lines\n"
           "      --tag          prefix output lines with the input and a tab\n"
           "      --tagstring S  prefix output lines with S (expanded) and a tab\n"
           "      --joblog F     log each job to F (+F: append)\n"
@@ -117,7 +118,7 @@ static int set_flag(run_opts *o, const char *name)
     static const char *const names[] = {"-k", "--keep-order", "--dry-run", "-0",
         "--null", "-r", "--no-run-if-empty", "-u", "--ungroup", "--tag",
         "--resume", "--resume-failed", "--will-cite", "--group", "-X", "-m",
-        "--shell", "--no-shell", "-q", "--quote"};
+        "--shell", "--no-shell", "-q", "--quote", "--line-buffer", "--lb"};
     size_t i = 0;
     while (i < sizeof names / sizeof names[0] && strcmp(name, names[i]))
         i++;
@@ -134,6 +135,7 @@ static int set_flag(run_opts *o, const char *name)
     case 14: case 15: o->multi = name[1]; break;
     case 16: o->shell_mode = 1; break;
     case 17: case 18: case 19: o->shell_mode = -1; break;
+    case 20: case 21: o->out = OUT_LINEBUF; break;
     default: return 1;
     }
     return 0;

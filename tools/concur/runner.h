@@ -27,7 +27,14 @@ typedef struct job {
     char **vals;      /* --retries: a copy of its values, to start it again */
     int nvals;        /* how many vals */
     char *resdir;     /* --results: its directory */
+    int pipe[2];      /* --line-buffer: its stdout, stderr pipes (else -1) */
+    strbuf pend[2];   /* --line-buffer: their bytes not yet printed */
+    char *tag;        /* --line-buffer --tag: its lines' prefix, or NULL */
+    long long received; /* --line-buffer: bytes of stdout (--joblog) */
 } job;
+
+/* The epoll cookie of slot i's pidfd (kind 0) or pipe (1: stdout, 2: stderr). */
+static inline uint64_t cookie_of(long i, int kind) { return (uint64_t)i * 4 + (uint64_t)kind; }
 
 /* -k: a job that ended before its turn to print. */
 typedef struct held {
@@ -84,6 +91,13 @@ int next_due_ms(runner *r);
 /* Do the --termseq steps that are due. */
 void run_due(runner *r);
 int run_status(const runner *r);
+
+/* linebuf.c */
+int lb_open(job *j, int child[2]);
+void lb_watch(runner *r, long i);
+void lb_read(runner *r, long i, int k);
+void lb_finish(runner *r, job *j);
+void lb_close(job *j);
 
 /* results.c */
 char *results_dir(const char *dir, const char *const *vals, int nvals);
