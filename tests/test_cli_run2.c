@@ -226,6 +226,10 @@ static void joblog_as_gnu_parallel(void **state)
          "-j1 --joblog log --resume 'echo {}; exit {}' ::: 0 1 0 2 0", LOG},
         {"rm -f log; parallel --will-cite -j1 --joblog log 'exit {}' ::: 0 1 0", 0,
          "-j1 -k --joblog log --resume-failed 'echo {}; exit {}' ::: 0 1 0 2", LOG},
+        {"rm -f log; parallel --will-cite -j1 --joblog log 'echo {}; exit {}' ::: 0 1 2 0 3 >/dev/null",
+         0, "-j1 -k --retry-failed --joblog log", LOG},
+        {"rm -f log; parallel --will-cite -j1 --joblog log 'exit {}' ::: 0 1", 0,
+         "-j1 -k --retry-failed --joblog log echo ::: ignored", LOG},
     };
     differ_all(cases, ARRAY_LEN(cases));
 }

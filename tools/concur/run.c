@@ -164,7 +164,9 @@ void watch(runner *r, long i)
 static void note_job(runner *r, job *j, long slot)
 {
     inputs *in = &r->o->in;
-    if (r->keep_cmdline) {
+    if (r->keep_cmdline && r->o->retry_seqs) {
+        j->cmdline = xstrdup(in->vals[0]); /* --retry-failed: as logged */
+    } else if (r->keep_cmdline) {
         expansion_format(&r->t, &r->x, &r->scratch);
         j->cmdline = xstrdup(r->scratch.data);
     }
@@ -357,7 +359,7 @@ static int runner_init(runner *r, run_opts *o)
     r->keep_cmdline = o->joblog || r->timed || o->halt_when != HALT_NEVER;
     if (o->halt_pct > 0)
         r->total = inputs_total(&o->in);
-    if (o->resume != RESUME_NONE && resume_load(r) < 0)
+    if ((o->resume == RESUME_ALL || o->resume == RESUME_FAILED) && resume_load(r) < 0)
         return -1;
     return o->dry_run ? 0 : runner_setup(r);
 }

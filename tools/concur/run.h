@@ -162,6 +162,7 @@ enum resume_mode {
     RESUME_NONE,   /* every job runs */
     RESUME_ALL,    /* --resume: jobs in the joblog are skipped */
     RESUME_FAILED, /* --resume-failed: so are they, unless they failed */
+    RETRY_FAILED,  /* --retry-failed: only the failed commands of the joblog run */
 };
 
 /* --halt: when to stop early. */
@@ -197,7 +198,11 @@ typedef struct run_opts {
     int multi;            /* 'X', 'm' or 'N': several inputs per job (else 0) */
     int shell_mode;       /* --shell: 1; --no-shell, -q: -1; else 0 */
     const char *results;  /* --results DIR, or NULL */
+    long *retry_seqs;     /* --retry-failed: the logged seq of each job */
 } run_opts;
+
+/* --retry-failed: make the failed commands of the joblog the inputs (joblog.c). */
+int retry_failed_load(run_opts *o);
 
 /* Parse `concur run` arguments (argv[0] is "run"): 0 to run, 1 when --help was
  * printed, -1 after printing an error. */

@@ -42,6 +42,7 @@ void run_usage(FILE *f)
           "      --joblog F     log each job to F (+F: append)\n"
           "      --resume       skip the jobs already in the joblog\n"
           "      --resume-failed  skip them unless they failed\n"
+          "      --retry-failed   run the failed commands of the joblog again\n"
           "      --timeout T    stop a job after T seconds (N%: of the median)\n"
           "      --termseq SEQ  how to stop it (TERM,200,TERM,100,TERM,50,KILL,25)\n"
           "      --retries N    run a failing job up to N times\n"
@@ -118,7 +119,8 @@ static int set_flag(run_opts *o, const char *name)
     static const char *const names[] = {"-k", "--keep-order", "--dry-run", "-0",
         "--null", "-r", "--no-run-if-empty", "-u", "--ungroup", "--tag",
         "--resume", "--resume-failed", "--will-cite", "--group", "-X", "-m",
-        "--shell", "--no-shell", "-q", "--quote", "--line-buffer", "--lb"};
+        "--shell", "--no-shell", "-q", "--quote", "--line-buffer", "--lb",
+        "--retry-failed"};
     size_t i = 0;
     while (i < sizeof names / sizeof names[0] && strcmp(name, names[i]))
         i++;
@@ -136,6 +138,7 @@ static int set_flag(run_opts *o, const char *name)
     case 16: o->shell_mode = 1; break;
     case 17: case 18: case 19: o->shell_mode = -1; break;
     case 20: case 21: o->out = OUT_LINEBUF; break;
+    case 22: o->resume = RETRY_FAILED; break;
     default: return 1;
     }
     return 0;
@@ -254,8 +257,24 @@ static void fit_args(run_opts *o)
     }
 }
 
+/* --retry-failed: each job is `/bin/sh -c` the command in the joblog. */
+static char *retry_words[] = {"/bin/sh", "-c", "{}"};
+
+static int prepare_retry(run_opts *o)
+{
+    if (retry_failed_load(o) < 0)
+        return -1;
+    o->cmd = retry_words;
+    o->ncmd = 3;
+    o->shell_mode = -1;
+    o->multi = 0;
+    return inputs_prepare(&o->in) < 0 ? -1 : 0;
+}
+
 static int prepare(run_opts *o)
 {
+    if (o->resume == RETRY_FAILED)
+        return prepare_retry(o);
     if (o->in.nsrc == 0 && add_file(o, "-") < 0)
         return -1;
     bool fit = o->multi == 'X' || o->multi == 'm';
@@ -293,7 +312,7 @@ int run_parse_args(run_opts *o, int argc, char **argv)
     while (i < argc && !sep_kind(argv[i]))
         i++;
     o->ncmd = (int)(argv + i - o->cmd);
-    if (o->ncmd == 0)
+    if (o->ncmd == 0 && o->resume != RETRY_FAILED)
         return run_fail("no command given%s", "");
     if (parse_sources(o, argc, argv, i) < 0)
         return -1;
@@ -306,4 +325,5 @@ void run_opts_free(run_opts *o)
     for (int i = 0; o->own_cmd && i < o->ncmd; i++)
         free(o->own_cmd[i]);
     free(o->own_cmd);
+    free(o->retry_seqs);
 }
