@@ -358,6 +358,32 @@ static void results_as_gnu_parallel(void **state)
     differ_all(cases, ARRAY_LEN(cases));
 }
 
+/* Values full of shell syntax stay values through the new options too. */
+static void no_injection_through_new_options(void **state)
+{
+#define BAD "'a;touch p1' '$(touch p2)' '`touch p3`' \"x'y\" 'a b'"
+    static const char *const runs[] = {
+        "-k -X -j1 'printf \"%s|\" {} | cat' ::: " BAD,
+        "-k -N2 'printf \"%s|\" {1} {2} | cat' ::: " BAD,
+        "-k --tag 'printf \"%s|\" {} | cat' ::: " BAD,
+        "-k --shell printf '%s-' ::: " BAD,
+        "-k --colsep , 'printf \"%s|\" {2} | cat' ::: ," BAD,
+        "-k --results res 'printf \"%s|\" {} | cat' ::: " BAD,
+        "-k --header : 'printf \"%s|\" {h} | cat' ::: h " BAD,
+    };
+    for (size_t i = 0; i < ARRAY_LEN(runs); i++) {
+        char script[512];
+        snprintf(script, sizeof script,
+                 "$C run %s > /dev/null; echo $?; ls p1 p2 p3 2>/dev/null; true",
+                 runs[i]);
+        expect(script, 0, "0\n");
+    }
+    expect("$C run -k --tag 'printf \"%s|\" {} | cat' ::: " BAD, 0,
+           "a;touch p1\ta;touch p1|$(touch p2)\t$(touch p2)|`touch p3`\t`touch p3`|"
+           "x'y\tx'y|a b\ta b|");
+#undef BAD
+}
+
 /* ---- errors ------------------------------------------------------------------- */
 
 static void option_errors(void **state)
@@ -400,6 +426,7 @@ int main(void)
         TEST(quote_as_gnu_parallel),
         TEST(shell_and_no_shell),
         TEST(results_as_gnu_parallel),
+        TEST(no_injection_through_new_options),
         TEST(option_errors),
     };
     return CC_RUN_TESTS(tests);
