@@ -1,101 +1,11 @@
 /*
  * test_cli_run2.c: `concur run`'s GNU-parallel options ($CONCUR_BIN), mostly
- * compared with GNU parallel itself: each case runs under both, in a scratch
- * directory, and must give the same stdout and exit status (stderr is kept
- * apart and not compared: messages are worded differently). Cases that GNU
- * parallel cannot judge (process groups, -j arithmetic) check results directly.
- * The differential tests skip, saying so, when parallel is not installed.
+ * compared with GNU parallel itself (cli_test.h): inputs (:::+, -0, -d, -r,
+ * --colsep, --header), -j forms, output (-u, --line-buffer, --tag), several
+ * inputs per job (-X, -m, -N), -q, --shell, --results, and no injection.
+ * test_cli_run3.c has the joblog, timeouts, --halt, signals and errors.
  */
-#include "testutil.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-static char scratch[64];
-
-/* Run `script` under /bin/sh in the scratch directory; $C is the CLI. */
-static cc_completed_process sh(const char *script)
-{
-    size_t n = strlen(script) + 64;
-    char *full = malloc(n);
-    snprintf(full, n, "C=\"$CONCUR_BIN\"\n%s", script);
-    char *argv[] = {"/bin/sh", "-c", full, NULL};
-    if (!scratch[0]) {
-        strcpy(scratch, "/tmp/concur-test2-XXXXXX");
-        assert_non_null(mkdtemp(scratch));
-    }
-    cc_run_options o = {.spawn.cwd = scratch, .capture_output = true, .input = ""};
-    cc_completed_process res;
-    assert_int_equal(cc_run(argv, &o, cc_deadline_in(100 * CC_SEC), &res), 0);
-    free(full);
-    return res;
-}
-
-static const char *str(const cc_bytes *b) { return b->len ? b->data : ""; }
-
-/* Run `script`; expect this exit status and stdout. */
-static void expect(const char *script, int status, const char *out)
-{
-    cc_completed_process res = sh(script);
-    if (res.returncode != status || strcmp(str(&res.out), out) != 0)
-        fail_msg("script: %s\nstatus %d (want %d)\nstdout:\n%s\nwant:\n%s\nstderr:\n%s",
-                 script, res.returncode, status, str(&res.out), out, str(&res.err));
-    cc_completed_process_free(&res);
-}
-
-static int clean_scratch(void **state)
-{
-    if (scratch[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-        assert_int_equal(system(cmd), 0);
-        scratch[0] = '\0';
-    }
-    return cc_test_teardown(state);
-}
-
-#define TEST(fn) cmocka_unit_test_setup_teardown(fn, cc_test_setup, clean_scratch)
-
-/* One case for both: `pre` runs first (setup), `in` is piped into the
- * runner (a command, or ""), `args` follow `parallel` / `concur run`, `post`
- * runs after each (its output is compared too). */
-typedef struct dcase {
-    const char *pre, *in, *args, *post;
-} dcase;
-
-static bool have_parallel(void)
-{
-    if (system("command -v parallel >/dev/null 2>&1") == 0)
-        return true;
-    print_message("GNU parallel is not installed: differential cases skipped\n");
-    return false;
-}
-
-static void differ(const dcase *c)
-{
-    char script[2048];
-    snprintf(script, sizeof script,
-             "for who in gnu ours; do %s\n"
-             " if [ $who = gnu ]; then R='parallel --will-cite'; else R=\"$C run\"; fi\n"
-             " { %s%s $R %s; echo \"exit $?\"; %s; } > $who.out 2> $who.err\n"
-             "done; cmp -s gnu.out ours.out || { echo GNU:; cat gnu.out; echo OURS:;"
-             " cat ours.out; echo OUR STDERR:; cat ours.err; }",
-             c->pre ? c->pre : ":", c->in ? c->in : "", c->in ? " |" : "", c->args,
-             c->post ? c->post : ":");
-    expect(script, 0, "");
-}
-
-static void differ_all(const dcase *cases, size_t n)
-{
-    if (!have_parallel())
-        skip();
-    for (size_t i = 0; i < n; i++)
-        differ(&cases[i]);
-}
+#include "cli_test.h"
 
 /* ---- inputs ------------------------------------------------------------------- */
 
@@ -185,8 +95,6 @@ static void output_options_as_gnu_parallel(void **state)
     differ_all(cases, ARRAY_LEN(cases));
 }
 
-/* The joblog without its times (Starttime, JobRuntime). */
-#define LOG "cut -f 1,2,5- log"
 
 /* Lines as they come (0.5 s apart), whole, tagged or not. */
 static void line_buffer_as_gnu_parallel(void **state)
@@ -208,104 +116,6 @@ static void line_buffer_keeps_lines_whole(void **state)
            0, "z\nz\nz\nxy\n");
     expect("$C run --line-buffer head -c {} /dev/zero ::: 3000000 | wc -c", 0,
            "3000000\n");
-}
-
-/* ---- --joblog, --resume ---------------------------------------------------------- */
-
-
-static void joblog_as_gnu_parallel(void **state)
-{
-    static const dcase cases[] = {
-        {"rm -f log", 0, "-j1 --joblog log 'echo {}; exit {}' ::: 0 1 'a b'", LOG},
-        {"rm -f log", 0, "-j1 --joblog log 'kill -9 $$' ::: 1", LOG},
-        {0, 0, "--dry-run -k 'echo {}' ::: \"it's\" \"'\" \"''\" \"a'b'c\" 'a\"b'", 0},
-        {"rm -f log", 0, "-j1 --joblog log echo {} ::: \"it's\" 'a b' plain", LOG},
-        {"rm -f log; printf '\\n' > log", 0, "-j1 --joblog +log echo ::: a", LOG},
-        {"rm -f log", 0, "-j1 --timeout 0.3 --joblog log 'sleep {}' ::: 5", LOG},
-        {"rm -f log; parallel --will-cite -j1 --joblog log 'exit {}' ::: 0 1 0", 0,
-         "-j1 --joblog log --resume 'echo {}; exit {}' ::: 0 1 0 2 0", LOG},
-        {"rm -f log; parallel --will-cite -j1 --joblog log 'exit {}' ::: 0 1 0", 0,
-         "-j1 -k --joblog log --resume-failed 'echo {}; exit {}' ::: 0 1 0 2", LOG},
-        {"rm -f log; parallel --will-cite -j1 --joblog log 'echo {}; exit {}' ::: 0 1 2 0 3 >/dev/null",
-         0, "-j1 -k --retry-failed --joblog log", LOG},
-        {"rm -f log; parallel --will-cite -j1 --joblog log 'exit {}' ::: 0 1", 0,
-         "-j1 -k --retry-failed --joblog log echo ::: ignored", LOG},
-    };
-    differ_all(cases, ARRAY_LEN(cases));
-}
-
-static void joblog_times_are_sane(void **state)
-{
-    expect("before=$(date +%s); $C run --joblog log 'sleep 0.3' ::: 1;"
-           " awk -F '\\t' -v b=$before 'NR == 2 { print ($3 >= b && $3 < b + 5),"
-           " ($4 >= 0.3 && $4 < 5) }' log",
-           0, "1 1\n");
-}
-
-/* A run killed midway, then resumed: every job ran exactly once. */
-static void resume_after_kill_runs_each_job_once(void **state)
-{
-    expect("$C run -j2 --joblog log 'echo {} >> ran; sleep 0.1' ::: $(seq 40) &"
-           " pid=$!; sleep 0.6; kill -9 $pid; wait $pid; sleep 0.3;"
-           " $C run -j2 --joblog log --resume 'echo {} >> ran' ::: $(seq 40);"
-           " sort -n ran | uniq | wc -l; [ $(wc -l < ran) -le 42 ] && echo ok",
-           0, "40\nok\n");
-}
-
-/* ---- --timeout, --termseq, --retries ---------------------------------------------- */
-
-static void timeout_as_gnu_parallel(void **state)
-{
-    static const dcase cases[] = {
-        {0, 0, "-k --timeout 0.5 'sleep {}; echo {}' ::: 0.1 3 0.2", 0},
-        {0, 0, "-k -j1 --timeout 300% 'sleep {}; echo {}' ::: 0.1 0.1 0.1 2", 0},
-        {0, 0, "--timeout 0.3 'trap \"\" TERM; sleep 2; echo no' ::: 1", 0},
-        {0, 0, "--timeout 0.3 --termseq INT,100,KILL,25 'sleep 2' ::: 1", 0},
-        {"rm -f cnt", 0,
-         "--retries 3 'echo {} >> cnt; n=$(wc -l < cnt); echo out$n; test $n -ge 2' ::: a",
-         "cat cnt"},
-        {"rm -f cnt", 0, "--retries 2 'echo {} >> cnt; echo out; exit 3' ::: a",
-         "cat cnt"},
-    };
-    differ_all(cases, ARRAY_LEN(cases));
-}
-
-/* The whole process group goes, and quickly: TERM, not the last KILL. */
-static void timeout_kills_the_process_group(void **state)
-{
-    expect("start=$(date +%s); $C run --timeout 0.3 'sleep 31.7{} & sleep 31.7{}; echo'"
-           " ::: 5; echo $?; sleep 0.2; pgrep -f 'sleep 31[.]75' || echo none left;"
-           " [ $(($(date +%s) - start)) -lt 10 ] && echo fast",
-           0, "1\nnone left\nfast\n");
-    expect("$C run --timeout 0.2 --termseq KILL sleep ::: 31.5; echo $?", 0, "1\n");
-}
-
-/* ---- --halt ------------------------------------------------------------------ */
-
-static void halt_as_gnu_parallel(void **state)
-{
-    static const char *const halts[] = {
-        "now,fail=1", "soon,fail=1", "now,success=1", "soon,done=2", "now,fail=50%",
-        "soon,fail=2", "now,done=50%", "soon,success=30%", "2", "1", "-1", "0", "34%",
-        "never",
-    };
-    if (!have_parallel())
-        skip();
-    for (size_t i = 0; i < ARRAY_LEN(halts); i++) {
-        char args[256];
-        snprintf(args, sizeof args, "-j1 -k --halt %s 'echo {}; exit {}' ::: 0 3 0 4 5 0",
-                 halts[i]);
-        differ(&(dcase){0, 0, args, 0});
-    }
-    differ(&(dcase){0, 0, "-j1 --halt now,fail=1 'kill -9 $$' ::: 1", 0});
-    differ(&(dcase){0, 0, "-j2 --halt now,fail=1 'sleep {}; exit 2' ::: 0.2 5", 0});
-}
-
-static void halt_now_stops_running_jobs(void **state)
-{
-    expect("$C run -j2 --halt now,fail=1 'if [ {} = 1 ]; then exit 1; fi; sleep 31.5{}'"
-           " ::: 2 1 3; echo $?; sleep 0.2; pgrep -f 'sleep 31[.]5[23]' || echo none left",
-           0, "1\nnone left\n");
 }
 
 /* ---- several inputs per job, quoting, the shell ------------------------------ */
@@ -384,26 +194,6 @@ static void no_injection_through_new_options(void **state)
 #undef BAD
 }
 
-/* ---- errors ------------------------------------------------------------------- */
-
-static void option_errors(void **state)
-{
-    static const char *const bad[] = {
-        "--halt sometime,fail=1", "--halt now,fail=x", "--halt now,fail=0%",
-        "--timeout abc", "--termseq TERM,x", "--termseq BOGUS,1", "-d ab",
-        "--colsep '('", "--header x", "--resume", "--retries x", "-j x%", "-N 0",
-    };
-    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
-        char script[128];
-        snprintf(script, sizeof script, "$C run %s echo ::: a; echo $?", bad[i]);
-        cc_completed_process res = sh(script);
-        if (strcmp(str(&res.out), "255\n") != 0 || !strstr(str(&res.err), "concur run:"))
-            fail_msg("%s: %s / %s", bad[i], str(&res.out), str(&res.err));
-        cc_completed_process_free(&res);
-    }
-    expect("$C run echo :::+ a; echo $?", 0, "255\n");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,19 +205,11 @@ int main(void)
         TEST(output_options_as_gnu_parallel),
         TEST(line_buffer_as_gnu_parallel),
         TEST(line_buffer_keeps_lines_whole),
-        TEST(joblog_as_gnu_parallel),
-        TEST(joblog_times_are_sane),
-        TEST(resume_after_kill_runs_each_job_once),
-        TEST(timeout_as_gnu_parallel),
-        TEST(timeout_kills_the_process_group),
-        TEST(halt_as_gnu_parallel),
-        TEST(halt_now_stops_running_jobs),
         TEST(multiple_args_as_gnu_parallel),
         TEST(quote_as_gnu_parallel),
         TEST(shell_and_no_shell),
         TEST(results_as_gnu_parallel),
         TEST(no_injection_through_new_options),
-        TEST(option_errors),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -198,7 +198,7 @@ void arm_timeout(runner *r, job *j)
 
 int next_due_ms(runner *r)
 {
-    int64_t first = 0, now = cc_now();
+    int64_t first = r->kill_at, now = cc_now();
     for (long i = 0; i < r->nslots; i++) {
         int64_t d = r->slots[i].proc ? r->slots[i].due : 0;
         if (d && (!first || d < first))
@@ -227,6 +227,12 @@ static void termseq_step(runner *r, job *j)
 void run_due(runner *r)
 {
     int64_t now = cc_now();
+    if (r->kill_at && r->kill_at <= now) {
+        r->kill_at = 0; /* the grace after a signal is over */
+        for (long i = 0; i < r->nslots; i++)
+            if (r->slots[i].proc)
+                kill(-cc_process_pid(r->slots[i].proc), SIGKILL);
+    }
     for (long i = 0; i < r->nslots; i++) {
         job *j = &r->slots[i];
         if (j->proc && j->due && j->due <= now)

@@ -238,28 +238,46 @@ static void fill(runner *r)
     }
 }
 
-/*
- * Jobs lead their own process groups (subprocess.h), so a Ctrl-C at the
- * terminal reaches only us: pass the signal on to every job's group, give them
- * SIGNAL_GRACE to end, kill the rest, then die of the same signal.
- */
-static _Noreturn void die_of_signal(runner *r)
+static void runner_free(runner *r);
+
+/* Send sig to the process group of every running job. */
+static void signal_jobs(runner *r, int sig)
 {
-    struct signalfd_siginfo si = {.ssi_signo = SIGTERM};
-    if (read(r->sigfd, &si, sizeof si) < 0)
-        si.ssi_signo = SIGTERM;
-    int sig = (int)si.ssi_signo;
     for (long i = 0; i < r->nslots; i++)
         if (r->slots[i].proc)
             kill(-cc_process_pid(r->slots[i].proc), sig); /* unreaped: ours */
-    cc_deadline grace = cc_deadline_in(SIGNAL_GRACE);
-    for (long i = 0; i < r->nslots; i++) {
-        if (!r->slots[i].proc)
-            continue;
-        cc_process_wait(r->slots[i].proc, grace, NULL);
-        cc_process_free(r->slots[i].proc); /* SIGKILLs a job still running */
+}
+
+/*
+ * Jobs lead their own process groups (subprocess.h), so a Ctrl-C at the
+ * terminal reaches only us. The first SIGINT, SIGTERM or SIGHUP stops
+ * starting jobs and passes the signal on to every job's group; the jobs then
+ * end as usual (printed, logged), those still running after SIGNAL_GRACE
+ * are killed (run_due), and so are they all at a second signal. Once none
+ * runs, we die of the first signal (die_now).
+ */
+static void on_signal(runner *r)
+{
+    struct signalfd_siginfo si;
+    if (read(r->sigfd, &si, sizeof si) != sizeof si)
+        return;
+    if (r->signalled) {
+        signal_jobs(r, SIGKILL);
+        return;
     }
+    r->signalled = (int)si.ssi_signo;
+    r->input_done = true;
+    signal_jobs(r, r->signalled);
+    r->kill_at = cc_now() + SIGNAL_GRACE;
+    r->timed = true;
+}
+
+static _Noreturn void die_now(runner *r)
+{
+    int sig = r->signalled;
     fflush(NULL);
+    runner_free(r);
+    run_opts_free(r->o);
     signal(sig, SIG_DFL);
     sigset_t set;
     sigemptyset(&set);
@@ -294,7 +312,7 @@ static void wait_jobs(runner *r)
     }
     for (int k = 0; k < n; k++)
         if (ev[k].data.u64 == SIGNAL_COOKIE)
-            die_of_signal(r);
+            on_signal(r);
     for (int k = 0; k < n; k++) {
         uint64_t c = ev[k].data.u64;
         if (c % 4 == 0)
@@ -396,6 +414,8 @@ int run_jobs(run_opts *o)
     }
     for (fill(&r); r.running > 0; fill(&r))
         wait_jobs(&r);
+    if (r.signalled)
+        die_now(&r);
     status = run_status(&r);
 out:
     runner_free(&r);

@@ -78,6 +78,8 @@ typedef struct runner {
     bool halted;      /* --halt triggered */
     int halt_status;  /* --halt: the exit status it chose (when halted) */
     bool halt_status_set; /* halt_status is set */
+    int signalled;    /* the first SIGINT/SIGTERM/SIGHUP we got (else 0) */
+    int64_t kill_at;  /* after it: when the jobs left get SIGKILL (else 0) */
 } runner;
 
 /* job_end.c */
