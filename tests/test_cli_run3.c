@@ -61,6 +61,9 @@ static void timeout_as_gnu_parallel(void **state)
          "cat cnt"},
         {"rm -f cnt", 0, "--retries 2 'echo {} >> cnt; echo out; exit 3' ::: a",
          "cat cnt"},
+        {"rm -f cnt log", 0,
+         "--retries 3 --timeout 0.3 --joblog log 'echo x >> cnt; n=$(wc -l < cnt);"
+         " [ $n -ge 2 ] || sleep 2; echo ok$n' ::: a", LOG},
     };
     differ_all(cases, ARRAY_LEN(cases));
 }

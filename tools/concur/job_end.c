@@ -246,8 +246,9 @@ void run_due(runner *r)
 static int retry(runner *r, long i)
 {
     job *j = &r->slots[i];
-    if (j->attempts >= r->o->retries || r->halted || !j->vals)
+    if (j->attempts >= r->o->retries || r->halted || r->signalled || !j->vals)
         return 0;
+    j->timed_out = false;
     if (j->out)
         outpair_discard(&r->pool, j->out);
     tmpl_expand(&r->t, (const char *const *)j->vals, j->nvals, j->seq, i + 1, &r->x);
