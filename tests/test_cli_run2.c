@@ -65,7 +65,9 @@ static void colsep_and_header_as_gnu_parallel(void **state)
 /* ---- -j ---------------------------------------------------------------------- */
 
 /* --dry-run's {%} goes round the slots, so the biggest one is -j. */
-#define MAX_SLOT(j) "$C run -j " j " --dry-run echo {%} ::: $(seq 300) | cut -d ' ' -f 2 | sort -n | tail -1"
+#define MAX_SLOT(j)                                                         \
+    "$C run -j " j " --dry-run echo {%} ::: $(seq 300) | cut -d ' ' -f 2 |" \
+    " sort -n | tail -1"
 
 static void jobs_relative_to_cpus(void **state)
 {

@@ -104,6 +104,12 @@ static void stop_all(runner *r)
     r->timed = true;
 }
 
+/* n as a percentage of total, rounded up (GNU parallel's exit status). */
+static int percent(long n, long total)
+{
+    return (int)ceil((double)n / (double)(total ? total : 1) * 100);
+}
+
 /* The exit status --halt chooses when it triggers (GNU parallel's rules). */
 static void halt_status(runner *r, int exitval, int sig)
 {
@@ -116,7 +122,7 @@ static void halt_status(runner *r, int exitval, int sig)
         return;
     double count = o->halt_pct ? r->total * o->halt_pct : (double)o->halt_count;
     if (o->halt_pct)
-        r->halt_status = (int)ceil((double)r->failed / (double)(r->total ? r->total : 1) * 100);
+        r->halt_status = percent(r->failed, r->total);
     else
         r->halt_status = r->failed < RUN_EXIT_MAX_FAILED ? (int)r->failed
                                                          : RUN_EXIT_MAX_FAILED;
@@ -152,7 +158,7 @@ int run_status(const runner *r)
     if (r->halt_status_set)
         return r->halt_status < 0 ? RUN_EXIT_ERROR : r->halt_status;
     if (r->o->halt_when != HALT_NEVER && r->o->halt_pct)
-        return (int)ceil((double)r->failed / (double)(r->started ? r->started : 1) * 100);
+        return percent(r->failed, r->started);
     return r->failed > RUN_EXIT_MAX_FAILED - 1 ? RUN_EXIT_MAX_FAILED : (int)r->failed;
 }
 

@@ -113,7 +113,8 @@ static int spawn_piped(job *j, char **argv, const cc_spawn_options *so0, int arg
     cc_spawn_options so = *so0;
     so.stdout_io = (cc_stdio){CC_STDIO_FD, child[0]};
     so.stderr_io = (cc_stdio){CC_STDIO_FD, child[1]};
-    err = script ? spawn_script(j, argv, argc, &so) : cc_process_spawn(&j->proc, argv, &so);
+    err = script ? spawn_script(j, argv, argc, &so)
+                 : cc_process_spawn(&j->proc, argv, &so);
     close(child[0]);
     close(child[1]);
     if (err < 0)

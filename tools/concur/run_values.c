@@ -189,26 +189,41 @@ static const struct { const char *old, *now; } halt_short[] = {
     {"-1", "soon,success=1"}, {"-2", "now,success=1"},
 };
 
-int parse_halt(run_opts *o, const char *s)
+/* GNU parallel's short forms of --halt, in the long form. */
+static const char *halt_long_form(const char *s, char *buf, size_t n)
 {
-    const char *v = s;
     for (size_t i = 0; i < sizeof halt_short / sizeof halt_short[0]; i++)
         if (strcmp(s, halt_short[i].old) == 0)
-            v = halt_short[i].now;
+            return halt_short[i].now;
+    if (*s >= '0' && *s <= '9' && s[strlen(s) - 1] == '%') {
+        snprintf(buf, n, "soon,fail=%s", s); /* P%: soon,fail=P% */
+        return buf;
+    }
+    return s;
+}
+
+/* The index of the prefix of *v among words (advancing *v past it), or -1. */
+static int prefix_of(const char **v, const char *const *words, int n)
+{
+    for (int k = 0; k < n; k++)
+        if (strncmp(*v, words[k], strlen(words[k])) == 0)
+            return *v += strlen(words[k]), k;
+    return -1;
+}
+
+int parse_halt(run_opts *o, const char *s)
+{
+    static const char *const whens[] = {"soon,", "now,"};
+    static const char *const whys[] = {"fail=", "success=", "done="}; /* halt_why */
     char buf[64];
-    if (strlen(v) > 1 && v[strlen(v) - 1] == '%' && whole(strndupa(v, strlen(v) - 1)) > 0)
-        v = (snprintf(buf, sizeof buf, "soon,fail=%s", v), buf);
+    const char *v = halt_long_form(s, buf, sizeof buf);
     if (strcmp(v, "never") == 0)
         return o->halt_when = HALT_NEVER, 0;
-    const char *comma = strchr(v, ','), *eq = comma ? strchr(comma, '=') : NULL;
-    o->halt_when = !strncmp(v, "now,", 4) ? HALT_NOW : !strncmp(v, "soon,", 5) ? HALT_SOON
-                                                                               : HALT_NEVER;
-    const char *why = comma ? comma + 1 : "";
-    o->halt_why = !strncmp(why, "fail=", 5) ? HALT_FAIL
-                  : !strncmp(why, "success=", 8) ? HALT_SUCCESS : HALT_DONE;
-    bool why_ok = !strncmp(why, "fail=", 5) || !strncmp(why, "success=", 8) ||
-                  !strncmp(why, "done=", 5);
-    if (o->halt_when == HALT_NEVER || !why_ok || !eq || halt_value(o, eq + 1) < 0)
+    int when = prefix_of(&v, whens, 2);
+    int why = when < 0 ? -1 : prefix_of(&v, whys, 3);
+    if (why < 0 || halt_value(o, v) < 0)
         return run_fail("--halt: '%s' is not now|soon,fail|success|done=N|N%%", s);
+    o->halt_when = when ? HALT_NOW : HALT_SOON;
+    o->halt_why = (enum halt_why)why;
     return 0;
 }

@@ -34,7 +34,10 @@ typedef struct job {
 } job;
 
 /* The epoll cookie of slot i's pidfd (kind 0) or pipe (1: stdout, 2: stderr). */
-static inline uint64_t cookie_of(long i, int kind) { return (uint64_t)i * 4 + (uint64_t)kind; }
+static inline uint64_t cookie_of(long i, int kind)
+{
+    return (uint64_t)i * 4 + (uint64_t)kind;
+}
 
 /* -k: a job that ended before its turn to print. */
 typedef struct held {

@@ -224,8 +224,9 @@ static void shell_quote_n(strbuf *sb, const char *s, size_t n)
             sb_putc(sb, s[i]);
     }
     sb_putc(sb, '\'');
-    if (sb->len - begin > 4 && sb->data[sb->len - 2] == '\'' && sb->data[sb->len - 3] == '"')
-        sb->len -= 2, sb->data[sb->len] = '\0';
+    char *q = sb->data;
+    if (sb->len - begin > 4 && q[sb->len - 2] == '\'' && q[sb->len - 3] == '"')
+        sb->len -= 2, q[sb->len] = '\0';
     if (sb->len - begin > 4 && sb->data[begin + 1] == '\'' && s[0] == '\'') {
         memmove(sb->data + begin, sb->data + begin + 2, sb->len - begin - 2);
         sb->len -= 2, sb->data[sb->len] = '\0';
