@@ -47,6 +47,9 @@ static void resume_after_kill_runs_each_job_once(void **state)
            0, "40\nok\n");
 }
 
+/* (The long sleeps below carry $$: other checkouts may run these tests at the
+ * same time, and pgrep sees their processes too.) */
+
 /* ---- --timeout, --termseq, --retries ---------------------------------------------- */
 
 static void timeout_as_gnu_parallel(void **state)
@@ -72,7 +75,8 @@ static void timeout_as_gnu_parallel(void **state)
 static void timeout_kills_the_process_group(void **state)
 {
     expect("start=$(date +%s); $C run --timeout 0.3 'sleep 31.7{} & sleep 31.7{}; echo'"
-           " ::: 5; echo $?; sleep 0.2; pgrep -f 'sleep 31[.]75' || echo none left;"
+           " ::: $$; echo $?; sleep 0.2;"
+           " pgrep -f \"sleep 31[.]7$$([^0-9]|\\$)\" || echo none left;"
            " [ $(($(date +%s) - start)) -lt 10 ] && echo fast",
            0, "1\nnone left\nfast\n");
     expect("$C run --timeout 0.2 --termseq KILL sleep ::: 31.5; echo $?", 0, "1\n");
@@ -101,8 +105,10 @@ static void halt_as_gnu_parallel(void **state)
 
 static void halt_now_stops_running_jobs(void **state)
 {
-    expect("$C run -j2 --halt now,fail=1 'if [ {} = 1 ]; then exit 1; fi; sleep 31.5{}'"
-           " ::: 2 1 3; echo $?; sleep 0.2; pgrep -f 'sleep 31[.]5[23]' || echo none left",
+    expect("$C run -j2 --halt now,fail=1 'if [ {} = 1 ]; then exit 1; fi; sleep 31.5{}'$$"
+           " ::: 2 1 3; echo $?; sleep 0.2;"
+           " pgrep -f \"sleep 31[.]5[23]$$([^0-9]|\\$)\" ||"
+           " echo none left",
            0, "1\nnone left\n");
 }
 
@@ -111,9 +117,10 @@ static void halt_now_stops_running_jobs(void **state)
 /* SIGTERM: no new job, the running ones get it and are logged; we die of it. */
 static void signal_stops_and_logs_every_job(void **state)
 {
-    expect("$C run -j3 --joblog log 'sleep {}' ::: 0.1 31.3 31.3 4 5 & pid=$!;"
+    expect("$C run -j3 --joblog log 'sleep {}' ::: 0.1 31.$$ 31.$$ 4 5 & pid=$!;"
            " sleep 0.6; kill -TERM $pid; wait $pid; echo $?;"
-           " cut -f 1,7,8 log | sort; pgrep -f 'sleep 31[.]3' || echo none left",
+           " cut -f 1,7,8 log | sort;"
+           " pgrep -f \"sleep 31[.]$$([^0-9]|\\$)\" || echo none left",
            0, "143\n1\t0\t0\n2\t0\t15\n3\t0\t15\n4\t0\t15\n"
               "Seq\tExitval\tSignal\nnone left\n");
 }
@@ -121,9 +128,9 @@ static void signal_stops_and_logs_every_job(void **state)
 /* Jobs that ignore it are killed after a grace time, or at a second signal. */
 static void signal_then_kill(void **state)
 {
-    expect("$C run -j2 'trap \"\" TERM; sleep {}' ::: 31.4 31.4 & pid=$!;"
+    expect("$C run -j2 'trap \"\" TERM; sleep {}' ::: 31.$$ 31.$$ & pid=$!;"
            " sleep 0.4; kill -TERM $pid; wait $pid; echo $?;"
-           " pgrep -f 'sleep 31[.]4' || echo none left",
+           " pgrep -f \"sleep 31[.]$$([^0-9]|\\$)\" || echo none left",
            0, "143\nnone left\n");
     expect("$C run -j2 'trap \"\" INT; sleep {}' ::: 31.4 31.4 & pid=$!; sleep 0.4;"
            " start=$(date +%s%N); kill -INT $pid; sleep 0.2; kill -INT $pid; wait $pid;"
