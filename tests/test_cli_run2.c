@@ -58,6 +58,11 @@ static void colsep_and_header_as_gnu_parallel(void **state)
          0},
         {0, 0, "-k --header : echo {a} {b} ::: a 1 2 ::: b 3 4", 0},
         {0, 0, "-k --header : echo {} ::: a 1 2", 0},
+        {0, "printf 'a\\tb c  d\\n1x2\\n'", "-k --colsep '\\t' echo {2}", 0},
+        {0, "printf 'a\\tb c  d\\n'", "--colsep '\\s+' echo {3}", 0},
+        {0, "printf 'a1b22c\\n'", "--colsep '\\d+' echo {2}{3}", 0},
+        {0, "printf 'a1b22c\\n'", "--colsep '[\\d]+' echo {2}{3}", 0},
+        {0, "printf 'a.b\\n'", "--colsep '\\.' echo {2}", 0},
     };
     differ_all(cases, ARRAY_LEN(cases));
 }
@@ -166,6 +171,11 @@ static void results_as_gnu_parallel(void **state)
          "--results res -k 'printf \"%s\\n\" {1}; echo e{2} >&2' ::: '' 'a\\b' 'a/b'"
          " 'x y' ::: 1 2",
          "find res -type f | sort | while read f; do echo \"$f\"; cat \"$f\"; done"},
+        {"rm -rf res", "printf 'x,y\\n1,,2\\n3\\t4\\n'", "--results res --colsep , true",
+         "find res -type f | sort"},
+        {"rm -rf res", 0, "--results res -N2 true ::: a b c", "find res -type f | sort"},
+        {"rm -rf res", 0, "--results res --header : true ::: h v1 ::: b 2 ::: a 3",
+         "find res -type f | sort"},
     };
     differ_all(cases, ARRAY_LEN(cases));
 }

@@ -101,6 +101,7 @@ static void halt_as_gnu_parallel(void **state)
     }
     differ(&(dcase){0, 0, "-j1 --halt now,fail=1 'kill -9 $$' ::: 1", 0});
     differ(&(dcase){0, 0, "-j2 --halt now,fail=1 'sleep {}; exit 2' ::: 0.2 5", 0});
+    differ(&(dcase){0, 0, "-k -j2 --halt now,success=1 'sleep {}; echo {}' ::: 1 0.1", 0});
 }
 
 static void halt_now_stops_running_jobs(void **state)

@@ -1,7 +1,8 @@
 /*
  * columns.c: --colsep and --header of `concur run`.
  *
- * DESIGN. With --colsep REGEX (a POSIX extended regular expression), each
+ * DESIGN. With --colsep REGEX (a POSIX extended regular expression, where
+ * Perl's \t \n \s \S \d \D \w \W also work, as in GNU parallel's), each
  * value of a job's tuple is split at every match into columns, and the
  * columns of all the sources, in order, are the job's values: {1} is the
  * first column, {} stands for them all. The columns are copied into one
@@ -15,9 +16,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Perl's escapes that --colsep is often given with, in POSIX terms. */
+static const struct { char c; const char *out, *in_brackets; } perl_escapes[] = {
+    {'t', "\t", "\t"},
+    {'n', "\n", "\n"},
+    {'s', "[[:space:]]", "[:space:]"},
+    {'S', "[^[:space:]]", NULL},
+    {'d', "[0-9]", "0-9"},
+    {'D', "[^0-9]", NULL},
+    {'w', "[[:alnum:]_]", "[:alnum:]_"},
+    {'W', "[^[:alnum:]_]", NULL},
+};
+
+/* re with the escapes above translated (malloc'ed). */
+static char *from_perl(const char *re)
+{
+    strbuf sb = {0};
+    sb_puts(&sb, "");
+    bool brackets = false;
+    for (const char *p = re; *p; p++) {
+        brackets = *p == '[' ? true : *p == ']' ? false : brackets;
+        size_t k = 0, n = sizeof perl_escapes / sizeof perl_escapes[0];
+        while (*p == '\\' && k < n && perl_escapes[k].c != p[1])
+            k++;
+        const char *to = *p != '\\' || k == n ? NULL
+                         : brackets ? perl_escapes[k].in_brackets : perl_escapes[k].out;
+        if (to)
+            sb_puts(&sb, to), p++;
+        else
+            sb_putc(&sb, *p);
+        if (!to && *p == '\\' && p[1])
+            sb_putc(&sb, *++p); /* any other escape stays as it is */
+    }
+    return sb.data;
+}
+
 int inputs_set_colsep(inputs *in, const char *re)
 {
-    int err = regcomp(&in->colsep, re, REG_EXTENDED);
+    char *posix = from_perl(re);
+    int err = regcomp(&in->colsep, posix, REG_EXTENDED);
+    free(posix);
     in->has_colsep = err == 0;
     return err == 0 ? 0 : -1;
 }

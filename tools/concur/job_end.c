@@ -48,7 +48,7 @@ static void print_output(runner *r, outpair *out)
 
 static void print_held(runner *r)
 {
-    for (;;) {
+    while (!(r->halted && r->o->halt_when == HALT_NOW)) { /* then: no more */
         held *h = &r->ring[r->next_print % r->span];
         if (!h->done)
             return;

@@ -183,7 +183,7 @@ static void note_job(runner *r, job *j, long slot)
             j->vals[k] = xstrdup(in->vals[k]);
     }
     if (r->o->results)
-        j->resdir = results_dir(r->o->results, in->vals, in->nvals);
+        j->resdir = results_dir(r->o->results, in);
     if (r->o->tag && r->o->out != OUT_UNGROUP) {
         expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, j->seq, slot,
                       &r->scratch);

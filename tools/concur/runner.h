@@ -105,7 +105,7 @@ void lb_finish(runner *r, job *j);
 void lb_close(job *j);
 
 /* results.c */
-char *results_dir(const char *dir, const char *const *vals, int nvals);
+char *results_dir(const char *dir, const inputs *in);
 void results_save(runner *r, const job *j);
 
 /* run.c */
