@@ -331,7 +331,13 @@ static int dry_run(runner *r)
     inputs *in = &r->o->in;
     while ((got = inputs_next(in)) > 0) {
         long seq = r->next_seq++;
-        tmpl_expand(&r->t, in->vals, in->nvals, seq, (seq - 1) % r->o->jobs + 1, &r->x);
+        long slot = (seq - 1) % r->o->jobs + 1;
+        tmpl_expand(&r->t, in->vals, in->nvals, seq, slot, &r->x);
+        if (r->o->tag) {
+            expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, seq, slot,
+                          &r->scratch);
+            printf("%s\t", r->scratch.data);
+        }
         expansion_print(&r->t, &r->x, stdout);
     }
     if (got < 0)

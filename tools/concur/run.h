@@ -125,6 +125,7 @@ typedef struct expansion {
     char **argv;      /* the argv to spawn, NULL-terminated */
     int argc;         /* words in argv */
     int cap;          /* entries allocated in offs and argv */
+    bool missing;     /* the word being expanded refers to a missing value */
 } expansion;
 
 /* shell_mode: 0 by the shell rule, 1 always a shell, -1 never. */

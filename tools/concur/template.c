@@ -381,7 +381,9 @@ static void put_rep(const tmpl *t, const rep *r, const char *const *vals, int nv
         return;
     }
     if (r->src) {
-        put_value(t, r->kind, r->src <= nvals ? vals[r->src - 1] : "", x);
+        if (r->src <= nvals)
+            put_value(t, r->kind, vals[r->src - 1], x);
+        x->missing |= r->src > nvals; /* nothing, whatever its form */
         return;
     }
     for (int i = 0; i < nvals; i++) {
@@ -413,11 +415,18 @@ static void expand_text(const tmpl *t, const char *w, size_t n, const char *cons
     sb_put(&x->text, lit, (size_t)(end - lit));
 }
 
+/* A word made empty by missing values ({3} of two) is dropped, as the shell
+ * drops it from GNU parallel's command line. */
 static void expand_one(const tmpl *t, const char *w, const char *const *vals,
                        int nvals, long seq, long slot, expansion *x)
 {
     word_begin(t, x);
+    x->missing = false;
     expand_text(t, w, strlen(w), vals, nvals, seq, slot, x);
+    if (!t->shell && x->missing && x->text.len == x->offs[x->argc - 1]) {
+        x->argc--;
+        return;
+    }
     word_end(t, x);
 }
 
