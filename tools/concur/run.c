@@ -393,6 +393,9 @@ static void runner_free(runner *r)
 {
     tmpl_free(&r->t);
     expansion_free(&r->x);
+    for (long k = 0; r->ring && k < r->span; k++)
+        if (r->ring[k].out) /* held, never printed: after --halt now */
+            outpool_put(&r->pool, r->ring[k].out);
     outpool_free(&r->pool);
     sb_free(&r->scratch);
     free(r->slots);
