@@ -81,10 +81,11 @@ static int pull(runner *r, job *j, int k)
         return n < 0 && (errno == EAGAIN || errno == EINTR) ? -1 : 0;
     if (k == 0)
         j->received += n;
+    size_t before = j->pend[k].len;
     sb_put(&j->pend[k], buf, (size_t)n);
-    const char *nl = memrchr(j->pend[k].data, '\n', j->pend[k].len);
+    const char *nl = memrchr(buf, '\n', (size_t)n); /* only the new bytes */
     if (nl)
-        emit(r, j, k, (size_t)(nl - j->pend[k].data) + 1);
+        emit(r, j, k, before + (size_t)(nl - buf) + 1);
     return 1;
 }
 
