@@ -209,6 +209,16 @@ static void no_injection_through_new_options(void **state)
 #undef BAD
 }
 
+/* Every option in --help is in the man page. */
+static void help_options_are_documented(void **state)
+{
+    expect("$C run --help | grep -o -- '--[a-z-]*' | sort -u | while read o; do"
+           " m=$(printf '%s' \"$o\" | sed 's/-/\\\\-/g');"
+           " grep -qF -- \"$m\" \"$CONCUR_SRC/docs/concur.1\" || echo missing $o; done;"
+           " $C run --help | grep -c -- --line-buffer",
+           0, "1\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +235,7 @@ int main(void)
         TEST(shell_and_no_shell),
         TEST(results_as_gnu_parallel),
         TEST(no_injection_through_new_options),
+        TEST(help_options_are_documented),
     };
     return CC_RUN_TESTS(tests);
 }

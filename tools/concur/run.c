@@ -5,7 +5,8 @@
  * -j run (reading the next input only then, so inputs are read lazily), then
  * sleep in epoll_wait on the pidfds of the running jobs (until the next
  * --timeout step is due, if any), reap those that ended and print their
- * output whole (job_end.c, output.c). Each running job sits in a slot
+ * output whole (job_end.c, output.c), or with --line-buffer, read the pipes
+ * of those that wrote (linebuf.c). Each running job sits in a slot
  * (0..j-1, {%} is slot + 1); the slot's index is the epoll cookie. With -k,
  * a job that ends before its turn is held in a ring indexed by sequence
  * number, keeping its output files only if it wrote something; the ring's
