@@ -13,6 +13,7 @@ static void joblog_as_gnu_parallel(void **state)
     static const dcase cases[] = {
         {"rm -f log", 0, "-j1 --joblog log 'echo {}; exit {}' ::: 0 1 'a b'", LOG},
         {"rm -f log", 0, "-j1 --joblog log 'kill -9 $$' ::: 1", LOG},
+        {"rm -f log", 0, "-j1 --joblog log {} ::: no-such-command-xyz", LOG},
         {0, 0, "--dry-run -k 'echo {}' ::: \"it's\" \"'\" \"''\" \"a'b'c\" 'a\"b'", 0},
         {"rm -f log", 0, "-j1 --joblog log echo {} ::: \"it's\" 'a b' plain", LOG},
         {"rm -f log; printf '\\n' > log", 0, "-j1 --joblog +log echo ::: a", LOG},
@@ -35,6 +36,9 @@ static void joblog_times_are_sane(void **state)
            " awk -F '\\t' -v b=$before 'NR == 2 { print ($3 >= b && $3 < b + 5),"
            " ($4 >= 0.3 && $4 < 5) }' log",
            0, "1 1\n");
+    expect("$C run --joblog log {} ::: no-such-command-xyz 2>/dev/null;"
+           " awk -F '\\t' 'NR == 2 { print ($4 >= 0 && $4 < 5), $7 }' log",
+           0, "1 127\n");
 }
 
 /* A run killed midway, then resumed: every job ran exactly once. */

@@ -132,6 +132,9 @@ int spawn_job(runner *r, job *j)
     };
     bool piped = r->o->out == OUT_LINEBUF;
     char **argv = r->x.argv;
+    j->attempts++;
+    if (r->timed || r->joblog)
+        j->start = cc_now();
     char *exe = NULL;
     if (!r->t.shell && !r->t.exe && !strchr(argv[0], '/')) {
         exe = path_search(argv[0]); /* a command made of the input */
@@ -139,9 +142,6 @@ int spawn_job(runner *r, job *j)
             return -ENOENT;
         argv[0] = exe;
     }
-    j->attempts++;
-    if (r->timed || r->joblog)
-        j->start = cc_now();
     int err = piped ? spawn_piped(j, argv, &so, r->x.argc, false)
                     : cc_process_spawn(&j->proc, argv, &so);
     if (err == -ENOEXEC && !r->t.shell)
