@@ -53,6 +53,7 @@ int outpool_get(outpool *pool, outpair **out)
         return 0;
     }
     p = xmalloc(sizeof *p);
+    p->tag = NULL;
     p->fd[0] = tmpfile_open();
     p->fd[1] = p->fd[0] < 0 ? -1 : tmpfile_open();
     if (p->fd[1] < 0) {
@@ -127,12 +128,54 @@ static int copy_file(int to, int from, off_t size)
     return 0;
 }
 
-static void flush_one(outpool *pool, int to, int from)
+int fd_copy_all(int to, int from) { return copy_file(to, from, file_size(from)); }
+
+int fd_write_all(int to, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(to, buf, n);
+        if (w < 0 && errno == EAGAIN)
+            wait_writable(to);
+        else if (w < 0 && errno != EINTR)
+            return -errno;
+        else if (w > 0)
+            buf += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* --tag: copy with "TAG\t" before every line (the last one even unended). */
+static int copy_tagged(int to, int from, off_t size, const char *tag)
+{
+    char buf[65536];
+    strbuf out = {0};
+    bool line_start = true;
+    int r = 0;
+    for (off_t off = 0; off < size && r == 0;) {
+        size_t want = size - off < (off_t)sizeof buf ? (size_t)(size - off) : sizeof buf;
+        ssize_t n = pread(from, buf, want, off);
+        if (n <= 0)
+            break;
+        out.len = 0;
+        for (ssize_t k = 0; k < n; k++) {
+            if (line_start)
+                sb_puts(&out, tag), sb_putc(&out, '\t');
+            sb_putc(&out, buf[k]);
+            line_start = buf[k] == '\n';
+        }
+        r = fd_write_all(to, out.data, out.len);
+        off += n;
+    }
+    sb_free(&out);
+    return r;
+}
+
+static void flush_one(outpool *pool, int to, int from, const char *tag)
 {
     off_t size = file_size(from);
     if (size == 0)
         return;
-    int r = copy_file(to, from, size);
+    int r = tag ? copy_tagged(to, from, size, tag) : copy_file(to, from, size);
     if (r < 0 && !pool->write_err) {
         pool->write_err = true;
         fprintf(stderr, "concur run: cannot write the output of a job: %s\n",
@@ -144,12 +187,23 @@ static void flush_one(outpool *pool, int to, int from)
 
 void outpair_flush(outpool *pool, outpair *p)
 {
-    flush_one(pool, STDOUT_FILENO, p->fd[0]);
-    flush_one(pool, STDERR_FILENO, p->fd[1]);
+    flush_one(pool, STDOUT_FILENO, p->fd[0], p->tag);
+    flush_one(pool, STDERR_FILENO, p->fd[1], p->tag);
+}
+
+off_t outpair_size(const outpair *p) { return file_size(p->fd[0]); }
+
+void outpair_discard(outpool *pool, outpair *p)
+{
+    for (int k = 0; k < 2; k++)
+        if (ftruncate(p->fd[k], 0) < 0 || lseek(p->fd[k], 0, SEEK_SET) < 0)
+            pool->write_err = true;
 }
 
 void outpool_put(outpool *pool, outpair *p)
 {
+    free(p->tag);
+    p->tag = NULL;
     p->next = pool->free;
     pool->free = p;
 }

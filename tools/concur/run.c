@@ -3,19 +3,20 @@
  *
  * DESIGN. One thread does everything, in a loop: start jobs while fewer than
  * -j run (reading the next input only then, so inputs are read lazily), then
- * sleep in epoll_wait on the pidfds of the running jobs, reap those that
- * ended and print their output whole (output.c). Each running job sits in a
- * slot (0..j-1, {%} is slot + 1); the slot's index is the epoll cookie. With
- * -k, a job that ends before its turn is held in a ring indexed by sequence
+ * sleep in epoll_wait on the pidfds of the running jobs (until the next
+ * --timeout step is due, if any), reap those that ended and print their
+ * output whole (job_end.c, output.c), or with --line-buffer, read the pipes
+ * of those that wrote (linebuf.c). Each running job sits in a slot
+ * (0..j-1, {%} is slot + 1); the slot's index is the epoll cookie. With -k,
+ * a job that ends before its turn is held in a ring indexed by sequence
  * number, keeping its output files only if it wrote something; the ring's
  * size and a cap on held outputs bound what waiting for a slow job may cost:
  * at the cap, no new job starts until the slow one ends. Per job, the runner
  * costs a spawn (no shell unless needed: template.c), one epoll_ctl, one
- * waitid and two fstat calls: every buffer and output file is reused.
+ * waitid and two fstat calls: every buffer and output file is reused; what
+ * only some options need (a clock, the command line) is done only for them.
  */
-#include "run.h"
-
-#include <concur/subprocess.h>
+#include "runner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* -k: at most this many ended jobs wait for their turn with output files. */
@@ -38,42 +40,6 @@
 #define SIGNAL_GRACE (2 * CC_SEC)
 /* fds we keep for ourselves beyond the jobs' (stdio, epoll, /dev/null...). */
 #define FD_RESERVE 64
-
-/* A slot: one running job. */
-typedef struct job {
-    cc_process *proc; /* the child; NULL while the slot is free */
-    outpair *out;     /* where its stdout and stderr go */
-    long seq;         /* its sequence number ({#}), from 1 */
-} job;
-
-/* -k: a job that ended before its turn to print. */
-typedef struct held {
-    outpair *out; /* its output, or NULL when it wrote nothing */
-    bool done;    /* it ended: print it when its turn comes */
-} held;
-
-/* Everything one run needs. */
-typedef struct runner {
-    run_opts *o;      /* the options and inputs */
-    tmpl t;           /* the command template */
-    expansion x;      /* the current job's command, reused */
-    outpool pool;     /* output files, reused */
-    job *slots;       /* the slots, grown up to o->jobs */
-    long nslots;      /* slots allocated */
-    long free_hint;   /* no free slot below this index */
-    long running;     /* jobs running */
-    int epfd;         /* epoll over the running jobs' pidfds */
-    int devnull;      /* every job's stdin (as GNU parallel's) */
-    int sigfd;        /* signalfd of SIGINT, SIGTERM, SIGHUP */
-    long next_seq;    /* the sequence number of the next job */
-    long next_print;  /* -k: the job whose output is printed next */
-    held *ring;       /* -k: held jobs, at seq % span */
-    long span;        /* -k: ring entries */
-    long held_outs;   /* -k: held jobs that keep output files */
-    long failed;      /* jobs that failed (exit status != 0, signal) */
-    bool input_done;  /* no input left (or reading it failed) */
-    bool error;       /* an error of our own: exit 255 */
-} runner;
 
 /* Make room for every job's three fds; fewer jobs if the limit is too low. */
 static void fit_fd_limit(runner *r)
@@ -116,78 +82,12 @@ static long take_slot(runner *r)
     if (n > r->o->jobs)
         n = r->o->jobs;
     r->slots = xrealloc(r->slots, (size_t)n * sizeof *r->slots);
-    memset(r->slots + r->nslots, 0, (size_t)(n - r->nslots) * sizeof *r->slots);
+    for (long k = r->nslots; k < n; k++)
+        r->slots[k] = (job){.pipe = {-1, -1}};
     long i = r->nslots;
     r->nslots = n;
     r->free_hint = i + 1;
     return i;
-}
-
-static void free_slot(runner *r, long i)
-{
-    r->slots[i] = (job){0};
-    if (i < r->free_hint)
-        r->free_hint = i;
-}
-
-/* Print the output of a job (and, with -k, of those waiting behind it). */
-static void print_output(runner *r, outpair *out)
-{
-    if (!outpair_empty(out))
-        outpair_flush(&r->pool, out);
-    outpool_put(&r->pool, out);
-}
-
-static void print_held(runner *r)
-{
-    for (;;) {
-        held *h = &r->ring[r->next_print % r->span];
-        if (!h->done)
-            return;
-        if (h->out) {
-            outpair_flush(&r->pool, h->out);
-            outpool_put(&r->pool, h->out);
-            r->held_outs--;
-        }
-        *h = (held){0};
-        r->next_print++;
-    }
-}
-
-static void hold(runner *r, long seq, outpair *out)
-{
-    held *h = &r->ring[seq % r->span];
-    h->done = true;
-    if (outpair_empty(out)) {
-        outpool_put(&r->pool, out);
-        return;
-    }
-    h->out = out;
-    r->held_outs++;
-}
-
-/* Job `seq` ended: count it, then print its output now or hold it (-k). */
-static void job_ended(runner *r, long seq, outpair *out, bool failed)
-{
-    r->failed += failed;
-    if (r->o->keep_order && seq != r->next_print) {
-        hold(r, seq, out);
-        return;
-    }
-    print_output(r, out);
-    if (r->o->keep_order) {
-        r->next_print++;
-        print_held(r);
-    }
-}
-
-/* A job that could not start: its message goes with its output. */
-static void job_failed_to_start(runner *r, long seq, outpair *out, const char *what,
-                                int err)
-{
-    dprintf(out->fd[1], "concur run: %s: %s\n", what,
-            err == -ENOENT ? "command not found" : strerror(-err));
-    job_ended(r, seq, out, true);
 }
 
 /* A program the kernel does not run (a script without #!) is run by /bin/sh,
@@ -202,14 +102,39 @@ static int spawn_script(job *j, char **argv, int argc, const cc_spawn_options *s
     return err;
 }
 
-static int spawn_job(runner *r, job *j)
+/* Start r->x (the command of job j) in j. */
+/* Spawn with its output going to the pipes of --line-buffer. */
+static int spawn_piped(job *j, char **argv, const cc_spawn_options *so0, int argc,
+                       bool script)
+{
+    int child[2];
+    int err = lb_open(j, child);
+    if (err < 0)
+        return err;
+    cc_spawn_options so = *so0;
+    so.stdout_io = (cc_stdio){CC_STDIO_FD, child[0]};
+    so.stderr_io = (cc_stdio){CC_STDIO_FD, child[1]};
+    err = script ? spawn_script(j, argv, argc, &so)
+                 : cc_process_spawn(&j->proc, argv, &so);
+    close(child[0]);
+    close(child[1]);
+    if (err < 0)
+        lb_close(j);
+    return err;
+}
+
+int spawn_job(runner *r, job *j)
 {
     cc_spawn_options so = {
         .stdin_io = {CC_STDIO_FD, r->devnull},
-        .stdout_io = {CC_STDIO_FD, j->out->fd[0]},
-        .stderr_io = {CC_STDIO_FD, j->out->fd[1]},
+        .stdout_io = {CC_STDIO_FD, j->out ? j->out->fd[0] : STDOUT_FILENO},
+        .stderr_io = {CC_STDIO_FD, j->out ? j->out->fd[1] : STDERR_FILENO},
     };
+    bool piped = r->o->out == OUT_LINEBUF;
     char **argv = r->x.argv;
+    j->attempts++;
+    if (r->timed || r->joblog)
+        j->start = cc_now();
     char *exe = NULL;
     if (!r->t.shell && !r->t.exe && !strchr(argv[0], '/')) {
         exe = path_search(argv[0]); /* a command made of the input */
@@ -217,30 +142,64 @@ static int spawn_job(runner *r, job *j)
             return -ENOENT;
         argv[0] = exe;
     }
-    int err = cc_process_spawn(&j->proc, argv, &so);
+    int err = piped ? spawn_piped(j, argv, &so, r->x.argc, false)
+                    : cc_process_spawn(&j->proc, argv, &so);
     if (err == -ENOEXEC && !r->t.shell)
-        err = spawn_script(j, argv, r->x.argc, &so);
+        err = piped ? spawn_piped(j, argv, &so, r->x.argc, true)
+                    : spawn_script(j, argv, r->x.argc, &so);
     free(exe);
     return err;
 }
 
-static void watch(runner *r, long i)
+void watch(runner *r, long i)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = cookie_of(i, 0)};
     if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, cc_process_pidfd(r->slots[i].proc), &ev) < 0) {
         fprintf(stderr, "concur run: epoll_ctl: %s\n", strerror(errno));
         exit(RUN_EXIT_ERROR); /* cannot happen with a valid pidfd */
     }
+    if (r->slots[i].pipe[0] >= 0)
+        lb_watch(r, i);
+}
+
+/* What only some options need: the command line, the values, the tag. */
+static void note_job(runner *r, job *j, long slot)
+{
+    inputs *in = &r->o->in;
+    if (r->keep_cmdline && r->o->retry_seqs) {
+        j->cmdline = xstrdup(in->vals[0]); /* --retry-failed: as logged */
+    } else if (r->keep_cmdline) {
+        expansion_format(&r->t, &r->x, &r->scratch);
+        j->cmdline = xstrdup(r->scratch.data);
+    }
+    if (r->joblog) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        j->start_real = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    }
+    if (r->o->retries > 1) {
+        j->nvals = in->nvals;
+        j->vals = xmalloc((size_t)(in->nvals + 1) * sizeof *j->vals);
+        for (int k = 0; k < in->nvals; k++)
+            j->vals[k] = xstrdup(in->vals[k]);
+    }
+    if (r->o->results)
+        j->resdir = results_dir(r->o->results, in);
+    if (r->o->tag && r->o->out != OUT_UNGROUP) {
+        expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, j->seq, slot,
+                      &r->scratch);
+        *(j->out ? &j->out->tag : &j->tag) = xstrdup(r->scratch.data);
+    }
 }
 
 /* Start the job for the current input. */
-static void start_job(runner *r)
+static void start_job(runner *r, long seq)
 {
-    long seq = r->next_seq++;
     long i = take_slot(r);
     job *j = &r->slots[i];
-    tmpl_expand(&r->t, r->o->in.cur, seq, i + 1, &r->x);
-    int err = outpool_get(&r->pool, &j->out);
+    inputs *in = &r->o->in;
+    tmpl_expand(&r->t, in->vals, in->nvals, seq, i + 1, &r->x);
+    int err = r->o->out == OUT_GROUP ? outpool_get(&r->pool, &j->out) : 0;
     if (err < 0) {
         fprintf(stderr, "concur run: cannot create an output file: %s\n", strerror(-err));
         r->error = r->input_done = true;
@@ -248,15 +207,16 @@ static void start_job(runner *r)
         return;
     }
     j->seq = seq;
+    r->started++;
+    note_job(r, j, i + 1);
     const char *name = r->x.text.data + (r->t.shell ? 0 : r->x.offs[0]);
     err = spawn_job(r, j);
     if (err < 0) {
-        outpair *out = j->out;
-        free_slot(r, i);
-        job_failed_to_start(r, seq, out, name, err);
+        job_failed_to_start(r, i, name, err);
         return;
     }
     watch(r, i);
+    arm_timeout(r, j);
     r->running++;
 }
 
@@ -272,47 +232,54 @@ static void fill(runner *r)
             r->input_done = true;
             return;
         }
-        start_job(r);
+        long seq = r->next_seq++;
+        if (r->skip && resume_skips(r, seq))
+            skip_job(r, seq);
+        else
+            start_job(r, seq);
     }
 }
 
-/* The job in slot i ended (its pidfd is readable): reap it. */
-static void reap(runner *r, long i)
+static void runner_free(runner *r);
+
+/* Send sig to the process group of every running job. */
+static void signal_jobs(runner *r, int sig)
 {
-    job *j = &r->slots[i];
-    int code;
-    if (cc_process_poll(j->proc, &code) < 0)
-        return; /* not yet: a spurious wakeup */
-    cc_process_free(j->proc); /* closes the pidfd: epoll forgets it */
-    long seq = j->seq;
-    outpair *out = j->out;
-    free_slot(r, i);
-    r->running--;
-    job_ended(r, seq, out, code != 0);
+    for (long i = 0; i < r->nslots; i++)
+        if (r->slots[i].proc)
+            kill(-cc_process_pid(r->slots[i].proc), sig); /* unreaped: ours */
 }
 
 /*
  * Jobs lead their own process groups (subprocess.h), so a Ctrl-C at the
- * terminal reaches only us: pass the signal on to every job's group, give them
- * SIGNAL_GRACE to end, kill the rest, then die of the same signal.
+ * terminal reaches only us. The first SIGINT, SIGTERM or SIGHUP stops
+ * starting jobs and passes the signal on to every job's group; the jobs then
+ * end as usual (printed, logged), those still running after SIGNAL_GRACE
+ * are killed (run_due), and so are they all at a second signal. Once none
+ * runs, we die of the first signal (die_now).
  */
-static _Noreturn void die_of_signal(runner *r)
+static void on_signal(runner *r)
 {
-    struct signalfd_siginfo si = {.ssi_signo = SIGTERM};
-    if (read(r->sigfd, &si, sizeof si) < 0)
-        si.ssi_signo = SIGTERM;
-    int sig = (int)si.ssi_signo;
-    for (long i = 0; i < r->nslots; i++)
-        if (r->slots[i].proc)
-            kill(-cc_process_pid(r->slots[i].proc), sig); /* unreaped: ours */
-    cc_deadline grace = cc_deadline_in(SIGNAL_GRACE);
-    for (long i = 0; i < r->nslots; i++) {
-        if (!r->slots[i].proc)
-            continue;
-        cc_process_wait(r->slots[i].proc, grace, NULL);
-        cc_process_free(r->slots[i].proc); /* SIGKILLs a job still running */
+    struct signalfd_siginfo si;
+    if (read(r->sigfd, &si, sizeof si) != sizeof si)
+        return;
+    if (r->signalled) {
+        signal_jobs(r, SIGKILL);
+        return;
     }
+    r->signalled = (int)si.ssi_signo;
+    r->input_done = true;
+    signal_jobs(r, r->signalled);
+    r->kill_at = cc_now() + SIGNAL_GRACE;
+    r->timed = true;
+}
+
+static _Noreturn void die_now(runner *r)
+{
+    int sig = r->signalled;
     fflush(NULL);
+    runner_free(r);
+    run_opts_free(r->o);
     signal(sig, SIG_DFL);
     sigset_t set;
     sigemptyset(&set);
@@ -340,24 +307,38 @@ static int watch_signals(runner *r)
 static void wait_jobs(runner *r)
 {
     struct epoll_event ev[64];
-    int n = epoll_wait(r->epfd, ev, 64, -1);
+    int n = epoll_wait(r->epfd, ev, 64, r->timed ? next_due_ms(r) : -1);
     if (n < 0 && errno != EINTR) {
         fprintf(stderr, "concur run: epoll_wait: %s\n", strerror(errno));
         exit(RUN_EXIT_ERROR);
     }
     for (int k = 0; k < n; k++)
         if (ev[k].data.u64 == SIGNAL_COOKIE)
-            die_of_signal(r);
-    for (int k = 0; k < n; k++)
-        reap(r, (long)ev[k].data.u64);
+            on_signal(r);
+    for (int k = 0; k < n; k++) {
+        uint64_t c = ev[k].data.u64;
+        if (c % 4 == 0)
+            reap(r, (long)(c / 4));
+        else if (c != SIGNAL_COOKIE)
+            lb_read(r, (long)(c / 4), (int)(c % 4) - 1);
+    }
+    if (r->timed)
+        run_due(r);
 }
 
 static int dry_run(runner *r)
 {
     int got;
-    while ((got = inputs_next(&r->o->in)) > 0) {
+    inputs *in = &r->o->in;
+    while ((got = inputs_next(in)) > 0) {
         long seq = r->next_seq++;
-        tmpl_expand(&r->t, r->o->in.cur, seq, (seq - 1) % r->o->jobs + 1, &r->x);
+        long slot = (seq - 1) % r->o->jobs + 1;
+        tmpl_expand(&r->t, in->vals, in->nvals, seq, slot, &r->x);
+        if (r->o->tag) {
+            expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, seq, slot,
+                          &r->scratch);
+            printf("%s\t", r->scratch.data);
+        }
         expansion_print(&r->t, &r->x, stdout);
     }
     if (got < 0)
@@ -365,13 +346,15 @@ static int dry_run(runner *r)
     return got < 0 ? RUN_EXIT_ERROR : 0;
 }
 
-static int runner_init(runner *r, run_opts *o)
+static int tmpl_sources(const run_opts *o)
 {
-    *r = (runner){.o = o, .next_seq = 1, .next_print = 1, .epfd = -1, .devnull = -1,
-                  .sigfd = -1};
-    tmpl_init(&r->t, o->cmd, o->ncmd, o->in.nsrc);
-    if (o->dry_run)
-        return 0;
+    bool many = o->in.has_colsep || o->multi; /* columns, -N...: any number */
+    return many ? 1 << 20 : o->in.nsrc;
+}
+
+static int runner_setup(runner *r)
+{
+    run_opts *o = r->o;
     fit_fd_limit(r);
     r->epfd = epoll_create1(EPOLL_CLOEXEC);
     r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -385,16 +368,43 @@ static int runner_init(runner *r, run_opts *o)
         r->ring = xmalloc((size_t)r->span * sizeof *r->ring);
         memset(r->ring, 0, (size_t)r->span * sizeof *r->ring);
     }
-    return 0;
+    return o->joblog ? joblog_open(r) : 0;
+}
+
+static int runner_init(runner *r, run_opts *o)
+{
+    *r = (runner){.o = o, .next_seq = 1, .next_print = 1, .epfd = -1, .devnull = -1,
+                  .sigfd = -1};
+    tmpl_init(&r->t, o->cmd, o->ncmd, tmpl_sources(o), o->shell_mode);
+    r->t.context = o->multi == 'X' || o->multi == 'N';
+    if (o->out == OUT_UNGROUP)
+        o->keep_order = false; /* output is not held: there is no order */
+    if (o->out == OUT_LINEBUF && o->keep_order)
+        o->out = OUT_GROUP; /* -k holds output: whole jobs, in order */
+    r->timed = o->timeout > 0 || o->timeout_pct > 0;
+    r->keep_cmdline = o->joblog || r->timed || o->halt_when != HALT_NEVER;
+    if (o->halt_pct > 0)
+        r->total = inputs_total(&o->in);
+    if ((o->resume == RESUME_ALL || o->resume == RESUME_FAILED) && resume_load(r) < 0)
+        return -1;
+    return o->dry_run ? 0 : runner_setup(r);
 }
 
 static void runner_free(runner *r)
 {
     tmpl_free(&r->t);
     expansion_free(&r->x);
+    for (long k = 0; r->ring && k < r->span; k++)
+        if (r->ring[k].out) /* held, never printed: after --halt now */
+            outpool_put(&r->pool, r->ring[k].out);
     outpool_free(&r->pool);
+    sb_free(&r->scratch);
     free(r->slots);
     free(r->ring);
+    free(r->skip);
+    free(r->runtimes);
+    if (r->joblog)
+        fclose(r->joblog);
     if (r->epfd >= 0)
         close(r->epfd);
     if (r->devnull >= 0)
@@ -415,10 +425,9 @@ int run_jobs(run_opts *o)
     }
     for (fill(&r); r.running > 0; fill(&r))
         wait_jobs(&r);
-    if (r.error || r.pool.write_err)
-        status = RUN_EXIT_ERROR;
-    else
-        status = r.failed > RUN_EXIT_MAX_FAILED - 1 ? RUN_EXIT_MAX_FAILED : (int)r.failed;
+    if (r.signalled)
+        die_now(&r);
+    status = run_status(&r);
 out:
     runner_free(&r);
     return status;

@@ -10,7 +10,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <regex.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Our own errors exit with this status, as GNU parallel's do. */
 #define RUN_EXIT_ERROR 255
@@ -37,38 +39,71 @@ void sb_free(strbuf *sb);
 
 /* ---- input sources (inputs.c) -------------------------------------------- */
 
-/* One input source: the values after one `:::`, or the lines of one file. */
+/* One input source: the values after one `:::`, or the records of one file. */
 typedef struct source {
     char **vals;      /* the values, when held in memory */
     size_t n;         /* how many vals */
     size_t cap;       /* vals allocated */
-    FILE *stream;     /* lines still to read (the first source only), or NULL */
-    const char *name; /* the file name, for messages */
+    FILE *stream;     /* records still to read (the first source only), or NULL */
+    const char *name; /* the file name (its values are then allocated), or NULL */
+    bool linked;      /* given with :::+ or ::::+: zipped with the source before */
 } source;
 
-/* The inputs of a run: the cartesian product of the sources, the last source
- * varying fastest (GNU parallel's order). Only the first source is read lazily;
- * the others are held in memory, since they are gone through once per value. */
+/* The inputs of a run: the cartesian product of the groups of linked sources,
+ * the last varying fastest (GNU parallel's order). See inputs.c. */
 typedef struct inputs {
     source *src;       /* the sources, in command-line order */
     int nsrc;          /* how many sources */
-    size_t *pos;       /* per source: the index of its current value */
+    size_t *pos;       /* per group leader: the index of its current value */
     const char **cur;  /* the current tuple: one value per source */
     char *line;        /* the current value of a streamed first source */
     size_t line_cap;   /* bytes allocated for line */
     bool started;      /* inputs_next was called before */
+    int delim;         /* the record delimiter of files: '\n', -0: '\0', -d */
+    bool skip_empty;   /* -r: blank values make no job */
+    bool slurp_all;    /* read the first source in full too (to count jobs) */
+    bool header;       /* --header :: the first value of each source names it */
+    bool has_colsep;   /* --colsep was given: colsep holds it */
+    regex_t colsep;    /* --colsep: where values split into columns */
+    const char **vals; /* the job's values: cur, or its columns (--colsep) */
+    int nvals;         /* how many vals */
+    strbuf colbuf;     /* --colsep: the columns' bytes, NUL-separated */
+    size_t *col_offs;  /* --colsep: each column's offset in colbuf */
+    size_t offs_cap;   /* col_offs allocated */
+    char **cols;       /* --colsep: the columns, pointing into colbuf */
+    size_t cols_cap;   /* cols allocated */
+    char **names;      /* --header: the name of each column (or source) */
+    int nnames;        /* how many names */
+    bool ended;        /* the last tuple was read */
+    long max_args;     /* -N, -X, -m: at most this many tuples per job (else 0) */
+    size_t max_chars;  /* -X, -m: and at most about this many bytes of them */
 } inputs;
 
-/* Add a source of literal values / of the lines of `path` ("-": stdin). */
+/* Add a source of literal values / of the records of `path` ("-": stdin). */
 source *inputs_add(inputs *in);
 int inputs_add_file(inputs *in, const char *path);
 /* Add a value to a source of literal values (`v` is not copied). */
 void source_push(source *s, char *v);
-/* Load every source but the first in memory; call once, before inputs_next. */
+/* Load every source but a lone first one in memory, and read the headers
+ * (--header); call once, before inputs_next. 0 or -errno. */
 int inputs_prepare(inputs *in);
-/* Advance to the next tuple: 1 (in->cur holds it), 0 at the end, -errno. */
+/* The number of tuples, once every source is in memory (slurp_all). */
+long inputs_total(const inputs *in);
+/* Advance to the next tuple: 1 (in->vals holds it), 0 at the end, -errno. */
 int inputs_next(inputs *in);
 void inputs_free(inputs *in);
+/* Read the next record of f (a file source) into *line: 1, 0 at its end, -errno. */
+int read_record(inputs *in, FILE *f, char **line, size_t *cap);
+
+/* --colsep and --header (columns.c). */
+int inputs_set_colsep(inputs *in, const char *regex);
+void split_columns(inputs *in, const char *v);
+void add_column(inputs *in, const char *s, size_t n);
+void columns_done(inputs *in);
+int inputs_read_header(inputs *in);
+/* A copy of word w with {name...} rewritten as {n...} (malloc'ed). */
+char *header_rewrite(const inputs *in, const char *w);
+void columns_free(inputs *in);
 
 /* ---- command templates (template.c) -------------------------------------- */
 
@@ -80,6 +115,7 @@ typedef struct tmpl {
     bool shell;       /* run through /bin/sh -c (see template.c) */
     bool has_rep;     /* a replacement string occurs: nothing is appended */
     char *exe;        /* the resolved path of a fixed command, or NULL */
+    bool context;     /* -X, -N: repeat a word with {} for each value */
 } tmpl;
 
 /* One job's command, built by tmpl_expand into reused buffers. */
@@ -89,13 +125,21 @@ typedef struct expansion {
     char **argv;      /* the argv to spawn, NULL-terminated */
     int argc;         /* words in argv */
     int cap;          /* entries allocated in offs and argv */
+    bool missing;     /* the word being expanded refers to a missing value */
 } expansion;
 
-void tmpl_init(tmpl *t, char **words, int nwords, int nsrc);
+/* shell_mode: 0 by the shell rule, 1 always a shell, -1 never. */
+void tmpl_init(tmpl *t, char **words, int nwords, int nsrc, int shell_mode);
 void tmpl_free(tmpl *t);
 /* Build the command of job `seq` (from 1) running in `slot` (from 1). */
-void tmpl_expand(const tmpl *t, const char *const *vals, long seq, long slot,
-                 expansion *x);
+void tmpl_expand(const tmpl *t, const char *const *vals, int nvals, long seq,
+                 long slot, expansion *x);
+/* The command of x as one shell-quoted line (for --dry-run, the joblog). */
+void expansion_format(const tmpl *t, const expansion *x, strbuf *line);
+/* Expand the replacement strings of s, unquoted, into out (--tagstring); {}
+ * with several values joins them with spaces. */
+void expand_string(const char *s, int nsrc, const char *const *vals, int nvals,
+                   long seq, long slot, strbuf *out);
 /* Print x as one shell-quoted line (for --dry-run). */
 void expansion_print(const tmpl *t, const expansion *x, FILE *f);
 void expansion_free(expansion *x);
@@ -107,27 +151,81 @@ char *path_search(const char *name);
 
 /* ---- options (run_args.c) ------------------------------------------------- */
 
+/* How jobs' output reaches ours. */
+enum out_mode {
+    OUT_GROUP,   /* whole, job after job, through temporary files (default) */
+    OUT_UNGROUP, /* -u: straight to our stdout and stderr */
+    OUT_LINEBUF, /* --line-buffer: whole lines, as they come, through pipes */
+};
+
+/* --resume and its kin: which jobs of an earlier --joblog run again. */
+enum resume_mode {
+    RESUME_NONE,   /* every job runs */
+    RESUME_ALL,    /* --resume: jobs in the joblog are skipped */
+    RESUME_FAILED, /* --resume-failed: so are they, unless they failed */
+    RETRY_FAILED,  /* --retry-failed: only the failed commands of the joblog run */
+};
+
+/* --halt: when to stop early. */
+enum halt_when { HALT_NEVER, HALT_SOON, HALT_NOW };
+enum halt_why { HALT_FAIL, HALT_SUCCESS, HALT_DONE };
+
+/* The most steps of a --termseq (signal, then milliseconds to wait). */
+#define TERMSEQ_MAX 16
+
 /* What `concur run` was asked to do. */
 typedef struct run_opts {
-    long jobs;       /* -j: the most jobs running at once */
-    bool keep_order; /* -k: print outputs in input order */
-    bool dry_run;    /* --dry-run: print the commands, run nothing */
-    char **cmd;      /* COMMAND [ARG...] (points into argv) */
-    int ncmd;        /* how many cmd words */
-    inputs in;       /* the input sources */
+    long jobs;            /* -j: the most jobs running at once */
+    bool keep_order;      /* -k: print outputs in input order */
+    bool dry_run;         /* --dry-run: print the commands, run nothing */
+    char **cmd;           /* COMMAND [ARG...] (argv, or rewritten: --header) */
+    int ncmd;             /* how many cmd words */
+    char **own_cmd;       /* --header: cmd, allocated by us (else NULL) */
+    inputs in;            /* the input sources */
+    enum out_mode out;    /* -u or grouped */
+    const char *tag;      /* --tag, --tagstring: each line's prefix, or NULL */
+    const char *joblog;   /* --joblog FILE, or NULL */
+    bool joblog_append;   /* --joblog +FILE, --resume...: append to it */
+    enum resume_mode resume; /* --resume, --resume-failed */
+    double timeout;       /* --timeout SECS (0: none) */
+    double timeout_pct;   /* --timeout N%: N / 100 of the median (0: none) */
+    int termseq[2 * TERMSEQ_MAX]; /* --termseq: signal, ms, signal, ms... */
+    int nterm;            /* steps in termseq */
+    long retries;         /* --retries: attempts per job (at least 1) */
+    enum halt_when halt_when; /* --halt: never, soon or now */
+    enum halt_why halt_why;   /* --halt: on failures, successes or either */
+    long halt_count;      /* --halt ...=N */
+    double halt_pct;      /* --halt ...=N%: N / 100 (0: a count) */
+    int multi;            /* 'X', 'm' or 'N': several inputs per job (else 0) */
+    int shell_mode;       /* --shell: 1; --no-shell, -q: -1; else 0 */
+    const char *results;  /* --results DIR, or NULL */
+    long *retry_seqs;     /* --retry-failed: the logged seq of each job */
 } run_opts;
+
+/* --retry-failed: make the failed commands of the joblog the inputs (joblog.c). */
+int retry_failed_load(run_opts *o);
 
 /* Parse `concur run` arguments (argv[0] is "run"): 0 to run, 1 when --help was
  * printed, -1 after printing an error. */
 int run_parse_args(run_opts *o, int argc, char **argv);
 void run_opts_free(run_opts *o);
 void run_usage(FILE *f);
+/* Print "concur run: " fmt (with arg) and a hint: -1. */
+int run_fail(const char *fmt, const char *arg);
+long cpu_count(void);
+/* Option values (run_values.c): 0, or -1 after a message. */
+int parse_jobs(run_opts *o, const char *s);
+int parse_delim(run_opts *o, const char *s);
+int parse_timeout(run_opts *o, const char *s);
+int parse_termseq(run_opts *o, const char *s);
+int parse_halt(run_opts *o, const char *s);
 
 /* ---- output files (output.c) ---------------------------------------------- */
 
 /* A job's captured stdout and stderr: two unlinked temporary files. */
 typedef struct outpair {
     int fd[2];            /* stdout, stderr files (close-on-exec) */
+    char *tag;            /* --tag: the prefix of its lines, or NULL */
     struct outpair *next; /* the next free pair in the pool */
 } outpair;
 
@@ -143,7 +241,15 @@ int outpool_get(outpool *pool, outpair **out);
 bool outpair_empty(const outpair *p);
 /* Copy the pair's contents to our stdout and stderr, then empty it. */
 void outpair_flush(outpool *pool, outpair *p);
-/* Give a pair back (emptied or empty). */
+/* Write all n bytes (waiting if `to` is non-blocking): 0 or -errno. */
+int fd_write_all(int to, const char *buf, size_t n);
+/* Copy all of file `from` to `to`: 0 or -errno. */
+int fd_copy_all(int to, int from);
+/* The size of the captured stdout (--joblog's Receive). */
+off_t outpair_size(const outpair *p);
+/* Empty the pair, printing nothing (a retried or halted job). */
+void outpair_discard(outpool *pool, outpair *p);
+/* Give a pair back (emptied or empty); frees its tag. */
 void outpool_put(outpool *pool, outpair *p);
 void outpool_free(outpool *pool);
 

@@ -204,7 +204,8 @@ static bool quote_safe(char c)
 }
 
 /* As GNU parallel: words of safe characters stay bare, others are put in single
- * quotes, where only ' itself needs care: it becomes '\''. */
+ * quotes, where only ' itself needs care: it becomes '"'"'; a '' left at
+ * either end is dropped ("'" gives "'" rather than ''"'"''). */
 static void shell_quote_n(strbuf *sb, const char *s, size_t n)
 {
     size_t safe = 0;
@@ -214,14 +215,22 @@ static void shell_quote_n(strbuf *sb, const char *s, size_t n)
         sb_put(sb, s, n);
         return;
     }
+    size_t begin = sb->len;
     sb_putc(sb, '\'');
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '\'')
-            sb_put(sb, "'\\''", 4);
+            sb_put(sb, "'\"'\"'", 5);
         else
             sb_putc(sb, s[i]);
     }
     sb_putc(sb, '\'');
+    char *q = sb->data;
+    if (sb->len - begin > 4 && q[sb->len - 2] == '\'' && q[sb->len - 3] == '"')
+        sb->len -= 2, q[sb->len] = '\0';
+    if (sb->len - begin > 4 && sb->data[begin + 1] == '\'' && s[0] == '\'') {
+        memmove(sb->data + begin, sb->data + begin + 2, sb->len - begin - 2);
+        sb->len -= 2, sb->data[sb->len] = '\0';
+    }
 }
 
 void shell_quote(strbuf *sb, const char *s) { shell_quote_n(sb, s, strlen(s)); }
@@ -303,17 +312,19 @@ char *path_search(const char *name)
  * first word is a shell keyword or builtin, or when the first word is fixed and
  * not found in $PATH (so that the shell reports it, with status 127).
  */
-void tmpl_init(tmpl *t, char **words, int nwords, int nsrc)
+void tmpl_init(tmpl *t, char **words, int nwords, int nsrc, int shell_mode)
 {
     *t = (tmpl){.words = words, .nwords = nwords, .nsrc = nsrc};
     for (int i = 0; i < nwords; i++) {
         t->shell |= word_needs_shell(words[i], i == 0, nsrc);
         t->has_rep |= word_has_rep(words[i], nsrc);
     }
+    if (shell_mode != 0)
+        t->shell = shell_mode > 0; /* --shell, --no-shell or -q */
     if (t->shell || strchr(words[0], '/') || word_has_rep(words[0], nsrc))
         return;
     t->exe = path_search(words[0]);
-    t->shell = !t->exe;
+    t->shell = !t->exe && shell_mode == 0;
 }
 
 void tmpl_free(tmpl *t)
@@ -362,18 +373,20 @@ static void put_number(expansion *x, long n)
 }
 
 /* {} with several sources: each value, as its own word (as GNU parallel). */
-static void put_rep(const tmpl *t, const rep *r, const char *const *vals, long seq,
-                    long slot, expansion *x)
+static void put_rep(const tmpl *t, const rep *r, const char *const *vals, int nvals,
+                    long seq, long slot, expansion *x)
 {
     if (r->kind == REP_SEQ || r->kind == REP_SLOT) {
         put_number(x, r->kind == REP_SEQ ? seq : slot);
         return;
     }
     if (r->src) {
-        put_value(t, r->kind, vals[r->src - 1], x);
+        if (r->src <= nvals)
+            put_value(t, r->kind, vals[r->src - 1], x);
+        x->missing |= r->src > nvals; /* nothing, whatever its form */
         return;
     }
-    for (int i = 0; i < t->nsrc; i++) {
+    for (int i = 0; i < nvals; i++) {
         if (i) {
             word_end(t, x);
             word_begin(t, x);
@@ -382,25 +395,87 @@ static void put_rep(const tmpl *t, const rep *r, const char *const *vals, long s
     }
 }
 
-static void expand_word(const tmpl *t, const char *w, const char *const *vals, long seq,
-                        long slot, expansion *x)
+/* Expand the replacement strings of the n bytes at w into x->text. */
+static void expand_text(const tmpl *t, const char *w, size_t n, const char *const *vals,
+                        int nvals, long seq, long slot, expansion *x)
 {
-    word_begin(t, x);
-    const char *lit = w;
-    for (const char *p = w; *p;) {
+    const char *lit = w, *end = w + n;
+    for (const char *p = w; p < end;) {
         rep r;
-        size_t n = match_rep(p, t->nsrc, &r);
-        if (!n) {
+        size_t len = match_rep(p, t->nsrc, &r);
+        if (!len || p + len > end) {
             p++;
             continue;
         }
         sb_put(&x->text, lit, (size_t)(p - lit));
-        put_rep(t, &r, vals, seq, slot, x);
-        p += n;
+        put_rep(t, &r, vals, nvals, seq, slot, x);
+        p += len;
         lit = p;
     }
-    sb_puts(&x->text, lit);
+    sb_put(&x->text, lit, (size_t)(end - lit));
+}
+
+/* A word made empty by missing values ({3} of two) is dropped, as the shell
+ * drops it from GNU parallel's command line. */
+static void expand_one(const tmpl *t, const char *w, const char *const *vals,
+                       int nvals, long seq, long slot, expansion *x)
+{
+    word_begin(t, x);
+    x->missing = false;
+    expand_text(t, w, strlen(w), vals, nvals, seq, slot, x);
+    if (!t->shell && x->missing && x->text.len == x->offs[x->argc - 1]) {
+        x->argc--;
+        return;
+    }
     word_end(t, x);
+}
+
+/* Whether the n bytes at w have a replacement string of every value ({}...). */
+static bool has_all_rep(const char *w, size_t n, int nsrc)
+{
+    rep r;
+    for (const char *p = w; p < w + n; p++) {
+        size_t len = match_rep(p, nsrc, &r);
+        if (len && p + len <= w + n && !r.src && r.kind != REP_SEQ && r.kind != REP_SLOT)
+            return true;
+    }
+    return false;
+}
+
+/* -X, -N in a shell command: as GNU parallel, the context is the run of
+ * non-blanks around {}: that run is repeated for each value. */
+static void expand_tokens(const tmpl *t, const char *w, const char *const *vals,
+                          int nvals, long seq, long slot, expansion *x)
+{
+    word_begin(t, x);
+    for (const char *p = w; *p;) {
+        size_t blanks = strspn(p, " \t\n");
+        sb_put(&x->text, p, blanks);
+        p += blanks;
+        size_t n = strcspn(p, " \t\n");
+        bool each = has_all_rep(p, n, t->nsrc);
+        for (int i = 0; i < (each ? nvals : 1); i++) {
+            if (i)
+                sb_putc(&x->text, ' ');
+            expand_text(t, p, n, each ? vals + i : vals, each ? 1 : nvals, seq, slot, x);
+        }
+        p += n;
+    }
+    word_end(t, x);
+}
+
+/* -X, -N: a word with {} is repeated for each value, context and all. */
+static void expand_word(const tmpl *t, const char *w, const char *const *vals,
+                        int nvals, long seq, long slot, expansion *x)
+{
+    if (!t->context || nvals < 2 || !has_all_rep(w, strlen(w), t->nsrc)) {
+        expand_one(t, w, vals, nvals, seq, slot, x);
+    } else if (t->shell) {
+        expand_tokens(t, w, vals, nvals, seq, slot, x);
+    } else {
+        for (int i = 0; i < nvals; i++)
+            expand_one(t, w, vals + i, 1, seq, slot, x);
+    }
 }
 
 static void finish_argv(const tmpl *t, expansion *x)
@@ -425,14 +500,14 @@ static void finish_argv(const tmpl *t, expansion *x)
         x->argv[0] = t->exe;
 }
 
-void tmpl_expand(const tmpl *t, const char *const *vals, long seq, long slot,
-                 expansion *x)
+void tmpl_expand(const tmpl *t, const char *const *vals, int nvals, long seq,
+                 long slot, expansion *x)
 {
     x->text.len = 0;
     x->argc = 0;
     for (int i = 0; i < t->nwords; i++)
-        expand_word(t, t->words[i], vals, seq, slot, x);
-    for (int i = 0; !t->has_rep && i < t->nsrc; i++) {
+        expand_word(t, t->words[i], vals, nvals, seq, slot, x);
+    for (int i = 0; !t->has_rep && i < nvals; i++) {
         word_begin(t, x);
         put_value(t, REP_VALUE, vals[i], x);
         word_end(t, x);
@@ -440,20 +515,57 @@ void tmpl_expand(const tmpl *t, const char *const *vals, long seq, long slot,
     finish_argv(t, x);
 }
 
-void expansion_print(const tmpl *t, const expansion *x, FILE *f)
+void expansion_format(const tmpl *t, const expansion *x, strbuf *line)
 {
+    line->len = 0;
+    sb_puts(line, "");
     if (t->shell) {
-        fprintf(f, "%s\n", x->text.data);
+        sb_puts(line, x->text.data);
         return;
     }
-    strbuf line = {0};
     for (int i = 0; i < x->argc; i++) {
         if (i)
-            sb_putc(&line, ' ');
-        shell_quote(&line, x->text.data + x->offs[i]);
+            sb_putc(line, ' ');
+        shell_quote(line, x->text.data + x->offs[i]);
     }
+}
+
+void expansion_print(const tmpl *t, const expansion *x, FILE *f)
+{
+    strbuf line = {0};
+    expansion_format(t, x, &line);
     fprintf(f, "%s\n", line.data);
     sb_free(&line);
+}
+
+void expand_string(const char *s, int nsrc, const char *const *vals, int nvals,
+                   long seq, long slot, strbuf *out)
+{
+    out->len = 0;
+    sb_puts(out, "");
+    for (const char *p = s; *p;) {
+        rep r;
+        size_t n = match_rep(p, nsrc, &r);
+        if (!n) {
+            sb_putc(out, *p++);
+            continue;
+        }
+        if (r.kind == REP_SEQ || r.kind == REP_SLOT) {
+            char buf[24];
+            sb_put(out, buf, (size_t)snprintf(buf, sizeof buf, "%ld",
+                                              r.kind == REP_SEQ ? seq : slot));
+        }
+        for (int i = 0; i < nvals && r.kind != REP_SEQ && r.kind != REP_SLOT; i++) {
+            if (r.src && i != r.src - 1)
+                continue;
+            if (!r.src && i)
+                sb_putc(out, ' ');
+            size_t len;
+            const char *v = transform(r.kind, vals[i], &len);
+            sb_put(out, v, len);
+        }
+        p += n;
+    }
 }
 
 void expansion_free(expansion *x)
