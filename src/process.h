@@ -10,6 +10,7 @@
 #include "wait.h"
 
 #include <poll.h>
+#include <spawn.h>
 
 struct cc_process {
     cc__mutex lock;   /* guards reaped and returncode; held across the
@@ -34,5 +35,13 @@ void cc__close_fd(int *fd);
  * before the deadline), or -ENOMEM.
  */
 int cc__poll_until(struct pollfd *fds, nfds_t n, cc_deadline deadline);
+
+/*
+ * cc__spawn_attr_init: the attributes of every child concur spawns: its own
+ * process group, an empty signal mask, SIGPIPE and SIGXFSZ back to their
+ * default (as Python's restore_signals; other ignored signals stay ignored).
+ * Returns 0 or a negative errno; destroy with posix_spawnattr_destroy.
+ */
+int cc__spawn_attr_init(posix_spawnattr_t *attr);
 
 #endif

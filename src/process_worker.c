@@ -145,27 +145,6 @@ static int adopt(cc_process *p, pid_t pid)
     return err;
 }
 
-/* Own process group; empty mask; SIGPIPE and SIGXFSZ at their default (as
- * cc_process_spawn). */
-static int make_attr(posix_spawnattr_t *attr)
-{
-    sigset_t none, dfl;
-    sigemptyset(&none);
-    sigemptyset(&dfl);
-    sigaddset(&dfl, SIGPIPE);
-    sigaddset(&dfl, SIGXFSZ);
-    int r = posix_spawnattr_init(attr);
-    if (r != 0)
-        return -r;
-    posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP |
-                                       POSIX_SPAWN_SETSIGMASK |
-                                       POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(attr, 0);
-    posix_spawnattr_setsigmask(attr, &none);
-    posix_spawnattr_setsigdefault(attr, &dfl);
-    return 0;
-}
-
 /* The child's fds: fds[i] onto 3 + i from copies lifted above 3 + n, then
  * everything else closed. lifted[] receives the copies (n entries). */
 static int make_actions(posix_spawn_file_actions_t *fa, const int *fds,
@@ -204,7 +183,7 @@ static int exec_worker(pid_t *pid, const char *name, const int *fds, size_t n,
     posix_spawnattr_t attr;
     int r = make_actions(&fa, fds, n, lifted);
     if (r == 0) {
-        r = make_attr(&attr);
+        r = cc__spawn_attr_init(&attr);
         if (r == 0) {
             r = -posix_spawn(pid, "/proc/self/exe", &fa, &attr, argv, environ);
             posix_spawnattr_destroy(&attr);

@@ -180,9 +180,7 @@ static int make_actions(posix_spawn_file_actions_t *fa, const stdio_plan *plan,
     return -r;
 }
 
-/* Own process group; empty mask; SIGPIPE and SIGXFSZ back to their default
- * (as Python's restore_signals), other ignored signals stay ignored. */
-static int make_attr(posix_spawnattr_t *attr)
+int cc__spawn_attr_init(posix_spawnattr_t *attr)
 {
     sigset_t none, dfl;
     sigemptyset(&none);
@@ -211,7 +209,7 @@ static int start_child(cc_process *p, char *const argv[],
     int r = make_actions(&fa, plan, o->cwd);
     if (r < 0)
         return r;
-    r = make_attr(&attr);
+    r = cc__spawn_attr_init(&attr);
     if (r == 0) {
         char *const *envp = o->envp ? o->envp : environ;
         r = -posix_spawnp(&p->pid, argv[0], &fa, &attr, argv, envp);
