@@ -624,22 +624,6 @@ static void open_pool_at_exit_finishes_queue(void **state)
 
 /* ---- allocation failures ------------------------------------------------------ */
 
-static atomic_int fail_countdown; /* allocations left before one fails; < 0: none */
-static atomic_int failures;       /* allocations refused */
-
-static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
-{
-    if (size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    if (atomic_fetch_sub(&fail_countdown, 1) == 0) {
-        atomic_fetch_add(&failures, 1);
-        return NULL;
-    }
-    return realloc(ptr, size);
-}
-
 static void note_done(cc_future *f, void *arg) { atomic_fetch_add(&ran, 1); }
 
 #define OK_OR_ENOMEM(r)                          \
@@ -690,20 +674,18 @@ static void use_everything(void)
 
 static void allocation_failures_are_reported(void **state)
 {
-    atomic_store(&failures, 0);
-    cc_set_allocator(failing_alloc, NULL);
+    long start = cc_test_alloc_failures();
     /* Fail the k-th allocation, k = 0, 1, ... until a run needs none. */
     for (int k = 0;; k++) {
         assert_true(k < 1000);
-        int before = atomic_load(&failures);
-        atomic_store(&fail_countdown, k);
+        long before = cc_test_alloc_failures();
+        cc_test_alloc_fail_nth(k);
         use_everything();
-        if (atomic_load(&failures) == before)
+        if (cc_test_alloc_failures() == before)
             break;
     }
-    atomic_store(&fail_countdown, -1);
-    cc_set_allocator(NULL, NULL);
-    assert_true(atomic_load(&failures) >= 10); /* each call's allocations */
+    cc_test_alloc_normal();
+    assert_true(cc_test_alloc_failures() - start >= 10); /* each call's allocations */
 }
 
 int main(void)

@@ -206,43 +206,27 @@ static void an_end_from_an_inherited_fd(void **state)
     cc_conn_close(b);
 }
 
-
 /* ---- allocation failures ------------------------------------------------- */
-
-static long alloc_budget; /* allocations that succeed before the failures */
-
-static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
-{
-    (void)ud, (void)old_size;
-    if (size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    if (alloc_budget-- <= 0)
-        return NULL;
-    return realloc(ptr, size);
-}
 
 static void allocation_failures_are_recoverable(void **state)
 {
     (void)state;
     cc_conn *a = NULL, *b = NULL;
-    cc_set_allocator(failing_alloc, NULL);
-    alloc_budget = 1;
+    cc_test_alloc_fail_after(1);
     assert_int_equal(cc_pipe(&a, &b, true), -ENOMEM); /* and no fd left */
-    alloc_budget = 2;
+    cc_test_alloc_fail_after(2);
     assert_int_equal(cc_pipe(&a, &b, true), 0);
     assert_int_equal(cc_conn_send(a, "whole", 5, CC_NOWAIT), 0);
     cc_bytes m = {0};
-    alloc_budget = 0;
+    cc_test_alloc_fail_after(0);
     assert_int_equal(cc_conn_recv(b, &m, CC_NOWAIT), -ENOMEM);
-    alloc_budget = 100; /* memory is back: the message is still there */
+    cc_test_alloc_fail_after(100); /* memory is back: the message is still there */
     assert_int_equal(cc_conn_recv(b, &m, CC_NOWAIT), 0);
     assert_string_equal(m.data, "whole");
     cc_bytes_free(&m);
     cc_conn_close(a);
     cc_conn_close(b);
-    cc_set_allocator(NULL, NULL);
+    cc_test_alloc_normal();
 }
 
 int main(void)

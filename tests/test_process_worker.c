@@ -622,38 +622,22 @@ static void registered_after_the_hook_is_unknown_to_spawn(void **state)
     cc_bytes_free(&out);
 }
 
-
 /* ---- allocation failures ------------------------------------------------- */
-
-static long alloc_budget; /* allocations that succeed before the failures */
-
-static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
-{
-    (void)ud, (void)old_size;
-    if (size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    if (alloc_budget-- <= 0)
-        return NULL;
-    return realloc(ptr, size);
-}
 
 static void allocation_failure_starts_nothing(void **state)
 {
     (void)state;
     cc_worker *w = NULL;
-    cc_set_allocator(failing_alloc, NULL);
     for (long budget = 0; budget < 2; budget++) {
-        alloc_budget = budget;
+        cc_test_alloc_fail_after(budget);
         assert_int_equal(cc_worker_start(&w, "echo", "x", 1, &spawn_opts),
                          -ENOMEM);
-        alloc_budget = budget;
+        cc_test_alloc_fail_after(budget);
         assert_int_equal(cc_worker_start(&w, "echo", "x", 1, &fork_opts),
                          -ENOMEM);
     }
     assert_null(w); /* and no child, no fd: the teardown checks */
-    cc_set_allocator(NULL, NULL);
+    cc_test_alloc_normal();
 }
 
 int main(int argc, char **argv)

@@ -180,49 +180,34 @@ static void put_priority_needs_a_priority_queue(void **state)
 
 /* ---- allocation failures ------------------------------------------------ */
 
-static long allocs_left; /* allocations that succeed before they start failing */
-
-static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
-{
-    if (size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    if (allocs_left <= 0)
-        return NULL;
-    allocs_left--;
-    return realloc(ptr, size);
-}
-
 static void allocation_failures_return_enomem(void **state)
 {
-    cc_set_allocator(failing_alloc, NULL);
     cc_queue *q = NULL;
-    allocs_left = 0; /* the queue itself */
+    cc_test_alloc_fail_after(0); /* the queue itself */
     assert_int_equal(cc_queue_new(&q, CC_QUEUE_FIFO, 8), -ENOMEM);
-    allocs_left = 1; /* the ring's slots */
+    cc_test_alloc_fail_after(1); /* the ring's slots */
     assert_int_equal(cc_queue_new(&q, CC_QUEUE_FIFO, 8), -ENOMEM);
     assert_null(q);
     const cc_queue_kind kinds[] = {CC_QUEUE_FIFO, CC_QUEUE_LIFO, CC_QUEUE_PRIORITY};
     for (size_t k = 0; k < LEN(kinds); k++) {
-        allocs_left = 1;
+        cc_test_alloc_fail_after(1);
         assert_int_equal(cc_queue_new(&q, kinds[k], 0), 0);
         assert_int_equal(cc_queue_put(q, ITEM(1), CC_NOWAIT), -ENOMEM);
         assert_true(cc_queue_empty(q));
         assert_int_equal(cc_queue_join(q, CC_NOWAIT), 0); /* not counted */
-        allocs_left = 1;
+        cc_test_alloc_fail_after(1);
         for (int i = 0; i < 16; i++) /* the first block holds 16 */
             assert_int_equal(cc_queue_put(q, ITEM(i), CC_NOWAIT), 0);
         assert_int_equal(cc_queue_put(q, ITEM(16), CC_NOWAIT), -ENOMEM);
         assert_int_equal(cc_queue_qsize(q), 16);
-        allocs_left = 1;
+        cc_test_alloc_fail_after(1);
         assert_int_equal(cc_queue_put(q, ITEM(16), CC_NOWAIT), 0);
         void *item;
         for (int i = 0; i < 17; i++)
             assert_int_equal(cc_queue_get(q, &item, CC_NOWAIT), 0);
         cc_queue_free(q);
     }
-    cc_set_allocator(NULL, NULL);
+    cc_test_alloc_normal();
 }
 
 /* ---- sizes, NOWAIT, deadlines, blocking ---------------------------------- */

@@ -271,39 +271,23 @@ static void the_last_closer_unlinks_whoever_it_is(void **state)
     }
 }
 
-
 /* ---- allocation failures ------------------------------------------------- */
-
-static long alloc_budget; /* allocations that succeed before the failures */
-
-static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
-{
-    (void)ud, (void)old_size;
-    if (size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    if (alloc_budget-- <= 0)
-        return NULL;
-    return realloc(ptr, size);
-}
 
 static void allocation_failures_leave_nothing_behind(void **state)
 {
     (void)state;
     const char *name = test_name();
     cc_shm *s = NULL, *t = NULL;
-    cc_set_allocator(failing_alloc, NULL);
-    alloc_budget = 0;
+    cc_test_alloc_fail_after(0);
     assert_int_equal(cc_shm_create(&s, 1, 4096), -ENOMEM);
     assert_int_equal(cc_shm_open(&s, name, 1, 64, CC_SHM_CREATE), -ENOMEM);
     assert_false(name_exists(name)); /* never named: made unnamed first */
-    alloc_budget = 1;
+    cc_test_alloc_fail_after(1);
     assert_int_equal(cc_shm_open(&s, name, 1, 64, CC_SHM_CREATE), 0);
     assert_int_equal(cc_shm_open(&t, name, 0, 0, 0), -ENOMEM);
     cc_shm_close(s);
     assert_false(name_exists(name));
-    cc_set_allocator(NULL, NULL);
+    cc_test_alloc_normal();
 }
 
 int main(void)

@@ -706,48 +706,33 @@ static void child_signal_state_is_reset(void **state)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* An allocator that fails every allocation once `budget` reaches zero. */
-static long alloc_budget;
-
-static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
-{
-    if (size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    if (alloc_budget-- <= 0)
-        return NULL;
-    return realloc(ptr, size);
-}
-
 static void allocation_failures_are_reported_and_recoverable(void **state)
 {
     cc_process *p = NULL;
     cc_spawn_options o = {.stdout_io = pipe_io};
-    cc_set_allocator(failing_alloc, NULL);
-    alloc_budget = 0;
+    cc_test_alloc_fail_after(0);
     assert_int_equal(cc_process_spawn(&p, ARGV("true"), &o), -ENOMEM);
     assert_null(p);
-    alloc_budget = 1; /* the process itself, not the output buffer */
+    cc_test_alloc_fail_after(1); /* the process itself, not the output buffer */
     char *argv[] = {"sh", "-c", "echo partial", NULL};
     assert_int_equal(cc_process_spawn(&p, argv, &o), 0);
     cc_bytes out = {0};
     assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL),
                      -ENOMEM);
-    alloc_budget = 100; /* memory is back: the same call goes on */
+    cc_test_alloc_fail_after(100); /* memory is back: the same call goes on */
     assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL),
                      0);
     assert_string_equal(out.data, "partial\n");
     cc_bytes_free(&out);
     cc_process_free(p);
     cc_completed_process r;
-    alloc_budget = 1;
+    cc_test_alloc_fail_after(1);
     o = (cc_spawn_options){0};
     cc_run_options ro = {.capture_output = true};
     assert_int_equal(cc_run(argv, &ro, CC_FOREVER, &r), -ENOMEM);
     assert_true(r.started); /* and the child was killed and reaped (teardown) */
     cc_completed_process_free(&r);
-    cc_set_allocator(NULL, NULL);
+    cc_test_alloc_normal();
 }
 
 int main(void)

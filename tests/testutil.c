@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -108,3 +109,39 @@ int cc_test_teardown(void **state)
                  start_threads, threads, children);
     return 0;
 }
+
+/* ---- fault injection ------------------------------------------------------ */
+
+static atomic_long allocs_left;  /* allocations before the failing one(s) */
+static atomic_bool fail_once;    /* only one fails (fail_nth) */
+static atomic_long alloc_failed; /* allocations refused so far */
+
+static void *failing_alloc(void *ud, void *ptr, size_t old_size, size_t size)
+{
+    (void)ud, (void)old_size;
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    long left = atomic_fetch_sub(&allocs_left, 1);
+    if (left == 0 || (left < 0 && !atomic_load(&fail_once))) {
+        atomic_fetch_add(&alloc_failed, 1);
+        return NULL;
+    }
+    return realloc(ptr, size);
+}
+
+static void fail_from(long n, bool once)
+{
+    atomic_store(&fail_once, once);
+    atomic_store(&allocs_left, n);
+    cc_set_allocator(failing_alloc, NULL);
+}
+
+void cc_test_alloc_fail_after(long n) { fail_from(n, false); }
+
+void cc_test_alloc_fail_nth(long n) { fail_from(n, true); }
+
+long cc_test_alloc_failures(void) { return atomic_load(&alloc_failed); }
+
+void cc_test_alloc_normal(void) { cc_set_allocator(NULL, NULL); }

@@ -32,6 +32,21 @@ int cc_test_teardown(void **state);
  * sanitizer builds, which run ten times slower. */
 long cc_test_n(long n);
 
+/*
+ * Fault injection through concur's allocation hook (Lua's test allocator), so
+ * that every error branch runs. Thread safe.
+ *   cc_test_alloc_fail_after(n): the next n allocations succeed, every later
+ *     one fails (until the next call of these);
+ *   cc_test_alloc_fail_nth(n): the next n succeed, the one after fails, and
+ *     all later ones succeed;
+ *   cc_test_alloc_failures(): allocations refused so far, in all;
+ *   cc_test_alloc_normal(): back to the default allocator.
+ */
+void cc_test_alloc_fail_after(long n);
+void cc_test_alloc_fail_nth(long n);
+long cc_test_alloc_failures(void);
+void cc_test_alloc_normal(void);
+
 /* Counts of this process's open fds, threads, and unreaped children. */
 int cc_test_count_fds(void);
 int cc_test_count_threads(void);
