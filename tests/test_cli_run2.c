@@ -102,6 +102,7 @@ static void output_options_as_gnu_parallel(void **state)
     differ_all(cases, ARRAY_LEN(cases));
 }
 
+
 /* Lines as they come (0.5 s apart), whole, tagged or not. */
 static void line_buffer_as_gnu_parallel(void **state)
 {

@@ -584,6 +584,7 @@ static void test_two_loops(void **state)
     cc_semaphore_destroy(&x.pong);
 }
 
+
 /* ---- stress: tasks of two loops hand permits to each other ------------------ */
 
 enum { STRESS_LOOPS = 2, STRESS_TASKS = 20 };

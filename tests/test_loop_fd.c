@@ -288,6 +288,7 @@ static void test_socket_echo(void **state)
     close(e.listener);
 }
 
+
 /* ---- socket errors: a closed peer, a refused connection, a timeout ---------- */
 
 struct sock_errors {

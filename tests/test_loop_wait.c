@@ -333,6 +333,7 @@ static void test_sync_between_tasks_and_threads(void **state)
     cc_rlock_destroy(&s.rl);
 }
 
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
