@@ -23,24 +23,6 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static pid_t fork_child(int (*fn)(void *), void *arg)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(fn(arg));
-    return pid;
-}
-
-/* Reap pid; its exit status, or 128 + signal. */
-static int reap(pid_t pid)
-{
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        assert_int_equal(errno, EINTR);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* What the tests place in shared memory (the queue comes last: it is
  * followed by its ring). */
 typedef struct shared {
@@ -120,7 +102,7 @@ static void a_dead_holder_is_reported_to_the_next_owner(void **state)
     shared *sh = shared_new(64);
     int fds[2];
     assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
-    pid_t pid = fork_child(child_dies_holding, fds);
+    pid_t pid = cc_test_fork(child_dies_holding, fds);
     char c;
     assert_int_equal(read(fds[0], &c, 1), 1);
     /* The child holds it: we wait, and its death hands the lock to us. */
@@ -130,7 +112,7 @@ static void a_dead_holder_is_reported_to_the_next_owner(void **state)
     sh->counter = 0; /* repaired */
     assert_int_equal(cc_ipc_lock_consistent(&sh->lock), 0);
     assert_int_equal(cc_ipc_lock_release(&sh->lock), 0);
-    assert_int_equal(reap(pid), 128 + SIGKILL);
+    assert_int_equal(cc_test_reap(pid), 128 + SIGKILL);
     assert_int_equal(cc_ipc_lock_acquire(&sh->lock, CC_NOWAIT), 0);
     assert_int_equal(cc_ipc_lock_release(&sh->lock), 0);
     close(fds[0]);
@@ -149,7 +131,7 @@ static void unrepaired_lock_becomes_unrecoverable(void **state)
 {
     (void)state;
     shared *sh = shared_new(64);
-    assert_int_equal(reap(fork_child(child_exits_holding, NULL)), 0);
+    assert_int_equal(cc_test_reap(cc_test_fork(child_exits_holding, NULL)), 0);
     assert_int_equal(cc_ipc_lock_acquire(&sh->lock, CC_NOWAIT), -EOWNERDEAD);
     assert_int_equal(cc_ipc_lock_release(&sh->lock), 0); /* not consistent */
     assert_int_equal(cc_ipc_lock_acquire(&sh->lock, CC_FOREVER),
@@ -179,7 +161,7 @@ static void lock_acquire_times_out_never_early(void **state)
     assert_int_equal(pipe2(up, O_CLOEXEC), 0);
     assert_int_equal(pipe2(down, O_CLOEXEC), 0);
     int fds[4] = {up[0], up[1], down[0], down[1]};
-    pid_t pid = fork_child(child_holds_until_told, fds);
+    pid_t pid = cc_test_fork(child_holds_until_told, fds);
     char c;
     assert_int_equal(read(up[0], &c, 1), 1);
     int64_t t0 = cc_now();
@@ -191,7 +173,7 @@ static void lock_acquire_times_out_never_early(void **state)
     close(down[1]); /* let it go */
     assert_int_equal(cc_ipc_lock_acquire(&sh->lock, SEC_DEADLINE(20)), 0);
     assert_int_equal(cc_ipc_lock_release(&sh->lock), 0);
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
     close(up[0]);
     close(up[1]);
     close(down[0]);
@@ -218,10 +200,10 @@ static void lock_excludes_between_processes(void **state)
     (void)state;
     shared *sh = shared_new(64);
     long n = cc_test_n(20000);
-    pid_t a = fork_child(child_adds, &n), b = fork_child(child_adds, &n);
+    pid_t a = cc_test_fork(child_adds, &n), b = cc_test_fork(child_adds, &n);
     assert_int_equal(child_adds(&n), 0);
-    assert_int_equal(reap(a), 0);
-    assert_int_equal(reap(b), 0);
+    assert_int_equal(cc_test_reap(a), 0);
+    assert_int_equal(cc_test_reap(b), 0);
     assert_int_equal(sh->counter, 3 * n);
     shared_free();
 }
@@ -246,13 +228,13 @@ static void event_between_processes(void **state)
     cc_deadline d = cc_deadline_in(20 * CC_MSEC);
     assert_int_equal(cc_ipc_event_wait(&sh->ev[1], d), -ETIMEDOUT);
     assert_true(cc_now() >= d);
-    pid_t pid = fork_child(child_event_echo, NULL);
+    pid_t pid = cc_test_fork(child_event_echo, NULL);
     usleep(10 * 1000); /* the child is likely asleep by now */
     assert_false(cc_ipc_event_is_set(&sh->ev[1]));
     cc_ipc_event_set(&sh->ev[0]);
     assert_int_equal(cc_ipc_event_wait(&sh->ev[1], SEC_DEADLINE(20)), 0);
     assert_true(cc_ipc_event_is_set(&sh->ev[1]));
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
     cc_ipc_event_clear(&sh->ev[1]);
     assert_false(cc_ipc_event_is_set(&sh->ev[1]));
     assert_int_equal(cc_ipc_event_wait(&sh->ev[1], CC_NOWAIT), -ETIMEDOUT);
@@ -277,13 +259,13 @@ static void semaphore_between_processes(void **state)
     (void)state;
     shared *sh = shared_new(64);
     long n = cc_test_n(5000);
-    pid_t pid = fork_child(child_pong, &n);
+    pid_t pid = cc_test_fork(child_pong, &n);
     for (long i = 0; i < n; i++) {
         assert_int_equal(cc_ipc_semaphore_release(&sh->sem[0], 1), 0);
         assert_int_equal(cc_ipc_semaphore_acquire(&sh->sem[1], SEC_DEADLINE(20)),
                          0);
     }
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
     assert_int_equal(cc_ipc_semaphore_value(&sh->sem[0]), 0);
     cc_deadline d = cc_deadline_in(20 * CC_MSEC);
     assert_int_equal(cc_ipc_semaphore_acquire(&sh->sem[0], d), -ETIMEDOUT);
@@ -326,9 +308,9 @@ static void condition_between_processes(void **state)
     (void)state;
     shared *sh = shared_new(64);
     long n = cc_test_n(3000);
-    pid_t pid = fork_child(child_takes_odd_turns, &n);
+    pid_t pid = cc_test_fork(child_takes_odd_turns, &n);
     assert_int_equal(take_turns(sh, 0, n), 0);
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
     assert_int_equal(sh->counter, 2 * n);
     /* a wait with nothing to wake it times out, never early, lock held */
     assert_int_equal(cc_ipc_lock_acquire(&sh->lock, CC_FOREVER), 0);
@@ -364,11 +346,11 @@ static void barrier_between_processes(void **state)
     shared *sh = shared_new(64);
     long n = cc_test_n(1000);
     assert_int_equal(cc_ipc_barrier_init(&sh->barrier, 3), 0);
-    pid_t a = fork_child(child_barrier_rounds, &n);
-    pid_t b = fork_child(child_barrier_rounds, &n);
+    pid_t a = cc_test_fork(child_barrier_rounds, &n);
+    pid_t b = cc_test_fork(child_barrier_rounds, &n);
     assert_int_equal(child_barrier_rounds(&n), 0);
-    assert_int_equal(reap(a), 0);
-    assert_int_equal(reap(b), 0);
+    assert_int_equal(cc_test_reap(a), 0);
+    assert_int_equal(cc_test_reap(b), 0);
     assert_int_equal(sh->sum, n * (0 + 1 + 2)); /* each index once a round */
     assert_int_equal(cc_ipc_barrier_init(&sh->barrier, 0), -EINVAL);
     shared_free();
@@ -391,14 +373,14 @@ static void barrier_timeout_and_abort_break_it(void **state)
     assert_true(cc_now() >= d);
     assert_int_equal(cc_ipc_barrier_wait(&sh->barrier, CC_FOREVER), -EPIPE);
     cc_ipc_barrier_reset(&sh->barrier);
-    pid_t pid = fork_child(child_barrier_once, NULL); /* gets -EPIPE */
+    pid_t pid = cc_test_fork(child_barrier_once, NULL); /* gets -EPIPE */
     usleep(20 * 1000);
     cc_ipc_barrier_abort(&sh->barrier);
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
     cc_ipc_barrier_reset(&sh->barrier);
-    pid = fork_child(child_barrier_rounds, &(long){1});
+    pid = cc_test_fork(child_barrier_rounds, &(long){1});
     assert_true(cc_ipc_barrier_wait(&sh->barrier, SEC_DEADLINE(20)) >= 0);
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
     shared_free();
 }
 
@@ -490,7 +472,7 @@ static void queue_carries_10mib_between_processes(void **state)
     (void)state;
     shared *sh = shared_new(10 * MIB + 64);
     cc_ipc_queue *q = queue_of(sh);
-    pid_t pid = fork_child(child_puts_10mib, NULL);
+    pid_t pid = cc_test_fork(child_puts_10mib, NULL);
     unsigned char *buf = malloc(10 * MIB);
     size_t len = 0;
     assert_int_equal(cc_ipc_queue_get(q, buf, 10 * MIB, &len, SEC_DEADLINE(60)), 0);
@@ -499,7 +481,7 @@ static void queue_carries_10mib_between_processes(void **state)
     free(buf);
     assert_int_equal(cc_ipc_queue_count(q), 0);
     cc_ipc_event_set(&sh->ev[0]);
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
     shared_free();
 }
 
@@ -527,7 +509,7 @@ static void queue_orders_each_producer_across_processes(void **state)
     cc_ipc_queue *q = queue_of(sh);
     long n = cc_test_n(20000);
     long a[2] = {0, n}, b[2] = {1, n};
-    pid_t pa = fork_child(child_produces, a), pb = fork_child(child_produces, b);
+    pid_t pa = cc_test_fork(child_produces, a), pb = cc_test_fork(child_produces, b);
     uint32_t next[2] = {0, 0};
     unsigned char buf[512];
     for (long k = 0; k < 2 * n; k++) {
@@ -544,8 +526,8 @@ static void queue_orders_each_producer_across_processes(void **state)
         fill(want, len, i);
         assert_memory_equal(buf + 8, want + 8, len - 8);
     }
-    assert_int_equal(reap(pa), 0);
-    assert_int_equal(reap(pb), 0);
+    assert_int_equal(cc_test_reap(pa), 0);
+    assert_int_equal(cc_test_reap(pb), 0);
     assert_int_equal(cc_ipc_queue_count(q), 0);
     shared_free();
 }
@@ -567,10 +549,10 @@ static void queue_survives_a_consumer_killed_while_waiting(void **state)
     shared *sh = shared_new(4096);
     cc_ipc_queue *q = queue_of(sh);
     for (long i = 0; i < cc_test_n(20); i++) {
-        pid_t pid = fork_child(child_gets, NULL);
+        pid_t pid = cc_test_fork(child_gets, NULL);
         usleep((useconds_t)(1000 + (i % 5) * 1000));
         kill(pid, SIGKILL);
-        assert_int_equal(reap(pid), 128 + SIGKILL);
+        assert_int_equal(cc_test_reap(pid), 128 + SIGKILL);
         char buf[16];
         size_t len;
         assert_int_equal(cc_ipc_queue_put(q, "after", 5, SEC_DEADLINE(20)), 0);
@@ -606,10 +588,10 @@ static void queue_survives_a_consumer_killed_mid_get(void **state)
     for (long i = 0; i < cc_test_n(30); i++) {
         fill(buf, size, (unsigned)i);
         assert_int_equal(cc_ipc_queue_put(q, buf, size, SEC_DEADLINE(20)), 0);
-        pid_t pid = fork_child(child_cycles_a_big_message, &size);
+        pid_t pid = cc_test_fork(child_cycles_a_big_message, &size);
         usleep((useconds_t)(500 + (i % 7) * 700));
         kill(pid, SIGKILL);
-        assert_int_equal(reap(pid), 128 + SIGKILL);
+        assert_int_equal(cc_test_reap(pid), 128 + SIGKILL);
         /* The message is whole, or was taken by a get that committed before
          * the kill and never put back: never torn, never two. */
         size_t n = cc_ipc_queue_count(q);

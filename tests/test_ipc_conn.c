@@ -19,23 +19,6 @@
 #define MIB ((size_t)1024 * 1024)
 #define SEC_DEADLINE(s) cc_deadline_in((int64_t)(s) * CC_SEC)
 
-static pid_t fork_child(int (*fn)(void *), void *arg)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(fn(arg));
-    return pid;
-}
-
-static int reap(pid_t pid)
-{
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        assert_int_equal(errno, EINTR);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static void fill(unsigned char *buf, size_t len, unsigned seed)
 {
     for (size_t i = 0; i < len; i++)
@@ -70,7 +53,7 @@ static void messages_of_every_size_round_trip(void **state)
     assert_int_equal(cc_pipe(&a, &b, true), 0);
     ends[0] = a;
     ends[1] = b;
-    pid_t pid = fork_child(child_echo, NULL);
+    pid_t pid = cc_test_fork(child_echo, NULL);
     cc_conn_close(b);
     size_t sizes[] = {0, 1, 7, 8, 4096, 100000, MIB + 3, 64 * MIB};
     unsigned char *buf = malloc(64 * MIB);
@@ -85,7 +68,7 @@ static void messages_of_every_size_round_trip(void **state)
     }
     free(buf);
     cc_conn_close(a); /* the child sees the end, and exits 0 */
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
 }
 
 static void many_small_messages_keep_their_bounds(void **state)
@@ -167,13 +150,13 @@ static void a_deadline_mid_message_resumes(void **state)
     /* nobody reads yet: the socket fills and the send stops part-way */
     assert_int_equal(cc_conn_send(a, buf, size, CC_NOWAIT), -ETIMEDOUT);
     assert_int_equal(cc_conn_send(a, buf, size - 1, CC_NOWAIT), -EINVAL);
-    pid_t pid = fork_child(child_recv_in_slices, b);
+    pid_t pid = cc_test_fork(child_recv_in_slices, b);
     int r;
     while ((r = cc_conn_send(a, buf, size, cc_deadline_in(CC_MSEC))) ==
            -ETIMEDOUT)
         ;
     assert_int_equal(r, 0);
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
     free(buf);
     cc_conn_close(a);
     cc_conn_close(b);
@@ -196,12 +179,12 @@ static void an_end_from_an_inherited_fd(void **state)
     cc_conn *a, *b;
     assert_int_equal(cc_pipe(&a, &b, true), 0);
     int fd = cc_conn_fd(b);
-    pid_t pid = fork_child(child_from_fd, &fd);
+    pid_t pid = cc_test_fork(child_from_fd, &fd);
     cc_bytes m = {0};
     assert_int_equal(cc_conn_recv(a, &m, SEC_DEADLINE(60)), 0);
     assert_string_equal(m.data, "from fd");
     cc_bytes_free(&m);
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
     cc_conn_close(a);
     cc_conn_close(b);
 }

@@ -21,25 +21,6 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* Fork a child that runs fn(arg) and exits with its result (0: success). */
-static pid_t fork_child(int (*fn)(void *), void *arg)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(fn(arg));
-    return pid;
-}
-
-/* Reap pid; its exit status, or 128 + signal. */
-static int reap(pid_t pid)
-{
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        assert_int_equal(errno, EINTR);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* A name unique to this process and call. */
 static const char *test_name(void)
 {
@@ -88,7 +69,7 @@ static void anonymous_is_shared_with_a_forked_child(void **state)
     (void)state;
     cc_shm *s;
     assert_int_equal(cc_shm_create(&s, sizeof(int64_t), 1000), 0);
-    assert_int_equal(reap(fork_child(child_squares, s)), 0);
+    assert_int_equal(cc_test_reap(cc_test_fork(child_squares, s)), 0);
     int64_t *a = CC_SHM_ARRAY(s, int64_t);
     for (int i = 0; i < 1000; i++)
         assert_int_equal(a[i], (int64_t)i * i);
@@ -113,7 +94,7 @@ static void attach_by_fd_maps_the_same_memory(void **state)
     cc_shm *s;
     assert_int_equal(cc_shm_create(&s, 1, 4096), 0);
     int fd = cc_shm_fd(s);
-    assert_int_equal(reap(fork_child(child_attach_and_write, &fd)), 0);
+    assert_int_equal(cc_test_reap(cc_test_fork(child_attach_and_write, &fd)), 0);
     assert_int_equal(((char *)cc_shm_data(s))[4095], 'x');
     cc_shm *t;
     assert_int_equal(cc_shm_attach(&t, fd), 0); /* a second mapping here */
@@ -157,7 +138,7 @@ static void named_is_opened_by_name_elsewhere(void **state)
     assert_int_equal(cc_shm_open(&s, name, sizeof(int), 16,
                                  CC_SHM_CREATE | CC_SHM_EXCL), 0);
     CC_SHM_ARRAY(s, int)[0] = 41;
-    assert_int_equal(reap(fork_child(child_open_and_add, (void *)name)), 0);
+    assert_int_equal(cc_test_reap(cc_test_fork(child_open_and_add, (void *)name)), 0);
     assert_int_equal(CC_SHM_ARRAY(s, int)[0], 42);
     assert_true(name_exists(name)); /* we still use it */
     cc_shm_close(s);
@@ -242,7 +223,7 @@ static void a_dead_user_does_not_keep_the_name(void **state)
     const char *name = test_name();
     cc_shm *s;
     assert_int_equal(cc_shm_open(&s, name, 1, 64, CC_SHM_CREATE), 0);
-    assert_int_equal(reap(fork_child(child_open_and_die, (void *)name)),
+    assert_int_equal(cc_test_reap(cc_test_fork(child_open_and_die, (void *)name)),
                      128 + SIGKILL);
     cc_shm_close(s);
     assert_false(name_exists(name));
@@ -257,13 +238,13 @@ static void the_last_closer_unlinks_whoever_it_is(void **state)
     assert_int_equal(pipe2(h.down, O_CLOEXEC), 0);
     cc_shm *s;
     assert_int_equal(cc_shm_open(&s, h.name, 1, 64, CC_SHM_CREATE), 0);
-    pid_t pid = fork_child(child_open_wait_close, &h);
+    pid_t pid = cc_test_fork(child_open_wait_close, &h);
     char c;
     assert_int_equal(read(h.up[0], &c, 1), 1);
     cc_shm_close(s); /* the child still has it open: the name stays */
     assert_true(name_exists(h.name));
     assert_int_equal(write(h.down[1], "c", 1), 1);
-    assert_int_equal(reap(pid), 0);
+    assert_int_equal(cc_test_reap(pid), 0);
     assert_false(name_exists(h.name));
     for (int i = 0; i < 2; i++) {
         close(h.up[i]);

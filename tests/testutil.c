@@ -44,6 +44,23 @@ int cc_test_count_children(void)
     return 1; /* a zombie (si_pid != 0) or a live child (si_pid == 0) */
 }
 
+pid_t cc_test_fork(int (*fn)(void *arg), void *arg)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fn(arg));
+    return pid;
+}
+
+int cc_test_reap(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 long cc_test_n(long n)
 {
     const char *d = getenv("CONCUR_TEST_DIVISOR");

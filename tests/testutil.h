@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cmocka.h>
 
@@ -46,6 +47,11 @@ void cc_test_alloc_fail_after(long n);
 void cc_test_alloc_fail_nth(long n);
 long cc_test_alloc_failures(void);
 void cc_test_alloc_normal(void);
+
+/* cc_test_fork: fork a child that runs fn(arg) and _exits with its result. */
+pid_t cc_test_fork(int (*fn)(void *arg), void *arg);
+/* cc_test_reap: wait for the child; its exit status, or 128 + its signal. */
+int cc_test_reap(pid_t pid);
 
 /* Counts of this process's open fds, threads, and unreaped children. */
 int cc_test_count_fds(void);
