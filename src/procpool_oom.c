@@ -44,12 +44,12 @@ static bool cgroup_dir(pid_t pid, char *buf, size_t n)
         line[strcspn(line, "\n")] = 0;
         char *p = strstr(line, ":memory:");
         if (p) { /* v1 */
-            snprintf(buf, n, "/sys/fs/cgroup/memory%s", p + 8);
+            snprintf(buf, n, "/sys/fs/cgroup/memory%.200s", p + 8);
             found = true;
         } else if (!strncmp(line, "0::", 3)) { /* v2 (kept unless v1 follows) */
-            snprintf(buf, n, "/sys/fs/cgroup%s", line + 3);
+            snprintf(buf, n, "/sys/fs/cgroup%.200s", line + 3);
             if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) != 0)
-                snprintf(buf, n, "/sys/fs/cgroup/unified%s", line + 3);
+                snprintf(buf, n, "/sys/fs/cgroup/unified%.200s", line + 3);
         }
     }
     fclose(f);
