@@ -598,7 +598,8 @@ static int make_boot(struct pool *p, const cc_process_pool_options *o)
         return -ENOMEM;
     memcpy(p->boot, &max, sizeof max);
     memcpy(p->boot + 8, &nlen, sizeof nlen);
-    memcpy(p->boot + CC__PP_BOOT_HEAD, o->initializer, nlen);
+    if (nlen)
+        memcpy(p->boot + CC__PP_BOOT_HEAD, o->initializer, nlen);
     if (nlen && o->initargs_len)
         memcpy(p->boot + CC__PP_BOOT_HEAD + nlen, o->initargs,
                o->initargs_len);
