@@ -89,7 +89,10 @@ static inline void bench_throughput(const char *figure, long n, size_t chunksize
 {
     cc_executor *ex = bench_pool(2);
     struct bench_gen g = {.n = (uint64_t)n};
-    cc_map_options mo = {.chunksize = chunksize};
+    /* Python's imap keeps every input in flight; here 8192 inputs at most. */
+    size_t chunks = 8192 / chunksize;
+    cc_map_options mo = {.chunksize = chunksize,
+                         .max_chunks = chunks < 8 ? 8 : chunks};
     cc_process_map *m;
     uint64_t sum = 0;
     cc_bytes out = {0};

@@ -6,12 +6,13 @@
  * control memfd (struct cc__pp_ctl, mapped shared), the data memfd (large
  * arguments and results) and an eventfd. It runs the initializer, then
  * loops: sleep on the shared futex `req` until the parent posts a task, run
- * the function on the argument (inline in the control block, or the data
- * memfd mapped read-only: no copy), put the result inline or write it into
- * the data memfd, and signal the eventfd, which the parent polls together
+ * the function on each task of the batch posted (the argument inline in
+ * the control block, or the data memfd mapped read-only: no copy), put
+ * each result inline or into the data memfd, count it in `done`, and after
+ * the batch signal the eventfd, which the parent polls together
  * with the worker's pidfd (so a death is seen as soon as a result). `stage`
  * tells the parent where a death happened. After max_tasks tasks, or a task
- * flagged QUIT, the loop returns and the worker exits with 0.
+ * `quit`, the loop returns and the worker exits with 0.
  */
 #include "procpool_impl.h"
 #include "worker_impl.h"
@@ -75,27 +76,38 @@ static int run_chunk(cc_worker_fn fn, const unsigned char *a, size_t len,
     return 0;
 }
 
-/* Map the argument: inline, or the data memfd read-only. */
-static const void *map_arg(struct wk *k, size_t len)
+/* Map the argument: inline, or the data memfd read-only (no copy). */
+static const void *map_arg(struct wk *k, const struct cc__pp_item *it,
+                           const unsigned char *inl)
 {
-    if (len == 0)
+    if (it->len == 0)
         return NULL;
-    if (len <= CC__PP_INLINE)
-        return k->ctl->data;
-    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE,
+    if (it->fd_off == CC__PP_NO_FD)
+        return inl;
+    void *p = mmap(NULL, it->len, PROT_READ, MAP_SHARED | MAP_POPULATE,
                    k->data_fd, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
-static int deliver(struct wk *k, const cc_bytes *res)
+/* Write the result record at *roff (and the bytes inline or at *fd_off). */
+static void deliver(struct wk *k, struct cc__pp_res *r, const cc_bytes *res,
+                    size_t *roff, uint64_t *fd_off)
 {
-    k->ctl->res_len = res->len;
-    if (res->len <= CC__PP_INLINE) {
-        if (res->len)
-            memcpy(k->ctl->data, res->data, res->len);
-        return 0;
+    unsigned char *d = k->ctl->data;
+    size_t room = CC__PP_INLINE - *roff - sizeof *r;
+    r->len = res->len;
+    r->fd_off = CC__PP_NO_FD;
+    if (res->len > room) {
+        int e = cc__pwrite_all(k->data_fd, res->data, res->len, *fd_off);
+        if (e < 0 && !r->err)
+            r->err = e;
+        r->fd_off = *fd_off;
+        *fd_off = (*fd_off + res->len + 4095) & ~(uint64_t)4095;
+    } else if (res->len) {
+        memcpy(d + *roff + sizeof *r, res->data, res->len);
     }
-    return cc__pwrite_all(k->data_fd, res->data, res->len, 0);
+    memcpy(d + *roff, r, sizeof *r);
+    *roff += CC__PP_ALIGN8(sizeof *r + (r->fd_off == CC__PP_NO_FD ? r->len : 0));
 }
 
 static void signal_done(struct wk *k)
@@ -105,29 +117,45 @@ static void signal_done(struct wk *k)
         ;
 }
 
-static void run_task(struct wk *k)
+/* Run one task of the batch, described at *aoff; its result at *roff. */
+static void run_item(struct wk *k, size_t *aoff, size_t *roff,
+                     uint64_t *fd_off)
 {
     struct cc__pp_ctl *ctl = k->ctl;
+    struct cc__pp_item it;
+    memcpy(&it, ctl->data + *aoff, sizeof it);
+    const char *name = (const char *)ctl->data + *aoff + sizeof it;
+    const unsigned char *inl = (const unsigned char *)name + it.name_len;
+    *aoff += CC__PP_ALIGN8(sizeof it + it.name_len +
+                           (it.fd_off == CC__PP_NO_FD ? it.len : 0));
+    struct cc__pp_res r = {0};
     cc_bytes res = {0};
-    size_t len = ctl->arg_len;
-    const void *arg = map_arg(k, len);
-    ctl->ret = 0;
-    ctl->err = len && !arg ? -ENOMEM : 0;
-    cc_worker_fn fn = cc__worker_lookup(ctl->name);
-    if (!fn && !ctl->err)
-        ctl->err = -ENOENT;
+    const void *arg = map_arg(k, &it, inl);
+    cc_worker_fn fn = cc__worker_lookup(name);
+    r.err = it.len && !arg ? -ENOMEM : !fn ? -ENOENT : 0;
     set_stage(ctl, CC__PP_TASK);
-    if (!ctl->err && (ctl->flags & CC__PP_CHUNK))
-        ctl->err = run_chunk(fn, arg, len, &res);
-    else if (!ctl->err)
-        ctl->ret = fn(arg, len, &res);
+    if (!r.err && (it.flags & CC__PP_CHUNK))
+        r.err = run_chunk(fn, arg, it.len, &res);
+    else if (!r.err)
+        r.ret = fn(arg, it.len, &res);
     set_stage(ctl, CC__PP_RESULT);
-    if (arg && len > CC__PP_INLINE)
-        munmap((void *)arg, len);
-    int r = deliver(k, &res);
-    if (r < 0 && !ctl->err)
-        ctl->err = r;
+    if (arg && it.fd_off != CC__PP_NO_FD)
+        munmap((void *)arg, it.len);
+    deliver(k, &r, &res, roff, fd_off);
     cc_bytes_free(&res);
+}
+
+static void run_batch(struct wk *k)
+{
+    struct cc__pp_ctl *ctl = k->ctl;
+    size_t aoff = 0, roff = CC__PP_ARGS;
+    uint64_t fd_off = 0;
+    uint32_t n = ctl->n;
+    for (uint32_t i = 0; i < n; i++) {
+        run_item(k, &aoff, &roff, &fd_off);
+        /* release: the result record before the parent's acquire of done. */
+        cc__store_rel(&ctl->done, i + 1);
+    }
     set_stage(ctl, CC__PP_IDLE);
     signal_done(k);
 }
@@ -173,13 +201,14 @@ int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result)
     if (r != 0)
         return r;
     uint32_t seen = 0;
-    for (uint64_t n = 0; max_tasks == 0 || n < max_tasks; n++) {
+    for (uint64_t n = 0; max_tasks == 0 || n < max_tasks;) {
         set_stage(k.ctl, CC__PP_IDLE);
         wait_for_task(k.ctl, seen);
         seen = cc__load_acq(&k.ctl->req);
-        if (k.ctl->flags & CC__PP_QUIT)
+        if (k.ctl->quit)
             break;
-        run_task(&k);
+        n += k.ctl->n; /* the parent never sends more than max_tasks */
+        run_batch(&k);
     }
     return 0;
 }

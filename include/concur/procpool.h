@@ -27,6 +27,13 @@
  * Unlike Python's ProcessPoolExecutor, the pool is never broken by a death;
  * unlike multiprocessing.Pool, nothing hangs.
  *
+ * Batching: a worker is sent several small queued tasks at once (at most
+ * 64, and no more than the queue's length over twice the workers), which it
+ * runs in order; from then on they count as running: cc_future_cancel no
+ * longer cancels them (as ProcessPoolExecutor's call queue). A worker death
+ * fails only the task it was running; the tasks after it in its batch go
+ * to the replacement worker. With task_timeout_ns, tasks go one by one.
+ *
  * Workers are daemon workers: they are killed (PR_SET_PDEATHSIG) when the
  * pool's process dies.
  */
@@ -91,7 +98,8 @@ int cc_process_pool_submit(cc_executor *ex, const char *name, const void *arg,
  * cc_process_pool_terminate / cc_process_pool_kill: shut down without
  * waiting, cancel the pending tasks, and send SIGTERM / SIGKILL to every
  * worker (as multiprocessing.Pool.terminate and Process.kill): the running
- * tasks fail with -ECHILD. cc_executor_free still joins and frees. Never
+ * tasks fail with -ECHILD, the tasks already sent in the same batch after
+ * them with -ECANCELED. cc_executor_free still joins and frees. Never
  * blocks. Thread safe.
  */
 void cc_process_pool_terminate(cc_executor *ex);
