@@ -213,6 +213,42 @@ int cc_process_pool_worker_pids(cc_executor *ex, pid_t *pids, size_t n)
     return count;
 }
 
+/* Cancel f if slot s runs it (under p->m): 1 done, 0 not there, -1 late. */
+static int cancel_in_slot(struct cc__pp_slot *s, cc_future *f)
+{
+    for (size_t i = 0; i < s->cur_n; i++) {
+        if (s->cur[i]->f != f)
+            continue;
+        /* acquire: as the feeder's reads of the results counted. */
+        size_t done = cc__load_acq(&s->ctl->done);
+        if (i < done)
+            return -1;
+        s->cur[i]->cancel = true;
+        cc__store_relaxed(&s->ctl->skip[i], 1); /* relaxed: see the field */
+        if (i == done && cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK) {
+            s->cancel_kill = true;
+            cc_worker_kill(s->w);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+bool cc_process_pool_cancel(cc_executor *ex, cc_future *f)
+{
+    struct cc__pp_pool *p = as_pool(ex);
+    if (!p || !f)
+        return false;
+    if (cc_future_cancel(f))
+        return true;
+    int r = 0;
+    cc__mutex_lock(&p->m);
+    for (size_t i = 0; i < p->n && r == 0; i++)
+        r = cancel_in_slot(&p->slots[i], f);
+    cc__mutex_unlock(&p->m);
+    return r > 0;
+}
+
 void cc_process_pool_terminate(cc_executor *ex) { signal_all(ex, SIGTERM); }
 void cc_process_pool_kill(cc_executor *ex) { signal_all(ex, SIGKILL); }
 

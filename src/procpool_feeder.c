@@ -30,7 +30,7 @@
 
 /* ---- the queue ------------------------------------------------------------ */
 
-#define BATCH_MAX 64 /* tasks posted to a worker at once, at most */
+#define BATCH_MAX CC__PP_BATCH_MAX
 
 /* Tasks taken by a feeder, to run in order. */
 struct batch {
@@ -244,6 +244,36 @@ static void put_item(struct cc__pp_slot *s, size_t *off, struct cc__pp_task *t, 
     *off += item_size(t, inl);
 }
 
+/* Show the batch running to cc_process_pool_cancel (NULL: none). */
+static void set_current(struct cc__pp_slot *s, struct cc__pp_task **t,
+                        size_t n)
+{
+    cc__mutex_lock(&s->p->m);
+    s->cur = t;
+    s->cur_n = n;
+    for (size_t i = 0; i < n; i++) /* relaxed: published by req */
+        cc__store_relaxed(&s->ctl->skip[i], t[i]->cancel ? 1u : 0u);
+    cc__mutex_unlock(&s->p->m);
+}
+
+static bool was_cancelled(struct cc__pp_slot *s, struct cc__pp_task *t)
+{
+    cc__mutex_lock(&s->p->m);
+    bool c = t->cancel;
+    cc__mutex_unlock(&s->p->m);
+    return c;
+}
+
+/* Whether the worker was killed for a cancel; clears it. */
+static bool take_cancel_kill(struct cc__pp_slot *s)
+{
+    cc__mutex_lock(&s->p->m);
+    bool k = s->cancel_kill;
+    s->cancel_kill = false;
+    cc__mutex_unlock(&s->p->m);
+    return k;
+}
+
 /* Write the batch into the control block and wake the worker. */
 static int post(struct cc__pp_slot *s, struct batch *b)
 {
@@ -260,6 +290,7 @@ static int post(struct cc__pp_slot *s, struct batch *b)
     }
     s->ctl->n = (uint32_t)b->n;
     s->ctl->quit = 0;
+    set_current(s, b->t, b->n);
     /* relaxed: the worker reads done only after our release of req. */
     cc__store_relaxed(&s->ctl->done, 0);
     /* release: the batch above before the worker's acquire of req. */
@@ -315,6 +346,8 @@ static void collect(struct cc__pp_slot *s, struct cc__pp_task *t, size_t *roff)
         err = take_bytes(s, &r, d + sizeof r, t->result);
     if (r.err == -ENOENT)
         finish(t, err, "no worker function named %s", t->name);
+    else if (r.err == -ECANCELED)
+        finish(t, err, "cancelled before it ran");
     else if (err)
         finish(t, err, "task %s failed: %d", t->name, err);
     else
@@ -346,7 +379,10 @@ static void fail_dead(struct cc__pp_slot *s, struct batch *b)
         return;
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
-    if (code < 0)
+    if (was_cancelled(s, t) && take_cancel_kill(s))
+        finish(t, -ECANCELED, "cancelled while running: worker %d killed",
+               (int)pid);
+    else if (code < 0)
         finish(t, -ECHILD, "worker %d was killed by signal %d (%s) while %s%s",
                (int)pid, -code, strsignal(-code), stage_name(stage),
                oom && code == -9 ? "; by the kernel's OOM killer" : "");
@@ -394,6 +430,7 @@ static void run_batch(struct cc__pp_slot *s, struct batch *b)
     }
     int64_t to = s->p->o.task_timeout_ns;
     r = await(s, to ? cc_deadline_in(to) : CC_FOREVER);
+    set_current(s, NULL, 0);
     if (r == 0)
         collect_done(s, b, b->n);
     else if (r == -ECHILD)

@@ -18,6 +18,7 @@
                                        travel inside the control block */
 #define CC__PP_CTL_SIZE (64u * 1024) /* the control memfd's size */
 #define CC__PP_NAME_MAX 128          /* longest function name + NUL */
+#define CC__PP_BATCH_MAX 64          /* tasks posted to a worker at once */
 
 /* The worker's stage, for the message when it dies. */
 enum {
@@ -60,6 +61,9 @@ struct cc__pp_ctl {
     uint32_t n;           /* tasks in the batch */
     uint32_t quit;        /* no batch: the worker returns */
     uint32_t pad;         /* alignment */
+    cc__atomic_u32 skip[CC__PP_BATCH_MAX]; /* 1: task i of the batch was
+                             cancelled, do not run it (relaxed: a late
+                             skip only means the task ran) */
     unsigned char data[CC__PP_INLINE]; /* the batch, then the results */
 };
 
@@ -113,6 +117,7 @@ struct cc__pp_task {
     size_t alloc;       /* the size of arg's allocation */
     cc_bytes *result;   /* where the result goes, or NULL */
     uint32_t flags;     /* CC__PP_CHUNK or 0 */
+    bool cancel;        /* cc_process_pool_cancel asked (under p->m) */
 };
 
 struct cc__pp_pool;
@@ -127,6 +132,10 @@ struct cc__pp_slot {
     uint32_t seq;            /* the last req posted */
     uint64_t ntasks;         /* tasks run by the current worker */
     struct cc__pp_oom oom;   /* the current worker's cgroup at its start */
+    struct cc__pp_task **cur; /* the batch the worker runs, or NULL (under
+                                 p->m: cc_process_pool_cancel looks) */
+    size_t cur_n;            /* tasks in it */
+    bool cancel_kill;        /* the worker was killed for a cancel */
 };
 
 struct cc__pp_pool {

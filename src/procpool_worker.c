@@ -118,7 +118,7 @@ static void signal_done(struct wk *k)
 }
 
 /* Run one task of the batch, described at *aoff; its result at *roff. */
-static void run_item(struct wk *k, size_t *aoff, size_t *roff,
+static void run_item(struct wk *k, uint32_t i, size_t *aoff, size_t *roff,
                      uint64_t *fd_off)
 {
     struct cc__pp_ctl *ctl = k->ctl;
@@ -133,6 +133,8 @@ static void run_item(struct wk *k, size_t *aoff, size_t *roff,
     const void *arg = map_arg(k, &it, inl);
     cc_worker_fn fn = cc__worker_lookup(name);
     r.err = it.len && !arg ? -ENOMEM : !fn ? -ENOENT : 0;
+    if (cc__load_relaxed(&ctl->skip[i])) /* relaxed: see the field */
+        r.err = -ECANCELED;
     set_stage(ctl, CC__PP_TASK);
     if (!r.err && (it.flags & CC__PP_CHUNK))
         r.err = run_chunk(fn, arg, it.len, &res);
@@ -152,7 +154,7 @@ static void run_batch(struct wk *k)
     uint64_t fd_off = 0;
     uint32_t n = ctl->n;
     for (uint32_t i = 0; i < n; i++) {
-        run_item(k, &aoff, &roff, &fd_off);
+        run_item(k, i, &aoff, &roff, &fd_off);
         /* release: the result record before the parent's acquire of done. */
         cc__store_rel(&ctl->done, i + 1);
     }

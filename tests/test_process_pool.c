@@ -498,6 +498,38 @@ static void timeout_kills_and_replaces_the_worker(void **state)
     cc_executor_free(ex);
 }
 
+static void cancel_kills_a_running_task(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(1, CC_START_SPAWN);
+    for (int rep = 0; rep < 3; rep++) {
+        cc_future *f0, *f1;
+        cc_bytes out = {0};
+        uint64_t n = 1000;
+        assert_int_equal(cc_process_pool_submit(ex, "pp_sleep_forever", NULL, 0,
+                                                NULL, &f0), 0);
+        assert_int_equal(cc_process_pool_submit(ex, "pp_sum_squares", &n, 8,
+                                                &out, &f1), 0);
+        pid_t pid = wait_in_task(ex);
+        assert_false(cc_future_cancel(f0)); /* running: plain cancel fails */
+        assert_true(cc_process_pool_cancel(ex, f0));
+        assert_int_equal(cc_future_wait(f0, CC_FOREVER), 0);
+        assert_int_equal(cc_future_error(f0), -ECANCELED);
+        char want[64];
+        snprintf(want, sizeof want, "worker %d killed", (int)pid);
+        assert_non_null(strstr(cc_future_error_message(f0), want));
+        assert_int_equal(cc_future_result(f1, CC_FOREVER, NULL), 0);
+        uint64_t v;
+        memcpy(&v, out.data, 8);
+        assert_true(v == sum_squares_of(n));
+        assert_false(cc_process_pool_cancel(ex, f1)); /* done */
+        cc_bytes_free(&out);
+        cc_future_release(f0);
+        cc_future_release(f1);
+    }
+    cc_executor_free(ex);
+}
+
 static void terminate_and_kill_fail_running_tasks(void **state)
 {
     (void)state;
@@ -623,6 +655,7 @@ int main(int argc, char **argv)
         CC_TEST(big_argument_and_result),
         CC_TEST(max_tasks_per_child_1_with_shutdown_midway),
         CC_TEST(timeout_kills_and_replaces_the_worker),
+        CC_TEST(cancel_kills_a_running_task),
         CC_TEST(terminate_and_kill_fail_running_tasks),
         CC_TEST(map_in_order_with_chunks),
         CC_TEST(workers_die_with_the_parent),

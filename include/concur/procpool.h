@@ -106,6 +106,18 @@ void cc_process_pool_terminate(cc_executor *ex);
 void cc_process_pool_kill(cc_executor *ex);
 
 /*
+ * cc_process_pool_cancel: cancel f, a future of this pool, even when its
+ * task runs (Python cannot): a pending one as cc_future_cancel; one sent to
+ * a worker and not started is skipped; a running one has its worker killed
+ * (SIGKILL) and replaced. The future then fails with -ECANCELED ("cancelled
+ * while running: worker PID killed"), or, if the task finished first,
+ * keeps its outcome. The tasks sent after it go on in the new worker.
+ * Returns true if the cancellation was made (pending, skipped or killed),
+ * false if f is done, not of this pool, or NULL. Never blocks. Thread safe.
+ */
+bool cc_process_pool_cancel(cc_executor *ex, cc_future *f);
+
+/*
  * cc_process_pool_worker_pids: store the pids of the workers running now
  * (at most n) in pids; returns how many there are (may exceed n), or
  * -EINVAL (ex not a process pool). A pid may be gone by the time it is
