@@ -71,7 +71,8 @@ static int enqueue(struct cc__pp_pool *p, struct cc__pp_task *t)
 /* Queue a task taking over arg (len bytes, cc__malloc'd). */
 int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
                         size_t len, size_t alloc, uint32_t flags,
-                        cc_bytes *result, cc_future **out)
+                        int64_t timeout_ns, cc_bytes *result,
+                        cc_future **out)
 {
     struct cc__pp_task *t = cc__calloc(1, sizeof *t);
     cc_future *f = t ? cc__future_alloc() : NULL;
@@ -81,7 +82,8 @@ int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
     }
     cc__future_init(f);
     *t = (struct cc__pp_task){.f = f, .arg = arg, .len = len, .alloc = alloc,
-                       .result = result, .flags = flags};
+                       .result = result, .flags = flags,
+                       .timeout_ns = timeout_ns};
     snprintf(t->name, sizeof t->name, "%s", name);
     f->arg = t;
     if (out) /* relaxed: nobody else sees f yet */
@@ -100,7 +102,16 @@ int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
 int cc_process_pool_submit(cc_executor *ex, const char *name, const void *arg,
                            size_t arg_len, cc_bytes *result, cc_future **out)
 {
-    if (!as_pool(ex) || !name || (!arg && arg_len))
+    return cc_process_pool_submit_timeout(ex, name, arg, arg_len, 0, result,
+                                          out);
+}
+
+int cc_process_pool_submit_timeout(cc_executor *ex, const char *name,
+                                   const void *arg, size_t arg_len,
+                                   int64_t timeout_ns, cc_bytes *result,
+                                   cc_future **out)
+{
+    if (!as_pool(ex) || !name || (!arg && arg_len) || timeout_ns < 0)
         return -EINVAL;
     if (strlen(name) >= CC__PP_NAME_MAX || !cc__worker_lookup(name))
         return -ENOENT;
@@ -111,8 +122,8 @@ int cc_process_pool_submit(cc_executor *ex, const char *name, const void *arg,
             return -ENOMEM;
         memcpy(copy, arg, arg_len);
     }
-    int r = cc__pp_submit_owned(ex, name, copy, arg_len, arg_len, 0, result,
-                                out);
+    int r = cc__pp_submit_owned(ex, name, copy, arg_len, arg_len, 0,
+                                timeout_ns, result, out);
     if (r < 0)
         cc__free(copy, arg_len);
     return r;

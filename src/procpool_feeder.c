@@ -11,8 +11,8 @@
  * (died) until the deadline. The worker counts each result in `done`: on a
  * death the finished tasks get their results, the running one fails with
  * the pid, the signal, the stage and the OOM verdict, and the rest stay in
- * the batch for a replacement worker. A task_timeout_ns makes batches of
- * one: the worker is killed at the deadline and the task fails with
+ * the batch for a replacement worker. A task with a time limit (its own or
+ * the pool's task_timeout_ns) goes alone: the worker is killed at the deadline and the task fails with
  * -ETIMEDOUT. Feeders block in poll (their own threads, never a caller's)
  * and, for tasks, in the pool's wait queue.
  */
@@ -78,16 +78,27 @@ static void add(struct batch *b, struct cc__pp_task *t)
     b->t[b->n++] = t;
 }
 
+/* The task's time limit (ns; 0: none). */
+static int64_t timeout_of(const struct cc__pp_pool *p,
+                          const struct cc__pp_task *t)
+{
+    return t->timeout_ns ? t->timeout_ns : p->o.task_timeout_ns;
+}
+
 /*
  * Take more tasks while they fit, up to limit, and no more than a share of
  * the queue (guided scheduling: remaining / (2 x workers)), so that other
  * workers get some. Under p->m.
  */
-static void take_more_locked(struct cc__pp_pool *p, struct batch *b, size_t limit)
+static void take_more_locked(struct cc__pp_pool *p, struct batch *b,
+                             size_t limit)
 {
+    if (timeout_of(p, b->t[0])) /* the deadline is per task: alone */
+        return;
     size_t share = p->queued / (2 * p->n);
     size_t want = b->n + (share < limit ? share : limit);
     while (p->head && b->n < want && b->n < limit &&
+           !timeout_of(p, p->head) &&
            b->used + item_size(p->head, true) <= CC__PP_ARGS &&
            (b->n + 1) * sizeof(struct cc__pp_res) +
                    b->n * 8 < CC__PP_INLINE - CC__PP_ARGS)
@@ -402,7 +413,7 @@ static void fail_all(struct batch *b, int err, const char *what)
 static void timed_out(struct cc__pp_slot *s, struct batch *b)
 {
     pid_t pid = cc_worker_pid(s->w);
-    int64_t to = s->p->o.task_timeout_ns;
+    int64_t to = timeout_of(s->p, b->t[0]);
     retire_worker(s, CC_NOWAIT); /* kills it */
     size_t k = cc__load_acq(&s->ctl->done); /* acquire: as in fail_dead */
     collect_done(s, b, k < b->n ? k : b->n);
@@ -428,7 +439,8 @@ static void run_batch(struct cc__pp_slot *s, struct batch *b)
         fail_all(b, r, "cannot pass the argument");
         return;
     }
-    int64_t to = s->p->o.task_timeout_ns;
+    /* A task with a time limit is alone in its batch. */
+    int64_t to = b->n == 1 ? timeout_of(s->p, b->t[0]) : 0;
     r = await(s, to ? cc_deadline_in(to) : CC_FOREVER);
     set_current(s, NULL, 0);
     if (r == 0)
@@ -462,8 +474,6 @@ static bool is_terminated(struct cc__pp_pool *p)
 static size_t batch_limit(struct cc__pp_slot *s)
 {
     const cc_process_pool_options *o = &s->p->o;
-    if (o->task_timeout_ns) /* the deadline is per task */
-        return 1;
     if (o->max_tasks_per_child)
         return o->max_tasks_per_child - (s->w ? s->ntasks : 0);
     return BATCH_MAX;

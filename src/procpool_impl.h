@@ -118,6 +118,7 @@ struct cc__pp_task {
     cc_bytes *result;   /* where the result goes, or NULL */
     uint32_t flags;     /* CC__PP_CHUNK or 0 */
     bool cancel;        /* cc_process_pool_cancel asked (under p->m) */
+    int64_t timeout_ns; /* its own limit, else the pool's; 0: none */
 };
 
 struct cc__pp_pool;
@@ -166,7 +167,8 @@ void *cc__pp_feeder(void *arg);
  * of alloc bytes, cc__malloc'd): as cc_process_pool_submit. */
 int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
                         size_t len, size_t alloc, uint32_t flags,
-                        cc_bytes *result, cc_future **out);
+                        int64_t timeout_ns, cc_bytes *result,
+                        cc_future **out);
 
 /* ex is a process pool. */
 bool cc__pp_is_pool(const cc_executor *ex);

@@ -82,7 +82,7 @@ static void refill(cc_process_map *m)
         c->res.len = 0;
         /* buf.data came from cc_bytes (cc__malloc'd, cap bytes). */
         int r = cc__pp_submit_owned(m->ex, m->name, buf.data, buf.len,
-                                    buf.cap, CC__PP_CHUNK, &c->res, &c->f);
+                                    buf.cap, CC__PP_CHUNK, 0, &c->res, &c->f);
         if (r < 0) {
             cc_bytes_free(&buf);
             m->input_done = true;

@@ -222,6 +222,14 @@ static void generic_submit_is_not_supported(void **state)
     cc_executor *ex = new_pool(1, CC_START_SPAWN);
     assert_int_equal(cc_executor_max_workers(ex), 1);
     assert_int_equal(cc_executor_submit(ex, NULL, NULL, NULL), -ENOTSUP);
+    cc_map *m;
+    cc_map_array a = {.args = (void *const[]){NULL}, .n = 1};
+    assert_int_equal(cc_executor_map(&m, ex, NULL, cc_map_array_next, &a, NULL),
+                     0);
+    void *res;
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &res), -ENOTSUP);
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &res), -ENOENT);
+    cc_map_free(m);
     assert_int_equal(cc_process_pool_submit(ex, "no_such_fn", NULL, 0, NULL,
                                             NULL), -ENOENT);
     cc_executor_shutdown(ex, true, false);
@@ -495,6 +503,28 @@ static void timeout_kills_and_replaces_the_worker(void **state)
     assert_non_null(strstr(cc_future_error_message(f), "timed out"));
     cc_future_release(f);
     assert_true(run_sum(ex, 1000) == sum_squares_of(1000));
+    cc_executor_free(ex);
+    /* Per task, among tiny tasks without a limit. */
+    ex = new_pool(1, CC_START_SPAWN);
+    cc_future *g[10];
+    cc_bytes out[10] = {{0}};
+    for (int i = 0; i < 10; i++) {
+        uint64_t n = (uint64_t)i;
+        int r = i == 5 ? cc_process_pool_submit_timeout(
+                             ex, "pp_sleep_forever", NULL, 0, 50000000, NULL,
+                             &g[i])
+                       : cc_process_pool_submit(ex, "pp_sum_squares", &n, 8,
+                                                &out[i], &g[i]);
+        assert_int_equal(r, 0);
+    }
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(cc_future_wait(g[i], CC_FOREVER), 0);
+        assert_int_equal(cc_future_error(g[i]), i == 5 ? -ETIMEDOUT : 0);
+        cc_bytes_free(&out[i]);
+        cc_future_release(g[i]);
+    }
+    assert_int_equal(cc_process_pool_submit_timeout(ex, "pp_echo", NULL, 0, -1,
+                                                    NULL, NULL), -EINVAL);
     cc_executor_free(ex);
 }
 

@@ -95,6 +95,18 @@ int cc_process_pool_submit(cc_executor *ex, const char *name, const void *arg,
                            size_t arg_len, cc_bytes *result, cc_future **out);
 
 /*
+ * cc_process_pool_submit_timeout: cc_process_pool_submit with a time limit
+ * for this task (ns of running, from when its worker is handed it; 0: the
+ * pool's task_timeout_ns): past it the worker is killed (SIGKILL to its
+ * group) and replaced, and the future fails with -ETIMEDOUT. Also -EINVAL
+ * for timeout_ns < 0. Such tasks are sent one at a time.
+ */
+int cc_process_pool_submit_timeout(cc_executor *ex, const char *name,
+                                   const void *arg, size_t arg_len,
+                                   int64_t timeout_ns, cc_bytes *result,
+                                   cc_future **out);
+
+/*
  * cc_process_pool_terminate / cc_process_pool_kill: shut down without
  * waiting, cancel the pending tasks, and send SIGTERM / SIGKILL to every
  * worker (as multiprocessing.Pool.terminate and Process.kill): the running
