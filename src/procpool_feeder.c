@@ -3,7 +3,7 @@
  *
  * DESIGN. A feeder takes tasks from the pool's FIFO into a batch: the first
  * one waiting, then more that are already queued, as long as they fit in
- * the control block and are no more than the queue's length over twice
+ * the control block and are no more than the queue's length over 4 x
  * the workers (guided scheduling: tiny tasks go by dozens, long ones are
  * spread over the workers). It writes the batch into the control block
  * (a large argument into the data memfd), bumps the shared futex word and
@@ -87,7 +87,7 @@ static int64_t timeout_of(const struct cc__pp_pool *p,
 
 /*
  * Take more tasks while they fit, up to limit, and no more than a share of
- * the queue (guided scheduling: remaining / (2 x workers)), so that other
+ * the queue (guided scheduling: remaining / (4 x workers)), so that other
  * workers get some. Under p->m.
  */
 static void take_more_locked(struct cc__pp_pool *p, struct batch *b,
@@ -95,7 +95,7 @@ static void take_more_locked(struct cc__pp_pool *p, struct batch *b,
 {
     if (timeout_of(p, b->t[0])) /* the deadline is per task: alone */
         return;
-    size_t share = p->queued / (2 * p->n);
+    size_t share = p->queued / (4 * p->n);
     size_t want = b->n + (share < limit ? share : limit);
     while (p->head && b->n < want && b->n < limit &&
            !timeout_of(p, p->head) &&

@@ -28,7 +28,7 @@
  * unlike multiprocessing.Pool, nothing hangs.
  *
  * Batching: a worker is sent several small queued tasks at once (at most
- * 64, and no more than the queue's length over twice the workers), which it
+ * 64, and no more than the queue's length over 4 x the workers), which it
  * runs in order; from then on they count as running: cc_future_cancel no
  * longer cancels them (as ProcessPoolExecutor's call queue). A worker death
  * fails only the task it was running; the tasks after it in its batch go
