@@ -137,18 +137,16 @@ static int pool_submit(cc_executor *ex, cc_future *f)
     return -ENOTSUP;
 }
 
-/* Cancel every queued task (under p->m: cancel never blocks). */
-static void cancel_queued_locked(struct cc__pp_pool *p)
+/* Cancel the tasks of a list unlinked from the queue. */
+static void cancel_list(struct cc__pp_task *t)
 {
-    struct cc__pp_task *t;
-    while ((t = p->head)) {
-        p->head = t->next;
-        p->queued--;
+    while (t) {
+        struct cc__pp_task *next = t->next;
         cc_future_cancel(t->f);
         cc_future_release(t->f);
         cc__pp_task_free(t);
+        t = next;
     }
-    p->tail = &p->head;
 }
 
 static void join_feeders(struct cc__pp_pool *p)
@@ -161,14 +159,29 @@ static void join_feeders(struct cc__pp_pool *p)
                       cc_thread_join(p->slots[i].thr, CC_FOREVER, NULL));
 }
 
+/* Refuse new tasks, wake the feeders; cancel the queued ones if asked (not
+ * under the mutex: their done callbacks may submit). */
+static void stop_accepting(struct cc__pp_pool *p, bool cancel_futures)
+{
+    cc__mutex_lock(&p->m);
+    p->shutdown = true;
+    struct cc__pp_task *queued = NULL;
+    if (cancel_futures) {
+        queued = p->head;
+        p->head = NULL;
+        p->tail = &p->head;
+        p->queued = 0;
+    }
+    cc__pp_wake_all(&p->feeders);
+    cc__mutex_unlock(&p->m);
+    cancel_list(queued);
+}
+
 static void pool_shutdown(cc_executor *ex, bool wait, bool cancel_futures)
 {
     struct cc__pp_pool *p = (struct cc__pp_pool *)ex;
+    stop_accepting(p, cancel_futures);
     cc__mutex_lock(&p->m);
-    p->shutdown = true;
-    if (cancel_futures)
-        cancel_queued_locked(p);
-    cc__pp_wake_all(&p->feeders);
     if (!wait || p->joined) {
         cc__mutex_unlock(&p->m);
         return;

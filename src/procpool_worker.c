@@ -89,15 +89,17 @@ static const void *map_arg(struct wk *k, const struct cc__pp_item *it,
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* Write the result record at *roff (and the bytes inline or at *fd_off). */
+/* Write the result record at *roff (and the bytes inline or at *fd_off);
+ * left records, this one included, must still fit. */
 static void deliver(struct wk *k, struct cc__pp_res *r, const cc_bytes *res,
-                    size_t *roff, uint64_t *fd_off)
+                    size_t left, size_t *roff, uint64_t *fd_off)
 {
     unsigned char *d = k->ctl->data;
-    size_t room = CC__PP_INLINE - *roff - sizeof *r;
+    size_t avail = CC__PP_INLINE - *roff;
+    size_t need = left * CC__PP_ALIGN8(sizeof *r) + CC__PP_ALIGN8(res->len);
     r->len = res->len;
     r->fd_off = CC__PP_NO_FD;
-    if (res->len > room) {
+    if (need > avail || res->len > avail) {
         int e = cc__pwrite_all(k->data_fd, res->data, res->len, *fd_off);
         if (e < 0 && !r->err)
             r->err = e;
@@ -143,7 +145,7 @@ static void run_item(struct wk *k, uint32_t i, size_t *aoff, size_t *roff,
     set_stage(ctl, CC__PP_RESULT);
     if (arg && it.fd_off != CC__PP_NO_FD)
         munmap((void *)arg, it.len);
-    deliver(k, &r, &res, roff, fd_off);
+    deliver(k, &r, &res, ctl->n - i, roff, fd_off);
     cc_bytes_free(&res);
 }
 

@@ -49,6 +49,20 @@ static int pp_echo(const void *arg, size_t len, cc_bytes *result)
 }
 CC_WORKER_FUNCTION(pp_echo)
 
+/* A result of the size given (u32), filled with its low byte. */
+static int pp_sized(const void *arg, size_t len, cc_bytes *result)
+{
+    uint32_t n;
+    if (len != sizeof n)
+        return 2;
+    memcpy(&n, arg, sizeof n);
+    for (uint32_t i = 0; i < n; i++)
+        if (cc_bytes_append(result, &(char){(char)n}, 1) < 0)
+            return 3;
+    return 0;
+}
+CC_WORKER_FUNCTION(pp_sized)
+
 static int pp_getpid(const void *arg, size_t len, cc_bytes *result)
 {
     (void)arg, (void)len;
@@ -392,6 +406,32 @@ static void death_at_each_stage_fails_only_that_task(void **state)
     cc_executor_free(ex);
 }
 
+/* Batched results of every size: inline while they fit, else in the memfd. */
+static void batched_results_of_every_size(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(1, CC_START_SPAWN);
+    enum { N = 400 };
+    cc_future *f[N];
+    cc_bytes out[N] = {{0}};
+    uint32_t size[N];
+    for (int i = 0; i < N; i++) {
+        size[i] = (uint32_t)((i * 7919) % 40000);
+        assert_int_equal(cc_process_pool_submit(ex, "pp_sized", &size[i], 4,
+                                                &out[i], &f[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(cc_future_result(f[i], CC_FOREVER, NULL), 0);
+        assert_int_equal(out[i].len, size[i]);
+        for (uint32_t j = 0; j < size[i]; j++)
+            if (out[i].data[j] != (char)size[i])
+                fail_msg("task %d byte %u", i, j);
+        cc_bytes_free(&out[i]);
+        cc_future_release(f[i]);
+    }
+    cc_executor_free(ex);
+}
+
 /* Tiny tasks go in batches: a death inside a batch fails only its task. */
 static void death_inside_a_batch_fails_only_its_task(void **state)
 {
@@ -681,6 +721,7 @@ int main(int argc, char **argv)
         CC_TEST(kill9_mid_task_fails_only_that_task),
         CC_TEST(oom_kill_is_reported),
         CC_TEST(death_at_each_stage_fails_only_that_task),
+        CC_TEST(batched_results_of_every_size),
         CC_TEST(death_inside_a_batch_fails_only_its_task),
         CC_TEST(big_argument_and_result),
         CC_TEST(max_tasks_per_child_1_with_shutdown_midway),
