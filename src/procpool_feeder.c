@@ -388,6 +388,12 @@ static void fail_dead(struct cc__pp_slot *s, struct batch *b)
     collect_done(s, b, k < b->n ? k : b->n);
     if (b->n == 0)
         return;
+    /* Died idle (killed between batches): the batch never started; it goes
+     * to a new worker, once (a worker that cannot even wait fails it). */
+    bool idle = stage == CC__PP_IDLE && k == 0 && !s->retried;
+    s->retried = idle;
+    if (idle)
+        return;
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
     if (was_cancelled(s, t) && take_cancel_kill(s))
@@ -443,8 +449,10 @@ static void run_batch(struct cc__pp_slot *s, struct batch *b)
     int64_t to = b->n == 1 ? timeout_of(s->p, b->t[0]) : 0;
     r = await(s, to ? cc_deadline_in(to) : CC_FOREVER);
     set_current(s, NULL, 0);
-    if (r == 0)
+    if (r == 0) {
+        s->retried = false;
         collect_done(s, b, b->n);
+    }
     else if (r == -ECHILD)
         fail_dead(s, b);
     else

@@ -137,6 +137,7 @@ struct cc__pp_slot {
                                  p->m: cc_process_pool_cancel looks) */
     size_t cur_n;            /* tasks in it */
     bool cancel_kill;        /* the worker was killed for a cancel */
+    bool retried;            /* the batch is resent after an idle death */
 };
 
 struct cc__pp_pool {

@@ -279,6 +279,14 @@ static void kill9_mid_task_fails_only_that_task(void **state)
     }
     /* The pool goes on with a new worker. */
     assert_true(run_sum(ex, 10) == sum_squares_of(10));
+    /* A worker killed while idle costs no task. */
+    for (int i = 0; i < 5; i++) {
+        pid_t pid;
+        assert_int_equal(cc_process_pool_worker_pids(ex, &pid, 1), 1);
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        usleep(1000);
+        assert_true(run_sum(ex, 10) == sum_squares_of(10));
+    }
     cc_executor_free(ex);
     fprintf(stderr, "kill -9 to failed future: mean %.1f us, worst %.1f us "
             "(%ld kills)\n", total / 1e3 / n, worst / 1e3, n);
