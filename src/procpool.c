@@ -37,6 +37,7 @@ __attribute__((constructor)) static void register_worker_loop(void)
 }
 
 static const struct cc__executor_ops ops;
+static bool cancel_running(cc_future *f, void *ctx);
 
 static struct cc__pp_pool *as_pool(cc_executor *ex)
 {
@@ -86,6 +87,10 @@ int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
                        .timeout_ns = timeout_ns};
     snprintf(t->name, sizeof t->name, "%s", name);
     f->arg = t;
+    if (as_pool(ex)->o.kill_on_cancel) {
+        f->cancel_running = cancel_running;
+        f->cancel_ctx = ex;
+    }
     if (out) /* relaxed: nobody else sees f yet */
         cc__store_relaxed(&f->refs, 2);
     int r = enqueue(as_pool(ex), t);
@@ -258,6 +263,18 @@ static int cancel_in_slot(struct cc__pp_slot *s, cc_future *f)
     return 0;
 }
 
+/* The futures' cancel_running hook (kill_on_cancel). */
+static bool cancel_running(cc_future *f, void *ctx)
+{
+    struct cc__pp_pool *p = ctx;
+    int r = 0;
+    cc__mutex_lock(&p->m);
+    for (size_t i = 0; i < p->n && r == 0; i++)
+        r = cancel_in_slot(&p->slots[i], f);
+    cc__mutex_unlock(&p->m);
+    return r > 0;
+}
+
 bool cc_process_pool_cancel(cc_executor *ex, cc_future *f)
 {
     struct cc__pp_pool *p = as_pool(ex);
@@ -265,6 +282,8 @@ bool cc_process_pool_cancel(cc_executor *ex, cc_future *f)
         return false;
     if (cc_future_cancel(f))
         return true;
+    if (p->o.kill_on_cancel)
+        return false; /* cc_future_cancel tried already */
     int r = 0;
     cc__mutex_lock(&p->m);
     for (size_t i = 0; i < p->n && r == 0; i++)

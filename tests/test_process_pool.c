@@ -579,8 +579,12 @@ static void timeout_kills_and_replaces_the_worker(void **state)
 static void cancel_kills_a_running_task(void **state)
 {
     (void)state;
-    cc_executor *ex = new_pool(1, CC_START_SPAWN);
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 6; rep++) {
+        bool hook = rep >= 3; /* kill_on_cancel: cc_future_cancel does it */
+        cc_executor *ex;
+        cc_process_pool_options o = {.max_workers = 1,
+                                     .kill_on_cancel = hook};
+        assert_int_equal(cc_process_pool_new(&ex, &o), 0);
         cc_future *f0, *f1;
         cc_bytes out = {0};
         uint64_t n = 1000;
@@ -589,8 +593,12 @@ static void cancel_kills_a_running_task(void **state)
         assert_int_equal(cc_process_pool_submit(ex, "pp_sum_squares", &n, 8,
                                                 &out, &f1), 0);
         pid_t pid = wait_in_task(ex);
-        assert_false(cc_future_cancel(f0)); /* running: plain cancel fails */
-        assert_true(cc_process_pool_cancel(ex, f0));
+        if (hook) {
+            assert_true(cc_future_cancel(f0));
+        } else {
+            assert_false(cc_future_cancel(f0)); /* running: as Python */
+            assert_true(cc_process_pool_cancel(ex, f0));
+        }
         assert_int_equal(cc_future_wait(f0, CC_FOREVER), 0);
         assert_int_equal(cc_future_error(f0), -ECANCELED);
         char want[64];
@@ -601,11 +609,12 @@ static void cancel_kills_a_running_task(void **state)
         memcpy(&v, out.data, 8);
         assert_true(v == sum_squares_of(n));
         assert_false(cc_process_pool_cancel(ex, f1)); /* done */
+        assert_false(cc_future_cancel(f1));
         cc_bytes_free(&out);
         cc_future_release(f0);
         cc_future_release(f1);
+        cc_executor_free(ex);
     }
-    cc_executor_free(ex);
 }
 
 static void terminate_and_kill_fail_running_tasks(void **state)

@@ -61,6 +61,10 @@ typedef struct cc_process_pool_options {
                                     is replaced; 0: no limit */
     int64_t task_timeout_ns;     /* a task running longer is killed with its
                                     worker (-ETIMEDOUT); 0: no limit */
+    bool kill_on_cancel;         /* cc_future_cancel on a running task does
+                                    what cc_process_pool_cancel does (kills
+                                    its worker); false: as Python, a running
+                                    task cannot be cancelled */
 } cc_process_pool_options;
 
 /*
@@ -126,6 +130,8 @@ void cc_process_pool_kill(cc_executor *ex);
  * keeps its outcome. The tasks sent after it go on in the new worker.
  * Returns true if the cancellation was made (pending, skipped or killed),
  * false if f is done, not of this pool, or NULL. Never blocks. Thread safe.
+ * With the option kill_on_cancel, cc_future_cancel(f) does the same (do
+ * not call it concurrently with cc_executor_free of the pool).
  */
 bool cc_process_pool_cancel(cc_executor *ex, cc_future *f);
 
