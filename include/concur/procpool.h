@@ -24,15 +24,21 @@
  * killer" (cc_future_error_message); the pool starts a replacement for the
  * next task. A task running longer than task_timeout_ns fails with
  * -ETIMEDOUT: its worker is killed (SIGKILL to its group) and replaced.
- * Unlike Python's ProcessPoolExecutor, the pool is never broken by a death;
- * unlike multiprocessing.Pool, nothing hangs.
+ * A worker killed while idle costs no task. Unlike Python's
+ * ProcessPoolExecutor, the pool is never broken by a death; unlike
+ * multiprocessing.Pool, nothing hangs. The OOM verdict compares the
+ * oom_kill counters (cgroup v1 memory.oom_control, v2 memory.events) of the
+ * worker's memory cgroup and those below it before and after: another
+ * process of those cgroups OOM-killed at the same moment could be taken for
+ * the worker (the kernel log, which names the pid, is not read).
  *
  * Batching: a worker is sent several small queued tasks at once (at most
  * 64, and no more than the queue's length over 4 x the workers), which it
- * runs in order; from then on they count as running: cc_future_cancel no
- * longer cancels them (as ProcessPoolExecutor's call queue). A worker death
- * fails only the task it was running; the tasks after it in its batch go
- * to the replacement worker. With task_timeout_ns, tasks go one by one.
+ * runs in order; from then on they count as running: plain cc_future_cancel
+ * no longer cancels them (as ProcessPoolExecutor's call queue), but
+ * cc_process_pool_cancel (or kill_on_cancel) does. A worker death fails
+ * only the task it was running; the tasks after it in its batch go to the
+ * replacement worker. Tasks with a time limit go one by one.
  *
  * Workers are daemon workers: they are killed (PR_SET_PDEATHSIG) when the
  * pool's process dies.
