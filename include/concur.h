@@ -17,5 +17,6 @@
 #include "concur/shm.h"        /* shared memory segments */
 #include "concur/ipc.h"        /* lock, event, semaphore, queue between processes */
 #include "concur/conn.h"       /* whole-message connections (Pipe) */
+#include "concur/procpool.h"   /* the process pool executor */
 
 #endif

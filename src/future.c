@@ -223,7 +223,10 @@ bool cc_future_cancel(cc_future *f)
 {
     if (become_done(f, BIT(CC__F_PENDING), CC__F_CANCELLED))
         return true;
-    return state_of(load_state(f)) == CC__F_CANCELLED;
+    uint32_t st = state_of(load_state(f));
+    if (st == CC__F_RUNNING && f->cancel_running)
+        return f->cancel_running(f, f->cancel_ctx);
+    return st == CC__F_CANCELLED;
 }
 
 bool cc_future_set_running_or_notify_cancel(cc_future *f)

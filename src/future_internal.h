@@ -61,6 +61,11 @@ struct cc_future {
     struct cc__callback *callbacks; /* done callbacks, in order added */
     struct cc__callback **cb_tail;  /* where the next callback is linked */
     cc__future_sub *subs;   /* subscriptions, newest first */
+    /* Set by an executor that can stop a running task (the process pool with
+     * kill_on_cancel): cc_future_cancel calls it on a running future and
+     * returns what it returns (whether the cancellation was made). */
+    bool (*cancel_running)(cc_future *f, void *ctx);
+    void *cancel_ctx;       /* its argument (the executor) */
 };
 
 /* cc__future_alloc: memory for a future (cc__future_init it), from this

@@ -71,7 +71,10 @@ void cc_future_release(cc_future *f);
  * cc_future_cancel: cancel the future if it is pending (its task has not started):
  * it becomes cancelled and done, its waiters wake and its done callbacks run in
  * this thread. Returns true if the future is cancelled (now or before), false if
- * it is running or finished (as Python's Future.cancel). Never blocks.
+ * it is running or finished (as Python's Future.cancel). Exception: an executor
+ * may stop a running task (the process pool with kill_on_cancel kills its
+ * worker, procpool.h): then true, and the future fails with -ECANCELED.
+ * Never blocks.
  */
 bool cc_future_cancel(cc_future *f);
 

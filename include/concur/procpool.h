@@ -1,0 +1,196 @@
+/*
+ * concur/procpool.h: the process pool executor (Python's ProcessPoolExecutor
+ * and multiprocessing.Pool), a backend of the executor interface
+ * (executor.h): cc_executor_shutdown, cc_executor_max_workers and
+ * cc_executor_free work on it unchanged.
+ *
+ * A task is a worker function registered by name (process.h:
+ * CC_WORKER_FUNCTION; call cc_worker_main_hook first in main()) plus an
+ * argument as bytes; its result comes back as bytes. Arguments and results
+ * travel through shared memory (a memfd per worker, small ones inline in a
+ * shared control block, woken through a shared futex), never through a pipe.
+ *
+ * cc_executor_submit and cc_executor_map, whose tasks are a C function
+ * pointer with a void * argument and a void * result, cannot work across
+ * processes: the pointers mean nothing in another address space (even under
+ * fork, where the argument would have to exist before the worker was
+ * forked). On a process pool they fail with -ENOTSUP (cc_map_next gives it);
+ * use cc_process_pool_submit and cc_process_pool_map.
+ *
+ * Failures: a worker that dies (a signal, the OOM killer, exit, a crash in
+ * the initializer, the task or while delivering the result) fails only the
+ * task it was running, with -ECHILD and a message such as "worker 1234 was
+ * killed by signal 9 (Killed) while running the task; by the kernel's OOM
+ * killer" (cc_future_error_message); the pool starts a replacement for the
+ * next task. A task running longer than task_timeout_ns fails with
+ * -ETIMEDOUT: its worker is killed (SIGKILL to its group) and replaced.
+ * A worker killed while idle costs no task. Unlike Python's
+ * ProcessPoolExecutor, the pool is never broken by a death; unlike
+ * multiprocessing.Pool, nothing hangs. The OOM verdict compares the
+ * oom_kill counters (cgroup v1 memory.oom_control, v2 memory.events) of the
+ * worker's memory cgroup and those below it before and after: another
+ * process of those cgroups OOM-killed at the same moment could be taken for
+ * the worker (the kernel log, which names the pid, is not read).
+ *
+ * Batching: a worker is sent several small queued tasks at once (at most
+ * 64, and no more than the queue's length over 4 x the workers), which it
+ * runs in order; from then on they count as running: plain cc_future_cancel
+ * no longer cancels them (as ProcessPoolExecutor's call queue), but
+ * cc_process_pool_cancel (or kill_on_cancel) does. A worker death fails
+ * only the task it was running; the tasks after it in its batch go to the
+ * replacement worker. Tasks with a time limit go one by one.
+ *
+ * Workers are daemon workers: they are killed (PR_SET_PDEATHSIG) when the
+ * pool's process dies.
+ */
+#ifndef CONCUR_PROCPOOL_H
+#define CONCUR_PROCPOOL_H
+
+#include "executor.h"
+#include "process.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cc_process_pool_options {
+    size_t max_workers;          /* worker processes; 0: the number of CPUs */
+    cc_start_method start_method; /* CC_START_SPAWN (the default), fork,
+                                     forkserver (process.h) */
+    const char *initializer;     /* registered function run once in each
+                                    worker before its first task (its result
+                                    is dropped; a non-zero return ends the
+                                    worker, failing its task); NULL: none */
+    const void *initargs;        /* its argument (copied at pool creation) */
+    size_t initargs_len;         /* bytes at initargs */
+    size_t max_tasks_per_child;  /* a worker exits after this many tasks and
+                                    is replaced; 0: no limit */
+    int64_t task_timeout_ns;     /* a task running longer is killed with its
+                                    worker (-ETIMEDOUT); 0: no limit */
+    bool kill_on_cancel;         /* cc_future_cancel on a running task does
+                                    what cc_process_pool_cancel does (kills
+                                    its worker); false: as Python, a running
+                                    task cannot be cancelled */
+} cc_process_pool_options;
+
+/*
+ * cc_process_pool_new: make a pool of max_workers worker processes (as
+ * ProcessPoolExecutor(max_workers, mp_context, initializer, initargs,
+ * max_tasks_per_child)). The workers start lazily, each when its first task
+ * comes (a parent thread per worker feeds it). opts may be NULL (defaults).
+ * Returns 0 with *out owned by the caller (cc_executor_free); -EINVAL (out
+ * NULL, a bad start method, initargs NULL with a length, task_timeout_ns <
+ * 0); -ENOENT (initializer not registered); -ENOMEM; -EMFILE/-ENFILE;
+ * -EAGAIN (no thread). Blocks only to start its threads. Thread safe.
+ */
+int cc_process_pool_new(cc_executor **out, const cc_process_pool_options *opts);
+
+/*
+ * cc_process_pool_submit: run the function registered as name on a copy of
+ * the arg_len bytes at arg in a worker (as Executor.submit). The result bytes
+ * are appended to *result (zeroed or earlier buffer, owned by the caller; it
+ * must stay valid until the future is done; NULL drops the result); the
+ * future's result pointer is then `result`. *out (may be NULL) receives one
+ * reference (cc_future_release). The future fails with the function's
+ * return value negated (a return of 3 gives -3: exit codes are >= 0) when it
+ * returns non-zero, -ECHILD (the worker died; see the header comment),
+ * -ETIMEDOUT (task_timeout_ns), -ENOMEM (the result did not fit), or is
+ * cancelled (cc_future_cancel while pending, or shutdown with
+ * cancel_futures). Returns 0; -EINVAL (ex not a process pool, name NULL,
+ * arg NULL with arg_len > 0); -ENOENT (name not registered); -ESHUTDOWN
+ * (after shutdown); -ENOMEM. Copies the argument; never blocks otherwise.
+ * Thread safe.
+ */
+int cc_process_pool_submit(cc_executor *ex, const char *name, const void *arg,
+                           size_t arg_len, cc_bytes *result, cc_future **out);
+
+/*
+ * cc_process_pool_submit_timeout: cc_process_pool_submit with a time limit
+ * for this task (ns of running, from when its worker is handed it; 0: the
+ * pool's task_timeout_ns): past it the worker is killed (SIGKILL to its
+ * group) and replaced, and the future fails with -ETIMEDOUT. Also -EINVAL
+ * for timeout_ns < 0. Such tasks are sent one at a time.
+ */
+int cc_process_pool_submit_timeout(cc_executor *ex, const char *name,
+                                   const void *arg, size_t arg_len,
+                                   int64_t timeout_ns, cc_bytes *result,
+                                   cc_future **out);
+
+/*
+ * cc_process_pool_terminate / cc_process_pool_kill: shut down without
+ * waiting, cancel the pending tasks, and send SIGTERM / SIGKILL to every
+ * worker (as multiprocessing.Pool.terminate and Process.kill): the running
+ * tasks fail with -ECHILD, the tasks already sent in the same batch after
+ * them with -ECANCELED. cc_executor_free still joins and frees. Never
+ * blocks. Thread safe.
+ */
+void cc_process_pool_terminate(cc_executor *ex);
+void cc_process_pool_kill(cc_executor *ex);
+
+/*
+ * cc_process_pool_cancel: cancel f, a future of this pool, even when its
+ * task runs (Python cannot): a pending one as cc_future_cancel; one sent to
+ * a worker and not started is skipped; a running one has its worker killed
+ * (SIGKILL) and replaced. The future then fails with -ECANCELED ("cancelled
+ * while running: worker PID killed"), or, if the task finished first,
+ * keeps its outcome. The tasks sent after it go on in the new worker.
+ * Returns true if the cancellation was made (pending, skipped or killed),
+ * false if f is done, not of this pool, or NULL. Never blocks. Thread safe.
+ * With the option kill_on_cancel, cc_future_cancel(f) does the same (do
+ * not call it concurrently with cc_executor_free of the pool).
+ */
+bool cc_process_pool_cancel(cc_executor *ex, cc_future *f);
+
+/*
+ * cc_process_pool_worker_pids: store the pids of the workers running now
+ * (at most n) in pids; returns how many there are (may exceed n), or
+ * -EINVAL (ex not a process pool). A pid may be gone by the time it is
+ * used. Never blocks. Thread safe.
+ */
+int cc_process_pool_worker_pids(cc_executor *ex, pid_t *pids, size_t n);
+
+/* ---- map: lazy, bounded, in order, with chunks ----------------------------- */
+
+typedef struct cc_process_map cc_process_map;
+
+/*
+ * cc_process_map_next_arg_fn: the input generator: set *arg and *len (the
+ * bytes are copied before the next call) and return 1; 0 at the end; or a
+ * negative errno (the map then ends with it). Called only from the thread
+ * calling cc_process_pool_map / cc_process_map_next.
+ */
+typedef int (*cc_process_map_next_arg_fn)(void *state, const void **arg,
+                                          size_t *len);
+
+/*
+ * cc_process_pool_map: run the function registered as name over every input
+ * of the generator (as multiprocessing.Pool.imap(fn, it, chunksize)): lazy
+ * and bounded as cc_executor_map (opts: chunksize inputs per task, at most
+ * max_chunks chunks in flight; NULL: 1 and 4 x workers). A chunk travels as
+ * one message and its results come back as one. Returns 0 with *out
+ * (cc_process_map_free), -EINVAL (ex not a process pool), -ENOENT (name not
+ * registered), -ENOMEM. Never blocks beyond the generator.
+ */
+int cc_process_pool_map(cc_process_map **out, cc_executor *ex,
+                        const char *name, cc_process_map_next_arg_fn next_arg,
+                        void *state, const cc_map_options *opts);
+
+/*
+ * cc_process_map_next: the next result in input order: 0 with the result
+ * bytes appended to *result (caller's buffer); the function's return value
+ * negated when non-zero; for every input of a chunk whose worker died or
+ * timed out, -ECHILD or -ETIMEDOUT; -ENOENT once every input was yielded;
+ * -ETIMEDOUT if the deadline passed (call again); once, after the results
+ * before it, the generator's or submit's error. Blocks. Not thread safe.
+ */
+int cc_process_map_next(cc_process_map *m, cc_deadline deadline,
+                        cc_bytes *result);
+
+/* cc_process_map_free: cancel what has not started, wait for the rest, free.
+ * NULL is ignored. Blocks. Not thread safe. */
+void cc_process_map_free(cc_process_map *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

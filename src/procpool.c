@@ -1,0 +1,437 @@
+/*
+ * procpool.c: the process pool executor, the parent's side.
+ *
+ * DESIGN. Each of the max_workers slots has a feeder thread in the parent
+ * (procpool_feeder.c), a worker process (started when the first task
+ * comes, replaced when it dies, times out or reaches max_tasks_per_child)
+ * and three fds shared with whichever worker runs: a control memfd (struct
+ * cc__pp_ctl, mapped by both), a data memfd for large arguments and results,
+ * and an eventfd. Submitted tasks (a registered name and a copy of the
+ * argument) wait in one FIFO under the pool's mutex, from which the feeders
+ * take them in batches. This file holds the FIFO's producer side, shutdown,
+ * terminate and kill, and the pool's creation; the generic
+ * cc_executor_submit is refused (-ENOTSUP: a C pointer means nothing in
+ * another process).
+ */
+#include "procpool_impl.h"
+#include "executor_internal.h"
+#include "worker_impl.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/futex.h>
+
+#include "concur/thread.h"
+
+/* In every program that links the pool: spawned workers find the loop. */
+__attribute__((constructor)) static void register_worker_loop(void)
+{
+    cc_worker_register_or_abort(CC__PP_WORKER_FN, cc__pp_worker_main);
+}
+
+static const struct cc__executor_ops ops;
+static bool cancel_running(cc_future *f, void *ctx);
+
+static struct cc__pp_pool *as_pool(cc_executor *ex)
+{
+    return ex && ex->ops == &ops ? (struct cc__pp_pool *)ex : NULL;
+}
+
+bool cc__pp_is_pool(const cc_executor *ex)
+{
+    return ex && ex->ops == &ops;
+}
+
+/* ---- the executor --------------------------------------------------------- */
+
+static int enqueue(struct cc__pp_pool *p, struct cc__pp_task *t)
+{
+    cc__mutex_lock(&p->m);
+    if (p->shutdown) {
+        cc__mutex_unlock(&p->m);
+        return -ESHUTDOWN;
+    }
+    t->next = NULL;
+    *p->tail = t;
+    p->tail = &t->next;
+    p->queued++;
+    cc__waiter *w = cc__waitq_pop(&p->feeders);
+    cc__mutex_unlock(&p->m);
+    if (w)
+        cc__waiter_wake(w);
+    return 0;
+}
+
+/* Queue a task taking over arg (len bytes, cc__malloc'd). */
+int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
+                        size_t len, size_t alloc, uint32_t flags,
+                        int64_t timeout_ns, cc_bytes *result,
+                        cc_future **out)
+{
+    struct cc__pp_task *t = cc__calloc(1, sizeof *t);
+    cc_future *f = t ? cc__future_alloc() : NULL;
+    if (!f) {
+        cc__free(t, sizeof *t);
+        return -ENOMEM;
+    }
+    cc__future_init(f);
+    *t = (struct cc__pp_task){.f = f, .arg = arg, .len = len, .alloc = alloc,
+                       .result = result, .flags = flags,
+                       .timeout_ns = timeout_ns};
+    snprintf(t->name, sizeof t->name, "%s", name);
+    f->arg = t;
+    if (as_pool(ex)->o.kill_on_cancel) {
+        f->cancel_running = cancel_running;
+        f->cancel_ctx = ex;
+    }
+    if (out) /* relaxed: nobody else sees f yet */
+        cc__store_relaxed(&f->refs, 2);
+    int r = enqueue(as_pool(ex), t);
+    if (r < 0) {
+        cc__free(f, sizeof *f);
+        cc__free(t, sizeof *t);
+        return r;
+    }
+    if (out)
+        *out = f;
+    return 0;
+}
+
+int cc_process_pool_submit(cc_executor *ex, const char *name, const void *arg,
+                           size_t arg_len, cc_bytes *result, cc_future **out)
+{
+    return cc_process_pool_submit_timeout(ex, name, arg, arg_len, 0, result,
+                                          out);
+}
+
+int cc_process_pool_submit_timeout(cc_executor *ex, const char *name,
+                                   const void *arg, size_t arg_len,
+                                   int64_t timeout_ns, cc_bytes *result,
+                                   cc_future **out)
+{
+    if (!as_pool(ex) || !name || (!arg && arg_len) || timeout_ns < 0)
+        return -EINVAL;
+    if (strlen(name) >= CC__PP_NAME_MAX || !cc__worker_lookup(name))
+        return -ENOENT;
+    void *copy = NULL;
+    if (arg_len) {
+        copy = cc__malloc(arg_len);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, arg, arg_len);
+    }
+    int r = cc__pp_submit_owned(ex, name, copy, arg_len, arg_len, 0,
+                                timeout_ns, result, out);
+    if (r < 0)
+        cc__free(copy, arg_len);
+    return r;
+}
+
+/* The generic path: a pointer and a void * mean nothing in another process. */
+static int pool_submit(cc_executor *ex, cc_future *f)
+{
+    (void)ex;
+    (void)f;
+    return -ENOTSUP;
+}
+
+/* Cancel the tasks of a list unlinked from the queue. */
+static void cancel_list(struct cc__pp_task *t)
+{
+    while (t) {
+        struct cc__pp_task *next = t->next;
+        cc_future_cancel(t->f);
+        cc_future_release(t->f);
+        cc__pp_task_free(t);
+        t = next;
+    }
+}
+
+static void join_feeders(struct cc__pp_pool *p)
+{
+    if (!p->slots)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->slots[i].thr)
+            CC__CHECK("procpool: join",
+                      cc_thread_join(p->slots[i].thr, CC_FOREVER, NULL));
+}
+
+/* Refuse new tasks, wake the feeders; cancel the queued ones if asked (not
+ * under the mutex: their done callbacks may submit). */
+static void stop_accepting(struct cc__pp_pool *p, bool cancel_futures)
+{
+    cc__mutex_lock(&p->m);
+    p->shutdown = true;
+    struct cc__pp_task *queued = NULL;
+    if (cancel_futures) {
+        queued = p->head;
+        p->head = NULL;
+        p->tail = &p->head;
+        p->queued = 0;
+    }
+    cc__pp_wake_all(&p->feeders);
+    cc__mutex_unlock(&p->m);
+    cancel_list(queued);
+}
+
+static void pool_shutdown(cc_executor *ex, bool wait, bool cancel_futures)
+{
+    struct cc__pp_pool *p = (struct cc__pp_pool *)ex;
+    stop_accepting(p, cancel_futures);
+    cc__mutex_lock(&p->m);
+    if (!wait || p->joined) {
+        cc__mutex_unlock(&p->m);
+        return;
+    }
+    if (p->joining) {
+        while (!p->joined) {
+            cc__waiter w;
+            cc__waiter_init(&w);
+            cc__wait_on(&p->exit_q, &p->m, &w, CC_FOREVER);
+        }
+        cc__mutex_unlock(&p->m);
+        return;
+    }
+    p->joining = true;
+    cc__mutex_unlock(&p->m);
+    join_feeders(p);
+    cc__mutex_lock(&p->m);
+    p->joined = true;
+    cc__pp_wake_all(&p->exit_q);
+    cc__mutex_unlock(&p->m);
+}
+
+static void signal_all(cc_executor *ex, int sig)
+{
+    struct cc__pp_pool *p = as_pool(ex);
+    if (!p)
+        return;
+    pool_shutdown(ex, false, true);
+    cc__mutex_lock(&p->m);
+    p->terminated = true;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->slots[i].w)
+            sig == SIGKILL ? cc_worker_kill(p->slots[i].w)
+                           : cc_worker_terminate(p->slots[i].w);
+    cc__mutex_unlock(&p->m);
+}
+
+int cc_process_pool_worker_pids(cc_executor *ex, pid_t *pids, size_t n)
+{
+    struct cc__pp_pool *p = as_pool(ex);
+    if (!p)
+        return -EINVAL;
+    int count = 0;
+    cc__mutex_lock(&p->m);
+    for (size_t i = 0; i < p->n; i++) {
+        if (!p->slots[i].w)
+            continue;
+        if ((size_t)count < n)
+            pids[count] = cc_worker_pid(p->slots[i].w);
+        count++;
+    }
+    cc__mutex_unlock(&p->m);
+    return count;
+}
+
+/* Cancel f if slot s runs it (under p->m): 1 done, 0 not there, -1 late. */
+static int cancel_in_slot(struct cc__pp_slot *s, cc_future *f)
+{
+    for (size_t i = 0; i < s->cur_n; i++) {
+        if (s->cur[i]->f != f)
+            continue;
+        /* acquire: as the feeder's reads of the results counted. */
+        size_t done = cc__load_acq(&s->ctl->done);
+        if (i < done)
+            return -1;
+        s->cur[i]->cancel = true;
+        cc__store_relaxed(&s->ctl->skip[i], 1); /* relaxed: see the field */
+        if (i == done && cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK) {
+            s->cancel_kill = true;
+            cc_worker_kill(s->w);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* The futures' cancel_running hook (kill_on_cancel). */
+static bool cancel_running(cc_future *f, void *ctx)
+{
+    struct cc__pp_pool *p = ctx;
+    int r = 0;
+    cc__mutex_lock(&p->m);
+    for (size_t i = 0; i < p->n && r == 0; i++)
+        r = cancel_in_slot(&p->slots[i], f);
+    cc__mutex_unlock(&p->m);
+    return r > 0;
+}
+
+bool cc_process_pool_cancel(cc_executor *ex, cc_future *f)
+{
+    struct cc__pp_pool *p = as_pool(ex);
+    if (!p || !f)
+        return false;
+    if (cc_future_cancel(f))
+        return true;
+    if (p->o.kill_on_cancel)
+        return false; /* cc_future_cancel tried already */
+    int r = 0;
+    cc__mutex_lock(&p->m);
+    for (size_t i = 0; i < p->n && r == 0; i++)
+        r = cancel_in_slot(&p->slots[i], f);
+    cc__mutex_unlock(&p->m);
+    return r > 0;
+}
+
+void cc_process_pool_terminate(cc_executor *ex) { signal_all(ex, SIGTERM); }
+void cc_process_pool_kill(cc_executor *ex) { signal_all(ex, SIGKILL); }
+
+static size_t pool_max_workers(const cc_executor *ex)
+{
+    return ((const struct cc__pp_pool *)ex)->n;
+}
+
+static void free_slots(struct cc__pp_pool *p)
+{
+    if (!p->slots)
+        return;
+    for (size_t i = 0; i < p->n; i++) {
+        struct cc__pp_slot *s = &p->slots[i];
+        if (s->ctl)
+            munmap(s->ctl, CC__PP_CTL_SIZE);
+        cc__close_fd(&s->ctl_fd);
+        cc__close_fd(&s->data_fd);
+        cc__close_fd(&s->efd);
+    }
+    cc__free(p->slots, p->n * sizeof *p->slots);
+}
+
+static void pool_free(cc_executor *ex)
+{
+    struct cc__pp_pool *p = (struct cc__pp_pool *)ex;
+    pool_shutdown(ex, true, false);
+    free_slots(p);
+    cc__free(p->boot, p->boot_len);
+    cc__free(p, sizeof *p);
+}
+
+static const struct cc__executor_ops ops = {
+    .submit = pool_submit,
+    .shutdown = pool_shutdown,
+    .max_workers = pool_max_workers,
+    .free = pool_free,
+};
+
+/* ---- creation ------------------------------------------------------------- */
+
+static int slot_init(struct cc__pp_pool *p, struct cc__pp_slot *s)
+{
+    s->p = p;
+    s->ctl_fd = s->data_fd = s->efd = -1;
+    s->ctl_fd = memfd_create("concur-pool-ctl", MFD_CLOEXEC);
+    s->data_fd = memfd_create("concur-pool-data", MFD_CLOEXEC);
+    s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->ctl_fd < 0 || s->data_fd < 0 || s->efd < 0)
+        return -errno;
+    if (ftruncate(s->ctl_fd, CC__PP_CTL_SIZE) < 0)
+        return -errno;
+    void *m = mmap(NULL, CC__PP_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   s->ctl_fd, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    s->ctl = m;
+    return 0;
+}
+
+static int make_boot(struct cc__pp_pool *p, const cc_process_pool_options *o)
+{
+    uint32_t nlen = o->initializer ? (uint32_t)strlen(o->initializer) : 0;
+    uint64_t max = o->max_tasks_per_child;
+    p->boot_len = CC__PP_BOOT_HEAD + nlen + (nlen ? o->initargs_len : 0);
+    p->boot = cc__malloc(p->boot_len);
+    if (!p->boot)
+        return -ENOMEM;
+    memcpy(p->boot, &max, sizeof max);
+    memcpy(p->boot + 8, &nlen, sizeof nlen);
+    if (nlen)
+        memcpy(p->boot + CC__PP_BOOT_HEAD, o->initializer, nlen);
+    if (nlen && o->initargs_len)
+        memcpy(p->boot + CC__PP_BOOT_HEAD + nlen, o->initargs,
+               o->initargs_len);
+    return 0;
+}
+
+static int check_options(const cc_process_pool_options *o)
+{
+    if (o->start_method > CC_START_FORKSERVER || o->task_timeout_ns < 0 ||
+        (!o->initargs && o->initargs_len))
+        return -EINVAL;
+    if (o->initializer && (strlen(o->initializer) >= CC__PP_NAME_MAX ||
+                           !cc__worker_lookup(o->initializer)))
+        return -ENOENT;
+    return 0;
+}
+
+static int start_feeders(struct cc__pp_pool *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "concur-pp-%zu", i);
+        cc_thread_options to = {.name = name, .daemon = true};
+        int r = cc_thread_start(&p->slots[i].thr, cc__pp_feeder, &p->slots[i], &to);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int pool_init(struct cc__pp_pool *p, const cc_process_pool_options *o)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    p->o = *o;
+    p->o.initargs = NULL;
+    p->n = o->max_workers ? o->max_workers : (cpus > 0 ? (size_t)cpus : 1);
+    p->tail = &p->head;
+    p->slots = cc__calloc(p->n, sizeof *p->slots);
+    if (!p->slots)
+        return -ENOMEM;
+    for (size_t i = 0; i < p->n; i++)
+        p->slots[i].ctl_fd = p->slots[i].data_fd = p->slots[i].efd = -1;
+    int r = make_boot(p, o);
+    for (size_t i = 0; i < p->n && r == 0; i++)
+        r = slot_init(p, &p->slots[i]);
+    return r;
+}
+
+int cc_process_pool_new(cc_executor **out, const cc_process_pool_options *opts)
+{
+    cc_process_pool_options def = {0};
+    const cc_process_pool_options *o = opts ? opts : &def;
+    if (!out)
+        return -EINVAL;
+    int r = check_options(o);
+    if (r < 0)
+        return r;
+    struct cc__pp_pool *p = cc__calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->ex.ops = &ops;
+    r = pool_init(p, o);
+    if (r == 0)
+        r = start_feeders(p);
+    if (r < 0) {
+        pool_free(&p->ex); /* feeders started exit at the shutdown */
+        return r;
+    }
+    *out = &p->ex;
+    return 0;
+}

@@ -1,0 +1,504 @@
+/*
+ * procpool_feeder.c: the process pool's feeder threads, one per worker.
+ *
+ * DESIGN. A feeder takes tasks from the pool's FIFO into a batch: the first
+ * one waiting, then more that are already queued, as long as they fit in
+ * the control block and are no more than the queue's length over 4 x
+ * the workers (guided scheduling: tiny tasks go by dozens, long ones are
+ * spread over the workers). It writes the batch into the control block
+ * (a large argument into the data memfd), bumps the shared futex word and
+ * wakes the worker, then polls the eventfd (done) and the worker's pidfd
+ * (died) until the deadline. The worker counts each result in `done`: on a
+ * death the finished tasks get their results, the running one fails with
+ * the pid, the signal, the stage and the OOM verdict, and the rest stay in
+ * the batch for a replacement worker. A task with a time limit (its own or
+ * the pool's task_timeout_ns) goes alone: the worker is killed at the deadline and the task fails with
+ * -ETIMEDOUT. Feeders block in poll (their own threads, never a caller's)
+ * and, for tasks, in the pool's wait queue.
+ */
+#include "procpool_impl.h"
+#include "future_internal.h"
+
+#include <linux/futex.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- the queue ------------------------------------------------------------ */
+
+#define BATCH_MAX CC__PP_BATCH_MAX
+
+/* Tasks taken by a feeder, to run in order. */
+struct batch {
+    struct cc__pp_task *t[BATCH_MAX]; /* running futures, oldest first */
+    size_t n;                  /* how many */
+    size_t used;               /* bytes of the control block's batch area */
+};
+
+void cc__pp_task_free(struct cc__pp_task *t)
+{
+    if (!t)
+        return;
+    cc__free(t->arg, t->alloc);
+    cc__free(t, sizeof *t);
+}
+
+/* The bytes t takes in the batch area with its argument inline. */
+static size_t item_size(const struct cc__pp_task *t, bool inline_arg)
+{
+    return CC__PP_ALIGN8(sizeof(struct cc__pp_item) + strlen(t->name) + 1 +
+                         (inline_arg ? t->len : 0));
+}
+
+/* Unlink the head (under p->m). */
+static struct cc__pp_task *unlink_head(struct cc__pp_pool *p)
+{
+    struct cc__pp_task *t = p->head;
+    p->head = t->next;
+    if (!p->head)
+        p->tail = &p->head;
+    p->queued--;
+    return t;
+}
+
+/* Add t to b, or drop it if it was cancelled. */
+static void add(struct batch *b, struct cc__pp_task *t)
+{
+    if (!cc_future_set_running_or_notify_cancel(t->f)) {
+        cc_future_release(t->f);
+        cc__pp_task_free(t);
+        return;
+    }
+    size_t one = item_size(t, true);
+    b->used += b->n == 0 && one > CC__PP_ARGS ? item_size(t, false) : one;
+    b->t[b->n++] = t;
+}
+
+/* The task's time limit (ns; 0: none). */
+static int64_t timeout_of(const struct cc__pp_pool *p,
+                          const struct cc__pp_task *t)
+{
+    return t->timeout_ns ? t->timeout_ns : p->o.task_timeout_ns;
+}
+
+/*
+ * Take more tasks while they fit, up to limit, and no more than a share of
+ * the queue (guided scheduling: remaining / (4 x workers)), so that other
+ * workers get some. Under p->m.
+ */
+static void take_more_locked(struct cc__pp_pool *p, struct batch *b,
+                             size_t limit)
+{
+    if (timeout_of(p, b->t[0])) /* the deadline is per task: alone */
+        return;
+    size_t share = p->queued / (4 * p->n);
+    size_t want = b->n + (share < limit ? share : limit);
+    while (p->head && b->n < want && b->n < limit &&
+           !timeout_of(p, p->head) &&
+           b->used + item_size(p->head, true) <= CC__PP_ARGS &&
+           (b->n + 1) * sizeof(struct cc__pp_res) +
+                   b->n * 8 < CC__PP_INLINE - CC__PP_ARGS)
+        add(b, unlink_head(p));
+}
+
+/* Fill b with tasks (waiting for the first); false once shut down and
+ * empty. At most limit tasks. */
+static bool take(struct cc__pp_pool *p, struct batch *b, size_t limit)
+{
+    cc__mutex_lock(&p->m);
+    while (b->n == 0) {
+        while (!p->head && !p->shutdown) {
+            cc__waiter w;
+            cc__waiter_init(&w);
+            cc__wait_on(&p->feeders, &p->m, &w, CC_FOREVER);
+        }
+        if (!p->head)
+            break;
+        add(b, unlink_head(p));
+    }
+    if (b->n)
+        take_more_locked(p, b, limit);
+    cc__mutex_unlock(&p->m);
+    return b->n > 0;
+}
+
+void cc__pp_wake_all(cc__waitq *q)
+{
+    cc__waiter *w;
+    while ((w = cc__waitq_pop(q)))
+        cc__waiter_wake(w);
+}
+
+static char *vformat(const char *fmt, va_list ap)
+{
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t len = strlen(buf);
+    char *msg = cc__malloc(len + 1);
+    if (msg)
+        memcpy(msg, buf, len + 1);
+    return msg;
+}
+
+/* Complete t's future and drop the pool's reference and the task. */
+static void finish(struct cc__pp_task *t, int err, const char *fmt, ...)
+{
+    char *msg = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        msg = vformat(fmt, ap);
+        va_end(ap);
+    }
+    cc__future_finish(t->f, err, err ? NULL : t->result, msg);
+    cc_future_release(t->f);
+    cc__pp_task_free(t);
+}
+
+/* Drop the first k tasks of b (completed), keeping the rest in order. */
+static void shift(struct batch *b, size_t k)
+{
+    memmove(b->t, b->t + k, (b->n - k) * sizeof b->t[0]);
+    b->n -= k;
+    b->used = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        size_t one = item_size(b->t[i], true);
+        b->used += i == 0 && one > CC__PP_ARGS ? item_size(b->t[i], false)
+                                              : one;
+    }
+}
+
+/* ---- the worker ----------------------------------------------------------- */
+
+static int worker_pidfd(cc_worker *w)
+{
+    return w->proc ? cc_process_pidfd(w->proc) : w->served.pidfd;
+}
+
+static void set_worker(struct cc__pp_slot *s, cc_worker *w)
+{
+    cc__mutex_lock(&s->p->m);
+    s->w = w;
+    cc__mutex_unlock(&s->p->m);
+}
+
+static void drain_efd(struct cc__pp_slot *s)
+{
+    uint64_t v;
+    while (read(s->efd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+}
+
+static int start_worker(struct cc__pp_slot *s)
+{
+    struct cc__pp_pool *p = s->p;
+    int fds[3] = {s->ctl_fd, s->data_fd, s->efd};
+    cc_worker_options wo = {.start_method = p->o.start_method,
+                            .daemon = true, .pass_fds = fds, .npass_fds = 3};
+    /* relaxed: no worker maps the block now. */
+    cc__store_relaxed(&s->ctl->req, 0);
+    cc__store_relaxed(&s->ctl->stage, CC__PP_STARTING);
+    s->seq = 0;
+    s->ntasks = 0;
+    drain_efd(s);
+    cc_worker *w;
+    int r = cc_worker_start(&w, CC__PP_WORKER_FN, p->boot, p->boot_len, &wo);
+    if (r < 0)
+        return r;
+    cc__pp_oom_note(&s->oom, cc_worker_pid(w));
+    set_worker(s, w);
+    return 0;
+}
+
+/* Reap and free the current worker (killed first if still running). */
+static int retire_worker(struct cc__pp_slot *s, cc_deadline grace)
+{
+    int code = 0;
+    cc_worker *w = s->w;
+    if (cc_worker_join(w, grace, &code) == -ETIMEDOUT) {
+        cc_worker_kill(w);
+        cc_worker_join(w, CC_FOREVER, &code);
+    }
+    set_worker(s, NULL);
+    cc_worker_free(w);
+    return code;
+}
+
+static const char *stage_name(uint32_t stage)
+{
+    switch (stage) {
+    case CC__PP_INIT: return "running the initializer";
+    case CC__PP_TASK: return "running the task";
+    case CC__PP_RESULT: return "delivering the result";
+    case CC__PP_IDLE: return "waiting for the task";
+    default: return "starting";
+    }
+}
+
+/* ---- a batch -------------------------------------------------------------- */
+
+static void put_item(struct cc__pp_slot *s, size_t *off, struct cc__pp_task *t, bool inl)
+{
+    unsigned char *d = s->ctl->data + *off;
+    size_t nlen = strlen(t->name) + 1;
+    struct cc__pp_item it = {.flags = t->flags, .name_len = (uint32_t)nlen,
+                             .len = t->len,
+                             .fd_off = inl ? CC__PP_NO_FD : 0};
+    memcpy(d, &it, sizeof it);
+    memcpy(d + sizeof it, t->name, nlen);
+    if (inl && t->len)
+        memcpy(d + sizeof it + nlen, t->arg, t->len);
+    *off += item_size(t, inl);
+}
+
+/* Show the batch running to cc_process_pool_cancel (NULL: none). */
+static void set_current(struct cc__pp_slot *s, struct cc__pp_task **t,
+                        size_t n)
+{
+    cc__mutex_lock(&s->p->m);
+    s->cur = t;
+    s->cur_n = n;
+    for (size_t i = 0; i < n; i++) /* relaxed: published by req */
+        cc__store_relaxed(&s->ctl->skip[i], t[i]->cancel ? 1u : 0u);
+    cc__mutex_unlock(&s->p->m);
+}
+
+static bool was_cancelled(struct cc__pp_slot *s, struct cc__pp_task *t)
+{
+    cc__mutex_lock(&s->p->m);
+    bool c = t->cancel;
+    cc__mutex_unlock(&s->p->m);
+    return c;
+}
+
+/* Whether the worker was killed for a cancel; clears it. */
+static bool take_cancel_kill(struct cc__pp_slot *s)
+{
+    cc__mutex_lock(&s->p->m);
+    bool k = s->cancel_kill;
+    s->cancel_kill = false;
+    cc__mutex_unlock(&s->p->m);
+    return k;
+}
+
+/* Write the batch into the control block and wake the worker. */
+static int post(struct cc__pp_slot *s, struct batch *b)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct cc__pp_task *t = b->t[i];
+        bool inl = item_size(t, true) <= CC__PP_ARGS;
+        if (!inl) {
+            int r = cc__pwrite_all(s->data_fd, t->arg, t->len, 0);
+            if (r < 0)
+                return r;
+        }
+        put_item(s, &off, t, inl);
+    }
+    s->ctl->n = (uint32_t)b->n;
+    s->ctl->quit = 0;
+    set_current(s, b->t, b->n);
+    /* relaxed: the worker reads done only after our release of req. */
+    cc__store_relaxed(&s->ctl->done, 0);
+    /* release: the batch above before the worker's acquire of req. */
+    cc__store_rel(&s->ctl->req, ++s->seq);
+    syscall(SYS_futex, &s->ctl->req, FUTEX_WAKE, 1, NULL, NULL, 0);
+    return 0;
+}
+
+/* Wait for the batch, the death, or the deadline: 0, -ECHILD, -ETIMEDOUT. */
+static int await(struct cc__pp_slot *s, cc_deadline deadline)
+{
+    struct pollfd pf[2] = {{.fd = s->efd, .events = POLLIN},
+                           {.fd = worker_pidfd(s->w), .events = POLLIN}};
+    int r = cc__poll_until(pf, 2, deadline);
+    if (r == -ETIMEDOUT)
+        return r;
+    if (r < 0)
+        cc__panic("procpool: poll", r);
+    if (pf[0].revents & POLLIN) {
+        drain_efd(s);
+        return 0;
+    }
+    return -ECHILD;
+}
+
+static int take_bytes(struct cc__pp_slot *s, const struct cc__pp_res *r,
+                      const unsigned char *inl, cc_bytes *out)
+{
+    if (!out || r->len == 0)
+        return 0;
+    if (r->fd_off == CC__PP_NO_FD)
+        return cc_bytes_append(out, inl, r->len);
+    void *m = mmap(NULL, r->len, PROT_READ, MAP_SHARED | MAP_POPULATE, s->data_fd,
+                   (off_t)r->fd_off);
+    if (m == MAP_FAILED)
+        return -errno;
+    int e = cc_bytes_append(out, m, r->len);
+    munmap(m, r->len);
+    return e;
+}
+
+/* Complete t from the result record at *roff. */
+static void collect(struct cc__pp_slot *s, struct cc__pp_task *t, size_t *roff)
+{
+    struct cc__pp_res r;
+    const unsigned char *d = s->ctl->data + *roff;
+    memcpy(&r, d, sizeof r);
+    *roff += CC__PP_ALIGN8(sizeof r + (r.fd_off == CC__PP_NO_FD ? r.len : 0));
+    int err = r.err;
+    if (!err && r.ret != 0)
+        err = r.ret > 0 ? -r.ret : r.ret;
+    if (!err)
+        err = take_bytes(s, &r, d + sizeof r, t->result);
+    if (r.err == -ENOENT)
+        finish(t, err, "no worker function named %s", t->name);
+    else if (r.err == -ECANCELED)
+        finish(t, err, "cancelled before it ran");
+    else if (err)
+        finish(t, err, "task %s failed: %d", t->name, err);
+    else
+        finish(t, 0, NULL);
+}
+
+/* Complete the first k tasks of b from their results, and shift them out. */
+static void collect_done(struct cc__pp_slot *s, struct batch *b, size_t k)
+{
+    size_t roff = CC__PP_ARGS;
+    for (size_t i = 0; i < k; i++)
+        collect(s, b->t[i], &roff);
+    s->ntasks += k;
+    shift(b, k);
+}
+
+/* The worker died: complete what it finished, fail the task it was running;
+ * the rest stay in b for the next worker. */
+static void fail_dead(struct cc__pp_slot *s, struct batch *b)
+{
+    pid_t pid = cc_worker_pid(s->w);
+    bool oom = cc__pp_oom_killed(&s->oom, pid);
+    uint32_t stage = cc__load_relaxed(&s->ctl->stage);
+    int code = retire_worker(s, CC_FOREVER);
+    /* acquire: the results counted were written before done was bumped. */
+    size_t k = cc__load_acq(&s->ctl->done);
+    collect_done(s, b, k < b->n ? k : b->n);
+    if (b->n == 0)
+        return;
+    /* Died idle (killed between batches): the batch never started; it goes
+     * to a new worker, once (a worker that cannot even wait fails it). */
+    bool idle = stage == CC__PP_IDLE && k == 0 && !s->retried;
+    s->retried = idle;
+    if (idle)
+        return;
+    struct cc__pp_task *t = b->t[0];
+    shift(b, 1);
+    if (was_cancelled(s, t) && take_cancel_kill(s))
+        finish(t, -ECANCELED, "cancelled while running: worker %d killed",
+               (int)pid);
+    else if (code < 0)
+        finish(t, -ECHILD, "worker %d was killed by signal %d (%s) while %s%s",
+               (int)pid, -code, strsignal(-code), stage_name(stage),
+               oom && code == -9 ? "; by the kernel's OOM killer" : "");
+    else
+        finish(t, -ECHILD, "worker %d exited with code %d while %s", (int)pid,
+               code, stage_name(stage));
+}
+
+static void fail_all(struct batch *b, int err, const char *what)
+{
+    for (size_t i = 0; i < b->n; i++)
+        finish(b->t[i], err, "%s: %s", what, cc_strerror(err));
+    b->n = 0;
+    b->used = 0;
+}
+
+static void timed_out(struct cc__pp_slot *s, struct batch *b)
+{
+    pid_t pid = cc_worker_pid(s->w);
+    int64_t to = timeout_of(s->p, b->t[0]);
+    retire_worker(s, CC_NOWAIT); /* kills it */
+    size_t k = cc__load_acq(&s->ctl->done); /* acquire: as in fail_dead */
+    collect_done(s, b, k < b->n ? k : b->n);
+    if (b->n == 0)
+        return;
+    struct cc__pp_task *t = b->t[0];
+    shift(b, 1);
+    finish(t, -ETIMEDOUT, "task %s timed out after %lld ms; worker %d killed",
+           t->name, (long long)(to / 1000000), (int)pid);
+}
+
+/* Run b on the slot's worker (started if need be); tasks not run (their
+ * worker died first) stay in b. */
+static void run_batch(struct cc__pp_slot *s, struct batch *b)
+{
+    int r = s->w ? 0 : start_worker(s);
+    if (r < 0) {
+        fail_all(b, r, "cannot start a worker");
+        return;
+    }
+    r = post(s, b);
+    if (r < 0) {
+        fail_all(b, r, "cannot pass the argument");
+        return;
+    }
+    /* A task with a time limit is alone in its batch. */
+    int64_t to = b->n == 1 ? timeout_of(s->p, b->t[0]) : 0;
+    r = await(s, to ? cc_deadline_in(to) : CC_FOREVER);
+    set_current(s, NULL, 0);
+    if (r == 0) {
+        s->retried = false;
+        collect_done(s, b, b->n);
+    }
+    else if (r == -ECHILD)
+        fail_dead(s, b);
+    else
+        timed_out(s, b);
+    size_t max = s->p->o.max_tasks_per_child;
+    if (s->w && max && s->ntasks >= max)
+        retire_worker(s, cc_deadline_in(5000000000LL));
+}
+
+static void stop_worker(struct cc__pp_slot *s)
+{
+    s->ctl->quit = 1;
+    cc__store_rel(&s->ctl->req, ++s->seq); /* release: quit before it */
+    syscall(SYS_futex, &s->ctl->req, FUTEX_WAKE, 1, NULL, NULL, 0);
+    retire_worker(s, cc_deadline_in(2000000000LL));
+}
+
+static bool is_terminated(struct cc__pp_pool *p)
+{
+    cc__mutex_lock(&p->m);
+    bool t = p->terminated;
+    cc__mutex_unlock(&p->m);
+    return t;
+}
+
+/* The most tasks the next batch may hold. */
+static size_t batch_limit(struct cc__pp_slot *s)
+{
+    const cc_process_pool_options *o = &s->p->o;
+    if (o->max_tasks_per_child)
+        return o->max_tasks_per_child - (s->w ? s->ntasks : 0);
+    return BATCH_MAX;
+}
+
+void *cc__pp_feeder(void *arg)
+{
+    struct cc__pp_slot *s = arg;
+    struct batch b = {.n = 0};
+    while (b.n > 0 || take(s->p, &b, batch_limit(s))) {
+        if (is_terminated(s->p))
+            fail_all(&b, -ECANCELED, "the pool was terminated");
+        else
+            run_batch(s, &b);
+    }
+    if (s->w)
+        stop_worker(s);
+    return NULL;
+}
+

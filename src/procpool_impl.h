@@ -1,0 +1,183 @@
+/*
+ * procpool_impl.h: what the process pool's files share (procpool.c: the
+ * parent's side; procpool_worker.c: the worker's loop; procpool_map.c: the
+ * map). Not installed.
+ */
+#ifndef CONCUR_PROCPOOL_IMPL_H
+#define CONCUR_PROCPOOL_IMPL_H
+
+#include "concur/procpool.h"
+#include "atomics.h"
+#include "internal.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CC__PP_WORKER_FN "cc__procpool_worker" /* the worker loop's name */
+#define CC__PP_INLINE (60u * 1024)  /* arguments/results up to this size
+                                       travel inside the control block */
+#define CC__PP_CTL_SIZE (64u * 1024) /* the control memfd's size */
+#define CC__PP_NAME_MAX 128          /* longest function name + NUL */
+#define CC__PP_BATCH_MAX 64          /* tasks posted to a worker at once */
+
+/* The worker's stage, for the message when it dies. */
+enum {
+    CC__PP_STARTING = 0, /* not yet in its loop */
+    CC__PP_INIT = 1,     /* running the initializer */
+    CC__PP_IDLE = 2,     /* waiting for a task */
+    CC__PP_TASK = 3,     /* running the task */
+    CC__PP_RESULT = 4,   /* delivering the result */
+};
+
+/* Task flags. */
+enum {
+    CC__PP_CHUNK = 1, /* the argument is a chunk of a map (packed) */
+};
+
+/*
+ * The control block, shared by the parent and one worker (a memfd mapped by
+ * both). The parent writes a batch of tasks (one or more, run in order),
+ * then bumps req (release) and wakes the futex on it; the worker writes
+ * each task's result record and bumps done (release), and signals the
+ * slot's eventfd after the last. If the worker dies, `done` tells which
+ * tasks have their results, and `stage` which one was running.
+ *
+ * data[0, CC__PP_ARGS): the batch, n x (struct cc__pp_item, the name with
+ * its NUL, the argument when inline), each 8-aligned. An argument that
+ * does not fit (only the first of a batch) is in the data memfd at 0.
+ * data[CC__PP_ARGS, CC__PP_INLINE): the results, n x (struct cc__pp_res,
+ * the bytes when inline), 8-aligned; a result that does not fit is in the
+ * data memfd at res.fd_off (page aligned, after the earlier ones).
+ */
+struct cc__pp_ctl {
+    cc__atomic_u32 req;   /* batch sequence number, bumped by the parent
+                             (release: the batch written before it is seen
+                             by the worker's acquire load); futex word */
+    cc__atomic_u32 done;  /* results written in this batch (release by the
+                             worker; acquire by the parent after a death
+                             or the eventfd) */
+    cc__atomic_u32 stage; /* CC__PP_* stage of the worker (relaxed: read
+                             only after the worker died) */
+    uint32_t n;           /* tasks in the batch */
+    uint32_t quit;        /* no batch: the worker returns */
+    uint32_t pad;         /* alignment */
+    cc__atomic_u32 skip[CC__PP_BATCH_MAX]; /* 1: task i of the batch was
+                             cancelled, do not run it (relaxed: a late
+                             skip only means the task ran) */
+    unsigned char data[CC__PP_INLINE]; /* the batch, then the results */
+};
+
+#define CC__PP_ARGS (28u * 1024) /* where the results start in data */
+#define CC__PP_NO_FD UINT64_MAX  /* fd_off of inline bytes */
+
+/* A task of a batch, followed by its name and inline argument. */
+struct cc__pp_item {
+    uint32_t flags;    /* CC__PP_CHUNK or 0 */
+    uint32_t name_len; /* bytes of the name, NUL included */
+    uint64_t len;      /* argument bytes */
+    uint64_t fd_off;   /* CC__PP_NO_FD (inline) or 0 (the data memfd) */
+};
+
+/* A task's result record, followed by its bytes when inline. */
+struct cc__pp_res {
+    int32_t ret;     /* the function's return value */
+    int32_t err;     /* 0 or the worker's own failure (-ENOMEM, -ENOENT) */
+    uint64_t len;    /* result bytes */
+    uint64_t fd_off; /* CC__PP_NO_FD (inline) or its offset in the memfd */
+};
+
+#define CC__PP_ALIGN8(x) (((x) + 7) & ~(size_t)7)
+
+/* The boot argument of the worker loop: max_tasks (u64), the initializer's
+ * name length (u32; 0: none), the name, its argument. */
+#define CC__PP_BOOT_HEAD 12
+
+#include "executor_internal.h"
+#include "wait.h"
+#include "worker_impl.h"
+#include "concur/thread.h"
+
+/* ---- the parent's side (procpool.c, procpool_feeder.c) ---------------- */
+
+/* The OOM check of a dead worker (procpool_oom.c). */
+struct cc__pp_oom {
+    char path[256];  /* its memory cgroup directory when it started */
+    long base;       /* that cgroup's oom_kill count then, or -1 */
+};
+void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid);
+bool cc__pp_oom_killed(const struct cc__pp_oom *o, pid_t pid);
+
+/* A queued task; f->arg points to it. Freed by whoever dequeues it. */
+struct cc__pp_task {
+    struct cc__pp_task *next;  /* FIFO link, under the pool's mutex */
+    cc_future *f;       /* its future (the pool's reference) */
+    char name[CC__PP_NAME_MAX]; /* the registered function */
+    void *arg;          /* owned copy of the argument */
+    size_t len;         /* its bytes */
+    size_t alloc;       /* the size of arg's allocation */
+    cc_bytes *result;   /* where the result goes, or NULL */
+    uint32_t flags;     /* CC__PP_CHUNK or 0 */
+    bool cancel;        /* cc_process_pool_cancel asked (under p->m) */
+    int64_t timeout_ns; /* its own limit, else the pool's; 0: none */
+};
+
+struct cc__pp_pool;
+
+struct cc__pp_slot {
+    struct cc__pp_pool *p;          /* the pool */
+    cc_thread *thr;          /* the feeder */
+    cc_worker *w;            /* the worker, or NULL; written by the feeder
+                                under p->m (terminate reads it there) */
+    struct cc__pp_ctl *ctl;  /* the shared control block */
+    int ctl_fd, data_fd, efd; /* the fds passed to each worker */
+    uint32_t seq;            /* the last req posted */
+    uint64_t ntasks;         /* tasks run by the current worker */
+    struct cc__pp_oom oom;   /* the current worker's cgroup at its start */
+    struct cc__pp_task **cur; /* the batch the worker runs, or NULL (under
+                                 p->m: cc_process_pool_cancel looks) */
+    size_t cur_n;            /* tasks in it */
+    bool cancel_kill;        /* the worker was killed for a cancel */
+    bool retried;            /* the batch is resent after an idle death */
+};
+
+struct cc__pp_pool {
+    cc_executor ex;          /* the interface; first member */
+    cc__mutex m;             /* guards the fields below */
+    struct cc__pp_task *head;       /* queued tasks, oldest first */
+    struct cc__pp_task **tail;      /* where the next one is linked */
+    size_t queued;           /* tasks in the queue */
+    cc__waitq feeders;       /* feeders waiting for a task */
+    cc__waitq exit_q;        /* shutdown(wait)s waiting for the join */
+    bool shutdown;           /* no more submits; feeders exit when empty */
+    bool terminated;         /* terminate/kill: batches are not resumed */
+    bool joining;            /* a shutdown(wait) is joining the feeders */
+    bool joined;             /* the feeders are joined */
+    size_t n;                /* slots */
+    struct cc__pp_slot *slots;      /* n of them */
+    cc_process_pool_options o; /* options (initargs: boot below) */
+    unsigned char *boot;     /* the worker loop's boot argument */
+    size_t boot_len;         /* its bytes */
+};
+
+void cc__pp_task_free(struct cc__pp_task *t);
+void cc__pp_wake_all(cc__waitq *q);
+/* The feeder thread of a slot (arg): runs batches until the shutdown. */
+void *cc__pp_feeder(void *arg);
+
+/* Queue a task of the pool ex, taking over arg (len bytes in an allocation
+ * of alloc bytes, cc__malloc'd): as cc_process_pool_submit. */
+int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
+                        size_t len, size_t alloc, uint32_t flags,
+                        int64_t timeout_ns, cc_bytes *result,
+                        cc_future **out);
+
+/* ex is a process pool. */
+bool cc__pp_is_pool(const cc_executor *ex);
+
+/* The worker loop (procpool_worker.c), registered as CC__PP_WORKER_FN. */
+int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result);
+
+/* Map chunks: the argument is u32 n, then n x (u64 len, bytes); the result
+ * is n x (i32 ret, u64 len, bytes). */
+
+#endif

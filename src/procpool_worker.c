@@ -1,0 +1,218 @@
+/*
+ * procpool_worker.c: the loop a process pool's worker runs.
+ *
+ * DESIGN. The worker is an ordinary worker process (process.h) running the
+ * registered function cc__procpool_worker, with three fds passed: the
+ * control memfd (struct cc__pp_ctl, mapped shared), the data memfd (large
+ * arguments and results) and an eventfd. It runs the initializer, then
+ * loops: sleep on the shared futex `req` until the parent posts a task, run
+ * the function on each task of the batch posted (the argument inline in
+ * the control block, or the data memfd mapped read-only: no copy), put
+ * each result inline or into the data memfd, count it in `done`, and after
+ * the batch signal the eventfd, which the parent polls together
+ * with the worker's pidfd (so a death is seen as soon as a result). `stage`
+ * tells the parent where a death happened. After max_tasks tasks, or a task
+ * `quit`, the loop returns and the worker exits with 0.
+ */
+#include "procpool_impl.h"
+#include "worker_impl.h"
+
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The worker's view of its pool slot. */
+struct wk {
+    struct cc__pp_ctl *ctl; /* the shared control block */
+    int data_fd;            /* large arguments and results */
+    int efd;                /* signalled when a result is ready */
+};
+
+static void wait_for_task(struct cc__pp_ctl *ctl, uint32_t seen)
+{
+    /* acquire: pairs with the parent's release bump of req. Shared futex
+     * (no FUTEX_PRIVATE_FLAG): the word lives in a memfd both processes map. */
+    while (cc__load_acq(&ctl->req) == seen)
+        syscall(SYS_futex, &ctl->req, FUTEX_WAIT, seen, NULL, NULL, 0);
+}
+
+static void set_stage(struct cc__pp_ctl *ctl, uint32_t stage)
+{
+    /* relaxed: the parent reads it only after the worker died. */
+    cc__store_relaxed(&ctl->stage, stage);
+}
+
+/* Run fn on every input of a packed chunk, packing the results into *out. */
+static int run_chunk(cc_worker_fn fn, const unsigned char *a, size_t len,
+                     cc_bytes *out)
+{
+    uint32_t n;
+    if (len < sizeof n)
+        return -EINVAL;
+    memcpy(&n, a, sizeof n);
+    size_t off = sizeof n;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t l;
+        if (len - off < sizeof l)
+            return -EINVAL;
+        memcpy(&l, a + off, sizeof l);
+        off += sizeof l;
+        if (len - off < l)
+            return -EINVAL;
+        cc_bytes r = {0};
+        int32_t ret = fn(l ? a + off : NULL, l, &r);
+        uint64_t rl = r.len;
+        int e = cc_bytes_append(out, &ret, sizeof ret);
+        e = e ? e : cc_bytes_append(out, &rl, sizeof rl);
+        e = e ? e : cc_bytes_append(out, r.data, r.len);
+        cc_bytes_free(&r);
+        if (e < 0)
+            return e;
+        off += l;
+    }
+    return 0;
+}
+
+/* Map the argument: inline, or the data memfd read-only (no copy). */
+static const void *map_arg(struct wk *k, const struct cc__pp_item *it,
+                           const unsigned char *inl)
+{
+    if (it->len == 0)
+        return NULL;
+    if (it->fd_off == CC__PP_NO_FD)
+        return inl;
+    void *p = mmap(NULL, it->len, PROT_READ, MAP_SHARED | MAP_POPULATE,
+                   k->data_fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Write the result record at *roff (and the bytes inline or at *fd_off);
+ * left records, this one included, must still fit. */
+static void deliver(struct wk *k, struct cc__pp_res *r, const cc_bytes *res,
+                    size_t left, size_t *roff, uint64_t *fd_off)
+{
+    unsigned char *d = k->ctl->data;
+    size_t avail = CC__PP_INLINE - *roff;
+    size_t need = left * CC__PP_ALIGN8(sizeof *r) + CC__PP_ALIGN8(res->len);
+    r->len = res->len;
+    r->fd_off = CC__PP_NO_FD;
+    if (need > avail || res->len > avail) {
+        int e = cc__pwrite_all(k->data_fd, res->data, res->len, *fd_off);
+        if (e < 0 && !r->err)
+            r->err = e;
+        r->fd_off = *fd_off;
+        *fd_off = (*fd_off + res->len + 4095) & ~(uint64_t)4095;
+    } else if (res->len) {
+        memcpy(d + *roff + sizeof *r, res->data, res->len);
+    }
+    memcpy(d + *roff, r, sizeof *r);
+    *roff += CC__PP_ALIGN8(sizeof *r + (r->fd_off == CC__PP_NO_FD ? r->len : 0));
+}
+
+static void signal_done(struct wk *k)
+{
+    uint64_t one = 1;
+    while (write(k->efd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+/* Run one task of the batch, described at *aoff; its result at *roff. */
+static void run_item(struct wk *k, uint32_t i, size_t *aoff, size_t *roff,
+                     uint64_t *fd_off)
+{
+    struct cc__pp_ctl *ctl = k->ctl;
+    struct cc__pp_item it;
+    memcpy(&it, ctl->data + *aoff, sizeof it);
+    const char *name = (const char *)ctl->data + *aoff + sizeof it;
+    const unsigned char *inl = (const unsigned char *)name + it.name_len;
+    *aoff += CC__PP_ALIGN8(sizeof it + it.name_len +
+                           (it.fd_off == CC__PP_NO_FD ? it.len : 0));
+    struct cc__pp_res r = {0};
+    cc_bytes res = {0};
+    const void *arg = map_arg(k, &it, inl);
+    cc_worker_fn fn = cc__worker_lookup(name);
+    r.err = it.len && !arg ? -ENOMEM : !fn ? -ENOENT : 0;
+    if (cc__load_relaxed(&ctl->skip[i])) /* relaxed: see the field */
+        r.err = -ECANCELED;
+    set_stage(ctl, CC__PP_TASK);
+    if (!r.err && (it.flags & CC__PP_CHUNK))
+        r.err = run_chunk(fn, arg, it.len, &res);
+    else if (!r.err)
+        r.ret = fn(arg, it.len, &res);
+    set_stage(ctl, CC__PP_RESULT);
+    if (arg && it.fd_off != CC__PP_NO_FD)
+        munmap((void *)arg, it.len);
+    deliver(k, &r, &res, ctl->n - i, roff, fd_off);
+    cc_bytes_free(&res);
+}
+
+static void run_batch(struct wk *k)
+{
+    struct cc__pp_ctl *ctl = k->ctl;
+    size_t aoff = 0, roff = CC__PP_ARGS;
+    uint64_t fd_off = 0;
+    uint32_t n = ctl->n;
+    for (uint32_t i = 0; i < n; i++) {
+        run_item(k, i, &aoff, &roff, &fd_off);
+        /* release: the result record before the parent's acquire of done. */
+        cc__store_rel(&ctl->done, i + 1);
+    }
+    set_stage(ctl, CC__PP_IDLE);
+    signal_done(k);
+}
+
+static int run_initializer(struct wk *k, const unsigned char *boot,
+                           size_t len)
+{
+    uint32_t nlen;
+    memcpy(&nlen, boot + 8, sizeof nlen);
+    if (nlen == 0)
+        return 0;
+    char name[CC__PP_NAME_MAX];
+    if (nlen >= sizeof name || len - CC__PP_BOOT_HEAD < nlen)
+        return 126;
+    memcpy(name, boot + CC__PP_BOOT_HEAD, nlen);
+    name[nlen] = 0;
+    cc_worker_fn fn = cc__worker_lookup(name);
+    if (!fn)
+        return 127;
+    set_stage(k->ctl, CC__PP_INIT);
+    size_t off = CC__PP_BOOT_HEAD + nlen;
+    cc_bytes res = {0};
+    int r = fn(len > off ? boot + off : NULL, len - off, &res);
+    cc_bytes_free(&res);
+    return r;
+}
+
+int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result)
+{
+    (void)result;
+    if (len < CC__PP_BOOT_HEAD)
+        return 126;
+    struct wk k = {.data_fd = cc_worker_passed_fd(1),
+                   .efd = cc_worker_passed_fd(2)};
+    void *p = mmap(NULL, CC__PP_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   cc_worker_passed_fd(0), 0);
+    if (p == MAP_FAILED)
+        return 126;
+    k.ctl = p;
+    uint64_t max_tasks;
+    memcpy(&max_tasks, arg, sizeof max_tasks);
+    int r = run_initializer(&k, arg, len);
+    if (r != 0)
+        return r;
+    uint32_t seen = 0;
+    for (uint64_t n = 0; max_tasks == 0 || n < max_tasks;) {
+        set_stage(k.ctl, CC__PP_IDLE);
+        wait_for_task(k.ctl, seen);
+        seen = cc__load_acq(&k.ctl->req);
+        if (k.ctl->quit)
+            break;
+        n += k.ctl->n; /* the parent never sends more than max_tasks */
+        run_batch(&k);
+    }
+    return 0;
+}
