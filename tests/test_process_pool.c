@@ -302,12 +302,10 @@ static bool own_memory_cgroup(char *buf, size_t n)
         line[strcspn(line, "\n")] = 0;
         char *p = strstr(line, ":memory:");
         if (p) {
-            snprintf(buf, n, "/sys/fs/cgroup/memory%s", p + 8);
-            ok = true;
+            ok = snprintf(buf, n, "/sys/fs/cgroup/memory%s", p + 8) < (int)n;
         } else if (!strncmp(line, "0::", 3) &&
                    access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
-            snprintf(buf, n, "/sys/fs/cgroup%s", line + 3);
-            ok = true;
+            ok = snprintf(buf, n, "/sys/fs/cgroup%s", line + 3) < (int)n;
         }
     }
     if (f)
