@@ -64,8 +64,9 @@ typedef struct cc_task_opts {
  *         cc_futures_wait and as-completed all work on it. Join it with
  *         cc_future_result (a deadline: gevent's join(timeout)), join many
  *         with cc_futures_wait(..., CC_ALL_COMPLETED, ...) (joinall).
- *         Cancelling it (cc_future_cancel) before it starts means it never
- *         runs; a running task cannot be cancelled yet.
+ *         Cancelling it (cc_future_cancel, cc_task_cancel) before it
+ *         starts means it never runs; a running task is cancelled with
+ *         cc_task_cancel.
  * Returns 0, -EPERM (the calling thread runs no loop), -ENOMEM (no memory
  * for the task or its stack). Never blocks. Loop thread only.
  */
@@ -102,6 +103,65 @@ cc_loop *cc_loop_current(void);
  * what fn does). Returns 0 or -ENOMEM. Never blocks.
  */
 int cc_call_soon_threadsafe(cc_loop *loop, void (*fn)(void *arg), void *arg);
+
+/* ---- cancellation, shield and deadline scopes ------------------------------ */
+
+/*
+ * cc_task_cancel: cancel a task (asyncio's Task.cancel, gevent's kill), made
+ * cooperative and explicit. A task not started yet never runs (its future is
+ * cancelled: cc_future_cancelled). A running task is marked cancelled: its
+ * current blocking call (parked now) or its next one fails with -ECANCELED,
+ * and so does every later one until it returns, except inside a shield
+ * scope. Every blocking call that parks a task counts: lock, condition,
+ * semaphore, event, barrier, queues, future wait and result, wait on many,
+ * thread join, cc_sleep, cc_wait_fd and the socket helpers. The task runs its
+ * cleanup as it returns; what it returns (normally -ECANCELED) becomes its
+ * future's outcome. A call that does not block (a free lock, a non-empty
+ * queue) still succeeds. Cancelling oneself is allowed.
+ *   task: a task's future (from cc_spawn), of the calling thread's loop.
+ * Returns 0, -EALREADY (the task is done), -EINVAL (NULL, or not a task of
+ * this loop), -EPERM (the calling thread runs no loop). Never blocks. Loop
+ * thread only (cancel from elsewhere with cc_call_soon_threadsafe).
+ */
+int cc_task_cancel(cc_future *task);
+
+/* cc_task_cancelled: whether the running task has been cancelled
+ * (cc_task_cancel); false outside a task. Never blocks. */
+bool cc_task_cancelled(void);
+
+/*
+ * cc_shield_begin / cc_shield_end: a shield scope (asyncio.shield, trio's
+ * shielded cancel scope): between them, the running task's blocking calls
+ * ignore its cancellation; the first blocking call after the outermost end
+ * fails with -ECANCELED if the task was cancelled meanwhile. Use it for
+ * cleanup that must block. Scopes nest; each begin needs its end, in the
+ * same task (an unmatched end aborts). Deadline scopes still apply inside.
+ * No effect outside a task. Never fail, never block.
+ */
+void cc_shield_begin(void);
+void cc_shield_end(void);
+
+/* A deadline scope, on the caller's stack, between begin and end. */
+typedef struct cc_deadline_scope {
+    cc_deadline deadline; /* this scope's deadline */
+    cc_deadline outer;    /* the task's effective scope deadline before */
+} cc_deadline_scope;
+
+/*
+ * cc_deadline_scope_begin / cc_deadline_scope_end: a deadline scope
+ * (asyncio.timeout, gevent's Timeout). Between them, every blocking call of
+ * the running task uses min(its own deadline, the deadlines of every open
+ * scope) and so fails with -ETIMEDOUT once the scope's deadline has passed
+ * (never before); cc_sleep included. Scopes nest: ends must come in the
+ * reverse order of the begins, in the same task.
+ *   s: the scope, owned by the caller, valid until end.
+ *   deadline: absolute (cc_deadline_in); CC_FOREVER makes a no-op scope.
+ * begin returns 0 or -EPERM (not in a task: nothing is changed). end returns
+ * -ETIMEDOUT if this scope's deadline has passed (asyncio.timeout raising
+ * TimeoutError), else 0, or -EPERM outside a task. Never block.
+ */
+int cc_deadline_scope_begin(cc_deadline_scope *s, cc_deadline deadline);
+int cc_deadline_scope_end(cc_deadline_scope *s);
 
 /* ---- fd readiness and sockets --------------------------------------------- */
 
