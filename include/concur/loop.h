@@ -163,6 +163,77 @@ typedef struct cc_deadline_scope {
 int cc_deadline_scope_begin(cc_deadline_scope *s, cc_deadline deadline);
 int cc_deadline_scope_end(cc_deadline_scope *s);
 
+/* ---- task groups ------------------------------------------------------------ */
+
+/*
+ * A task group (asyncio.TaskGroup, gevent's Group and Pool(size)): tasks
+ * spawned into it are its members until they return. The first member to
+ * fail (return an error other than -ECANCELED) cancels its siblings
+ * (cc_task_cancel), and the group then takes no new members. Closing the
+ * group cancels its members (or waits for them) and joins them all. A
+ * bounded group (Pool(size)) makes spawn wait while it is full. A group
+ * belongs to one loop: every function below is for that loop's thread only
+ * (its tasks or its calls), and none is thread safe.
+ */
+typedef struct cc_task_group cc_task_group;
+
+/*
+ * cc_task_group_new: a new, empty group.
+ *   max_size: most members alive at once (gevent's Pool(size)); 0 for no
+ *             bound (asyncio.TaskGroup, gevent's Group); at most 2^32 - 1.
+ * Returns 0 (*g owned by the caller: cc_task_group_close it), -EINVAL or
+ * -ENOMEM. Never blocks.
+ */
+int cc_task_group_new(cc_task_group **g, size_t max_size);
+
+/*
+ * cc_task_group_spawn: spawn fn(arg, &result) as a member (as
+ * TaskGroup.create_task, Group.spawn, Pool.spawn), with cc_spawn_with's
+ * opts (NULL for defaults). In a full bounded group it first waits, until
+ * a member returns or the deadline (the caller must then be a task).
+ *   task: receives the member's future with a reference for the caller
+ *         (release it), or NULL if not wanted.
+ * Returns 0, -ESHUTDOWN (a member failed, or the group was cancelled or is
+ * closing), -ETIMEDOUT / -ECANCELED (waiting for room: the deadline passed,
+ * the calling task was cancelled), -EPERM (no loop on this thread), or
+ * -ENOMEM. Blocks only in a full bounded group.
+ */
+int cc_task_group_spawn(cc_task_group *g, cc_task_fn fn, void *arg,
+                        const cc_task_opts *opts, cc_future **task,
+                        cc_deadline deadline);
+
+/* cc_task_group_size: how many members are alive (spawned, not returned).
+ * Never blocks. */
+size_t cc_task_group_size(const cc_task_group *g);
+
+/*
+ * cc_task_group_cancel: cancel every member (gevent's Group.kill(block=
+ * False)); the group takes no new members. Never blocks.
+ */
+void cc_task_group_cancel(cc_task_group *g);
+
+/*
+ * cc_task_group_join: wait until no member is alive (gevent's Group.join,
+ * joinall) or the deadline. Returns the first member failure if one came
+ * (its negative errno, even if it is not the reason of the return), else 0,
+ * -ETIMEDOUT, or -ECANCELED (the calling task was cancelled). Parks the
+ * calling task (a thread's loop only has tasks that call it).
+ */
+int cc_task_group_join(cc_task_group *g, cc_deadline deadline);
+
+/*
+ * cc_task_group_close: close the group: with cancel, cancel every member
+ * first (gevent's Group.kill); without, let them run (leaving
+ * asyncio.TaskGroup's `async with`). Then wait until every member has
+ * returned, and free the group. If the caller is cancelled (or a deadline
+ * scope ends) while it waits, the members are cancelled and the wait goes
+ * on, ignoring that: no member outlives its group. Returns the first member
+ * failure, else 0, else -ECANCELED / -ETIMEDOUT (the caller's wait was
+ * interrupted as said). g is freed in every case; NULL does nothing.
+ * Blocks (parks the calling task) until the members are done.
+ */
+int cc_task_group_close(cc_task_group *g, bool cancel);
+
 /* ---- fd readiness and sockets --------------------------------------------- */
 
 /*

@@ -1,0 +1,234 @@
+/*
+ * test_task_group.c: task groups (cc_task_group_*, include/concur/loop.h):
+ * the first failure cancels the siblings, closing cancels or waits and
+ * joins, a bounded group makes spawn wait, a cancelled closer still joins.
+ */
+#include "testutil.h"
+
+#include "loop_helpers.h"
+
+enum { MEMBERS = 4 };
+
+struct member_run {
+    cc_event go;        /* members wait for it */
+    int got[MEMBERS];   /* each member's wait result */
+    bool cleanup[MEMBERS]; /* each member's cleanup ran */
+    int idx;            /* next member index */
+};
+
+static int waiter(void *arg, void **result)
+{
+    struct member_run *m = arg;
+    int i = m->idx++;
+    m->got[i] = cc_event_wait(&m->go, cc_deadline_in(30 * CC_SEC));
+    m->cleanup[i] = true;
+    return m->got[i];
+}
+
+static int failer(void *arg, void **result)
+{
+    cc_sleep(2 * CC_MSEC);
+    cc_task_set_error_message("failed on purpose");
+    return -EIO;
+}
+
+struct fail_run {
+    struct member_run m;  /* the siblings */
+    int late_spawn;       /* a spawn after the failure */
+    int join;             /* cc_task_group_join */
+    int close;            /* cc_task_group_close */
+};
+
+static int fail_main(void *arg, void **result)
+{
+    struct fail_run *f = arg;
+    cc_task_group *g;
+    if (cc_task_group_new(&g, 0) != 0)
+        abort();
+    for (int i = 0; i < MEMBERS - 1; i++)
+        cc_task_group_spawn(g, waiter, &f->m, NULL, NULL, CC_FOREVER);
+    cc_task_group_spawn(g, failer, NULL, NULL, NULL, CC_FOREVER);
+    f->join = cc_task_group_join(g, cc_deadline_in(30 * CC_SEC));
+    f->late_spawn = cc_task_group_spawn(g, waiter, &f->m, NULL, NULL,
+                                        CC_FOREVER);
+    f->close = cc_task_group_close(g, false);
+    return 0;
+}
+
+static void test_failure_cancels_siblings(void **state)
+{
+    (void)state;
+    struct fail_run f = {0};
+    cc_event_init(&f.m.go);
+    assert_int_equal(cc_loop_run(fail_main, &f, NULL), 0);
+    for (int i = 0; i < MEMBERS - 1; i++) {
+        assert_int_equal(f.m.got[i], -ECANCELED);
+        assert_true(f.m.cleanup[i]);
+    }
+    assert_int_equal(f.join, -EIO);
+    assert_int_equal(f.late_spawn, -ESHUTDOWN);
+    assert_int_equal(f.close, -EIO);
+    cc_event_destroy(&f.m.go);
+}
+
+struct close_run {
+    struct member_run cancelled; /* closed with cancel */
+    struct member_run waited;    /* closed without: they finish */
+    int cancel_close, wait_close; /* the two closes */
+    int early_join;              /* a join before the members can end */
+    size_t size;                 /* members alive before the closes */
+};
+
+static int open_event(void *arg, void **result)
+{
+    cc_sleep(2 * CC_MSEC);
+    cc_event_set(arg);
+    return 0;
+}
+
+static int close_main(void *arg, void **result)
+{
+    struct close_run *c = arg;
+    cc_task_group *a, *b;
+    if (cc_task_group_new(&a, 0) || cc_task_group_new(&b, 0))
+        abort();
+    for (int i = 0; i < MEMBERS; i++) {
+        cc_task_group_spawn(a, waiter, &c->cancelled, NULL, NULL, CC_FOREVER);
+        cc_task_group_spawn(b, waiter, &c->waited, NULL, NULL, CC_FOREVER);
+    }
+    c->size = cc_task_group_size(a) + cc_task_group_size(b);
+    c->early_join = cc_task_group_join(b, cc_deadline_in(CC_MSEC));
+    c->cancel_close = cc_task_group_close(a, true);
+    cc_spawn(open_event, &c->waited.go, NULL);
+    c->wait_close = cc_task_group_close(b, false);
+    return 0;
+}
+
+static void test_close_cancels_or_waits(void **state)
+{
+    (void)state;
+    struct close_run c = {0};
+    cc_event_init(&c.cancelled.go);
+    cc_event_init(&c.waited.go);
+    assert_int_equal(cc_loop_run(close_main, &c, NULL), 0);
+    assert_int_equal(c.size, 2 * MEMBERS);
+    assert_int_equal(c.early_join, -ETIMEDOUT);
+    assert_int_equal(c.cancel_close, 0); /* cancelled members: no failure */
+    assert_int_equal(c.wait_close, 0);
+    for (int i = 0; i < MEMBERS; i++) {
+        assert_int_equal(c.cancelled.got[i], -ECANCELED);
+        assert_true(c.cancelled.cleanup[i]);
+        assert_int_equal(c.waited.got[i], 0);
+    }
+    cc_event_destroy(&c.waited.go);
+    cc_event_destroy(&c.cancelled.go);
+}
+
+enum { POOL = 3 };
+
+struct pool_run {
+    int running, most;   /* members running now, and at most */
+    int done;            /* members that finished */
+    int full_try;        /* a CC_NOWAIT spawn into the full pool */
+    int spawns;          /* spawns that returned 0 */
+    int close;           /* the close */
+    int total;           /* spawns tried that may wait */
+};
+
+static int worker(void *arg, void **result)
+{
+    struct pool_run *p = arg;
+    if (++p->running > p->most)
+        p->most = p->running;
+    cc_sleep(CC_MSEC);
+    p->running--;
+    p->done++;
+    return 0;
+}
+
+static int pool_main(void *arg, void **result)
+{
+    struct pool_run *p = arg;
+    cc_task_group *g;
+    if (cc_task_group_new(&g, POOL) != 0)
+        abort();
+    for (int i = 0; i < POOL; i++)
+        p->spawns += cc_task_group_spawn(g, worker, p, NULL, NULL,
+                                         CC_FOREVER) == 0;
+    p->full_try = cc_task_group_spawn(g, worker, p, NULL, NULL, CC_NOWAIT);
+    int n = (int)cc_test_n(100);
+    for (int i = 0; i < n; i++)
+        p->spawns += cc_task_group_spawn(g, worker, p, NULL, NULL,
+                                         cc_deadline_in(30 * CC_SEC)) == 0;
+    p->close = cc_task_group_close(g, false);
+    p->total = n + POOL;
+    return 0;
+}
+
+static void test_bounded_group_makes_spawn_wait(void **state)
+{
+    (void)state;
+    struct pool_run p = {0};
+    assert_int_equal(cc_loop_run(pool_main, &p, NULL), 0);
+    int r = p.total;
+    assert_true(r > POOL);
+    assert_int_equal(p.spawns, r);
+    assert_int_equal(p.done, r);
+    assert_int_equal(p.most, POOL);
+    assert_int_equal(p.full_try, -ETIMEDOUT);
+    assert_int_equal(p.close, 0);
+}
+
+struct closer_run {
+    struct member_run m;  /* the group's members */
+    cc_task_group *g;     /* the group */
+    int close;            /* the cancelled closer's close */
+};
+
+static int closer(void *arg, void **result)
+{
+    struct closer_run *c = arg;
+    c->close = cc_task_group_close(c->g, false);
+    return c->close;
+}
+
+static int closer_main(void *arg, void **result)
+{
+    struct closer_run *c = arg;
+    if (cc_task_group_new(&c->g, 0) != 0)
+        abort();
+    for (int i = 0; i < MEMBERS; i++)
+        cc_task_group_spawn(c->g, waiter, &c->m, NULL, NULL, CC_FOREVER);
+    cc_future *f;
+    cc_spawn(closer, c, &f);
+    cc_sleep(CC_MSEC); /* all park: the members and the closer */
+    cc_task_cancel(f);
+    cc_future_wait(f, CC_FOREVER);
+    cc_future_release(f);
+    return 0;
+}
+
+static void test_cancelled_closer_still_joins(void **state)
+{
+    (void)state;
+    struct closer_run c = {0};
+    cc_event_init(&c.m.go);
+    assert_int_equal(cc_loop_run(closer_main, &c, NULL), 0);
+    assert_int_equal(c.close, -ECANCELED);
+    for (int i = 0; i < MEMBERS; i++) {
+        assert_int_equal(c.m.got[i], -ECANCELED);
+        assert_true(c.m.cleanup[i]);
+    }
+    cc_event_destroy(&c.m.go);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CC_TEST(test_failure_cancels_siblings),
+        CC_TEST(test_close_cancels_or_waits),
+        CC_TEST(test_bounded_group_makes_spawn_wait),
+        CC_TEST(test_cancelled_closer_still_joins),
+    };
+    return CC_RUN_TESTS(tests);
+}
