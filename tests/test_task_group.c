@@ -222,6 +222,90 @@ static void test_cancelled_closer_still_joins(void **state)
     cc_event_destroy(&c.m.go);
 }
 
+/* ---- to_thread ------------------------------------------------------------------ */
+
+struct thread_run {
+    cc_executor *pool;   /* two workers */
+    cc_event release;    /* the blocked worker waits for it (a thread) */
+    long ticks;          /* a ticker's rounds during the to_thread */
+    bool stop;           /* the ticker stops */
+    int got;             /* cc_to_thread's outcome */
+    void *result;        /* and result */
+    int cancelled;       /* a cancelled task's cc_to_thread */
+    int after;           /* a cc_to_thread after that one was abandoned */
+};
+
+static int slow_square(void *arg, void **result)
+{
+    cc_sleep(20 * CC_MSEC); /* a thread: blocks the worker, not the loop */
+    intptr_t x = (intptr_t)arg;
+    *result = (void *)(x * x);
+    return 0;
+}
+
+static int blocked(void *arg, void **result)
+{
+    struct thread_run *t = arg;
+    return cc_event_wait(&t->release, cc_deadline_in(30 * CC_SEC));
+}
+
+static int tick(void *arg, void **result)
+{
+    struct thread_run *t = arg;
+    while (!t->stop) {
+        t->ticks++;
+        cc_sleep(CC_MSEC / 4);
+    }
+    return 0;
+}
+
+static int abandoner(void *arg, void **result)
+{
+    struct thread_run *t = arg;
+    t->cancelled = cc_to_thread(t->pool, blocked, t, NULL);
+    return t->cancelled;
+}
+
+static int thread_main(void *arg, void **result)
+{
+    struct thread_run *t = arg;
+    cc_future *ticker, *a;
+    cc_spawn(tick, t, &ticker);
+    t->got = cc_to_thread(t->pool, slow_square, (void *)(intptr_t)7,
+                          &t->result);
+    t->stop = true;
+    cc_future_wait(ticker, CC_FOREVER);
+    cc_future_release(ticker);
+    cc_spawn(abandoner, t, &a);
+    cc_sleep(2 * CC_MSEC); /* it waits for the worker */
+    cc_task_cancel(a);
+    cc_future_wait(a, CC_FOREVER); /* the worker is still blocked */
+    cc_future_release(a);
+    cc_event_set(&t->release);
+    void *r;
+    t->after = cc_to_thread(t->pool, slow_square, (void *)(intptr_t)3, &r);
+    if (r != (void *)9)
+        t->after = -EINVAL;
+    return 0;
+}
+
+static void test_to_thread_parks_the_task(void **state)
+{
+    (void)state;
+    struct thread_run t = {0};
+    cc_event_init(&t.release);
+    cc_thread_pool_options o = {.max_workers = 2};
+    assert_int_equal(cc_thread_pool_new(&t.pool, &o), 0);
+    assert_int_equal(cc_loop_run(thread_main, &t, NULL), 0);
+    assert_int_equal(t.got, 0);
+    assert_ptr_equal(t.result, (void *)49);
+    assert_true(t.ticks > 1); /* the loop ran other tasks meanwhile */
+    assert_int_equal(t.cancelled, -ECANCELED);
+    assert_int_equal(t.after, 0);
+    cc_executor_free(t.pool);
+    cc_event_destroy(&t.release);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +313,7 @@ int main(void)
         CC_TEST(test_close_cancels_or_waits),
         CC_TEST(test_bounded_group_makes_spawn_wait),
         CC_TEST(test_cancelled_closer_still_joins),
+        CC_TEST(test_to_thread_parks_the_task),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -234,6 +234,25 @@ int cc_task_group_join(cc_task_group *g, cc_deadline deadline);
  */
 int cc_task_group_close(cc_task_group *g, bool cancel);
 
+/* ---- blocking code on threads ----------------------------------------------- */
+
+/*
+ * cc_to_thread: run fn(arg, &result) on the executor (a thread pool:
+ * executor.h) and wait for it, parking the calling task, not its loop
+ * (asyncio.to_thread, loop.run_in_executor; gevent's threadpool.apply).
+ * Outside a task it blocks the calling thread.
+ *   result: receives fn's result when it returns 0 (may be NULL).
+ * Returns fn's outcome (0 or its negative errno), -ECANCELED (the task was
+ * cancelled while waiting, or the future was cancelled: the work is
+ * abandoned, its result lost; a fn already running runs to its end on the
+ * pool, which is unharmed), -ETIMEDOUT (a deadline scope ended: abandoned
+ * likewise), or cc_executor_submit's errors (-ESHUTDOWN, -EPIPE, -ENOMEM).
+ * Thread safe as the executor is.
+ */
+struct cc_executor;
+int cc_to_thread(struct cc_executor *ex, cc_task_fn fn, void *arg,
+                 void **result);
+
 /* ---- fd readiness and sockets --------------------------------------------- */
 
 /*
