@@ -27,13 +27,15 @@ int cc_task_cancel(cc_future *task)
 {
     if (!task)
         return -EINVAL;
+    if (!cc_loop_current()) /* before touching a task another loop may free */
+        return -EPERM;
     if (cc_future_cancel(task)) /* not started: it never will */
         return 0;
     if (cc_future_done(task))
         return -EALREADY;
     struct cc__task *t = cc__loop_task_of(task);
     if (!t)
-        return cc_loop_current() ? -EINVAL : -EPERM;
+        return -EINVAL;
     cc__loop_cancel_of(t)->requested = true;
     cc__loop_interrupt(t);
     return 0;
