@@ -453,6 +453,62 @@ static void test_deadline_scopes_nest(void **state)
     cc_event_destroy(&n.ev);
 }
 
+/* ---- cancelling from another thread, through the loop ------------------------ */
+
+struct remote_run {
+    cc_loop *loop;        /* the loop the victim runs on */
+    cc_future *victim;    /* its future (the main task's reference) */
+    cc_event never;       /* the victim waits on it */
+    int got;              /* the victim's wait */
+    int cancel;           /* cc_task_cancel in the loop's call */
+};
+
+static void cancel_call(void *arg)
+{
+    struct remote_run *r = arg;
+    r->cancel = cc_task_cancel(r->victim);
+}
+
+static void *remote_canceller(void *arg)
+{
+    struct remote_run *r = arg;
+    cc_sleep(2 * CC_MSEC);
+    if (cc_call_soon_threadsafe(r->loop, cancel_call, r) != 0)
+        abort();
+    return NULL;
+}
+
+static int remote_victim(void *arg, void **result)
+{
+    struct remote_run *r = arg;
+    r->got = cc_event_wait(&r->never, cc_deadline_in(30 * CC_SEC));
+    return r->got;
+}
+
+static int remote_main(void *arg, void **result)
+{
+    struct remote_run *r = arg;
+    r->loop = cc_loop_current();
+    cc_spawn(remote_victim, r, &r->victim);
+    cc_thread *t = start(remote_canceller, r);
+    int err = cc_future_wait(r->victim, CC_FOREVER);
+    join(t);
+    cc_future_release(r->victim);
+    return err;
+}
+
+static void test_cancel_from_another_thread(void **state)
+{
+    (void)state;
+    struct remote_run r = {0};
+    cc_event_init(&r.never);
+    r.cancel = 1;
+    assert_int_equal(cc_loop_run(remote_main, &r, NULL), 0);
+    assert_int_equal(r.cancel, 0);
+    assert_int_equal(r.got, -ECANCELED);
+    cc_event_destroy(&r.never);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +517,7 @@ int main(void)
         CC_TEST(test_cancel_unstarted_done_and_shield),
         CC_TEST(test_deadline_scope_every_call),
         CC_TEST(test_deadline_scopes_nest),
+        CC_TEST(test_cancel_from_another_thread),
     };
     return CC_RUN_TESTS(tests);
 }
