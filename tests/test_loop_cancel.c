@@ -509,6 +509,78 @@ static void test_cancel_from_another_thread(void **state)
     cc_event_destroy(&r.never);
 }
 
+/* ---- cancellation racing with wakeups from a thread ---------------------------- */
+
+struct race_run {
+    cc_semaphore sem;     /* units released by a thread */
+    long units;           /* how many it releases */
+    long taken;           /* units the victims got */
+    long cancelled;       /* victims whose acquire was cancelled */
+    long odd;             /* any other outcome */
+    long left;            /* units still in the semaphore at the end */
+};
+
+static void *releaser(void *arg)
+{
+    struct race_run *r = arg;
+    uint32_t seed = 2463534242u;
+    for (long i = 0; i < r->units; i++) {
+        if (rnd(&seed) % 4 == 0)
+            cc_sleep(10 * CC_USEC); /* victims park meanwhile */
+        cc_semaphore_release(&r->sem, 1);
+    }
+    return NULL;
+}
+
+static int race_victim(void *arg, void **result)
+{
+    struct race_run *r = arg;
+    int got = cc_semaphore_acquire(&r->sem, cc_deadline_in(30 * CC_SEC));
+    if (got == 0)
+        r->taken++;
+    else if (got == -ECANCELED)
+        r->cancelled++;
+    else
+        r->odd++;
+    return 0;
+}
+
+static int race_main(void *arg, void **result)
+{
+    struct race_run *r = arg;
+    uint32_t seed = 88172645u;
+    cc_thread *t = start(releaser, r);
+    while (r->taken + r->cancelled < r->units && r->odd == 0) {
+        cc_future *f;
+        cc_spawn(race_victim, r, &f);
+        for (uint32_t k = rnd(&seed) % 3; k > 0; k--)
+            cc_yield();
+        cc_task_cancel(f);
+        cc_future_wait(f, CC_FOREVER);
+        cc_future_release(f);
+        if (r->taken == r->units)
+            break;
+    }
+    join(t);
+    while (cc_semaphore_acquire(&r->sem, CC_NOWAIT) == 0)
+        r->left++;
+    return 0;
+}
+
+static void test_cancel_races_with_wakeups(void **state)
+{
+    (void)state;
+    struct race_run r = {.units = cc_test_n(5000)};
+    cc_semaphore_init(&r.sem, 0);
+    assert_int_equal(cc_loop_run(race_main, &r, NULL), 0);
+    assert_int_equal(r.odd, 0);
+    print_message("taken %ld, cancelled %ld, left %ld\n", r.taken,
+                  r.cancelled, r.left);
+    assert_int_equal(r.taken + r.left, r.units); /* no unit lost */
+    assert_true(r.cancelled > 0);
+    cc_semaphore_destroy(&r.sem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +590,7 @@ int main(void)
         CC_TEST(test_deadline_scope_every_call),
         CC_TEST(test_deadline_scopes_nest),
         CC_TEST(test_cancel_from_another_thread),
+        CC_TEST(test_cancel_races_with_wakeups),
     };
     return CC_RUN_TESTS(tests);
 }
