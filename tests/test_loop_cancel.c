@@ -545,22 +545,26 @@ static int race_victim(void *arg, void **result)
     return 0;
 }
 
+/* Spawn a victim, let it run `yields` rounds, cancel it, wait for it. */
+static void race_once(struct race_run *r, uint32_t yields)
+{
+    cc_future *f;
+    cc_spawn(race_victim, r, &f);
+    while (yields-- > 0)
+        cc_yield();
+    cc_task_cancel(f);
+    cc_future_wait(f, CC_FOREVER);
+    cc_future_release(f);
+}
+
 static int race_main(void *arg, void **result)
 {
     struct race_run *r = arg;
     uint32_t seed = 88172645u;
+    race_once(r, 1); /* parked, no unit yet: cancelled for sure */
     cc_thread *t = start(releaser, r);
-    while (r->taken + r->cancelled < r->units && r->odd == 0) {
-        cc_future *f;
-        cc_spawn(race_victim, r, &f);
-        for (uint32_t k = rnd(&seed) % 3; k > 0; k--)
-            cc_yield();
-        cc_task_cancel(f);
-        cc_future_wait(f, CC_FOREVER);
-        cc_future_release(f);
-        if (r->taken == r->units)
-            break;
-    }
+    while (r->taken + r->cancelled < r->units && r->odd == 0)
+        race_once(r, rnd(&seed) % 3);
     join(t);
     while (cc_semaphore_acquire(&r->sem, CC_NOWAIT) == 0)
         r->left++;
