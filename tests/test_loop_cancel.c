@@ -490,6 +490,7 @@ static int remote_main(void *arg, void **result)
     struct remote_run *r = arg;
     r->loop = cc_loop_current();
     cc_spawn(remote_victim, r, &r->victim);
+    cc_yield(); /* the victim starts and parks */
     cc_thread *t = start(remote_canceller, r);
     int err = cc_future_wait(r->victim, CC_FOREVER);
     join(t);
@@ -503,6 +504,7 @@ static void test_cancel_from_another_thread(void **state)
     struct remote_run r = {0};
     cc_event_init(&r.never);
     r.cancel = 1;
+    r.got = 1;
     assert_int_equal(cc_loop_run(remote_main, &r, NULL), 0);
     assert_int_equal(r.cancel, 0);
     assert_int_equal(r.got, -ECANCELED);

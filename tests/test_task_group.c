@@ -299,7 +299,8 @@ static void test_to_thread_parks_the_task(void **state)
     assert_int_equal(cc_loop_run(thread_main, &t, NULL), 0);
     assert_int_equal(t.got, 0);
     assert_ptr_equal(t.result, (void *)49);
-    assert_true(t.ticks > 1); /* the loop ran other tasks meanwhile */
+    /* The ticker first runs when the main task parks in cc_to_thread. */
+    assert_true(t.ticks >= 1);
     assert_int_equal(t.cancelled, -ECANCELED);
     assert_int_equal(t.after, 0);
     cc_executor_free(t.pool);
