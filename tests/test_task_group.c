@@ -307,6 +307,34 @@ static void test_to_thread_parks_the_task(void **state)
     cc_event_destroy(&t.release);
 }
 
+struct shut_run {
+    cc_executor *pool; /* shut down by a cancelled task */
+    int to_thread;     /* its cc_to_thread after the cancel */
+    bool shut;         /* the shutdown returned */
+};
+
+static int cancelled_shutdown(void *arg, void **result)
+{
+    struct shut_run *s = arg;
+    cc_task_cancel(cc_task_current());
+    s->to_thread = cc_to_thread(s->pool, slow_square, (void *)2, NULL);
+    cc_executor_shutdown(s->pool, true, false); /* cannot fail: waits */
+    s->shut = true;
+    return 0;
+}
+
+static void test_cancelled_task_shuts_pool_down(void **state)
+{
+    (void)state;
+    struct shut_run s = {0};
+    cc_thread_pool_options o = {.max_workers = 1};
+    assert_int_equal(cc_thread_pool_new(&s.pool, &o), 0);
+    assert_int_equal(cc_loop_run(cancelled_shutdown, &s, NULL), 0);
+    assert_int_equal(s.to_thread, -ECANCELED);
+    assert_true(s.shut);
+    cc_executor_free(s.pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +343,7 @@ int main(void)
         CC_TEST(test_bounded_group_makes_spawn_wait),
         CC_TEST(test_cancelled_closer_still_joins),
         CC_TEST(test_to_thread_parks_the_task),
+        CC_TEST(test_cancelled_task_shuts_pool_down),
     };
     return CC_RUN_TESTS(tests);
 }
