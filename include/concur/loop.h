@@ -14,6 +14,10 @@
  * poll the pipes), and a plain read()/write() on a blocking fd (use cc_wait_fd
  * or the socket helpers below).
  *
+ * Structured concurrency on top (below): cancelling a task (its blocking
+ * calls fail with -ECANCELED), shield and deadline scopes, task groups, and
+ * cc_to_thread for blocking code.
+ *
  * Thread safety: a task runs on its loop's thread only. Functions that act on
  * "the current task / loop" refer to the calling thread's. Wakeups of a task
  * (an event set, a lock released, a future done) may come from any thread.
