@@ -74,9 +74,10 @@ static int wait_entry(struct barrier *B, cc_deadline deadline)
     while (B->count == B->parties && !B->broken) {
         cc__waiter w;
         cc__waiter_init(&w);
-        if (cc__wait_on(&B->entry, &B->wait.guard, &w, deadline) < 0) {
+        int r = cc__wait_on(&B->entry, &B->wait.guard, &w, deadline);
+        if (r < 0) {
             break_barrier(B);
-            return -ETIMEDOUT;
+            return r;
         }
     }
     return 0;
@@ -109,9 +110,10 @@ static int wait_round(struct barrier *B, uint32_t index, cc_deadline deadline)
 {
     cc__waiter w;
     cc__waiter_init(&w);
-    if (cc__wait_on(&B->wait.q, &B->wait.guard, &w, deadline) < 0) {
+    int r = cc__wait_on(&B->wait.q, &B->wait.guard, &w, deadline);
+    if (r < 0) {
         break_barrier(B);
-        return -ETIMEDOUT;
+        return r;
     }
     return w.token == RELEASED ? (int)index : -EPIPE;
 }

@@ -31,19 +31,21 @@ cc_deadline cc_deadline_in(int64_t ns)
     return now + ns;
 }
 
-void cc_sleep_until(cc_deadline deadline)
+int cc_sleep_until(cc_deadline deadline)
 {
-    if (cc__loop_sleep_until(deadline)) /* a task: park it, not the thread */
-        return;
+    int r = cc__loop_sleep_until(deadline); /* a task: park it, not us */
+    if (r != -EPERM)
+        return r;
     if (deadline == CC_FOREVER)
         for (;;)
             pause();
     struct timespec ts = {deadline / CC_SEC, deadline % CC_SEC};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
         ;
+    return 0;
 }
 
-void cc_sleep(int64_t ns) { cc_sleep_until(cc_deadline_in(ns)); }
+int cc_sleep(int64_t ns) { return cc_sleep_until(cc_deadline_in(ns)); }
 
 /* ---- errors -------------------------------------------------------------- */
 

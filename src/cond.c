@@ -9,6 +9,7 @@
  * deadline (as Python). Lock order: the condition's guard, then the lock's guard
  * (inside cc_lock_release); the lock never takes a condition's guard.
  */
+#include "loop_internal.h"
 #include "sync_impl.h"
 
 #include <string.h>
@@ -58,10 +59,13 @@ static uint32_t release_lock(struct cond *C)
 
 static void reacquire_lock(struct cond *C, uint32_t saved)
 {
+    struct cc__protect p; /* a cancelled task must get its lock back too */
+    cc__protect_begin(&p);
     if (C->rlock)
         cc__rlock_acquire_restore(C->rlock, saved);
     else
         cc_lock_acquire(C->lock, CC_FOREVER);
+    cc__protect_end(&p);
 }
 
 int cc_cond_wait(cc_cond *cond, cc_deadline deadline)
@@ -84,7 +88,7 @@ int cc_cond_wait_for(cc_cond *cond, cc_predicate pred, void *arg,
 {
     while (!pred(arg)) {
         int r = cc_cond_wait(cond, deadline);
-        if (r == -EPERM)
+        if (r == -EPERM || r == -ECANCELED)
             return r;
         if (r == -ETIMEDOUT)
             return pred(arg) ? 0 : -ETIMEDOUT;

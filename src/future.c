@@ -323,9 +323,9 @@ int cc_future_wait(cc_future *f, cc_deadline deadline)
     }
     if (cc_future_done(f))
         return 0;
+    int r = 0;
     cc__mutex_lock(&f->m);
     if (listen_locked(f)) {
-        int r = 0;
         while (r == 0 && !cc_future_done(f)) {
             cc__waiter w;
             cc__waiter_init(&w);
@@ -333,7 +333,7 @@ int cc_future_wait(cc_future *f, cc_deadline deadline)
         }
     }
     cc__mutex_unlock(&f->m);
-    return cc_future_done(f) ? 0 : -ETIMEDOUT;
+    return cc_future_done(f) ? 0 : r < 0 ? r : -ETIMEDOUT;
 }
 
 int cc_future_result(cc_future *f, cc_deadline deadline, void **out)

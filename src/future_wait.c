@@ -77,11 +77,14 @@ static void wait_node_notify(cc__future_sub *s, cc_future *f)
     cc__mutex_unlock(&g->m);
 }
 
-static void wait_all(cc_future *const *fs, size_t n, cc_deadline deadline)
+static int wait_all(cc_future *const *fs, size_t n, cc_deadline deadline)
 {
-    for (size_t i = n; i-- > 0;)
-        if (cc_future_wait(fs[i], deadline) < 0)
-            return;
+    for (size_t i = n; i-- > 0;) {
+        int r = cc_future_wait(fs[i], deadline);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 static void subscribe_all(cc_future *const *fs, size_t n, struct wait_node *nodes,
@@ -98,17 +101,19 @@ static void subscribe_all(cc_future *const *fs, size_t n, struct wait_node *node
     }
 }
 
-static void park_until(struct wait_group *g, size_t n, cc_return_when when,
-                       cc_deadline deadline)
+/* Returns 0, or the park's error (-ETIMEDOUT, -ECANCELED). */
+static int park_until(struct wait_group *g, size_t n, cc_return_when when,
+                      cc_deadline deadline)
 {
+    int r = 0;
     cc__mutex_lock(&g->m);
-    while (!satisfied(g, n, when)) {
+    while (r == 0 && !satisfied(g, n, when)) {
         cc__waiter w;
         cc__waiter_init(&w);
-        if (cc__wait_on(&g->q, &g->m, &w, deadline) < 0)
-            break;
+        r = cc__wait_on(&g->q, &g->m, &w, deadline);
     }
     cc__mutex_unlock(&g->m);
+    return r;
 }
 
 int cc_futures_wait(cc_future *const *fs, size_t n, cc_return_when when,
@@ -122,7 +127,8 @@ int cc_futures_wait(cc_future *const *fs, size_t n, cc_return_when when,
     if (satisfied(&g, n, when) || deadline == CC_NOWAIT)
         return (int)count_done(fs, n);
     if (when == CC_ALL_COMPLETED) {
-        wait_all(fs, n, deadline);
+        if (wait_all(fs, n, deadline) == -ECANCELED)
+            return -ECANCELED;
         return (int)count_done(fs, n);
     }
     struct wait_node *nodes = cc__calloc(n, sizeof *nodes);
@@ -130,11 +136,11 @@ int cc_futures_wait(cc_future *const *fs, size_t n, cc_return_when when,
         return -ENOMEM;
     g = (struct wait_group){0};
     subscribe_all(fs, n, nodes, &g);
-    park_until(&g, n, when, deadline);
+    int r = park_until(&g, n, when, deadline);
     for (size_t i = 0; i < n; i++)
         cc__future_unsubscribe(fs[i], &nodes[i].sub);
     cc__free(nodes, n * sizeof *nodes);
-    return (int)count_done(fs, n);
+    return r == -ECANCELED ? r : (int)count_done(fs, n);
 }
 
 /* ---- as completed ------------------------------------------------------------ */

@@ -122,9 +122,10 @@ static int park_until_acquired(struct lock *L, cc_deadline deadline)
     struct lock_waiter lw = {.since = cc__now()};
     while (!take_or_flag(L)) {
         cc__waiter_init(&lw.w);
-        if (cc__wait_on(&L->wait.q, &L->wait.guard, &lw.w, deadline) < 0) {
+        int r = cc__wait_on(&L->wait.q, &L->wait.guard, &lw.w, deadline);
+        if (r < 0) {
             clear_waiters_if_empty(L);
-            return -ETIMEDOUT;
+            return r;
         }
         if (lw.w.token == WAKE_HANDOFF)
             return 0;

@@ -73,6 +73,9 @@ struct cc__task {
     uint64_t seq;             /* its timer's arrival, to break ties */
     size_t heap_idx;          /* its place in the timer heap, or NO_TIMER */
     struct cc__task_ctx ctx;  /* future.c's current-task state, while out */
+    struct cc__cancel cancel; /* cancellation and scopes (loop_cancel.c) */
+    cc_task_fn fn;            /* what the task runs (its future runs body) */
+    void *arg;                /* fn's argument */
 };
 
 struct cc_loop {
@@ -370,10 +373,15 @@ int cc__loop_park(cc__waiter *w, cc_deadline deadline)
     struct cc__task *t = w->context;
     if (CC__UNLIKELY(t != tls_task))
         cc__panic("a waiter parks outside the task that made it", -EINVAL);
+    if (t->cancel.scope < deadline) /* a deadline scope ends first */
+        deadline = t->cancel.scope;
     /* acquire: pairs with the waker's release store of CC__WOKEN. */
     while (cc__load_acq(&w->state) == CC__WAITING) {
-        if (deadline != CC_FOREVER && deadline <= cc__now())
-            return cc__load_acq(&w->state) == CC__WAITING ? -ETIMEDOUT : 0;
+        int stop = cc__cancel_pending(&t->cancel);
+        if (stop == 0 && deadline != CC_FOREVER && deadline <= cc__now())
+            stop = -ETIMEDOUT;
+        if (stop < 0)
+            return cc__load_acq(&w->state) == CC__WAITING ? stop : 0;
         task_park(t, deadline);
     }
     return 0;
@@ -381,14 +389,40 @@ int cc__loop_park(cc__waiter *w, cc_deadline deadline)
 
 struct cc__task *cc__loop_task(void) { return tls_task; }
 
-bool cc__loop_sleep_until(cc_deadline deadline)
+int cc__loop_sleep_until(cc_deadline deadline)
 {
     if (!tls_task)
-        return false;
+        return -EPERM;
     cc__waiter w;
     cc__waiter_init(&w);
-    cc__loop_park(&w, deadline); /* nobody wakes w: only the deadline */
-    return true;
+    int r = cc__loop_park(&w, deadline); /* nobody wakes w: only a time */
+    /* Its own deadline passing is a sleep done; a scope's is a timeout. */
+    return r == -ETIMEDOUT && deadline <= cc__now() ? 0 : r;
+}
+
+struct cc__cancel *cc__loop_cancel_of(struct cc__task *t)
+{
+    return &t->cancel;
+}
+
+void cc__loop_interrupt(struct cc__task *t)
+{
+    if (claim_for_wakeup(t)) /* else running: its next park looks again */
+        runq_push(t->loop, t);
+}
+
+static int task_body(void *arg, void **result)
+{
+    struct cc__task *t = arg;
+    return t->fn(t->arg, result);
+}
+
+struct cc__task *cc__loop_task_of(cc_future *f)
+{
+    if (f->fn != task_body || cc_future_done(f))
+        return NULL;
+    struct cc__task *t = f->arg;
+    return t->loop == tls_loop ? t : NULL;
 }
 
 void cc_yield(void)
@@ -449,9 +483,12 @@ int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
             task_free_unstarted(t, f);
         return -ENOMEM;
     }
-    f->fn = fn;
-    f->arg = arg;
+    t->fn = fn;
+    t->arg = arg;
+    f->fn = task_body;
+    f->arg = t;
     t->future = f;
+    t->cancel.scope = CC_FOREVER;
     t->loop = l;
     t->heap_idx = NO_TIMER;
     cc__store_relaxed(&t->refs, 1);

@@ -14,6 +14,19 @@
 
 struct cc__task;
 
+/* A task's cancellation state (loop_cancel.c). Loop thread only. */
+struct cc__cancel {
+    bool requested;     /* cc_task_cancel was called: parks fail */
+    unsigned shield;    /* open shield scopes: cancellation waits */
+    cc_deadline scope;  /* the earliest open deadline scope, or CC_FOREVER */
+};
+
+/* -ECANCELED when c's task is cancelled and not shielded, else 0. */
+static inline int cc__cancel_pending(const struct cc__cancel *c)
+{
+    return c->requested && c->shield == 0 ? -ECANCELED : 0;
+}
+
 /* The running task of this thread (its waiters get it as context), or NULL
  * outside a task. */
 struct cc__task *cc__loop_task(void);
@@ -33,8 +46,47 @@ int cc__loop_park(cc__waiter *w, cc_deadline deadline);
 void cc__loop_wake(cc__waiter *w);
 
 /* cc__loop_sleep_until: in a task, park it until the deadline and return
- * true; outside a task return false at once (the caller sleeps). */
-bool cc__loop_sleep_until(cc_deadline deadline);
+ * 0, or -ECANCELED / -ETIMEDOUT (a deadline scope) when that comes first;
+ * outside a task return -EPERM at once (the caller sleeps). */
+int cc__loop_sleep_until(cc_deadline deadline);
+
+/* The cancellation state of t (a task of this thread's loop). */
+struct cc__cancel *cc__loop_cancel_of(struct cc__task *t);
+
+/* cc__loop_interrupt: make t, parked or not, look at its cancellation
+ * state: queue it if parked. Loop thread only. */
+void cc__loop_interrupt(struct cc__task *t);
+
+/* A protected section: the running task's parks ignore its cancellation
+ * and deadline scopes (for waits that must not fail: a condition taking
+ * its lock back, a waiter outliving its waker). Nothing outside a task. */
+struct cc__protect {
+    struct cc__cancel *c; /* the task's state, or NULL outside a task */
+    cc_deadline scope;    /* its deadline scope before */
+};
+
+static inline void cc__protect_begin(struct cc__protect *p)
+{
+    struct cc__task *t = cc__loop_task();
+    p->c = t ? cc__loop_cancel_of(t) : NULL;
+    if (!p->c)
+        return;
+    p->scope = p->c->scope;
+    p->c->scope = CC_FOREVER;
+    p->c->shield++;
+}
+
+static inline void cc__protect_end(struct cc__protect *p)
+{
+    if (!p->c)
+        return;
+    p->c->scope = p->scope;
+    p->c->shield--;
+}
+
+/* The task whose future f is, when it belongs to this thread's loop and is
+ * not done (only then is it alive); else NULL. Loop thread only. */
+struct cc__task *cc__loop_task_of(cc_future *f);
 
 /* The poller of the running task's loop (loop_fd.c registers fds there),
  * and the count of tasks waiting for fds (the loop polls more often then). */

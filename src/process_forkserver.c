@@ -20,6 +20,7 @@
  * exits, and leaves. The server dies with the thread that started it
  * (PR_SET_PDEATHSIG), daemon workers with the server.
  */
+#include "loop_internal.h"
 #include "worker_impl.h"
 
 #include "concur/sync.h"
@@ -67,7 +68,10 @@ static struct {
 
 static void fs_lock(void)
 {
+    struct cc__protect p; /* held briefly: no cancellation or scope fails it */
+    cc__protect_begin(&p);
     CC__CHECK("forkserver lock", cc_lock_acquire(&fs.lock, CC_FOREVER));
+    cc__protect_end(&p);
 }
 
 static void fs_unlock(void) { cc_lock_release(&fs.lock); }

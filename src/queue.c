@@ -101,9 +101,11 @@ static int locked_put_held(cc_queue *q, void *item, int64_t prio,
             return -ESHUTDOWN;
         if (!locked_is_full(q))
             break;
-        if (cc__deadline_passed(deadline) ||
-            park(q, &q->putters, deadline) < 0)
+        if (cc__deadline_passed(deadline))
             return -ETIMEDOUT;
+        int r = park(q, &q->putters, deadline);
+        if (r < 0)
+            return r;
     }
     int r = cc__store_push(&l->store, item, prio);
     if (r < 0) {
@@ -131,9 +133,11 @@ static int locked_get_held(cc_queue *q, void **item, cc_deadline deadline)
     while (l->store.count == 0) {
         if (cc__load_relaxed(&l->shut))
             return -ESHUTDOWN;
-        if (cc__deadline_passed(deadline) ||
-            park(q, &q->getters, deadline) < 0)
+        if (cc__deadline_passed(deadline))
             return -ETIMEDOUT;
+        int r = park(q, &q->getters, deadline);
+        if (r < 0)
+            return r;
     }
     *item = cc__store_pop(&l->store);
     cc__wake_one(&q->putters, 0);

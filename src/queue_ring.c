@@ -166,9 +166,11 @@ static int put_parked(cc_queue *q, void *item, cc_deadline deadline, bool *wake)
         }
         cc__waiter w;
         cc__waiter_init(&w);
-        if (cc__deadline_passed(deadline) ||
-            cc__wait_on(&q->putters, &q->lock, &w, deadline) < 0)
+        if (cc__deadline_passed(deadline))
             return -ETIMEDOUT;
+        int err = cc__wait_on(&q->putters, &q->lock, &w, deadline);
+        if (err < 0)
+            return err;
     }
 }
 
@@ -248,9 +250,11 @@ static int get_parked(cc_queue *q, void **item, cc_deadline deadline,
             return -ESHUTDOWN;
         cc__waiter w;
         cc__waiter_init(&w);
-        if (cc__deadline_passed(deadline) ||
-            cc__wait_on(&q->getters, &q->lock, &w, deadline) < 0)
+        if (cc__deadline_passed(deadline))
             return -ETIMEDOUT;
+        int err = cc__wait_on(&q->getters, &q->lock, &w, deadline);
+        if (err < 0)
+            return err;
     }
 }
 

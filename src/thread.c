@@ -15,6 +15,7 @@
  */
 #include "concur/thread.h"
 
+#include "loop_internal.h"
 #include "wait.h"
 
 #include <pthread.h>
@@ -178,6 +179,8 @@ static int attr_init(pthread_attr_t *attr, size_t stack_size)
 
 static void wait_started(cc_thread *t)
 {
+    struct cc__protect p; /* a short wait that must not fail */
+    cc__protect_begin(&p);
     cc__mutex_lock(&t->guard);
     while (!t->started) {
         cc__waiter w;
@@ -185,6 +188,7 @@ static void wait_started(cc_thread *t)
         cc__wait_on(&t->joiners, &t->guard, &w, CC_FOREVER);
     }
     cc__mutex_unlock(&t->guard);
+    cc__protect_end(&p);
 }
 
 int cc_thread_start(cc_thread **out, cc_thread_fn fn, void *arg,
@@ -227,8 +231,9 @@ static int wait_done(cc_thread *t, cc_deadline deadline)
     while (!t->done) {
         cc__waiter w;
         cc__waiter_init(&w);
-        if (cc__wait_on(&t->joiners, &t->guard, &w, deadline) == -ETIMEDOUT)
-            return t->done ? 0 : -ETIMEDOUT;
+        int r = cc__wait_on(&t->joiners, &t->guard, &w, deadline);
+        if (r < 0)
+            return t->done ? 0 : r;
     }
     return 0;
 }

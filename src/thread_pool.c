@@ -25,6 +25,7 @@
  * hook, which waits for every non-daemon thread, so it runs first.
  */
 #include "executor_internal.h"
+#include "loop_internal.h"
 
 #include "concur/thread.h"
 
@@ -389,7 +390,10 @@ static void shutdown_pool(struct thread_pool *p, bool wait,
 
 static void pool_shutdown(cc_executor *ex, bool wait, bool cancel_futures)
 {
+    struct cc__protect p; /* it cannot fail: a cancelled task waits too */
+    cc__protect_begin(&p);
     shutdown_pool(POOL(ex), wait, cancel_futures, NULL);
+    cc__protect_end(&p);
 }
 
 /* ---- pools still open at exit ----------------------------------------------------- */

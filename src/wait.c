@@ -118,6 +118,16 @@ cc__waiter *cc__waitq_pop(cc__waitq *q)
     return w;
 }
 
+/* Park w until its waker's store, whatever the task's cancellation or
+ * deadline scopes say: the waker is at work, and w's frame must outlive it. */
+static void park_until_woken(cc__waiter *w)
+{
+    struct cc__protect p;
+    cc__protect_begin(&p);
+    cc__waiter_park(w, CC_FOREVER);
+    cc__protect_end(&p);
+}
+
 int cc__wait_on(cc__waitq *q, cc__mutex *m, cc__waiter *w, cc_deadline deadline)
 {
     cc__waitq_push(q, w);
@@ -128,11 +138,11 @@ int cc__wait_on(cc__waitq *q, cc__mutex *m, cc__waiter *w, cc_deadline deadline)
         /* A waker unlinked us first; it may not have stored CC__WOKEN yet, and
          * our frame must outlive that store. */
         if (r != 0)
-            cc__waiter_park(w, CC_FOREVER);
+            park_until_woken(w);
         return 0;
     }
     cc__waitq_remove(q, w);
-    return -ETIMEDOUT;
+    return r; /* -ETIMEDOUT, or -ECANCELED for a cancelled task */
 }
 
 int cc__wake_one(cc__waitq *q, uintptr_t token)

@@ -97,6 +97,8 @@ void cc__waiter_init(cc__waiter *w);
  * (-ETIMEDOUT). Spins briefly before sleeping. Does not touch any wait queue.
  */
 int cc__waiter_park(cc__waiter *w, cc_deadline deadline);
+/* (A task's park also fails with -ECANCELED when the task is cancelled, and
+ * with -ETIMEDOUT at the deadline of its deadline scopes: loop_cancel.c.) */
 
 /*
  * cc__waiter_wake: mark the waiter woken and wake it. After the store the waker
@@ -119,7 +121,7 @@ bool cc__waitq_remove(cc__waitq *q, cc__waiter *w);
  * cc__wait_on: the blocking step of every primitive. Called with m held: links w
  * to q, releases m, parks until woken or the deadline, then relocks m. Returns 0
  * if a waker chose w (its token is in w->token), -ETIMEDOUT if the deadline passed
- * first (w is then unlinked). Returns with m held either way.
+ * first, -ECANCELED if the waiting task was cancelled (w is then unlinked). Returns with m held either way.
  */
 int cc__wait_on(cc__waitq *q, cc__mutex *m, cc__waiter *w, cc_deadline deadline);
 

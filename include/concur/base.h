@@ -73,9 +73,11 @@ cc_deadline cc_deadline_in(int64_t ns);
  * signals. Blocks; thread safe. Called from a task of an event loop (loop.h)
  * it parks only that task, and the loop runs others meanwhile (as gevent.sleep
  * and asyncio.sleep): one sleep for threads and coroutines.
+ * Returns 0; in a task also -ECANCELED (the task was cancelled: loop.h's
+ * cc_task_cancel) or -ETIMEDOUT (a deadline scope ended before the sleep).
  */
-void cc_sleep_until(cc_deadline deadline);
-void cc_sleep(int64_t ns);
+int cc_sleep_until(cc_deadline deadline);
+int cc_sleep(int64_t ns);
 
 /* ---- errors -------------------------------------------------------------- */
 

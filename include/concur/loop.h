@@ -14,6 +14,10 @@
  * poll the pipes), and a plain read()/write() on a blocking fd (use cc_wait_fd
  * or the socket helpers below).
  *
+ * Structured concurrency on top (below): cancelling a task (its blocking
+ * calls fail with -ECANCELED), shield and deadline scopes, task groups, and
+ * cc_to_thread for blocking code.
+ *
  * Thread safety: a task runs on its loop's thread only. Functions that act on
  * "the current task / loop" refer to the calling thread's. Wakeups of a task
  * (an event set, a lock released, a future done) may come from any thread.
@@ -64,8 +68,9 @@ typedef struct cc_task_opts {
  *         cc_futures_wait and as-completed all work on it. Join it with
  *         cc_future_result (a deadline: gevent's join(timeout)), join many
  *         with cc_futures_wait(..., CC_ALL_COMPLETED, ...) (joinall).
- *         Cancelling it (cc_future_cancel) before it starts means it never
- *         runs; a running task cannot be cancelled yet.
+ *         Cancelling it (cc_future_cancel, cc_task_cancel) before it
+ *         starts means it never runs; a running task is cancelled with
+ *         cc_task_cancel.
  * Returns 0, -EPERM (the calling thread runs no loop), -ENOMEM (no memory
  * for the task or its stack). Never blocks. Loop thread only.
  */
@@ -102,6 +107,155 @@ cc_loop *cc_loop_current(void);
  * what fn does). Returns 0 or -ENOMEM. Never blocks.
  */
 int cc_call_soon_threadsafe(cc_loop *loop, void (*fn)(void *arg), void *arg);
+
+/* ---- cancellation, shield and deadline scopes ------------------------------ */
+
+/*
+ * cc_task_cancel: cancel a task (asyncio's Task.cancel, gevent's kill), made
+ * cooperative and explicit. A task not started yet never runs (its future is
+ * cancelled: cc_future_cancelled). A running task is marked cancelled: its
+ * current blocking call (parked now) or its next one fails with -ECANCELED,
+ * and so does every later one until it returns, except inside a shield
+ * scope. Every blocking call that parks a task counts: lock, condition,
+ * semaphore, event, barrier, queues, future wait and result, wait on many,
+ * thread join, cc_sleep, cc_wait_fd and the socket helpers. The task runs its
+ * cleanup as it returns; what it returns (normally -ECANCELED) becomes its
+ * future's outcome. A call that does not block (a free lock, a non-empty
+ * queue) still succeeds. Cancelling oneself is allowed.
+ *   task: a task's future (from cc_spawn), of the calling thread's loop.
+ * Returns 0, -EALREADY (the task is done), -EINVAL (NULL, or not a task of
+ * this loop), -EPERM (the calling thread runs no loop). Never blocks. Loop
+ * thread only (cancel from elsewhere with cc_call_soon_threadsafe).
+ */
+int cc_task_cancel(cc_future *task);
+
+/* cc_task_cancelled: whether the running task has been cancelled
+ * (cc_task_cancel); false outside a task. Never blocks. */
+bool cc_task_cancelled(void);
+
+/*
+ * cc_shield_begin / cc_shield_end: a shield scope (asyncio.shield, trio's
+ * shielded cancel scope): between them, the running task's blocking calls
+ * ignore its cancellation; the first blocking call after the outermost end
+ * fails with -ECANCELED if the task was cancelled meanwhile. Use it for
+ * cleanup that must block. Scopes nest; each begin needs its end, in the
+ * same task (an unmatched end aborts). Deadline scopes still apply inside.
+ * No effect outside a task. Never fail, never block.
+ */
+void cc_shield_begin(void);
+void cc_shield_end(void);
+
+/* A deadline scope, on the caller's stack, between begin and end. */
+typedef struct cc_deadline_scope {
+    cc_deadline deadline; /* this scope's deadline */
+    cc_deadline outer;    /* the task's effective scope deadline before */
+} cc_deadline_scope;
+
+/*
+ * cc_deadline_scope_begin / cc_deadline_scope_end: a deadline scope
+ * (asyncio.timeout, gevent's Timeout). Between them, every blocking call of
+ * the running task uses min(its own deadline, the deadlines of every open
+ * scope) and so fails with -ETIMEDOUT once the scope's deadline has passed
+ * (never before); cc_sleep included. Scopes nest: ends must come in the
+ * reverse order of the begins, in the same task.
+ *   s: the scope, owned by the caller, valid until end.
+ *   deadline: absolute (cc_deadline_in); CC_FOREVER makes a no-op scope.
+ * begin returns 0 or -EPERM (not in a task: nothing is changed). end returns
+ * -ETIMEDOUT if this scope's deadline has passed (asyncio.timeout raising
+ * TimeoutError), else 0, or -EPERM outside a task. Never block.
+ */
+int cc_deadline_scope_begin(cc_deadline_scope *s, cc_deadline deadline);
+int cc_deadline_scope_end(cc_deadline_scope *s);
+
+/* ---- task groups ------------------------------------------------------------ */
+
+/*
+ * A task group (asyncio.TaskGroup, gevent's Group and Pool(size)): tasks
+ * spawned into it are its members until they return. The first member to
+ * fail (return an error other than -ECANCELED) cancels its siblings
+ * (cc_task_cancel), and the group then takes no new members. Closing the
+ * group cancels its members (or waits for them) and joins them all. A
+ * bounded group (Pool(size)) makes spawn wait while it is full. A group
+ * belongs to one loop: every function below is for that loop's thread only
+ * (its tasks or its calls), and none is thread safe.
+ */
+typedef struct cc_task_group cc_task_group;
+
+/*
+ * cc_task_group_new: a new, empty group.
+ *   max_size: most members alive at once (gevent's Pool(size)); 0 for no
+ *             bound (asyncio.TaskGroup, gevent's Group); at most 2^32 - 1.
+ * Returns 0 (*g owned by the caller: cc_task_group_close it), -EINVAL or
+ * -ENOMEM. Never blocks.
+ */
+int cc_task_group_new(cc_task_group **g, size_t max_size);
+
+/*
+ * cc_task_group_spawn: spawn fn(arg, &result) as a member (as
+ * TaskGroup.create_task, Group.spawn, Pool.spawn), with cc_spawn_with's
+ * opts (NULL for defaults). In a full bounded group it first waits, until
+ * a member returns or the deadline (the caller must then be a task).
+ *   task: receives the member's future with a reference for the caller
+ *         (release it), or NULL if not wanted.
+ * Returns 0, -ESHUTDOWN (a member failed, or the group was cancelled or is
+ * closing), -ETIMEDOUT / -ECANCELED (waiting for room: the deadline passed,
+ * the calling task was cancelled), -EPERM (no loop on this thread), or
+ * -ENOMEM. Blocks only in a full bounded group.
+ */
+int cc_task_group_spawn(cc_task_group *g, cc_task_fn fn, void *arg,
+                        const cc_task_opts *opts, cc_future **task,
+                        cc_deadline deadline);
+
+/* cc_task_group_size: how many members are alive (spawned, not returned).
+ * Never blocks. */
+size_t cc_task_group_size(const cc_task_group *g);
+
+/*
+ * cc_task_group_cancel: cancel every member (gevent's Group.kill(block=
+ * False)); the group takes no new members. Never blocks.
+ */
+void cc_task_group_cancel(cc_task_group *g);
+
+/*
+ * cc_task_group_join: wait until no member is alive (gevent's Group.join,
+ * joinall) or the deadline. Returns the first member failure if one came
+ * (its negative errno, even if it is not the reason of the return), else 0,
+ * -ETIMEDOUT, or -ECANCELED (the calling task was cancelled). Parks the
+ * calling task (a thread's loop only has tasks that call it).
+ */
+int cc_task_group_join(cc_task_group *g, cc_deadline deadline);
+
+/*
+ * cc_task_group_close: close the group: with cancel, cancel every member
+ * first (gevent's Group.kill); without, let them run (leaving
+ * asyncio.TaskGroup's `async with`). Then wait until every member has
+ * returned, and free the group. If the caller is cancelled (or a deadline
+ * scope ends) while it waits, the members are cancelled and the wait goes
+ * on, ignoring that: no member outlives its group. Returns the first member
+ * failure, else 0, else -ECANCELED / -ETIMEDOUT (the caller's wait was
+ * interrupted as said). g is freed in every case; NULL does nothing.
+ * Blocks (parks the calling task) until the members are done.
+ */
+int cc_task_group_close(cc_task_group *g, bool cancel);
+
+/* ---- blocking code on threads ----------------------------------------------- */
+
+/*
+ * cc_to_thread: run fn(arg, &result) on the executor (a thread pool:
+ * executor.h) and wait for it, parking the calling task, not its loop
+ * (asyncio.to_thread, loop.run_in_executor; gevent's threadpool.apply).
+ * Outside a task it blocks the calling thread.
+ *   result: receives fn's result when it returns 0 (may be NULL).
+ * Returns fn's outcome (0 or its negative errno), -ECANCELED (the task was
+ * cancelled while waiting, or the future was cancelled: the work is
+ * abandoned, its result lost; a fn already running runs to its end on the
+ * pool, which is unharmed), -ETIMEDOUT (a deadline scope ended: abandoned
+ * likewise), or cc_executor_submit's errors (-ESHUTDOWN, -EPIPE, -ENOMEM).
+ * Thread safe as the executor is.
+ */
+struct cc_executor;
+int cc_to_thread(struct cc_executor *ex, cc_task_fn fn, void *arg,
+                 void **result);
 
 /* ---- fd readiness and sockets --------------------------------------------- */
 

@@ -1,0 +1,349 @@
+/*
+ * test_task_group.c: task groups (cc_task_group_*, include/concur/loop.h):
+ * the first failure cancels the siblings, closing cancels or waits and
+ * joins, a bounded group makes spawn wait, a cancelled closer still joins.
+ */
+#include "testutil.h"
+
+#include "loop_helpers.h"
+
+enum { MEMBERS = 4 };
+
+struct member_run {
+    cc_event go;        /* members wait for it */
+    int got[MEMBERS];   /* each member's wait result */
+    bool cleanup[MEMBERS]; /* each member's cleanup ran */
+    int idx;            /* next member index */
+};
+
+static int waiter(void *arg, void **result)
+{
+    struct member_run *m = arg;
+    int i = m->idx++;
+    m->got[i] = cc_event_wait(&m->go, cc_deadline_in(30 * CC_SEC));
+    m->cleanup[i] = true;
+    return m->got[i];
+}
+
+static int failer(void *arg, void **result)
+{
+    cc_sleep(2 * CC_MSEC);
+    cc_task_set_error_message("failed on purpose");
+    return -EIO;
+}
+
+struct fail_run {
+    struct member_run m;  /* the siblings */
+    int late_spawn;       /* a spawn after the failure */
+    int join;             /* cc_task_group_join */
+    int close;            /* cc_task_group_close */
+};
+
+static int fail_main(void *arg, void **result)
+{
+    struct fail_run *f = arg;
+    cc_task_group *g;
+    if (cc_task_group_new(&g, 0) != 0)
+        abort();
+    for (int i = 0; i < MEMBERS - 1; i++)
+        cc_task_group_spawn(g, waiter, &f->m, NULL, NULL, CC_FOREVER);
+    cc_task_group_spawn(g, failer, NULL, NULL, NULL, CC_FOREVER);
+    f->join = cc_task_group_join(g, cc_deadline_in(30 * CC_SEC));
+    f->late_spawn = cc_task_group_spawn(g, waiter, &f->m, NULL, NULL,
+                                        CC_FOREVER);
+    f->close = cc_task_group_close(g, false);
+    return 0;
+}
+
+static void test_failure_cancels_siblings(void **state)
+{
+    (void)state;
+    struct fail_run f = {0};
+    cc_event_init(&f.m.go);
+    assert_int_equal(cc_loop_run(fail_main, &f, NULL), 0);
+    for (int i = 0; i < MEMBERS - 1; i++) {
+        assert_int_equal(f.m.got[i], -ECANCELED);
+        assert_true(f.m.cleanup[i]);
+    }
+    assert_int_equal(f.join, -EIO);
+    assert_int_equal(f.late_spawn, -ESHUTDOWN);
+    assert_int_equal(f.close, -EIO);
+    cc_event_destroy(&f.m.go);
+}
+
+struct close_run {
+    struct member_run cancelled; /* closed with cancel */
+    struct member_run waited;    /* closed without: they finish */
+    int cancel_close, wait_close; /* the two closes */
+    int early_join;              /* a join before the members can end */
+    size_t size;                 /* members alive before the closes */
+};
+
+static int open_event(void *arg, void **result)
+{
+    cc_sleep(2 * CC_MSEC);
+    cc_event_set(arg);
+    return 0;
+}
+
+static int close_main(void *arg, void **result)
+{
+    struct close_run *c = arg;
+    cc_task_group *a, *b;
+    if (cc_task_group_new(&a, 0) || cc_task_group_new(&b, 0))
+        abort();
+    for (int i = 0; i < MEMBERS; i++) {
+        cc_task_group_spawn(a, waiter, &c->cancelled, NULL, NULL, CC_FOREVER);
+        cc_task_group_spawn(b, waiter, &c->waited, NULL, NULL, CC_FOREVER);
+    }
+    c->size = cc_task_group_size(a) + cc_task_group_size(b);
+    c->early_join = cc_task_group_join(b, cc_deadline_in(CC_MSEC));
+    c->cancel_close = cc_task_group_close(a, true);
+    cc_spawn(open_event, &c->waited.go, NULL);
+    c->wait_close = cc_task_group_close(b, false);
+    return 0;
+}
+
+static void test_close_cancels_or_waits(void **state)
+{
+    (void)state;
+    struct close_run c = {0};
+    cc_event_init(&c.cancelled.go);
+    cc_event_init(&c.waited.go);
+    assert_int_equal(cc_loop_run(close_main, &c, NULL), 0);
+    assert_int_equal(c.size, 2 * MEMBERS);
+    assert_int_equal(c.early_join, -ETIMEDOUT);
+    assert_int_equal(c.cancel_close, 0); /* cancelled members: no failure */
+    assert_int_equal(c.wait_close, 0);
+    for (int i = 0; i < MEMBERS; i++) {
+        assert_int_equal(c.cancelled.got[i], -ECANCELED);
+        assert_true(c.cancelled.cleanup[i]);
+        assert_int_equal(c.waited.got[i], 0);
+    }
+    cc_event_destroy(&c.waited.go);
+    cc_event_destroy(&c.cancelled.go);
+}
+
+enum { POOL = 3 };
+
+struct pool_run {
+    int running, most;   /* members running now, and at most */
+    int done;            /* members that finished */
+    int full_try;        /* a CC_NOWAIT spawn into the full pool */
+    int spawns;          /* spawns that returned 0 */
+    int close;           /* the close */
+    int total;           /* spawns tried that may wait */
+};
+
+static int worker(void *arg, void **result)
+{
+    struct pool_run *p = arg;
+    if (++p->running > p->most)
+        p->most = p->running;
+    cc_sleep(CC_MSEC);
+    p->running--;
+    p->done++;
+    return 0;
+}
+
+static int pool_main(void *arg, void **result)
+{
+    struct pool_run *p = arg;
+    cc_task_group *g;
+    if (cc_task_group_new(&g, POOL) != 0)
+        abort();
+    for (int i = 0; i < POOL; i++)
+        p->spawns += cc_task_group_spawn(g, worker, p, NULL, NULL,
+                                         CC_FOREVER) == 0;
+    p->full_try = cc_task_group_spawn(g, worker, p, NULL, NULL, CC_NOWAIT);
+    int n = (int)cc_test_n(100);
+    for (int i = 0; i < n; i++)
+        p->spawns += cc_task_group_spawn(g, worker, p, NULL, NULL,
+                                         cc_deadline_in(30 * CC_SEC)) == 0;
+    p->close = cc_task_group_close(g, false);
+    p->total = n + POOL;
+    return 0;
+}
+
+static void test_bounded_group_makes_spawn_wait(void **state)
+{
+    (void)state;
+    struct pool_run p = {0};
+    assert_int_equal(cc_loop_run(pool_main, &p, NULL), 0);
+    int r = p.total;
+    assert_true(r > POOL);
+    assert_int_equal(p.spawns, r);
+    assert_int_equal(p.done, r);
+    assert_int_equal(p.most, POOL);
+    assert_int_equal(p.full_try, -ETIMEDOUT);
+    assert_int_equal(p.close, 0);
+}
+
+struct closer_run {
+    struct member_run m;  /* the group's members */
+    cc_task_group *g;     /* the group */
+    int close;            /* the cancelled closer's close */
+};
+
+static int closer(void *arg, void **result)
+{
+    struct closer_run *c = arg;
+    c->close = cc_task_group_close(c->g, false);
+    return c->close;
+}
+
+static int closer_main(void *arg, void **result)
+{
+    struct closer_run *c = arg;
+    if (cc_task_group_new(&c->g, 0) != 0)
+        abort();
+    for (int i = 0; i < MEMBERS; i++)
+        cc_task_group_spawn(c->g, waiter, &c->m, NULL, NULL, CC_FOREVER);
+    cc_future *f;
+    cc_spawn(closer, c, &f);
+    cc_sleep(CC_MSEC); /* all park: the members and the closer */
+    cc_task_cancel(f);
+    cc_future_wait(f, CC_FOREVER);
+    cc_future_release(f);
+    return 0;
+}
+
+static void test_cancelled_closer_still_joins(void **state)
+{
+    (void)state;
+    struct closer_run c = {0};
+    cc_event_init(&c.m.go);
+    assert_int_equal(cc_loop_run(closer_main, &c, NULL), 0);
+    assert_int_equal(c.close, -ECANCELED);
+    for (int i = 0; i < MEMBERS; i++) {
+        assert_int_equal(c.m.got[i], -ECANCELED);
+        assert_true(c.m.cleanup[i]);
+    }
+    cc_event_destroy(&c.m.go);
+}
+
+/* ---- to_thread ------------------------------------------------------------------ */
+
+struct thread_run {
+    cc_executor *pool;   /* two workers */
+    cc_event release;    /* the blocked worker waits for it (a thread) */
+    long ticks;          /* a ticker's rounds during the to_thread */
+    bool stop;           /* the ticker stops */
+    int got;             /* cc_to_thread's outcome */
+    void *result;        /* and result */
+    int cancelled;       /* a cancelled task's cc_to_thread */
+    int after;           /* a cc_to_thread after that one was abandoned */
+};
+
+static int slow_square(void *arg, void **result)
+{
+    cc_sleep(20 * CC_MSEC); /* a thread: blocks the worker, not the loop */
+    intptr_t x = (intptr_t)arg;
+    *result = (void *)(x * x);
+    return 0;
+}
+
+static int blocked(void *arg, void **result)
+{
+    struct thread_run *t = arg;
+    return cc_event_wait(&t->release, cc_deadline_in(30 * CC_SEC));
+}
+
+static int tick(void *arg, void **result)
+{
+    struct thread_run *t = arg;
+    while (!t->stop) {
+        t->ticks++;
+        cc_sleep(CC_MSEC / 4);
+    }
+    return 0;
+}
+
+static int abandoner(void *arg, void **result)
+{
+    struct thread_run *t = arg;
+    t->cancelled = cc_to_thread(t->pool, blocked, t, NULL);
+    return t->cancelled;
+}
+
+static int thread_main(void *arg, void **result)
+{
+    struct thread_run *t = arg;
+    cc_future *ticker, *a;
+    cc_spawn(tick, t, &ticker);
+    t->got = cc_to_thread(t->pool, slow_square, (void *)(intptr_t)7,
+                          &t->result);
+    t->stop = true;
+    cc_future_wait(ticker, CC_FOREVER);
+    cc_future_release(ticker);
+    cc_spawn(abandoner, t, &a);
+    cc_sleep(2 * CC_MSEC); /* it waits for the worker */
+    cc_task_cancel(a);
+    cc_future_wait(a, CC_FOREVER); /* the worker is still blocked */
+    cc_future_release(a);
+    cc_event_set(&t->release);
+    void *r;
+    t->after = cc_to_thread(t->pool, slow_square, (void *)(intptr_t)3, &r);
+    if (r != (void *)9)
+        t->after = -EINVAL;
+    return 0;
+}
+
+static void test_to_thread_parks_the_task(void **state)
+{
+    (void)state;
+    struct thread_run t = {0};
+    cc_event_init(&t.release);
+    cc_thread_pool_options o = {.max_workers = 2};
+    assert_int_equal(cc_thread_pool_new(&t.pool, &o), 0);
+    assert_int_equal(cc_loop_run(thread_main, &t, NULL), 0);
+    assert_int_equal(t.got, 0);
+    assert_ptr_equal(t.result, (void *)49);
+    /* The ticker first runs when the main task parks in cc_to_thread. */
+    assert_true(t.ticks >= 1);
+    assert_int_equal(t.cancelled, -ECANCELED);
+    assert_int_equal(t.after, 0);
+    cc_executor_free(t.pool);
+    cc_event_destroy(&t.release);
+}
+
+struct shut_run {
+    cc_executor *pool; /* shut down by a cancelled task */
+    int to_thread;     /* its cc_to_thread after the cancel */
+    bool shut;         /* the shutdown returned */
+};
+
+static int cancelled_shutdown(void *arg, void **result)
+{
+    struct shut_run *s = arg;
+    cc_task_cancel(cc_task_current());
+    s->to_thread = cc_to_thread(s->pool, slow_square, (void *)2, NULL);
+    cc_executor_shutdown(s->pool, true, false); /* cannot fail: waits */
+    s->shut = true;
+    return 0;
+}
+
+static void test_cancelled_task_shuts_pool_down(void **state)
+{
+    (void)state;
+    struct shut_run s = {0};
+    cc_thread_pool_options o = {.max_workers = 1};
+    assert_int_equal(cc_thread_pool_new(&s.pool, &o), 0);
+    assert_int_equal(cc_loop_run(cancelled_shutdown, &s, NULL), 0);
+    assert_int_equal(s.to_thread, -ECANCELED);
+    assert_true(s.shut);
+    cc_executor_free(s.pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CC_TEST(test_failure_cancels_siblings),
+        CC_TEST(test_close_cancels_or_waits),
+        CC_TEST(test_bounded_group_makes_spawn_wait),
+        CC_TEST(test_cancelled_closer_still_joins),
+        CC_TEST(test_to_thread_parks_the_task),
+        CC_TEST(test_cancelled_task_shuts_pool_down),
+    };
+    return CC_RUN_TESTS(tests);
+}
