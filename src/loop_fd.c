@@ -137,6 +137,11 @@ void cc__loop_fd_ready(void *data, uint32_t events)
     s->armed = false; /* one-shot: fired */
     if (!s->head)
         return; /* its waiters left in this batch already */
+    if (events & POLLNVAL) { /* io_uring: the fd was closed meanwhile */
+        s->registered = false;
+        wake_all_invalid(s);
+        return;
+    }
     for (struct fd_wait **p = &s->head; *p;) {
         struct fd_wait *fw = *p;
         if (!(events & fw->events)) {

@@ -37,8 +37,11 @@ typedef struct cc_loop cc_loop;
  * cc_loop_run: make the calling thread an event loop, run fn(arg, &result) as
  * its main task, and return when the main task and every task spawned on the
  * loop are done (as Python's asyncio.run, which however cancels the
- * leftovers). When nothing is ready the thread sleeps in epoll until a timer,
- * an fd event or a wakeup from another thread.
+ * leftovers). When nothing is ready the thread sleeps in the poller until a
+ * timer, an fd event or a wakeup from another thread. The poller is io_uring
+ * (poll requests) where liburing was found at build time and the kernel
+ * allows it, else epoll; the environment variable CONCUR_NO_IO_URING=1
+ * forces epoll (read when each loop starts).
  *   result: receives the main task's result (may be NULL).
  * Returns the main task's outcome (0 or its negative errno, see cc_task_fn),
  * -EBUSY if this thread already runs a loop, -ENOMEM, or -EMFILE (no fd for
