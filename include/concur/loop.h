@@ -24,6 +24,7 @@
 #include "base.h"
 #include "future.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -156,6 +157,32 @@ int cc_accept(int fd, cc_deadline deadline);
 struct sockaddr;
 int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
                cc_deadline deadline);
+
+/* ---- signals -------------------------------------------------------------- */
+
+/*
+ * cc_signal_wait: wait until one of the signals in `set` is delivered, and
+ * take it (as sigwaitinfo(2) with a deadline, or asyncio's
+ * loop.add_signal_handler turned into a wait). In a task it parks only the
+ * task (a signalfd on the loop's poller); elsewhere it blocks the thread.
+ * It blocks the signals of `set` in the calling thread (pthread_sigmask) and
+ * leaves them blocked. PROCESS-WIDE REQUIREMENT, as with signalfd: every
+ * thread of the process must block these signals (block them in main before
+ * starting any thread: threads inherit the mask), else the kernel may
+ * deliver one to a thread that does not block it, where its action runs
+ * (for SIGUSR1, SIGTERM...: the process ends) and no waiter sees it.
+ * A signal that arrived while blocked, before the call, is taken at once.
+ * Several waiters for one signal: one of them takes each delivery.
+ *   set: the signals (not SIGKILL or SIGSTOP, which are silently ignored).
+ * Returns the signal number (> 0), -ETIMEDOUT, -EINVAL (empty or NULL set,
+ * a bad signal number), -EMFILE (no fd for the signalfd), -ENOMEM.
+ * Thread safety: any thread; blocks (parks the task).
+ */
+int cc_signal_wait(const sigset_t *set, cc_deadline deadline);
+
+/* cc_signal_wait_one: cc_signal_wait for the one signal `signo`. Same
+ * returns (-EINVAL for an invalid signo). */
+int cc_signal_wait_one(int signo, cc_deadline deadline);
 
 #ifdef __cplusplus
 }
