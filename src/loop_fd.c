@@ -168,7 +168,9 @@ static int wait_fd_task(int fd, short events, cc_deadline deadline)
     int r = arm(s, fd);
     if (r == 0) {
         cc__loop_fd_waits(1);
+        cc__loop_note_wait(events & POLLOUT ? "fd (write)" : "fd (read)", fd);
         r = cc__waiter_park(&fw.w, deadline);
+        cc__loop_note_wait(NULL, -1);
         cc__loop_fd_waits(-1);
     }
     s = &slots[fd]; /* other tasks may have grown the table meanwhile */
