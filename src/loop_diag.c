@@ -121,11 +121,37 @@ static void dump(cc_loop *l, FILE *out)
     fflush(out);
 }
 
+/* Close the memory stream `out` (unless it is stderr) and write its text
+ * to stderr in one call. */
+static void write_out(FILE *out, char **text, size_t *len)
+{
+    if (out == stderr) {
+        fflush(stderr);
+        return;
+    }
+    fclose(out); /* sets *text and *len */
+    fwrite(*text, 1, *len, stderr);
+    fflush(stderr);
+    free(*text); /* open_memstream's, from malloc */
+}
+
+static void dump_stderr(cc_loop *l)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    dump(l, out ? out : stderr);
+    write_out(out ? out : stderr, &text, &len);
+}
+
 int cc_loop_dump(cc_loop *loop, FILE *out)
 {
     if (!loop || loop != cc_loop_current())
         return -EPERM;
-    dump(loop, out ? out : stderr);
+    if (out)
+        dump(loop, out);
+    else
+        dump_stderr(loop);
     return 0;
 }
 
@@ -240,7 +266,7 @@ static void maybe_dump(struct cc__diag *d)
     uint32_t gen = cc__load_relaxed(&quit_gen);
     if (CC__UNLIKELY(d->slot >= 0 && gen != d->seen_quit)) {
         d->seen_quit = gen;
-        dump(d->loop, stderr);
+        dump_stderr(d->loop);
     }
 }
 
@@ -316,19 +342,26 @@ static long count_threads(void)
     return p ? strtol(p + 1, NULL, 10) : 0;
 }
 
+/* Reports are formatted in memory and written at once, so that they are
+ * not interleaved with other output (stderr is unbuffered). */
 static void report_deadlock(struct cc__diag *d, bool certain)
 {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out)
+        out = stderr;
     if (certain)
-        fprintf(stderr, "concur: deadlock: every task of loop %p is parked "
+        fprintf(out, "concur: deadlock: every task of loop %p is parked "
                 "and nothing can wake any of them (no timer, no fd wait, "
                 "no other thread):\n", (void *)d->loop);
     else
-        fprintf(stderr, "concur: possible deadlock: for %lld ms every task "
+        fprintf(out, "concur: possible deadlock: for %lld ms every task "
                 "of loop %p has been parked with no timer and no fd wait; "
                 "only another thread can wake them:\n",
                 (long long)(d->quiet_ns / CC_MSEC), (void *)d->loop);
-    cc__loop_each_task(d->loop, print_task, stderr);
-    fflush(stderr);
+    cc__loop_each_task(d->loop, print_task, out);
+    write_out(out, &text, &len);
 }
 
 /* A deadlock check as the loop goes idle: the deadline to sleep until. */
