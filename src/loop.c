@@ -6,12 +6,13 @@
  * waits or yields switches straight to the next ready task of the round (or
  * back to the scheduler when there is none). Ready tasks wait in a FIFO run
  * queue; each round runs those that were ready when it began, then, when
- * nothing is ready, sleeps in the poller (epoll) until the earliest timer (a
- * min-heap by deadline, then arrival), an fd event, or a wakeup from another
- * thread. Other threads hand ready tasks and calls over through a lock-free
- * stack (Treiber push, exchange-all pop, reversed for FIFO) and write the
- * poller's eventfd only when the loop said it might sleep (Dekker handshake,
- * seq_cst on both sides), so no wakeup is lost or coalesced.
+ * nothing is ready, sleeps in the poller (io_uring or epoll) until the
+ * earliest timer (a min-heap by deadline, then arrival), an fd event, or a
+ * wakeup from another thread. Other threads hand ready tasks and calls over
+ * through a lock-free stack (Treiber push, exchange-all pop, reversed for
+ * FIFO) and write the poller's eventfd only when the loop said it might
+ * sleep (Dekker handshake, seq_cst on both sides), so no wakeup is lost or
+ * coalesced.
  * Parking (the wait layer's cc__waiter_park for a task) and waking keep wait.h's
  * protocol: the waiter's state word tells whether the task was woken; the
  * task's run state (RUNNING, NOTIFIED, PARKED, DONE) only decides who queues
