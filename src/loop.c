@@ -475,6 +475,13 @@ void cc__loop_each_task(cc_loop *l, void (*fn)(void *, const cc__task_info *),
 
 size_t cc__loop_ntasks(cc_loop *l) { return l->live; }
 
+/* seq_cst: read after the diagnostics saw no other thread, so a push made
+ * by a thread before it exited is seen. */
+bool cc__loop_remote_pending(cc_loop *l)
+{
+    return cc__load_seq_cst(&l->remote) != NULL;
+}
+
 struct cc__poller *cc__loop_poller_of(cc_loop *l) { return l->poller; }
 
 struct cc__diag **cc__loop_diag_slot(cc_loop *l) { return &l->diag; }

@@ -60,11 +60,13 @@ typedef struct cc__task_info {
  * park waits on (static string); reset when the park ends. */
 void cc__loop_note_wait(const char *what, long arg);
 
-/* Loop thread only: call fn for every live task of l; the live count; the
- * poller; the diagnostics' state. */
+/* Loop thread only: call fn for every live task of l; the live count;
+ * whether another thread handed something over not yet taken; the poller;
+ * the diagnostics' state. */
 void cc__loop_each_task(cc_loop *l, void (*fn)(void *, const cc__task_info *),
                         void *ctx);
 size_t cc__loop_ntasks(cc_loop *l);
+bool cc__loop_remote_pending(cc_loop *l);
 struct cc__poller *cc__loop_poller_of(cc_loop *l);
 struct cc__diag **cc__loop_diag_slot(cc_loop *l);
 

@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { RING_ENTRIES = 256 };
+enum { RING_ENTRIES = 256, CQ_ENTRIES = 4096 };
 
 /* user_data of the eventfd's poll, and of POLL_REMOVE requests (ignored). */
 #define UD_NOTIFY UINT64_MAX
@@ -67,15 +67,25 @@ static void arm_notify(cc__uring *p)
     io_uring_sqe_set_data64(sqe, UD_NOTIFY);
 }
 
+/* A completion queue larger than the default 2 x RING_ENTRIES: every armed
+ * fd may complete in one round, and a full queue makes submissions fail
+ * with EBUSY on older kernels. */
+static int ring_init_flags(struct io_uring *ring, unsigned flags)
+{
+    struct io_uring_params p = {.flags = flags | IORING_SETUP_CQSIZE,
+                                .cq_entries = CQ_ENTRIES};
+    return io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+}
+
 static int ring_init(struct io_uring *ring)
 {
 #if defined(IORING_SETUP_SINGLE_ISSUER) && defined(IORING_SETUP_COOP_TASKRUN)
     /* Only the loop thread submits; no IPI for completions (Linux 6.0). */
-    if (io_uring_queue_init(RING_ENTRIES, ring, IORING_SETUP_SINGLE_ISSUER |
-                            IORING_SETUP_COOP_TASKRUN) == 0)
+    if (ring_init_flags(ring, IORING_SETUP_SINGLE_ISSUER |
+                        IORING_SETUP_COOP_TASKRUN) == 0)
         return 0;
 #endif
-    return io_uring_queue_init(RING_ENTRIES, ring, 0);
+    return ring_init_flags(ring, 0);
 }
 
 int cc__uring_new(cc__uring **out)
