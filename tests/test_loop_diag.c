@@ -85,7 +85,9 @@ static cc_future *spawn_named(cc_task_fn fn, void *arg, const char *name)
 
 static int spin(void *arg, void **result)
 {
-    cc_deadline end = cc_deadline_in(300 * CC_MSEC);
+    /* Long beside the 50 ms limit: the watchdog must get a CPU in time on
+     * a loaded machine. */
+    cc_deadline end = cc_deadline_in(1000 * CC_MSEC);
     while (cc_now() < end)
         ; /* never yields */
     return 0;
@@ -195,8 +197,13 @@ static void test_possible_deadlock_then_woken(void **state)
     assert_true(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0);
     char *first = strstr(o.text, "concur: possible deadlock: ");
     assert_non_null(first);
-    assert_non_null(strstr(o.text, "task \"waiter_b\" parked"));
-    assert_null(strstr(first + 1, "concur: possible deadlock: ")); /* once */
+    assert_non_null(strstr(first, "task \"waiter_b\" parked"));
+    /* Once per quiet period: one while waiter_b waits 600 ms (not one per
+     * 100 ms); maybe a second while main joins the exiting thread. */
+    int reports = 0;
+    for (char *p = first; p; p = strstr(p + 1, "possible deadlock: "))
+        reports++;
+    assert_true(reports <= 2);
 }
 
 /* ---- dumps --------------------------------------------------------------- */
