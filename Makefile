@@ -7,12 +7,12 @@ PREFIX ?= /usr/local
 ONLY ?= .
 
 # Debian packages: to build and test; and the peers that `make bench` compares with.
-PKGS_BUILD := cmake gcc make pkg-config libcmocka-dev parallel
-PKGS_BENCH := libuv1-dev libboost-context-dev libtbb-dev libglib2.0-dev golang-go parallel g++ python3
+PKGS_BUILD := cmake gcc make pkg-config libcmocka-dev parallel liburing-dev
+PKGS_BENCH := wrk libuv1-dev libboost-context-dev libtbb-dev libglib2.0-dev golang-go parallel g++ python3
 
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-bench build demo check check-normal check-asan check-tsan check-fallback bench install clean
+.PHONY: all deps deps-bench build demo check check-normal check-asan check-tsan check-fallback check-epoll bench install clean
 
 all: build
 
@@ -32,7 +32,7 @@ demo: deps build
 
 # Every test, in a normal build and in ASan+UBSan and TSan builds.
 check: deps
-	$(MAKE) check-normal check-asan check-tsan check-fallback
+	$(MAKE) check-normal check-asan check-tsan check-fallback check-epoll
 
 check-normal:
 	$(MAKE) build BUILD=$(BUILD)
@@ -53,6 +53,12 @@ check-tsan:
 check-fallback:
 	$(MAKE) build BUILD=$(BUILD)-fallback CMAKE_FLAGS="-DCONCUR_CORO_FALLBACK=ON -DCONCUR_BENCH=OFF"
 	cd $(BUILD)-fallback && ctest --output-on-failure -R 'test_coro|test_loop'
+
+# The loop tests again with the epoll poller, where io_uring is the default
+# (CONCUR_NO_IO_URING=1; where io_uring is unavailable both runs use epoll).
+check-epoll:
+	$(MAKE) build BUILD=$(BUILD)
+	cd $(BUILD) && CONCUR_NO_IO_URING=1 ctest --output-on-failure -R 'test_loop'
 
 bench: deps-bench
 	$(MAKE) build BUILD=$(BUILD)-bench CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Release -DCONCUR_TESTS=OFF"

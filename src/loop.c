@@ -6,12 +6,13 @@
  * waits or yields switches straight to the next ready task of the round (or
  * back to the scheduler when there is none). Ready tasks wait in a FIFO run
  * queue; each round runs those that were ready when it began, then, when
- * nothing is ready, sleeps in the poller (epoll) until the earliest timer (a
- * min-heap by deadline, then arrival), an fd event, or a wakeup from another
- * thread. Other threads hand ready tasks and calls over through a lock-free
- * stack (Treiber push, exchange-all pop, reversed for FIFO) and write the
- * poller's eventfd only when the loop said it might sleep (Dekker handshake,
- * seq_cst on both sides), so no wakeup is lost or coalesced.
+ * nothing is ready, sleeps in the poller (io_uring or epoll) until the
+ * earliest timer (a min-heap by deadline, then arrival), an fd event, or a
+ * wakeup from another thread. Other threads hand ready tasks and calls over
+ * through a lock-free stack (Treiber push, exchange-all pop, reversed for
+ * FIFO) and write the poller's eventfd only when the loop said it might
+ * sleep (Dekker handshake, seq_cst on both sides), so no wakeup is lost or
+ * coalesced.
  * Parking (the wait layer's cc__waiter_park for a task) and waking keep wait.h's
  * protocol: the waiter's state word tells whether the task was woken; the
  * task's run state (RUNNING, NOTIFIED, PARKED, DONE) only decides who queues
@@ -21,6 +22,7 @@
  */
 #include "coro.h"
 #include "future_internal.h"
+#include "loop_diag.h"
 #include "loop_internal.h"
 #include "poller.h"
 
@@ -76,6 +78,11 @@ struct cc__task {
     struct cc__cancel cancel; /* cancellation and scopes (loop_cancel.c) */
     cc_task_fn fn;            /* what the task runs (its future runs body) */
     void *arg;                /* fn's argument */
+    struct cc__task *all_next; /* every live task of the loop, for the */
+    struct cc__task *all_prev; /* diagnostics (loop_diag.c; loop thread) */
+    const char *wait_what;    /* what its park waits on (diagnostics) */
+    long wait_arg;            /* with what detail (an fd), or -1 */
+    cc_deadline wait_until;   /* its park's deadline (diagnostics) */
 };
 
 struct cc_loop {
@@ -96,6 +103,8 @@ struct cc_loop {
                                    a pusher must notify (seq_cst, Dekker) */
     cc__atomic_u32 wakers;      /* pushers between push and notify: the
                                    loop is freed only at 0 (acq_rel) */
+    struct cc__task *all;       /* every live task (diagnostics) */
+    struct cc__diag *diag;      /* stall/deadlock/dump state, or NULL */
 };
 
 static __thread cc_loop *tls_loop;          /* this thread's running loop */
@@ -344,6 +353,8 @@ static void switch_out(struct cc__task *t)
     cc__task_ctx_swap(&t->ctx);    /* ours out, the scheduler's in */
     cc__task_ctx_swap(&next->ctx); /* the scheduler's out, next's in */
     tls_task = next;
+    if (CC__UNLIKELY(l->diag))
+        cc__diag_enter(l->diag, cc__coro_name(next->coro));
     cc__coro_switch(t->coro, next->coro);
 }
 
@@ -376,15 +387,20 @@ int cc__loop_park(cc__waiter *w, cc_deadline deadline)
     if (t->cancel.scope < deadline) /* a deadline scope ends first */
         deadline = t->cancel.scope;
     /* acquire: pairs with the waker's release store of CC__WOKEN. */
+    t->wait_until = deadline;
+    int r = 0;
     while (cc__load_acq(&w->state) == CC__WAITING) {
         int stop = cc__cancel_pending(&t->cancel);
         if (stop == 0 && deadline != CC_FOREVER && deadline <= cc__now())
             stop = -ETIMEDOUT;
-        if (stop < 0)
-            return cc__load_acq(&w->state) == CC__WAITING ? stop : 0;
+        if (stop < 0) {
+            r = cc__load_acq(&w->state) == CC__WAITING ? stop : 0;
+            break;
+        }
         task_park(t, deadline);
     }
-    return 0;
+    t->wait_what = NULL;
+    return r;
 }
 
 struct cc__task *cc__loop_task(void) { return tls_task; }
@@ -395,6 +411,7 @@ int cc__loop_sleep_until(cc_deadline deadline)
         return -EPERM;
     cc__waiter w;
     cc__waiter_init(&w);
+    cc__loop_note_wait("sleep", -1);
     int r = cc__loop_park(&w, deadline); /* nobody wakes w: only a time */
     /* Its own deadline passing is a sleep done; a scope's is a timeout. */
     return r == -ETIMEDOUT && deadline <= cc__now() ? 0 : r;
@@ -449,6 +466,60 @@ struct cc__poller *cc__loop_poller(void) { return tls_loop->poller; }
 
 void cc__loop_fd_waits(int delta) { tls_loop->fd_waits += delta; }
 
+/* ---- for the diagnostics (loop_diag.c) --------------------------------------- */
+
+void cc__loop_note_wait(const char *what, long arg)
+{
+    if (tls_task) {
+        tls_task->wait_what = what;
+        tls_task->wait_arg = arg;
+    }
+}
+
+static const char *state_name(cc_loop *l, struct cc__task *t)
+{
+    if (t == tls_task)
+        return "running";
+    switch (cc__load_relaxed(&t->run_state)) {
+    case T_PARKED:
+        return "parked";
+    case T_NOTIFIED:
+        return "woken";
+    case T_DONE:
+        return "done";
+    default:
+        return t->started ? "ready" : "new";
+    }
+}
+
+void cc__loop_each_task(cc_loop *l, void (*fn)(void *, const cc__task_info *),
+                        void *ctx)
+{
+    for (struct cc__task *t = l->all; t; t = t->all_next) {
+        cc__task_info info = {
+            .name = cc__coro_name(t->coro),
+            .state = state_name(l, t),
+            .what = t->wait_what,
+            .arg = t->wait_arg,
+            .until = t->wait_until,
+        };
+        fn(ctx, &info);
+    }
+}
+
+size_t cc__loop_ntasks(cc_loop *l) { return l->live; }
+
+/* seq_cst: read after the diagnostics saw no other thread, so a push made
+ * by a thread before it exited is seen. */
+bool cc__loop_remote_pending(cc_loop *l)
+{
+    return cc__load_seq_cst(&l->remote) != NULL;
+}
+
+struct cc__poller *cc__loop_poller_of(cc_loop *l) { return l->poller; }
+
+struct cc__diag **cc__loop_diag_slot(cc_loop *l) { return &l->diag; }
+
 /* ---- tasks ------------------------------------------------------------------ */
 
 static void task_main(void *arg)
@@ -494,6 +565,10 @@ int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
     cc__store_relaxed(&t->refs, 1);
     cc__store_relaxed(&t->run_state, T_RUNNING);
     l->live++;
+    t->all_next = l->all;
+    if (l->all)
+        l->all->all_prev = t;
+    l->all = t;
     runq_push(l, t);
     if (out)
         *out = cc_future_retain(f);
@@ -513,6 +588,9 @@ static void reap(cc_loop *l, struct cc__task *t)
     t->coro = NULL;
     cc_future_release(t->future);
     l->live--;
+    *(t->all_prev ? &t->all_prev->all_next : &l->all) = t->all_next;
+    if (t->all_next)
+        t->all_next->all_prev = t->all_prev;
     task_release(t);
 }
 
@@ -522,7 +600,11 @@ static void run_task(cc_loop *l, struct cc__task *t)
     tls_task = t;
     t->started = true;
     cc__task_ctx_swap(&t->ctx);
+    if (CC__UNLIKELY(l->diag))
+        cc__diag_enter(l->diag, cc__coro_name(t->coro));
     cc__coro_resume(t->coro);
+    if (CC__UNLIKELY(l->diag))
+        cc__diag_leave(l->diag);
     t = tls_task; /* the one that came back: finished, parked or queued */
     cc__task_ctx_swap(&t->ctx);
     tls_task = NULL;
@@ -575,6 +657,16 @@ static void run_round(cc_loop *l)
     }
 }
 
+/* Until when the loop may sleep: its next timer, or what the diagnostics
+ * say (a deadlock check, a dump asked for). */
+static cc_deadline idle_until(cc_loop *l)
+{
+    cc_deadline until = l->heap_len ? l->heap[0]->when : CC_FOREVER;
+    if (CC__UNLIKELY(l->diag))
+        until = cc__diag_idle(l->diag, l, until, l->fd_waits);
+    return until;
+}
+
 static void run_loop(cc_loop *l)
 {
     while (l->live > 0) {
@@ -584,7 +676,7 @@ static void run_loop(cc_loop *l)
         if (l->live == 0)
             break;
         if (l->run_head == NULL && !spin_for_remote(l))
-            wait_events(l, l->heap_len ? l->heap[0]->when : CC_FOREVER);
+            wait_events(l, idle_until(l));
         else if (l->fd_waits > 0)
             wait_events(l, CC_NOWAIT);
     }
@@ -598,7 +690,11 @@ static int loop_new(cc_loop **out)
     if (!l)
         return -ENOMEM;
     int r = cc__poller_new(&l->poller);
+    if (r == 0)
+        r = cc__diag_new(&l->diag, l);
     if (r < 0) {
+        if (l->poller)
+            cc__poller_free(l->poller);
         cc__free(l, sizeof *l);
         return r;
     }
@@ -625,6 +721,7 @@ static void loop_drain(cc_loop *l)
 
 static void loop_free(cc_loop *l)
 {
+    cc__diag_free(l->diag);
     cc__loop_fd_close();
     cc__poller_free(l->poller);
     cc__free(l->heap, l->heap_cap * sizeof *l->heap);

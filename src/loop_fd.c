@@ -137,6 +137,11 @@ void cc__loop_fd_ready(void *data, uint32_t events)
     s->armed = false; /* one-shot: fired */
     if (!s->head)
         return; /* its waiters left in this batch already */
+    if (events & POLLNVAL) { /* io_uring: the fd was closed meanwhile */
+        s->registered = false;
+        wake_all_invalid(s);
+        return;
+    }
     for (struct fd_wait **p = &s->head; *p;) {
         struct fd_wait *fw = *p;
         if (!(events & fw->events)) {
@@ -163,7 +168,9 @@ static int wait_fd_task(int fd, short events, cc_deadline deadline)
     int r = arm(s, fd);
     if (r == 0) {
         cc__loop_fd_waits(1);
+        cc__loop_note_wait(events & POLLOUT ? "fd (write)" : "fd (read)", fd);
         r = cc__waiter_park(&fw.w, deadline);
+        cc__loop_note_wait(NULL, -1);
         cc__loop_fd_waits(-1);
     }
     s = &slots[fd]; /* other tasks may have grown the table meanwhile */

@@ -98,4 +98,28 @@ void cc__loop_fd_waits(int delta);
 void cc__loop_fd_ready(void *data, uint32_t events);
 void cc__loop_fd_close(void);
 
+/* What the diagnostics (loop_diag.c) see of a task. */
+typedef struct cc__task_info {
+    const char *name;  /* its name */
+    const char *state; /* "running", "ready", "new", "parked", "woken" */
+    const char *what;  /* what its park waits on ("fd", "sleep"), or NULL:
+                          a wait queue (lock, event, queue, future...) */
+    long arg;          /* detail of `what` (the fd), or -1 */
+    cc_deadline until; /* its park's deadline, if parked */
+} cc__task_info;
+
+/* cc__loop_note_wait: tell the diagnostics what the running task's next
+ * park waits on (static string); reset when the park ends. */
+void cc__loop_note_wait(const char *what, long arg);
+
+/* Loop thread only: call fn for every live task of l; the live count;
+ * whether another thread handed something over not yet taken; the poller;
+ * the diagnostics' state. */
+void cc__loop_each_task(cc_loop *l, void (*fn)(void *, const cc__task_info *),
+                        void *ctx);
+size_t cc__loop_ntasks(cc_loop *l);
+bool cc__loop_remote_pending(cc_loop *l);
+struct cc__poller *cc__loop_poller_of(cc_loop *l);
+struct cc__diag **cc__loop_diag_slot(cc_loop *l);
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * poller.h: the OS readiness mechanism behind an event loop, kept small so
  * that another backend (io_uring) can replace epoll later, as Redis's ae.c
- * does. Linux: src/linux/epoll.c. Not installed.
+ * does. Linux: src/linux/poller.c picks src/linux/io_uring.c or
+ * src/linux/epoll.c per loop at run time. Not installed.
  *
  * One poller per loop; every call except cc__poller_notify is made from the
  * loop's thread only.
@@ -53,5 +54,8 @@ int cc__poller_wait(cc__poller *p, cc_deadline deadline, cc__poll_event *out,
 /* cc__poller_notify: make a cc__poller_wait in progress, or the next one,
  * return. Any thread; async-signal-safe. */
 void cc__poller_notify(cc__poller *p);
+
+/* cc__poller_backend: "io_uring" or "epoll" (diagnostics, tests). */
+const char *cc__poller_backend(cc__poller *p);
 
 #endif

@@ -28,7 +28,10 @@
 #include "base.h"
 #include "future.h"
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -41,8 +44,11 @@ typedef struct cc_loop cc_loop;
  * cc_loop_run: make the calling thread an event loop, run fn(arg, &result) as
  * its main task, and return when the main task and every task spawned on the
  * loop are done (as Python's asyncio.run, which however cancels the
- * leftovers). When nothing is ready the thread sleeps in epoll until a timer,
- * an fd event or a wakeup from another thread.
+ * leftovers). When nothing is ready the thread sleeps in the poller until a
+ * timer, an fd event or a wakeup from another thread. The poller is io_uring
+ * (poll requests) where liburing was found at build time and the kernel
+ * allows it, else epoll; the environment variable CONCUR_NO_IO_URING=1
+ * forces epoll (read when each loop starts).
  *   result: receives the main task's result (may be NULL).
  * Returns the main task's outcome (0 or its negative errno, see cc_task_fn),
  * -EBUSY if this thread already runs a loop, -ENOMEM, or -EMFILE (no fd for
@@ -307,6 +313,85 @@ int cc_accept(int fd, cc_deadline deadline);
 struct sockaddr;
 int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
                cc_deadline deadline);
+
+/* ---- signals -------------------------------------------------------------- */
+
+/*
+ * cc_signal_wait: wait until one of the signals in `set` is delivered, and
+ * take it (as sigwaitinfo(2) with a deadline, or asyncio's
+ * loop.add_signal_handler turned into a wait). In a task it parks only the
+ * task (a signalfd on the loop's poller); elsewhere it blocks the thread.
+ * It blocks the signals of `set` in the calling thread (pthread_sigmask) and
+ * leaves them blocked. PROCESS-WIDE REQUIREMENT, as with signalfd: every
+ * thread of the process must block these signals (block them in main before
+ * starting any thread: threads inherit the mask), else the kernel may
+ * deliver one to a thread that does not block it, where its action runs
+ * (for SIGUSR1, SIGTERM...: the process ends) and no waiter sees it.
+ * A signal that arrived while blocked, before the call, is taken at once.
+ * Several waiters for one signal: one of them takes each delivery.
+ *   set: the signals (not SIGKILL or SIGSTOP, which are silently ignored).
+ * Returns the signal number (> 0), -ETIMEDOUT, -EINVAL (empty or NULL set,
+ * a bad signal number), -EMFILE (no fd for the signalfd), -ENOMEM.
+ * Thread safety: any thread; blocks (parks the task).
+ */
+int cc_signal_wait(const sigset_t *set, cc_deadline deadline);
+
+/* cc_signal_wait_one: cc_signal_wait for the one signal `signo`. Same
+ * returns (-EINVAL for an invalid signo). */
+int cc_signal_wait_one(int signo, cc_deadline deadline);
+
+/* ---- diagnostics ------------------------------------------------------------ */
+
+/* Options of cc_loop_set_diag. Zero-initialised means all off. */
+typedef struct cc_loop_diag_opts {
+    int stall_ms;          /* > 0: report on stderr, with its name, a task
+                              that runs this many ms without yielding (a
+                              watchdog thread per loop) */
+    bool deadlock;         /* report deadlocks (see cc_loop_set_diag) */
+    int deadlock_quiet_ms; /* quiet time before a "possible deadlock";
+                              0: 1000 ms */
+} cc_loop_diag_opts;
+
+/*
+ * cc_loop_set_diag: set the diagnostics of the loops started from now on,
+ * process-wide (as Go's GODEBUG, or asyncio's debug mode with
+ * slow_callback_duration). opts NULL: back to the environment, read when
+ * each loop starts: CONCUR_STALL_MS=N (the stall detector), CONCUR_DEADLOCK=1
+ * and CONCUR_DEADLOCK_MS=N (quiet time). All off by default.
+ * Stall: a task that runs stall_ms without a switch is reported once on
+ * stderr ("concur: stall: task "NAME" of loop ... has run N ms without
+ * yielding"); no backtrace.
+ * Deadlock: the loop checks when it would sleep with no task ready, no task
+ * with a deadline (no timer) and no task waiting for an fd (cc_wait_fd,
+ * sockets, cc_signal_wait). Then only another thread (or a signal handler)
+ * could wake a task. If the process has no other thread, the loop KNOWS it
+ * is a deadlock: it prints "concur: deadlock: ..." with every task, its
+ * state and what it waits on (a wait queue, or an fd, or a sleep), and
+ * aborts (as Go's "all goroutines are asleep"). With other threads, after
+ * deadlock_quiet_ms with no task run it prints "concur: possible deadlock:
+ * ..." with the same list, once per quiet period, and goes on waiting.
+ * Returns 0 or -EINVAL (a negative time). Any thread; never blocks.
+ */
+int cc_loop_set_diag(const cc_loop_diag_opts *opts);
+
+/*
+ * cc_loop_dump: write every task of `loop` to `out` (NULL: stderr), one per
+ * line: name, state (running, ready, new, parked, woken) and, for a parked
+ * task, what it waits on and its deadline (as Go's goroutine dump). Returns
+ * 0, or -EPERM unless called on the loop's own thread (from a task or a
+ * cc_call_soon_threadsafe call). Never blocks.
+ */
+int cc_loop_dump(cc_loop *loop, FILE *out);
+
+/*
+ * cc_loop_dump_on_sigquit: from now on, SIGQUIT makes the calling thread's
+ * loop dump its tasks on stderr (cc_loop_dump) when it next switches tasks
+ * or goes idle (as the JVM's thread dump on SIGQUIT). Installs a SIGQUIT
+ * handler process-wide (replacing the default core dump); every loop that
+ * opted in dumps. Returns 0, -EPERM (no loop on this thread), -ENOMEM,
+ * -EBUSY (64 loops opted in already). Loop thread; never blocks.
+ */
+int cc_loop_dump_on_sigquit(void);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 /*
- * epoll.c: the epoll poller (poller.h). An eventfd registered level-triggered
+ * epoll.c: the epoll poller (poller.h, through poller_impl.h). An eventfd registered level-triggered
  * with a NULL data pointer carries cross-thread wakeups; a wakeup's count is
  * read back (and so reset) when epoll reports it. fds are registered one-shot:
  * an event disarms them until they are re-armed (mod) or deleted. Waits use
@@ -7,7 +7,7 @@
  * not rounded up to the next millisecond; epoll_wait where it is missing.
  */
 #include "../atomics.h"
-#include "../poller.h"
+#include "poller_impl.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -17,17 +17,17 @@
 #include <time.h>
 #include <unistd.h>
 
-struct cc__poller {
+struct cc__epoll {
     int epfd; /* the epoll instance */
-    int evfd; /* the eventfd of cc__poller_notify */
+    int evfd; /* the eventfd of cc__epoll_notify */
 };
 
 /* The eventfd's epoll data: the address of this tag, never a waiter's. */
 static char notify_tag;
 
-int cc__poller_new(cc__poller **out)
+int cc__epoll_new(cc__epoll **out)
 {
-    cc__poller *p = cc__malloc(sizeof *p);
+    cc__epoll *p = cc__malloc(sizeof *p);
     if (!p)
         return -ENOMEM;
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -36,14 +36,14 @@ int cc__poller_new(cc__poller **out)
     if (p->epfd < 0 || p->evfd < 0 ||
         epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->evfd, &ev) < 0) {
         int err = errno == ENOMEM ? -ENOMEM : -EMFILE;
-        cc__poller_free(p);
+        cc__epoll_free(p);
         return err;
     }
     *out = p;
     return 0;
 }
 
-void cc__poller_free(cc__poller *p)
+void cc__epoll_free(cc__epoll *p)
 {
     if (p->epfd >= 0)
         close(p->epfd);
@@ -52,7 +52,7 @@ void cc__poller_free(cc__poller *p)
     cc__free(p, sizeof *p);
 }
 
-static int ctl(cc__poller *p, int op, int fd, uint32_t events, void *data)
+static int ctl(cc__epoll *p, int op, int fd, uint32_t events, void *data)
 {
     /* POLLIN/POLLOUT have the values of EPOLLIN/EPOLLOUT on Linux. */
     struct epoll_event ev = {
@@ -62,17 +62,17 @@ static int ctl(cc__poller *p, int op, int fd, uint32_t events, void *data)
     return epoll_ctl(p->epfd, op, fd, &ev) < 0 ? -errno : 0;
 }
 
-int cc__poller_add(cc__poller *p, int fd, uint32_t events, void *data)
+int cc__epoll_add(cc__epoll *p, int fd, uint32_t events, void *data)
 {
     return ctl(p, EPOLL_CTL_ADD, fd, events, data);
 }
 
-int cc__poller_mod(cc__poller *p, int fd, uint32_t events, void *data)
+int cc__epoll_mod(cc__epoll *p, int fd, uint32_t events, void *data)
 {
     return ctl(p, EPOLL_CTL_MOD, fd, events, data);
 }
 
-void cc__poller_del(cc__poller *p, int fd)
+void cc__epoll_del(cc__epoll *p, int fd)
 {
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL); /* ENOENT/EBADF: closed */
 }
@@ -120,14 +120,14 @@ static int epoll_wait_until(int epfd, struct epoll_event *evs, int n,
 }
 #endif
 
-static void drain_notify(cc__poller *p)
+static void drain_notify(cc__epoll *p)
 {
     uint64_t n;
     if (read(p->evfd, &n, sizeof n) < 0 && errno != EAGAIN)
         cc__panic("read(eventfd)", -errno);
 }
 
-int cc__poller_wait(cc__poller *p, cc_deadline deadline, cc__poll_event *out,
+int cc__epoll_wait(cc__epoll *p, cc_deadline deadline, cc__poll_event *out,
                     int max)
 {
     enum { BATCH = 64 };
@@ -152,7 +152,7 @@ int cc__poller_wait(cc__poller *p, cc_deadline deadline, cc__poll_event *out,
     return k;
 }
 
-void cc__poller_notify(cc__poller *p)
+void cc__epoll_notify(cc__epoll *p)
 {
     uint64_t one = 1;
     /* EAGAIN: the counter is saturated, so a wakeup is pending anyway. */

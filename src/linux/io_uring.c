@@ -1,0 +1,280 @@
+/*
+ * io_uring.c: the io_uring poller (poller.h, through poller_impl.h), built
+ * only when liburing is found.
+ *
+ * DESIGN. Readiness only: each armed fd has one IORING_OP_POLL_ADD in
+ * flight (one-shot, as epoll's EPOLLONESHOT), whose user_data is the fd and
+ * a generation number of the fd's slot in our table. The slot remembers the
+ * data, whether the fd is registered and whether its poll is still armed.
+ * Re-arming an armed fd or deleting it removes the poll (POLL_REMOVE) and
+ * bumps the generation, so a completion of an old poll is recognised as
+ * stale and dropped. SQEs are not submitted one by one: they go to the
+ * kernel with the next wait (io_uring_submit_and_wait_timeout), one system
+ * call for a whole round of re-arms. Cross-thread wakeups: an eventfd with
+ * its own poll, re-armed after each. Timers: the wait's timeout (ns). A
+ * poll that fails (the fd was closed) reports POLLERR|POLLHUP|POLLNVAL.
+ * Unlike epoll, a pending poll holds a reference to its file: closing an fd
+ * while a task waits on it does not release the file until the wait ends.
+ */
+#ifdef CONCUR_HAVE_IO_URING
+#include "poller_impl.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { RING_ENTRIES = 256, CQ_ENTRIES = 4096 };
+
+/* user_data of the eventfd's poll, and of POLL_REMOVE requests (ignored). */
+#define UD_NOTIFY UINT64_MAX
+#define UD_IGNORE (UINT64_MAX - 1)
+
+/* One fd's registration. */
+struct uslot {
+    void *data;      /* reported with its events */
+    uint32_t gen;    /* bumped at each arm/removal: old completions stale */
+    bool registered; /* add was called, del not yet */
+    bool armed;      /* a poll is in flight for it */
+};
+
+struct cc__uring {
+    struct io_uring ring; /* the ring (its fd is close-on-exec) */
+    int evfd;             /* the eventfd of cc__uring_notify */
+    struct uslot *slots;  /* indexed by fd */
+    int nslots;           /* entries in slots */
+};
+
+static struct io_uring_sqe *get_sqe(cc__uring *p)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+    while (!sqe) { /* the queue is full: hand it to the kernel now */
+        int r = io_uring_submit(&p->ring);
+        if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+            cc__panic("io_uring_submit", r);
+        sqe = io_uring_get_sqe(&p->ring);
+    }
+    return sqe;
+}
+
+static void arm_notify(cc__uring *p)
+{
+    struct io_uring_sqe *sqe = get_sqe(p);
+    io_uring_prep_poll_add(sqe, p->evfd, POLLIN);
+    io_uring_sqe_set_data64(sqe, UD_NOTIFY);
+}
+
+/* A completion queue larger than the default 2 x RING_ENTRIES: every armed
+ * fd may complete in one round, and a full queue makes submissions fail
+ * with EBUSY on older kernels. */
+static int ring_init_flags(struct io_uring *ring, unsigned flags)
+{
+    struct io_uring_params p = {.flags = flags | IORING_SETUP_CQSIZE,
+                                .cq_entries = CQ_ENTRIES};
+    return io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+}
+
+static int ring_init(struct io_uring *ring)
+{
+#if defined(IORING_SETUP_SINGLE_ISSUER) && defined(IORING_SETUP_COOP_TASKRUN)
+    /* Only the loop thread submits; no IPI for completions (Linux 6.0). */
+    if (ring_init_flags(ring, IORING_SETUP_SINGLE_ISSUER |
+                        IORING_SETUP_COOP_TASKRUN) == 0)
+        return 0;
+#endif
+    return ring_init_flags(ring, 0);
+}
+
+int cc__uring_new(cc__uring **out)
+{
+    cc__uring *p = cc__calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    int r = ring_init(&p->ring);
+    if (r < 0) {
+        cc__free(p, sizeof *p);
+        return r;
+    }
+    p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->evfd < 0) {
+        r = errno == ENOMEM ? -ENOMEM : -EMFILE;
+        io_uring_queue_exit(&p->ring);
+        cc__free(p, sizeof *p);
+        return r;
+    }
+    arm_notify(p);
+    *out = p;
+    return 0;
+}
+
+void cc__uring_free(cc__uring *p)
+{
+    io_uring_queue_exit(&p->ring); /* cancels the polls in flight */
+    close(p->evfd);
+    cc__free(p->slots, (size_t)p->nslots * sizeof *p->slots);
+    cc__free(p, sizeof *p);
+}
+
+static struct uslot *slot_get(cc__uring *p, int fd)
+{
+    if (fd < p->nslots)
+        return &p->slots[fd];
+    int n = p->nslots ? p->nslots : 64;
+    while (n <= fd)
+        n *= 2;
+    struct uslot *s = cc__realloc(p->slots, (size_t)p->nslots * sizeof *s,
+                                  (size_t)n * sizeof *s);
+    if (!s)
+        return NULL;
+    memset(s + p->nslots, 0, (size_t)(n - p->nslots) * sizeof *s);
+    p->slots = s;
+    p->nslots = n;
+    return &s[fd];
+}
+
+static uint64_t user_data(int fd, uint32_t gen)
+{
+    return (uint64_t)gen << 32 | (uint32_t)fd;
+}
+
+/* Remove the poll in flight for fd, if any; its completion becomes stale. */
+static void disarm(cc__uring *p, struct uslot *s, int fd)
+{
+    if (!s->armed)
+        return;
+    struct io_uring_sqe *sqe = get_sqe(p);
+    io_uring_prep_poll_remove(sqe, user_data(fd, s->gen));
+    io_uring_sqe_set_data64(sqe, UD_IGNORE);
+    s->armed = false;
+    s->gen++;
+}
+
+static void arm(cc__uring *p, struct uslot *s, int fd, uint32_t events,
+                void *data)
+{
+    disarm(p, s, fd);
+    s->gen++;
+    s->data = data;
+    s->registered = s->armed = true;
+    struct io_uring_sqe *sqe = get_sqe(p);
+    io_uring_prep_poll_add(sqe, fd, events & (POLLIN | POLLOUT | POLLPRI));
+    io_uring_sqe_set_data64(sqe, user_data(fd, s->gen));
+}
+
+/* epoll's synchronous answers for what io_uring would accept: a closed fd
+ * (-EBADF) and files that are always ready (-EPERM). */
+static int check_fd(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    return S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? -EPERM : 0;
+}
+
+int cc__uring_add(cc__uring *p, int fd, uint32_t events, void *data)
+{
+    if (fd < 0)
+        return -EBADF;
+    int r = check_fd(fd);
+    if (r < 0)
+        return r;
+    struct uslot *s = slot_get(p, fd);
+    if (!s)
+        return -ENOMEM;
+    if (s->registered)
+        return -EEXIST;
+    arm(p, s, fd, events, data);
+    return 0;
+}
+
+int cc__uring_mod(cc__uring *p, int fd, uint32_t events, void *data)
+{
+    if (fd < 0 || fd >= p->nslots || !p->slots[fd].registered)
+        return -ENOENT;
+    arm(p, &p->slots[fd], fd, events, data);
+    return 0;
+}
+
+void cc__uring_del(cc__uring *p, int fd)
+{
+    if (fd < 0 || fd >= p->nslots)
+        return;
+    struct uslot *s = &p->slots[fd];
+    disarm(p, s, fd);
+    s->registered = false;
+}
+
+static void drain_notify(cc__uring *p)
+{
+    uint64_t n;
+    if (read(p->evfd, &n, sizeof n) < 0 && errno != EAGAIN)
+        cc__panic("read(eventfd)", -errno);
+    arm_notify(p);
+}
+
+/* One completion: store it in *out and return 1, or 0 if it reports
+ * nothing (a wakeup, a removal, a stale poll). */
+static int take(cc__uring *p, struct io_uring_cqe *cqe, cc__poll_event *out)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    if (ud == UD_NOTIFY) {
+        drain_notify(p);
+        return 0;
+    }
+    if (ud == UD_IGNORE)
+        return 0;
+    int fd = (int)(uint32_t)ud;
+    struct uslot *s = fd < p->nslots ? &p->slots[fd] : NULL;
+    if (!s || !s->armed || s->gen != (uint32_t)(ud >> 32))
+        return 0;
+    s->armed = false;
+    out->data = s->data;
+    if (cqe->res < 0) { /* closed meanwhile: nothing will ever be ready */
+        s->registered = false;
+        out->events = POLLERR | POLLHUP | POLLNVAL;
+    } else {
+        out->events = (uint32_t)cqe->res;
+    }
+    return 1;
+}
+
+static int submit_and_wait(cc__uring *p, cc_deadline deadline)
+{
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts = {0, 0}, *tp = NULL;
+    if (deadline != CC_FOREVER) {
+        int64_t left = deadline - cc__now();
+        if (left > 0)
+            ts = (struct __kernel_timespec){left / CC_SEC, left % CC_SEC};
+        tp = &ts;
+    }
+    return io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, tp, NULL);
+}
+
+int cc__uring_wait(cc__uring *p, cc_deadline deadline, cc__poll_event *out,
+                   int max)
+{
+    int r = submit_and_wait(p, deadline);
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+        cc__panic("io_uring_submit_and_wait_timeout", r);
+    int k = 0;
+    struct io_uring_cqe *cqe;
+    while (k < max && io_uring_peek_cqe(&p->ring, &cqe) == 0) {
+        k += take(p, cqe, &out[k]);
+        io_uring_cqe_seen(&p->ring, cqe);
+    }
+    return k;
+}
+
+void cc__uring_notify(cc__uring *p)
+{
+    uint64_t one = 1;
+    /* EAGAIN: the counter is saturated, so a wakeup is pending anyway. */
+    if (write(p->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
+        cc__panic("write(eventfd)", -errno);
+}
+
+#endif /* CONCUR_HAVE_IO_URING */

@@ -1,0 +1,439 @@
+/*
+ * loop_diag.c: the loop's diagnostics (loop.h: cc_loop_set_diag,
+ * cc_loop_dump, cc_loop_dump_on_sigquit). Off by default, at no cost but a
+ * predictable branch per task switch.
+ *
+ * DESIGN. Stall detector: the loop thread notes, under a mutex, each time
+ * it starts running a task (a switch count, the time, the task's name) and
+ * when it is back in the scheduler; a watchdog thread per loop looks every
+ * stall/4 ms and reports, once per stall, a task that has been running for
+ * stall ms with no switch since. Deadlock: when the loop is about to sleep
+ * with no task ready, no timer (no task has a deadline) and no fd wait,
+ * only another thread (or a signal handler) could wake a task. If the
+ * process has no other thread, it is certainly a deadlock: report and
+ * abort, as Go does. Else, after a quiet period with no task run, report a
+ * "possible deadlock" once and go on sleeping. Dumps: a SIGQUIT handler
+ * bumps a generation and wakes every opted-in loop's poller
+ * (async-signal-safe); each loop dumps its tasks when it next idles or
+ * switches.
+ */
+#include "atomics.h"
+#include "loop_diag.h"
+#include "loop_internal.h"
+#include "poller.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct cc__diag {
+    cc_loop *loop;         /* whose diagnostics */
+    int64_t stall_ns;      /* report a task running this long; 0: off */
+    bool deadlock;         /* look for deadlocks */
+    int64_t quiet_ns;      /* quiet time before a "possible deadlock" */
+    pthread_t watchdog;    /* the stall watchdog, if stall_ns */
+    pthread_mutex_t mu;    /* guards the fields below, to the watchdog */
+    pthread_cond_t cv;     /* wakes the watchdog to stop */
+    bool stop;             /* the watchdog must end */
+    bool in_task;          /* the loop thread runs a task */
+    uint64_t switches;     /* tasks started running so far */
+    int64_t since;         /* when the running task started (cc__now) */
+    char name[32];         /* its name */
+    uint64_t runs;         /* switches, for the deadlock check (loop thread) */
+    uint64_t idle_runs;    /* runs when the quiet period began */
+    int64_t idle_since;    /* when it began; 0: not idle */
+    bool reported;         /* the possible deadlock of this period is told */
+    uint32_t seen_quit;    /* SIGQUIT generation dumped already */
+    int slot;              /* place in quit_loops, or -1 */
+};
+
+/* ---- options ------------------------------------------------------------ */
+
+/* cc_loop_set_diag's options; `set` 0: read the environment. Relaxed: a
+ * loop started after the call sees them (the caller's ordering). */
+static cc__atomic_u32 opt_set, opt_stall_ms, opt_deadlock, opt_quiet_ms;
+
+int cc_loop_set_diag(const cc_loop_diag_opts *opts)
+{
+    if (opts && (opts->stall_ms < 0 || opts->deadlock_quiet_ms < 0))
+        return -EINVAL;
+    cc__store_relaxed(&opt_stall_ms, opts ? (uint32_t)opts->stall_ms : 0);
+    cc__store_relaxed(&opt_deadlock, opts ? opts->deadlock : 0);
+    cc__store_relaxed(&opt_quiet_ms,
+                      opts ? (uint32_t)opts->deadlock_quiet_ms : 0);
+    cc__store_relaxed(&opt_set, opts != NULL);
+    return 0;
+}
+
+static long env_long(const char *name)
+{
+    const char *v = getenv(name);
+    long n = v ? strtol(v, NULL, 10) : 0;
+    return n > 0 && n < 1000000000 ? n : 0;
+}
+
+static void read_options(struct cc__diag *d)
+{
+    long stall = env_long("CONCUR_STALL_MS");
+    long dl = env_long("CONCUR_DEADLOCK"), quiet = env_long("CONCUR_DEADLOCK_MS");
+    if (cc__load_relaxed(&opt_set)) {
+        stall = cc__load_relaxed(&opt_stall_ms);
+        dl = cc__load_relaxed(&opt_deadlock);
+        quiet = cc__load_relaxed(&opt_quiet_ms);
+    }
+    d->stall_ns = stall * CC_MSEC;
+    d->deadlock = dl != 0;
+    d->quiet_ns = (quiet ? quiet : 1000) * CC_MSEC;
+}
+
+/* ---- reports ------------------------------------------------------------ */
+
+static void print_task(void *ctx, const cc__task_info *t)
+{
+    FILE *out = ctx;
+    fprintf(out, "  task \"%s\" %s", t->name, t->state);
+    if (strcmp(t->state, "parked") == 0 || strcmp(t->state, "woken") == 0) {
+        if (t->what && t->arg >= 0)
+            fprintf(out, ", waiting on %s %ld", t->what, t->arg);
+        else if (t->what)
+            fprintf(out, ", waiting on %s", t->what);
+        else
+            fprintf(out, ", waiting on a wait queue (lock, condition, "
+                         "event, queue, future, join...)");
+        if (t->until == CC_FOREVER)
+            fprintf(out, ", no deadline");
+        else
+            fprintf(out, ", deadline in %lld ms",
+                    (long long)((t->until - cc__now()) / CC_MSEC));
+    }
+    fputc('\n', out);
+}
+
+static void dump(cc_loop *l, FILE *out)
+{
+    fprintf(out, "concur: loop %p (%s): %zu task(s)\n", (void *)l,
+            cc__poller_backend(cc__loop_poller_of(l)), cc__loop_ntasks(l));
+    cc__loop_each_task(l, print_task, out);
+    fflush(out);
+}
+
+/* Close the memory stream `out` (unless it is stderr) and write its text
+ * to stderr in one call. */
+static void write_out(FILE *out, char **text, size_t *len)
+{
+    if (out == stderr) {
+        fflush(stderr);
+        return;
+    }
+    fclose(out); /* sets *text and *len */
+    fwrite(*text, 1, *len, stderr);
+    fflush(stderr);
+    free(*text); /* open_memstream's, from malloc */
+}
+
+static void dump_stderr(cc_loop *l)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    dump(l, out ? out : stderr);
+    write_out(out ? out : stderr, &text, &len);
+}
+
+int cc_loop_dump(cc_loop *loop, FILE *out)
+{
+    if (!loop || loop != cc_loop_current())
+        return -EPERM;
+    if (out)
+        dump(loop, out);
+    else
+        dump_stderr(loop);
+    return 0;
+}
+
+/* ---- stall watchdog ----------------------------------------------------- */
+
+static void report_stall(struct cc__diag *d, int64_t ran)
+{
+    fprintf(stderr, "concur: stall: task \"%s\" of loop %p has run %lld ms "
+            "without yielding\n", d->name, (void *)d->loop,
+            (long long)(ran / CC_MSEC));
+    fflush(stderr);
+}
+
+static void wait_period(struct cc__diag *d)
+{
+    int64_t period = d->stall_ns / 4 > CC_MSEC ? d->stall_ns / 4 : CC_MSEC;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t t = ts.tv_sec * CC_SEC + ts.tv_nsec + period;
+    ts = (struct timespec){t / CC_SEC, t % CC_SEC};
+    pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct cc__diag *d = arg;
+    uint64_t reported = UINT64_MAX; /* the switch whose stall was told */
+    pthread_mutex_lock(&d->mu);
+    while (!d->stop) {
+        wait_period(d);
+        int64_t ran = cc__now() - d->since;
+        if (d->in_task && ran >= d->stall_ns && reported != d->switches) {
+            reported = d->switches;
+            report_stall(d, ran);
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+static int start_watchdog(struct cc__diag *d)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&d->mu, NULL);
+    /* The watchdog takes no signal meant for the application's threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(&d->watchdog, NULL, watchdog_main, d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        pthread_cond_destroy(&d->cv);
+        pthread_mutex_destroy(&d->mu);
+    }
+    return -r;
+}
+
+/* ---- SIGQUIT ------------------------------------------------------------- */
+
+enum { MAX_QUIT_LOOPS = 64 };
+
+/* The opted-in loops' diagnostics, the handlers at work, and how many
+ * SIGQUITs came. seq_cst between the handler's busy++ then slot load and
+ * cc__diag_free's slot clear then busy load (Dekker): a loop is freed only
+ * once no handler can still notify its poller. */
+static _Atomic(struct cc__diag *) quit_loops[MAX_QUIT_LOOPS];
+static cc__atomic_u32 quit_busy, quit_gen;
+
+static void on_sigquit(int sig)
+{
+    int saved = errno;
+    cc__fetch_add_seq_cst(&quit_busy, 1);
+    cc__fetch_add_seq_cst(&quit_gen, 1);
+    for (int i = 0; i < MAX_QUIT_LOOPS; i++) {
+        struct cc__diag *d = cc__load_seq_cst(&quit_loops[i]);
+        if (d)
+            cc__poller_notify(cc__loop_poller_of(d->loop));
+    }
+    atomic_fetch_sub_explicit(&quit_busy, 1, memory_order_seq_cst);
+    errno = saved;
+}
+
+static int quit_register(struct cc__diag *d)
+{
+    for (int i = 0; i < MAX_QUIT_LOOPS; i++) {
+        struct cc__diag *none = NULL;
+        if (atomic_compare_exchange_strong(&quit_loops[i], &none, d)) {
+            d->slot = i;
+            return 0;
+        }
+    }
+    return -EBUSY;
+}
+
+static void quit_unregister(struct cc__diag *d)
+{
+    if (d->slot < 0)
+        return;
+    atomic_store_explicit(&quit_loops[d->slot], NULL, memory_order_seq_cst);
+    while (cc__load_seq_cst(&quit_busy) != 0)
+        cc__cpu_relax();
+}
+
+/* Dump if a SIGQUIT came since the last dump (relaxed: a late look only
+ * delays the dump to the next switch or idle). */
+static void maybe_dump(struct cc__diag *d)
+{
+    uint32_t gen = cc__load_relaxed(&quit_gen);
+    if (CC__UNLIKELY(d->slot >= 0 && gen != d->seen_quit)) {
+        d->seen_quit = gen;
+        dump_stderr(d->loop);
+    }
+}
+
+static struct cc__diag *diag_alloc(cc_loop *l)
+{
+    struct cc__diag *d = cc__calloc(1, sizeof *d);
+    if (d) {
+        d->loop = l;
+        d->slot = -1;
+    }
+    return d;
+}
+
+int cc_loop_dump_on_sigquit(void)
+{
+    cc_loop *l = cc_loop_current();
+    if (!l)
+        return -EPERM;
+    struct cc__diag **slot = cc__loop_diag_slot(l);
+    if (!*slot && !(*slot = diag_alloc(l)))
+        return -ENOMEM;
+    struct cc__diag *d = *slot;
+    if (d->slot >= 0)
+        return 0;
+    d->seen_quit = cc__load_relaxed(&quit_gen);
+    int r = quit_register(d);
+    if (r < 0)
+        return r;
+    struct sigaction sa = {.sa_handler = on_sigquit, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGQUIT, &sa, NULL) < 0 ? -errno : 0;
+}
+
+/* ---- the loop's hooks ---------------------------------------------------- */
+
+void cc__diag_enter(struct cc__diag *d, const char *name)
+{
+    d->runs++;
+    maybe_dump(d);
+    if (!d->stall_ns)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->switches++;
+    d->in_task = true;
+    d->since = cc__now();
+    snprintf(d->name, sizeof d->name, "%s", name);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void cc__diag_leave(struct cc__diag *d)
+{
+    if (!d->stall_ns)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->in_task = false;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* The threads of this process, from /proc/self/stat (field 20); 0 if
+ * unknown. */
+static long count_threads(void)
+{
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (!f)
+        return 0;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    for (int field = 2; p && field < 20; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtol(p + 1, NULL, 10) : 0;
+}
+
+/* Reports are formatted in memory and written at once, so that they are
+ * not interleaved with other output (stderr is unbuffered). */
+static void report_deadlock(struct cc__diag *d, bool certain)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out)
+        out = stderr;
+    if (certain)
+        fprintf(out, "concur: deadlock: every task of loop %p is parked "
+                "and nothing can wake any of them (no timer, no fd wait, "
+                "no other thread):\n", (void *)d->loop);
+    else
+        fprintf(out, "concur: possible deadlock: for %lld ms every task "
+                "of loop %p has been parked with no timer and no fd wait; "
+                "only another thread can wake them:\n",
+                (long long)(d->quiet_ns / CC_MSEC), (void *)d->loop);
+    cc__loop_each_task(d->loop, print_task, out);
+    write_out(out, &text, &len);
+}
+
+/* A deadlock check as the loop goes idle: the deadline to sleep until. */
+static cc_deadline check_deadlock(struct cc__diag *d)
+{
+    /* Threads first, then the hand-over stack: a thread that woke a task
+     * and exited in between is seen through its push. */
+    if (count_threads() == 1 && !cc__loop_remote_pending(d->loop)) {
+        report_deadlock(d, true);
+        abort();
+    }
+    int64_t now = cc__now();
+    if (!d->idle_since || d->runs != d->idle_runs) {
+        d->idle_since = now;
+        d->idle_runs = d->runs;
+        d->reported = false;
+    }
+    if (!d->reported && now - d->idle_since >= d->quiet_ns) {
+        d->reported = true;
+        report_deadlock(d, false);
+    }
+    return d->reported ? CC_FOREVER : d->idle_since + d->quiet_ns;
+}
+
+cc_deadline cc__diag_idle(struct cc__diag *d, cc_loop *l, cc_deadline until,
+                          int fd_waits)
+{
+    maybe_dump(d);
+    if (d->deadlock && until == CC_FOREVER && fd_waits == 0 &&
+        cc__loop_ntasks(l) > 0)
+        return check_deadlock(d);
+    d->idle_since = 0;
+    return until;
+}
+
+/* ---- life ----------------------------------------------------------------- */
+
+int cc__diag_new(struct cc__diag **out, cc_loop *l)
+{
+    *out = NULL;
+    struct cc__diag tmp = {0};
+    read_options(&tmp);
+    if (!tmp.stall_ns && !tmp.deadlock)
+        return 0;
+    struct cc__diag *d = diag_alloc(l);
+    if (!d)
+        return -ENOMEM;
+    d->stall_ns = tmp.stall_ns;
+    d->deadlock = tmp.deadlock;
+    d->quiet_ns = tmp.quiet_ns;
+    int r = d->stall_ns ? start_watchdog(d) : 0;
+    if (r < 0) {
+        cc__free(d, sizeof *d);
+        return r;
+    }
+    *out = d;
+    return 0;
+}
+
+void cc__diag_free(struct cc__diag *d)
+{
+    if (!d)
+        return;
+    quit_unregister(d);
+    if (d->stall_ns) {
+        pthread_mutex_lock(&d->mu);
+        d->stop = true;
+        pthread_cond_signal(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->watchdog, NULL);
+        pthread_cond_destroy(&d->cv);
+        pthread_mutex_destroy(&d->mu);
+    }
+    cc__free(d, sizeof *d);
+}
