@@ -14,6 +14,7 @@
  * (pipes closed, input offset, buffers) lives in the process and the caller's
  * buffers, so a call that timed out can simply be repeated.
  */
+#include "loop_internal.h"
 #include "process.h"
 
 #include <fcntl.h>
@@ -147,7 +148,7 @@ static int pump_run(pump *pm, cc_deadline deadline)
         nfds_t n = pump_fds(pm, pf, which);
         if (n == 0)
             return 0;
-        int r = cc__poll_until(pf, n, deadline);
+        int r = cc__poll_wait(pf, n, deadline); /* a task parks */
         for (nfds_t k = 0; r > 0 && k < n; k++) {
             int err = pf[k].revents ? pump_step(pm, which[k]) : 0;
             r = err < 0 ? err : r;
@@ -251,7 +252,11 @@ static cc_spawn_options run_spawn_options(const cc_run_options *o)
 static void run_abandon(cc_process *p, cc_completed_process *res)
 {
     cc_process_kill(p);
-    if (cc_process_wait(p, CC_FOREVER, NULL) < 0)
+    struct cc__protect pr; /* a cancelled task must still reap */
+    cc__protect_begin(&pr);
+    int r = cc_process_wait(p, CC_FOREVER, NULL);
+    cc__protect_end(&pr);
+    if (r < 0)
         return; /* -ECHILD: reaped by the application; nothing to add */
     cc_bytes *sink[3] = {NULL, &res->out, &res->err};
     for (int i = 1; i < 3; i++)

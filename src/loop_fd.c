@@ -51,12 +51,31 @@ static int wait_fd_thread(int fd, short events, cc_deadline deadline)
     }
 }
 
+/* One parked task waiting on one or more fds: the first ready fd wakes it
+ * (loop thread only, so `fired` needs no atomics). */
+struct fd_group {
+    cc__waiter w; /* parked until the first of its fds is ready */
+    bool fired;   /* w was woken already: later fds only note revents */
+};
+
 /* A task waiting on an fd, linked in the fd's slot. */
 struct fd_wait {
-    cc__waiter w;         /* parked; its token gets the ready events */
+    struct fd_group *g;   /* the task's wait this entry belongs to */
     uint32_t events;      /* what it waits for, plus POLLERR | POLLHUP */
+    uint32_t revents;     /* the ready events handed over, or 0 */
     struct fd_wait *next; /* the next waiter on the same fd */
 };
+
+/* Hand fw its events (unlinked already) and wake its task once. */
+static void fd_wait_fire(struct fd_wait *fw, uint32_t revents)
+{
+    struct fd_group *g = fw->g;
+    fw->revents = revents;
+    if (g->fired)
+        return;
+    g->fired = true;
+    cc__waiter_wake(&g->w); /* g may be gone after this */
+}
 
 /* The waiters on one fd of this thread's loop. */
 struct fd_slot {
@@ -123,8 +142,7 @@ static void wake_all_invalid(struct fd_slot *s)
     while (s->head) {
         struct fd_wait *fw = s->head;
         s->head = fw->next;
-        fw->w.token = POLLNVAL;
-        cc__waiter_wake(&fw->w);
+        fd_wait_fire(fw, POLLNVAL);
     }
 }
 
@@ -149,39 +167,90 @@ void cc__loop_fd_ready(void *data, uint32_t events)
             continue;
         }
         *p = fw->next;
-        fw->w.token = events & fw->events;
-        cc__waiter_wake(&fw->w); /* fw may be gone after this */
+        fd_wait_fire(fw, events & fw->events); /* fw may be gone after */
     }
     if (s->head && arm(s, fd) < 0)
         wake_all_invalid(s); /* closed by another thread meanwhile */
 }
 
-static int wait_fd_task(int fd, short events, cc_deadline deadline)
+/* Link fw, waiting for `events` on fd, and (re-)arm the fd. */
+static int fd_wait_add(struct fd_wait *fw, struct fd_group *g, int fd,
+                       short events)
 {
+    *fw = (struct fd_wait){.g = g,
+                           .events = (uint16_t)events | POLLERR | POLLHUP};
     struct fd_slot *s = slot_get(fd);
     if (!s)
         return -ENOMEM;
-    struct fd_wait fw = {.events = (uint16_t)events | POLLERR | POLLHUP,
-                         .next = s->head};
-    cc__waiter_init(&fw.w);
-    s->head = &fw;
-    int r = arm(s, fd);
-    if (r == 0) {
-        cc__loop_fd_waits(1);
-        cc__loop_note_wait(events & POLLOUT ? "fd (write)" : "fd (read)", fd);
-        r = cc__waiter_park(&fw.w, deadline);
-        cc__loop_note_wait(NULL, -1);
-        cc__loop_fd_waits(-1);
-    }
-    s = &slots[fd]; /* other tasks may have grown the table meanwhile */
-    unlink_wait(s, &fw);
-    if (!s->head && s->armed) { /* nobody would take its event */
+    fw->next = s->head;
+    s->head = fw;
+    return arm(s, fd);
+}
+
+/* Unlink fw if still linked; the last waiter of an fd still armed deletes
+ * its registration (nobody would take its event). */
+static void fd_wait_remove(struct fd_wait *fw, int fd)
+{
+    if (fd >= nslots)
+        return; /* slot_get failed: never linked */
+    struct fd_slot *s = &slots[fd]; /* others may have grown the table */
+    unlink_wait(s, fw);
+    if (!s->head && s->armed) {
         cc__poller_del(cc__loop_poller(), fd);
         s->registered = s->armed = false;
     }
+}
+
+/* Park the running task until one of fds is ready (poll's contract: fills
+ * revents, returns the count > 0), or -ETIMEDOUT / -ECANCELED / -ENOMEM /
+ * the poller's error. Every fd is registered with one shared waiter. */
+static int wait_fds_task(struct pollfd *fds, nfds_t n, cc_deadline deadline)
+{
+    struct fd_wait stackv[4];
+    struct fd_wait *fw = n <= 4 ? stackv : cc__calloc(n, sizeof *fw);
+    if (!fw)
+        return -ENOMEM;
+    struct fd_group g = {.fired = false};
+    cc__waiter_init(&g.w);
+    nfds_t added = 0;
+    int r = 0;
+    for (; added < n && r == 0; added++)
+        r = fd_wait_add(&fw[added], &g, fds[added].fd, fds[added].events);
+    if (r == 0) {
+        cc__loop_fd_waits(1);
+        cc__loop_note_wait(n > 1                        ? "fds"
+                           : fds[0].events & POLLOUT ? "fd (write)"
+                                                     : "fd (read)",
+                           fds[0].fd);
+        r = cc__waiter_park(&g.w, deadline);
+        cc__loop_note_wait(NULL, -1);
+        cc__loop_fd_waits(-1);
+    }
+    int ready = 0;
+    for (nfds_t i = 0; i < added; i++) {
+        fd_wait_remove(&fw[i], fds[i].fd);
+        fds[i].revents = (short)fw[i].revents;
+        ready += fw[i].revents != 0;
+    }
+    if (fw != stackv)
+        cc__free(fw, n * sizeof *fw);
+    return r < 0 ? r : ready;
+}
+
+static int wait_fd_task(int fd, short events, cc_deadline deadline)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int r = wait_fds_task(&p, 1, deadline);
     if (r < 0)
         return r;
-    return fw.w.token & POLLNVAL ? -EBADF : (int)fw.w.token;
+    return p.revents & POLLNVAL ? -EBADF : p.revents;
+}
+
+int cc__wait_fds(struct pollfd *fds, nfds_t n, cc_deadline deadline)
+{
+    if (!cc__loop_task())
+        return -EPERM;
+    return wait_fds_task(fds, n, deadline);
 }
 
 int cc_wait_fd(int fd, short events, cc_deadline deadline)

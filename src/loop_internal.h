@@ -98,6 +98,13 @@ void cc__loop_fd_waits(int delta);
 void cc__loop_fd_ready(void *data, uint32_t events);
 void cc__loop_fd_close(void);
 
+/* cc__wait_fds: in a task, park it until one of fds is ready, as poll():
+ * fills revents, returns the count of ready fds (> 0); or -ETIMEDOUT,
+ * -ECANCELED, -ENOMEM, or the poller's error (-EPERM: a regular file).
+ * Outside a task -EPERM at once (the caller polls). */
+struct pollfd;
+int cc__wait_fds(struct pollfd *fds, unsigned long n, cc_deadline deadline);
+
 /* What the diagnostics (loop_diag.c) see of a task. */
 typedef struct cc__task_info {
     const char *name;  /* its name */

@@ -36,6 +36,11 @@ void cc__close_fd(int *fd);
  */
 int cc__poll_until(struct pollfd *fds, nfds_t n, cc_deadline deadline);
 
+/* cc__poll_wait: as cc__poll_until, but inside an event-loop task it parks
+ * the task (cc__wait_fds) and may also fail with -ECANCELED (or -ETIMEDOUT
+ * from a deadline scope). */
+int cc__poll_wait(struct pollfd *fds, nfds_t n, cc_deadline deadline);
+
 /*
  * cc__spawn_attr_init: the attributes of every child concur spawns: its own
  * process group, an empty signal mask, SIGPIPE and SIGXFSZ back to their

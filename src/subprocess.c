@@ -15,8 +15,11 @@
  * pidfd and reaps with waitid(P_PIDFD); the reap and every kill(-pgid) happen
  * under p->lock, which is what guarantees that a process group is only
  * signalled while its leader is unreaped, hence while its id cannot have been
- * recycled.
+ * recycled. Inside an event-loop task, waits (cc__poll_wait) park the task
+ * on the loop instead (cc__wait_fds), so cancellation and deadline scopes
+ * apply; cleanup waits that must reap (free, run's abandon) are protected.
  */
+#include "loop_internal.h"
 #include "process.h"
 
 #include <fcntl.h>
@@ -61,6 +64,13 @@ int cc__poll_until(struct pollfd *fds, nfds_t n, cc_deadline deadline)
         if (r == 0 && cc__now() >= deadline)
             return -ETIMEDOUT;
     }
+}
+
+int cc__poll_wait(struct pollfd *fds, nfds_t n, cc_deadline deadline)
+{
+    if (cc__loop_task())
+        return cc__wait_fds(fds, n, deadline);
+    return cc__poll_until(fds, n, deadline);
 }
 
 /* ---- the stdio plan ------------------------------------------------------ */
@@ -332,7 +342,7 @@ int cc_process_wait(cc_process *p, cc_deadline deadline, int *returncode)
         if (r != -EAGAIN)
             return r;
         struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
-        r = cc__poll_until(&pfd, 1, deadline);
+        r = cc__poll_wait(&pfd, 1, deadline);
         if (r < 0)
             return r;
     }
@@ -372,7 +382,10 @@ void cc_process_free(cc_process *p)
         return;
     if (cc_process_poll(p, NULL) == -EAGAIN) {
         signal_group(p, SIGKILL);
+        struct cc__protect pr; /* a cancelled task must still reap */
+        cc__protect_begin(&pr);
         int r = cc_process_wait(p, CC_FOREVER, NULL);
+        cc__protect_end(&pr);
         if (r < 0 && r != -ECHILD)
             cc__panic("cc_process_free: waiting for the killed child", r);
     }

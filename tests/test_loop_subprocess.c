@@ -1,0 +1,207 @@
+/*
+ * test_loop_subprocess.c: subprocess waits inside event-loop tasks
+ * (include/concur/subprocess.h, loop.h): cc_process_wait, communicate and
+ * cc_run park the task instead of blocking the loop thread, and
+ * cancellation reaches them. Outside a task test_subprocess covers them.
+ */
+#include "testutil.h"
+
+#include "loop_helpers.h"
+
+#include <signal.h>
+#include <string.h>
+
+/* A task counting 1 ms sleeps until told to stop. */
+struct ticker {
+    volatile bool stop; /* set by the task under test (same thread) */
+    long ticks;         /* sleeps done */
+};
+
+static int tick(void *arg, void **result)
+{
+    struct ticker *t = arg;
+    while (!t->stop) {
+        cc_sleep(CC_MSEC);
+        t->ticks++;
+    }
+    return 0;
+}
+
+static cc_future *start_ticker(struct ticker *t)
+{
+    cc_future *f;
+    if (cc_spawn(tick, t, &f) != 0)
+        abort();
+    return f;
+}
+
+static void stop_ticker(struct ticker *t, cc_future *f)
+{
+    t->stop = true;
+    if (cc_future_wait(f, cc_deadline_in(60 * CC_SEC)) != 0)
+        abort();
+    cc_future_release(f);
+}
+
+/* ---- a wait does not stop other tasks ---------------------------------- */
+
+struct wait_run {
+    int r;         /* cc_process_wait's result */
+    int code;      /* the child's returncode */
+    long ticks;    /* the ticker's sleeps during the wait */
+};
+
+static int wait_sleep(void *arg, void **result)
+{
+    struct wait_run *w = arg;
+    struct ticker t = {0};
+    cc_future *f = start_ticker(&t);
+    char *argv[] = {"sleep", "0.2", NULL};
+    cc_process *p;
+    if (cc_process_spawn(&p, argv, NULL) != 0)
+        abort();
+    long before = t.ticks;
+    w->r = cc_process_wait(p, cc_deadline_in(60 * CC_SEC), &w->code);
+    w->ticks = t.ticks - before;
+    stop_ticker(&t, f);
+    cc_process_free(p);
+    return 0;
+}
+
+static void test_wait_parks(void **state)
+{
+    struct wait_run w = {.r = 1, .code = -1};
+    assert_int_equal(cc_loop_run(wait_sleep, &w, NULL), 0);
+    assert_int_equal(w.r, 0);
+    assert_int_equal(w.code, 0);
+    assert_true(w.ticks > 0); /* a blocking wait would have starved it */
+}
+
+/* ---- communicate 10 MiB each way ---------------------------------------- */
+
+#define BIG (10u << 20)
+
+struct comm_run {
+    char *in;      /* BIG bytes of pattern */
+    cc_bytes out;  /* what cat gave back */
+    int r;         /* communicate's result */
+    long ticks;    /* the ticker's sleeps meanwhile */
+};
+
+static int comm_big(void *arg, void **result)
+{
+    struct comm_run *c = arg;
+    struct ticker t = {0};
+    cc_future *f = start_ticker(&t);
+    char *argv[] = {"cat", NULL};
+    cc_spawn_options o = {.stdin_io = {CC_STDIO_PIPE},
+                          .stdout_io = {CC_STDIO_PIPE}};
+    cc_process *p;
+    if (cc_process_spawn(&p, argv, &o) != 0)
+        abort();
+    c->r = cc_process_communicate(p, c->in, BIG, cc_deadline_in(60 * CC_SEC),
+                                  &c->out, NULL);
+    c->ticks = t.ticks;
+    stop_ticker(&t, f);
+    cc_process_free(p);
+    return 0;
+}
+
+static void test_communicate_big(void **state)
+{
+    struct comm_run c = {.r = 1};
+    c.in = malloc(BIG);
+    assert_non_null(c.in);
+    for (size_t i = 0; i < BIG; i++)
+        c.in[i] = (char)(i * 7 + (i >> 12));
+    assert_int_equal(cc_loop_run(comm_big, &c, NULL), 0);
+    assert_int_equal(c.r, 0);
+    assert_int_equal(c.out.len, BIG);
+    assert_memory_equal(c.out.data, c.in, BIG);
+    cc_bytes_free(&c.out);
+    free(c.in);
+}
+
+/* ---- cc_run in a task --------------------------------------------------- */
+
+struct run_run {
+    int r;                     /* cc_run's result */
+    cc_completed_process res;  /* its outcome */
+};
+
+static int run_echo(void *arg, void **result)
+{
+    struct run_run *rr = arg;
+    char *argv[] = {"sh", "-c", "sleep 0.05; echo hi; echo err >&2", NULL};
+    cc_run_options o = {.capture_output = true};
+    rr->r = cc_run(argv, &o, cc_deadline_in(60 * CC_SEC), &rr->res);
+    return 0;
+}
+
+static void test_run_in_task(void **state)
+{
+    struct run_run rr = {.r = 1};
+    assert_int_equal(cc_loop_run(run_echo, &rr, NULL), 0);
+    assert_int_equal(rr.r, 0);
+    assert_int_equal(rr.res.returncode, 0);
+    assert_string_equal(rr.res.out.data, "hi\n");
+    assert_string_equal(rr.res.err.data, "err\n");
+    cc_completed_process_free(&rr.res);
+}
+
+/* ---- cancellation -------------------------------------------------------- */
+
+struct cancel_run {
+    cc_process *p; /* sleep 30 */
+    int r;         /* the cancelled task's cc_process_wait */
+    int killed;    /* cc_process_kill afterwards */
+    int reaped;    /* cc_process_wait after the kill */
+    int code;      /* its returncode */
+};
+
+static int wait_forever(void *arg, void **result)
+{
+    struct cancel_run *c = arg;
+    c->r = cc_process_wait(c->p, CC_FOREVER, NULL);
+    return 0;
+}
+
+static int cancel_wait(void *arg, void **result)
+{
+    struct cancel_run *c = arg;
+    char *argv[] = {"sleep", "30", NULL};
+    if (cc_process_spawn(&c->p, argv, NULL) != 0)
+        abort();
+    cc_future *f;
+    if (cc_spawn(wait_forever, c, &f) != 0)
+        abort();
+    cc_sleep(20 * CC_MSEC); /* it is parked in the wait by now */
+    cc_task_cancel(f);
+    cc_future_wait(f, cc_deadline_in(60 * CC_SEC));
+    cc_future_release(f);
+    c->killed = cc_process_kill(c->p);
+    c->reaped = cc_process_wait(c->p, cc_deadline_in(60 * CC_SEC), &c->code);
+    cc_process_free(c->p);
+    return 0;
+}
+
+static void test_cancel_wait(void **state)
+{
+    struct cancel_run c = {.r = 1, .killed = 1, .reaped = 1};
+    assert_int_equal(cc_loop_run(cancel_wait, &c, NULL), 0);
+    assert_int_equal(c.r, -ECANCELED);
+    assert_int_equal(c.killed, 0);
+    assert_int_equal(c.reaped, 0);
+    assert_int_equal(c.code, -SIGKILL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CC_TEST(test_wait_parks),
+        CC_TEST(test_communicate_big),
+        CC_TEST(test_run_in_task),
+        CC_TEST(test_cancel_wait),
+    };
+    return CC_RUN_TESTS(tests);
+}
