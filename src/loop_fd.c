@@ -51,30 +51,33 @@ static int wait_fd_thread(int fd, short events, cc_deadline deadline)
     }
 }
 
-/* One parked task waiting on one or more fds: the first ready fd wakes it
- * (loop thread only, so `fired` needs no atomics). */
-struct fd_group {
-    cc__waiter w; /* parked until the first of its fds is ready */
-    bool fired;   /* w was woken already: later fds only note revents */
-};
-
 /* A task waiting on an fd, linked in the fd's slot. */
 struct fd_wait {
-    struct fd_group *g;   /* the task's wait this entry belongs to */
+    cc__wake_once *g;     /* the task's wait this entry belongs to */
     uint32_t events;      /* what it waits for, plus POLLERR | POLLHUP */
     uint32_t revents;     /* the ready events handed over, or 0 */
     struct fd_wait *next; /* the next waiter on the same fd */
 };
 
+void cc__wake_once_fire(cc__wake_once *o)
+{
+    /* acq_rel: one source wins; it alone wakes (or writes the eventfd). */
+    if (cc__xchg(&o->fired, 1))
+        return;
+    if (o->efd >= 0) {
+        uint64_t one = 1;
+        if (write(o->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+            cc__panic("cc__wake_once_fire: eventfd write", -errno);
+        return;
+    }
+    cc__waiter_wake(&o->w); /* o may be gone after this */
+}
+
 /* Hand fw its events (unlinked already) and wake its task once. */
 static void fd_wait_fire(struct fd_wait *fw, uint32_t revents)
 {
-    struct fd_group *g = fw->g;
     fw->revents = revents;
-    if (g->fired)
-        return;
-    g->fired = true;
-    cc__waiter_wake(&g->w); /* g may be gone after this */
+    cc__wake_once_fire(fw->g);
 }
 
 /* The waiters on one fd of this thread's loop. */
@@ -174,7 +177,7 @@ void cc__loop_fd_ready(void *data, uint32_t events)
 }
 
 /* Link fw, waiting for `events` on fd, and (re-)arm the fd. */
-static int fd_wait_add(struct fd_wait *fw, struct fd_group *g, int fd,
+static int fd_wait_add(struct fd_wait *fw, cc__wake_once *g, int fd,
                        short events)
 {
     *fw = (struct fd_wait){.g = g,
@@ -201,40 +204,67 @@ static void fd_wait_remove(struct fd_wait *fw, int fd)
     }
 }
 
-/* Park the running task until one of fds is ready (poll's contract: fills
- * revents, returns the count > 0), or -ETIMEDOUT / -ECANCELED / -ENOMEM /
- * the poller's error. Every fd is registered with one shared waiter. */
-static int wait_fds_task(struct pollfd *fds, nfds_t n, cc_deadline deadline)
+/* Link one fd_wait per fd to o; returns how many were linked (all of them,
+ * or up to the one that failed, counted) and the error in *err. */
+static nfds_t fds_add(cc__wake_once *o, struct fd_wait *fw,
+                      struct pollfd *fds, nfds_t n, int *err)
 {
-    struct fd_wait stackv[4];
-    struct fd_wait *fw = n <= 4 ? stackv : cc__calloc(n, sizeof *fw);
-    if (!fw)
-        return -ENOMEM;
-    struct fd_group g = {.fired = false};
-    cc__waiter_init(&g.w);
     nfds_t added = 0;
-    int r = 0;
-    for (; added < n && r == 0; added++)
-        r = fd_wait_add(&fw[added], &g, fds[added].fd, fds[added].events);
-    if (r == 0) {
-        cc__loop_fd_waits(1);
-        cc__loop_note_wait(n > 1                        ? "fds"
-                           : fds[0].events & POLLOUT ? "fd (write)"
-                                                     : "fd (read)",
-                           fds[0].fd);
-        r = cc__waiter_park(&g.w, deadline);
-        cc__loop_note_wait(NULL, -1);
-        cc__loop_fd_waits(-1);
-    }
+    *err = 0;
+    for (; added < n && *err == 0; added++)
+        *err = fd_wait_add(&fw[added], o, fds[added].fd, fds[added].events);
+    return added;
+}
+
+/* Unlink them again; fill revents; return how many are ready. */
+static int fds_remove(struct fd_wait *fw, struct pollfd *fds, nfds_t added)
+{
     int ready = 0;
     for (nfds_t i = 0; i < added; i++) {
         fd_wait_remove(&fw[i], fds[i].fd);
         fds[i].revents = (short)fw[i].revents;
         ready += fw[i].revents != 0;
     }
+    return ready;
+}
+
+static const char *note_of(const struct pollfd *fds, nfds_t n)
+{
+    return n > 1                     ? "fds"
+           : fds[0].events & POLLOUT ? "fd (write)"
+                                     : "fd (read)";
+}
+
+int cc__wait_fds_once(cc__wake_once *o, struct pollfd *fds, unsigned long n,
+                      cc_deadline deadline)
+{
+    struct fd_wait stackv[4];
+    struct fd_wait *fw = n <= 4 ? stackv : cc__calloc(n, sizeof *fw);
+    if (!fw)
+        return -ENOMEM;
+    int r;
+    nfds_t added = fds_add(o, fw, fds, n, &r);
+    if (r == 0) {
+        cc__loop_fd_waits(1);
+        cc__loop_note_wait(n ? note_of(fds, n) : NULL, n ? fds[0].fd : -1);
+        r = cc__waiter_park(&o->w, deadline);
+        cc__loop_note_wait(NULL, -1);
+        cc__loop_fd_waits(-1);
+    }
+    int ready = fds_remove(fw, fds, added);
     if (fw != stackv)
         cc__free(fw, n * sizeof *fw);
     return r < 0 ? r : ready;
+}
+
+/* Park the running task until one of fds is ready (poll's contract: fills
+ * revents, returns the count > 0), or -ETIMEDOUT / -ECANCELED / -ENOMEM /
+ * the poller's error. Every fd is registered with one shared waiter. */
+static int wait_fds_task(struct pollfd *fds, nfds_t n, cc_deadline deadline)
+{
+    cc__wake_once o = {.efd = -1};
+    cc__waiter_init(&o.w);
+    return cc__wait_fds_once(&o, fds, n, deadline);
 }
 
 static int wait_fd_task(int fd, short events, cc_deadline deadline)

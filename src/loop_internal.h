@@ -13,6 +13,7 @@
 #include "wait.h"
 
 struct cc__task;
+struct pollfd;
 
 /* A task's cancellation state (loop_cancel.c). Loop thread only. */
 struct cc__cancel {
@@ -98,11 +99,27 @@ void cc__loop_fd_waits(int delta);
 void cc__loop_fd_ready(void *data, uint32_t events);
 void cc__loop_fd_close(void);
 
+/* One parked party woken by the first of several sources (fds of the loop,
+ * futures, ...): each source calls cc__wake_once_fire, only the first wakes
+ * w, or, for a thread sleeping in poll(), writes the eventfd efd. */
+typedef struct cc__wake_once {
+    cc__waiter w;         /* the parked task or thread */
+    cc__atomic_u32 fired; /* 0, then 1 once a source won (xchg acq_rel) */
+    int efd;              /* an eventfd to write instead of waking w, or -1 */
+} cc__wake_once;
+
+void cc__wake_once_fire(cc__wake_once *o);
+
+/* cc__wait_fds_once: as cc__wait_fds, parking on o->w (o initialised by the
+ * caller, efd -1), which other sources may fire too: then 0 fds may be
+ * ready (returns 0). In a task only. */
+int cc__wait_fds_once(cc__wake_once *o, struct pollfd *fds, unsigned long n,
+                      cc_deadline deadline);
+
 /* cc__wait_fds: in a task, park it until one of fds is ready, as poll():
  * fills revents, returns the count of ready fds (> 0); or -ETIMEDOUT,
  * -ECANCELED, -ENOMEM, or the poller's error (-EPERM: a regular file).
  * Outside a task -EPERM at once (the caller polls). */
-struct pollfd;
 int cc__wait_fds(struct pollfd *fds, unsigned long n, cc_deadline deadline);
 
 /* What the diagnostics (loop_diag.c) see of a task. */

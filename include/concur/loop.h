@@ -393,6 +393,50 @@ int cc_loop_dump(cc_loop *loop, FILE *out);
  */
 int cc_loop_dump_on_sigquit(void);
 
+/* ---- waiting on several kinds of things --------------------------------- */
+
+struct cc_process;
+
+/* What a cc_waitable watches. */
+typedef enum cc_wait_kind {
+    CC_WAIT_FUTURE,  /* ready when the future is done */
+    CC_WAIT_FD,      /* ready when fd is ready for `events` */
+    CC_WAIT_PROCESS, /* ready when the child has exited (or been reaped) */
+    CC_WAIT_TIMER,   /* ready once the clock reaches `at` */
+} cc_wait_kind;
+
+/* One thing for cc_wait_any to watch; set the fields of its kind. */
+typedef struct cc_waitable {
+    cc_wait_kind kind;          /* which of the fields below count */
+    cc_future *future;          /* CC_WAIT_FUTURE (borrowed) */
+    struct cc_process *process; /* CC_WAIT_PROCESS (borrowed) */
+    int fd;                     /* CC_WAIT_FD */
+    short events;               /* CC_WAIT_FD: POLLIN, POLLOUT, POLLPRI */
+    cc_deadline at;             /* CC_WAIT_TIMER: absolute monotonic ns */
+    short ready;                /* out: 0, or non-zero if ready (an fd's or
+                                   pidfd's revents; 1 for the others) */
+} cc_waitable;
+
+/*
+ * cc_wait_any: wait until at least one of ws[0..n) is ready or the deadline
+ * passes (Python's multiprocessing.connection.wait, generalised to futures,
+ * fds, child processes and timers). Sets every ws[i].ready to what is ready
+ * at return and returns the lowest ready index (>= 0). It consumes nothing:
+ * get the future's result, read the fd, reap the child (cc_process_poll)
+ * afterwards. In a task it parks the task (fds and pidfds through the loop's
+ * poller; cancellation and deadline scopes apply); in a thread it sleeps in
+ * the wait layer, or in ppoll() when fds or processes are among ws.
+ * Returns the index, or -ETIMEDOUT (nothing ready by the deadline, never
+ * before it), -ECANCELED (the task was cancelled), -EINVAL (ws NULL with
+ * n > 0, an unknown kind, a NULL future or process, no event asked), -EBADF
+ * (a negative fd), -EPERM (in a task: an fd epoll cannot watch), -ENOMEM,
+ * -EMFILE/-ENFILE (a thread waiting on fds and futures needs an eventfd).
+ * A closed fd is ready with POLLNVAL. Queues cannot be waited on yet.
+ * Thread safe (several callers may watch the same things). n == 0 sleeps
+ * until the deadline.
+ */
+int cc_wait_any(cc_waitable *ws, size_t n, cc_deadline deadline);
+
 #ifdef __cplusplus
 }
 #endif
