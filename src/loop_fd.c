@@ -14,7 +14,11 @@
  * so the next wait on the fd costs one epoll_ctl (mod), not two. A silent
  * registration can never report a stale event, and a closed fd's is gone
  * from epoll (mod then fails with ENOENT and we add). So a reader and a
- * writer task can share a socket. Outside a task, the thread uses poll().
+ * writer task can share a socket. A task may wait on several fds at once
+ * (cc__wait_fds: subprocess pipes and pidfds, cc_wait_any): one entry per
+ * fd, all pointing at one cc__wake_once, whose first firing wakes the task;
+ * the others only record their events. Outside a task, the thread uses
+ * poll().
  */
 #include "loop_internal.h"
 #include "poller.h"
