@@ -31,7 +31,11 @@ typedef struct job {
     strbuf pend[2];   /* --line-buffer: their bytes not yet printed */
     char *tag;        /* --line-buffer --tag: its lines' prefix, or NULL */
     long long received; /* --line-buffer: bytes of stdout (--joblog) */
+    int in_fd;        /* --pipe: its block (a memfd), else -1 */
 } job;
+
+/* A free slot. */
+#define JOB_FREE ((job){.pipe = {-1, -1}, .in_fd = -1})
 
 /* The epoll cookie of slot i's pidfd (kind 0) or pipe (1: stdout, 2: stderr). */
 static inline uint64_t cookie_of(long i, int kind)
@@ -83,6 +87,8 @@ typedef struct runner {
     bool halt_status_set; /* halt_status is set */
     int signalled;    /* the first SIGINT/SIGTERM/SIGHUP we got (else 0) */
     int64_t kill_at;  /* after it: when the jobs left get SIGKILL (else 0) */
+    blockreader blocks; /* --pipe: stdin, cut into blocks */
+    int next_in;      /* --pipe: the block of the job being started, or -1 */
 } runner;
 
 /* job_end.c */
