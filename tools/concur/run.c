@@ -348,7 +348,10 @@ static int dry_run(runner *r)
 {
     int got;
     inputs *in = &r->o->in;
-    while ((got = inputs_next(in)) > 0) {
+    while ((got = next_input(r)) > 0) {
+        if (r->next_in >= 0)
+            close(r->next_in); /* --pipe: its block is not shown */
+        r->next_in = -1;
         long seq = r->next_seq++;
         long slot = (seq - 1) % r->o->jobs + 1;
         tmpl_expand(&r->t, in->vals, in->nvals, seq, slot, &r->x);
