@@ -3,7 +3,8 @@
  * (--block, --recend, --recstart), compared with GNU parallel byte for byte
  * where it can judge (cli_test.h), and the invariants of the cutting checked
  * directly: the blocks put together are the input, each ends at a record end,
- * each but the last is near --block.
+ * each but the last is near --block. Also --bar and --eta, under a terminal
+ * (script(1)) and not.
  */
 #include "cli_test.h"
 
@@ -76,6 +77,31 @@ static void pipe_option_errors(void **state)
     }
 }
 
+/* Under a terminal the bar ends full, at 100%; --eta ends with nothing left. */
+static void bar_and_eta_on_a_terminal(void **state)
+{
+    if (system("command -v script >/dev/null 2>&1") != 0) {
+        print_message("script(1) is not installed: skipped\n");
+        skip();
+    }
+    expect("script -qc \"seq 20 | $C run -j2 --bar true\" /dev/null </dev/null"
+           " | tr '\\r' '\\n' | grep -c '^100% \\[#\\{30\\}\\] 20/20 ETA 0s'",
+           0, "1\n");
+    expect("script -qc \"seq 20 | $C run -j2 --eta true\" /dev/null </dev/null"
+           " | tr '\\r' '\\n' | grep -c '^ETA: 0s Left: 0 AVG: [0-9.]*s"
+           "  local:0/20/100%/'", 0, "1\n");
+    expect("script -qc \"seq 30000 | $C run --pipe --block 10k --bar wc -l\""
+           " /dev/null </dev/null | tr '\\r' '\\n' | grep -c '^100% .* 17/17 '",
+           0, "1\n");
+}
+
+/* Not a terminal: nothing on stderr (GNU parallel prints it anyway). */
+static void bar_and_eta_quiet_without_a_terminal(void **state)
+{
+    expect("$C run --bar --eta echo ::: a b 2>err | sort; wc -c < err", 0,
+           "a\nb\n0\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -84,6 +110,8 @@ int main(void)
         TEST(pipe_blocks_end_at_records_near_block),
         TEST(pipe_job_writing_first_does_not_block),
         TEST(pipe_option_errors),
+        TEST(bar_and_eta_on_a_terminal),
+        TEST(bar_and_eta_quiet_without_a_terminal),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -325,7 +325,10 @@ static int watch_signals(runner *r)
 static void wait_jobs(runner *r)
 {
     struct epoll_event ev[64];
-    int n = epoll_wait(r->epfd, ev, 64, r->timed ? next_due_ms(r) : -1);
+    int ms = r->timed ? next_due_ms(r) : -1;
+    if (r->progress && (ms < 0 || ms > 1000))
+        ms = 1000; /* the ETA moves on even when no job ends */
+    int n = epoll_wait(r->epfd, ev, 64, ms);
     if (n < 0 && errno != EINTR) {
         fprintf(stderr, "concur run: epoll_wait: %s\n", strerror(errno));
         exit(RUN_EXIT_ERROR);
@@ -447,8 +450,12 @@ int run_jobs(run_opts *o)
         status = dry_run(&r);
         goto out;
     }
-    for (fill(&r); r.running > 0; fill(&r))
+    progress_start(&r);
+    for (fill(&r); r.running > 0; fill(&r)) {
+        progress_tick(&r);
         wait_jobs(&r);
+    }
+    progress_end(&r);
     if (r.signalled)
         die_now(&r);
     status = run_status(&r);

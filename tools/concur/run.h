@@ -204,6 +204,8 @@ typedef struct run_opts {
     long long block;      /* --block: the block size, in bytes */
     const char *recend;   /* --recend: records end with it, or NULL */
     const char *recstart; /* --recstart: records start with it, or NULL */
+    bool bar;             /* --bar: a progress bar on stderr (a terminal) */
+    bool eta;             /* --eta: the estimated time left, likewise */
 } run_opts;
 
 /* --retry-failed: make the failed commands of the joblog the inputs (joblog.c). */

@@ -56,6 +56,8 @@ void run_usage(FILE *f)
           "      --block SIZE   --pipe: blocks of about SIZE bytes (1M; k, K, M...)\n"
           "      --recend S     --pipe: records end with S (default: newline)\n"
           "      --recstart S   --pipe: records start with S\n"
+          "      --bar          a progress bar on stderr (when a terminal)\n"
+          "      --eta          the estimated time left on stderr (likewise)\n"
           "      --dry-run      print the commands instead of running them\n"
           "      --will-cite    accepted for GNU parallel compatibility\n"
           "  -h, --help         show this help\n\n"
@@ -131,7 +133,8 @@ static int set_flag(run_opts *o, const char *name)
         "--null", "-r", "--no-run-if-empty", "-u", "--ungroup", "--tag",
         "--resume", "--resume-failed", "--will-cite", "--group", "-X", "-m",
         "--shell", "--no-shell", "-q", "--quote", "--line-buffer", "--lb",
-        "--retry-failed", "--pipe", "--spreadstdin"};
+        "--retry-failed", "--pipe", "--spreadstdin", "--bar",
+        "--eta"};
     size_t i = 0;
     while (i < sizeof names / sizeof names[0] && strcmp(name, names[i]))
         i++;
@@ -151,6 +154,8 @@ static int set_flag(run_opts *o, const char *name)
     case 20: case 21: o->out = OUT_LINEBUF; break;
     case 22: o->resume = RETRY_FAILED; break;
     case 23: case 24: o->pipe = true; break;
+    case 25: o->bar = true; break;
+    case 26: o->eta = true; break;
     default: return 1;
     }
     return 0;
@@ -296,7 +301,7 @@ static int prepare(run_opts *o)
     if (!o->pipe && o->in.nsrc == 0 && add_file(o, "-") < 0)
         return -1;
     bool fit = o->multi == 'X' || o->multi == 'm';
-    o->in.slurp_all |= o->halt_pct > 0 || (fit && o->jobs > 1);
+    o->in.slurp_all |= o->halt_pct > 0 || (fit && o->jobs > 1) || o->bar || o->eta;
     if (o->multi == 'N')
         o->in.max_chars = SIZE_MAX;
     int r = inputs_prepare(&o->in);

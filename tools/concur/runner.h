@@ -89,6 +89,10 @@ typedef struct runner {
     int64_t kill_at;  /* after it: when the jobs left get SIGKILL (else 0) */
     blockreader blocks; /* --pipe: stdin, cut into blocks */
     int next_in;      /* --pipe: the block of the job being started, or -1 */
+    bool progress;    /* --bar, --eta, and stderr is a terminal */
+    long ptotal;      /* --bar, --eta: the number of jobs (0: unknown) */
+    int64_t t0;       /* --bar, --eta: when the run started (cc_now) */
+    int64_t last_draw; /* --bar, --eta: when the line was last drawn */
 } runner;
 
 /* job_end.c */
@@ -117,6 +121,11 @@ void results_save(runner *r, const job *j);
 /* run.c */
 int spawn_job(runner *r, job *j);
 void watch(runner *r, long i);
+
+/* progress.c */
+void progress_start(runner *r);
+void progress_tick(runner *r);
+void progress_end(runner *r);
 
 /* joblog.c */
 int joblog_open(runner *r);
