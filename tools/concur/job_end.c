@@ -32,7 +32,9 @@ void free_slot(runner *r, long i)
     free(j->resdir);
     free(j->tag);
     lb_close(j);
-    *j = (job){.pipe = {-1, -1}};
+    if (j->in_fd >= 0)
+        close(j->in_fd);
+    *j = JOB_FREE;
     if (i < r->free_hint)
         r->free_hint = i;
 }

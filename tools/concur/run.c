@@ -47,7 +47,7 @@ static void fit_fd_limit(runner *r)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
-    rlim_t want = (rlim_t)r->o->jobs * 3 + FD_RESERVE +
+    rlim_t want = (rlim_t)r->o->jobs * 4 + FD_RESERVE +
                   (r->o->keep_order ? 2 * HOLD_MAX_OUTPUTS : 0);
     if (rl.rlim_cur < want) {
         rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want
@@ -83,7 +83,7 @@ static long take_slot(runner *r)
         n = r->o->jobs;
     r->slots = xrealloc(r->slots, (size_t)n * sizeof *r->slots);
     for (long k = r->nslots; k < n; k++)
-        r->slots[k] = (job){.pipe = {-1, -1}};
+        r->slots[k] = JOB_FREE;
     long i = r->nslots;
     r->nslots = n;
     r->free_hint = i + 1;
@@ -125,8 +125,10 @@ static int spawn_piped(job *j, char **argv, const cc_spawn_options *so0, int arg
 
 int spawn_job(runner *r, job *j)
 {
+    if (j->in_fd >= 0 && lseek(j->in_fd, 0, SEEK_SET) < 0)
+        return -errno; /* a retry reads its block from the start */
     cc_spawn_options so = {
-        .stdin_io = {CC_STDIO_FD, r->devnull},
+        .stdin_io = {CC_STDIO_FD, j->in_fd >= 0 ? j->in_fd : r->devnull},
         .stdout_io = {CC_STDIO_FD, j->out ? j->out->fd[0] : STDOUT_FILENO},
         .stderr_io = {CC_STDIO_FD, j->out ? j->out->fd[1] : STDERR_FILENO},
     };
@@ -197,6 +199,8 @@ static void start_job(runner *r, long seq)
 {
     long i = take_slot(r);
     job *j = &r->slots[i];
+    j->in_fd = r->next_in; /* freed with the slot */
+    r->next_in = -1;
     inputs *in = &r->o->in;
     tmpl_expand(&r->t, in->vals, in->nvals, seq, i + 1, &r->x);
     int err = r->o->out == OUT_GROUP ? outpool_get(&r->pool, &j->out) : 0;
@@ -220,11 +224,21 @@ static void start_job(runner *r, long seq)
     r->running++;
 }
 
+/* Read the next input (--pipe: the next block): 1, 0 at the end, -errno. */
+static int next_input(runner *r)
+{
+    if (!r->o->pipe)
+        return inputs_next(&r->o->in);
+    r->o->in.vals = NULL;
+    r->o->in.nvals = 0;
+    return blockreader_next(&r->blocks, &r->next_in);
+}
+
 /* Start jobs while slots and inputs allow. */
 static void fill(runner *r)
 {
     while (can_start(r)) {
-        int got = inputs_next(&r->o->in);
+        int got = next_input(r);
         if (got <= 0) {
             if (got < 0)
                 fprintf(stderr, "concur run: cannot read input: %s\n", strerror(-got));
@@ -233,8 +247,12 @@ static void fill(runner *r)
             return;
         }
         long seq = r->next_seq++;
-        if (r->skip && resume_skips(r, seq))
+        if (r->skip && resume_skips(r, seq)) {
             skip_job(r, seq);
+            if (r->next_in >= 0)
+                close(r->next_in);
+            r->next_in = -1;
+        }
         else
             start_job(r, seq);
     }
@@ -307,7 +325,10 @@ static int watch_signals(runner *r)
 static void wait_jobs(runner *r)
 {
     struct epoll_event ev[64];
-    int n = epoll_wait(r->epfd, ev, 64, r->timed ? next_due_ms(r) : -1);
+    int ms = r->timed ? next_due_ms(r) : -1;
+    if (r->progress && (ms < 0 || ms > 1000))
+        ms = 1000; /* the ETA moves on even when no job ends */
+    int n = epoll_wait(r->epfd, ev, 64, ms);
     if (n < 0 && errno != EINTR) {
         fprintf(stderr, "concur run: epoll_wait: %s\n", strerror(errno));
         exit(RUN_EXIT_ERROR);
@@ -330,7 +351,10 @@ static int dry_run(runner *r)
 {
     int got;
     inputs *in = &r->o->in;
-    while ((got = inputs_next(in)) > 0) {
+    while ((got = next_input(r)) > 0) {
+        if (r->next_in >= 0)
+            close(r->next_in); /* --pipe: its block is not shown */
+        r->next_in = -1;
         long seq = r->next_seq++;
         long slot = (seq - 1) % r->o->jobs + 1;
         tmpl_expand(&r->t, in->vals, in->nvals, seq, slot, &r->x);
@@ -374,7 +398,9 @@ static int runner_setup(runner *r)
 static int runner_init(runner *r, run_opts *o)
 {
     *r = (runner){.o = o, .next_seq = 1, .next_print = 1, .epfd = -1, .devnull = -1,
-                  .sigfd = -1};
+                  .sigfd = -1, .next_in = -1};
+    if (o->pipe)
+        blockreader_init(&r->blocks, o);
     tmpl_init(&r->t, o->cmd, o->ncmd, tmpl_sources(o), o->shell_mode);
     r->t.context = o->multi == 'X' || o->multi == 'N';
     if (o->out == OUT_UNGROUP)
@@ -403,6 +429,7 @@ static void runner_free(runner *r)
     free(r->ring);
     free(r->skip);
     free(r->runtimes);
+    blockreader_free(&r->blocks);
     if (r->joblog)
         fclose(r->joblog);
     if (r->epfd >= 0)
@@ -423,8 +450,12 @@ int run_jobs(run_opts *o)
         status = dry_run(&r);
         goto out;
     }
-    for (fill(&r); r.running > 0; fill(&r))
+    progress_start(&r);
+    for (fill(&r); r.running > 0; fill(&r)) {
+        progress_tick(&r);
         wait_jobs(&r);
+    }
+    progress_end(&r);
     if (r.signalled)
         die_now(&r);
     status = run_status(&r);

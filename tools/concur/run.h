@@ -200,6 +200,12 @@ typedef struct run_opts {
     int shell_mode;       /* --shell: 1; --no-shell, -q: -1; else 0 */
     const char *results;  /* --results DIR, or NULL */
     long *retry_seqs;     /* --retry-failed: the logged seq of each job */
+    bool pipe;            /* --pipe: stdin is cut into blocks, one per job */
+    long long block;      /* --block: the block size, in bytes */
+    const char *recend;   /* --recend: records end with it, or NULL */
+    const char *recstart; /* --recstart: records start with it, or NULL */
+    bool bar;             /* --bar: a progress bar on stderr (a terminal) */
+    bool eta;             /* --eta: the estimated time left, likewise */
 } run_opts;
 
 /* --retry-failed: make the failed commands of the joblog the inputs (joblog.c). */
@@ -219,6 +225,23 @@ int parse_delim(run_opts *o, const char *s);
 int parse_timeout(run_opts *o, const char *s);
 int parse_termseq(run_opts *o, const char *s);
 int parse_halt(run_opts *o, const char *s);
+int parse_block(run_opts *o, const char *s);
+
+/* ---- --pipe (pipe.c) ------------------------------------------------------- */
+
+/* stdin, cut into blocks at record boundaries (GNU parallel's way). */
+typedef struct blockreader {
+    strbuf buf;    /* bytes read from stdin, not yet given to a job */
+    strbuf sep;    /* recend then recstart: a block ends inside it */
+    size_t endlen; /* bytes of recend: the cut is after them */
+    size_t block;  /* the block size, grown when no boundary is found */
+    bool eof;      /* stdin ended */
+} blockreader;
+
+void blockreader_init(blockreader *b, const run_opts *o);
+/* The next block, in a memfd at offset 0 (*fd): 1, 0 at the end, -errno. */
+int blockreader_next(blockreader *b, int *fd);
+void blockreader_free(blockreader *b);
 
 /* ---- output files (output.c) ---------------------------------------------- */
 

@@ -52,6 +52,12 @@ void run_usage(FILE *f)
           "  -m                 as many inputs per job as fit, {} for them all\n"
           "  -q, --no-shell     never run a shell; --shell: always\n"
           "      --results DIR  save outputs in DIR/1/VALUE/.../stdout, stderr\n"
+          "      --pipe         cut stdin into blocks, one per job, as its stdin\n"
+          "      --block SIZE   --pipe: blocks of about SIZE bytes (1M; k, K, M...)\n"
+          "      --recend S     --pipe: records end with S (default: newline)\n"
+          "      --recstart S   --pipe: records start with S\n"
+          "      --bar          a progress bar on stderr (when a terminal)\n"
+          "      --eta          the estimated time left on stderr (likewise)\n"
           "      --dry-run      print the commands instead of running them\n"
           "      --will-cite    accepted for GNU parallel compatibility\n"
           "  -h, --help         show this help\n\n"
@@ -118,6 +124,8 @@ static int set_max_args(run_opts *o, const char *v)
 }
 
 static int set_results(run_opts *o, const char *v) { return o->results = v, 0; }
+static int set_recend(run_opts *o, const char *v) { return o->recend = v, 0; }
+static int set_recstart(run_opts *o, const char *v) { return o->recstart = v, 0; }
 
 static int set_flag(run_opts *o, const char *name)
 {
@@ -125,7 +133,8 @@ static int set_flag(run_opts *o, const char *name)
         "--null", "-r", "--no-run-if-empty", "-u", "--ungroup", "--tag",
         "--resume", "--resume-failed", "--will-cite", "--group", "-X", "-m",
         "--shell", "--no-shell", "-q", "--quote", "--line-buffer", "--lb",
-        "--retry-failed"};
+        "--retry-failed", "--pipe", "--spreadstdin", "--bar",
+        "--eta"};
     size_t i = 0;
     while (i < sizeof names / sizeof names[0] && strcmp(name, names[i]))
         i++;
@@ -144,6 +153,9 @@ static int set_flag(run_opts *o, const char *name)
     case 17: case 18: case 19: o->shell_mode = -1; break;
     case 20: case 21: o->out = OUT_LINEBUF; break;
     case 22: o->resume = RETRY_FAILED; break;
+    case 23: case 24: o->pipe = true; break;
+    case 25: o->bar = true; break;
+    case 26: o->eta = true; break;
     default: return 1;
     }
     return 0;
@@ -168,6 +180,10 @@ static const struct valopt {
     {"", "--halt-on-error", "a condition", parse_halt},
     {"-N", "--max-args", "a number", set_max_args},
     {"", "--results", "a directory", set_results},
+    {"", "--block", "a size", parse_block},
+    {"", "--block-size", "a size", parse_block},
+    {"", "--recend", "a string", set_recend},
+    {"", "--recstart", "a string", set_recstart},
 };
 
 /* The value of option argv[*i] ("-j N", "-jN", "--jobs=N"), or NULL. */
@@ -280,10 +296,12 @@ static int prepare(run_opts *o)
 {
     if (o->resume == RETRY_FAILED)
         return prepare_retry(o);
-    if (o->in.nsrc == 0 && add_file(o, "-") < 0)
+    if (o->pipe && o->in.nsrc > 0)
+        return run_fail("--pipe: inputs come from stdin, not from %s", ":::");
+    if (!o->pipe && o->in.nsrc == 0 && add_file(o, "-") < 0)
         return -1;
     bool fit = o->multi == 'X' || o->multi == 'm';
-    o->in.slurp_all |= o->halt_pct > 0 || (fit && o->jobs > 1);
+    o->in.slurp_all |= o->halt_pct > 0 || (fit && o->jobs > 1) || o->bar || o->eta;
     if (o->multi == 'N')
         o->in.max_chars = SIZE_MAX;
     int r = inputs_prepare(&o->in);
@@ -300,7 +318,7 @@ static int prepare(run_opts *o)
 
 int run_parse_args(run_opts *o, int argc, char **argv)
 {
-    *o = (run_opts){.jobs = cpu_count(), .retries = 1,
+    *o = (run_opts){.jobs = cpu_count(), .retries = 1, .block = 1 << 20,
                     .termseq = {15, 200, 15, 100, 15, 50, 9, 25}, .nterm = 4};
     o->in.delim = '\n';
     int i = 1;

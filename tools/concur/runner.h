@@ -31,7 +31,11 @@ typedef struct job {
     strbuf pend[2];   /* --line-buffer: their bytes not yet printed */
     char *tag;        /* --line-buffer --tag: its lines' prefix, or NULL */
     long long received; /* --line-buffer: bytes of stdout (--joblog) */
+    int in_fd;        /* --pipe: its block (a memfd), else -1 */
 } job;
+
+/* A free slot. */
+#define JOB_FREE ((job){.pipe = {-1, -1}, .in_fd = -1})
 
 /* The epoll cookie of slot i's pidfd (kind 0) or pipe (1: stdout, 2: stderr). */
 static inline uint64_t cookie_of(long i, int kind)
@@ -83,6 +87,12 @@ typedef struct runner {
     bool halt_status_set; /* halt_status is set */
     int signalled;    /* the first SIGINT/SIGTERM/SIGHUP we got (else 0) */
     int64_t kill_at;  /* after it: when the jobs left get SIGKILL (else 0) */
+    blockreader blocks; /* --pipe: stdin, cut into blocks */
+    int next_in;      /* --pipe: the block of the job being started, or -1 */
+    bool progress;    /* --bar, --eta, and stderr is a terminal */
+    long ptotal;      /* --bar, --eta: the number of jobs (0: unknown) */
+    int64_t t0;       /* --bar, --eta: when the run started (cc_now) */
+    int64_t last_draw; /* --bar, --eta: when the line was last drawn */
 } runner;
 
 /* job_end.c */
@@ -111,6 +121,11 @@ void results_save(runner *r, const job *j);
 /* run.c */
 int spawn_job(runner *r, job *j);
 void watch(runner *r, long i);
+
+/* progress.c */
+void progress_start(runner *r);
+void progress_tick(runner *r);
+void progress_end(runner *r);
 
 /* joblog.c */
 int joblog_open(runner *r);
