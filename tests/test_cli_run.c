@@ -176,9 +176,12 @@ static void reads_input_lazily(void **state)
            0, "a\nb\n");
 }
 
+/* 100 MiB on stdout and on stderr at once: nothing blocks, nothing is lost. */
 static void big_output_passes_whole(void **state)
 {
-    expect("$C run head -c {} /dev/zero ::: 50000000 | wc -c", 0, "50000000\n");
+    expect("$C run 'head -c {} /dev/zero; head -c {} /dev/zero >&2' ::: 104857600"
+           " 2>err | wc -c; wc -c <err",
+           0, "104857600\n104857600\n");
 }
 
 /* ---- order, grouping, concurrency ------------------------------------------- */

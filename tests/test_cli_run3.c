@@ -143,6 +143,17 @@ static void signal_then_kill(void **state)
            0, "130\nfast\n");
 }
 
+/* Ctrl-C (SIGINT) as the issue says: the running jobs get SIGTERM, their
+ * groups too, and are logged; nothing is left behind; we die of SIGINT. */
+static void ctrl_c_terminates_jobs(void **state)
+{
+    expect("$C run -j2 --joblog log 'sleep {}' ::: 31.6$$ 31.6$$ 0.1 & pid=$!;"
+           " sleep 0.5; kill -INT $pid; wait $pid; echo $?;"
+           " cut -f 7,8 log | sort;"
+           " pgrep -f \"sleep 31[.]6$$([^0-9]|\\$)\" || echo none left",
+           0, "130\n0\t15\n0\t15\nExitval\tSignal\nnone left\n");
+}
+
 /* ---- errors ------------------------------------------------------------------- */
 
 static void option_errors(void **state)
@@ -175,6 +186,7 @@ int main(void)
         TEST(halt_now_stops_running_jobs),
         TEST(signal_stops_and_logs_every_job),
         TEST(signal_then_kill),
+        TEST(ctrl_c_terminates_jobs),
         TEST(option_errors),
     };
     return CC_RUN_TESTS(tests);

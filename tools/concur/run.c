@@ -271,7 +271,8 @@ static void signal_jobs(runner *r, int sig)
 /*
  * Jobs lead their own process groups (subprocess.h), so a Ctrl-C at the
  * terminal reaches only us. The first SIGINT, SIGTERM or SIGHUP stops
- * starting jobs and passes the signal on to every job's group; the jobs then
+ * starting jobs and sends SIGTERM to every job's group (a job that ignores
+ * SIGINT, as background jobs of a shell do, still stops); the jobs then
  * end as usual (printed, logged), those still running after SIGNAL_GRACE
  * are killed (run_due), and so are they all at a second signal. Once none
  * runs, we die of the first signal (die_now).
@@ -287,7 +288,7 @@ static void on_signal(runner *r)
     }
     r->signalled = (int)si.ssi_signo;
     r->input_done = true;
-    signal_jobs(r, r->signalled);
+    signal_jobs(r, SIGTERM);
     r->kill_at = cc_now() + SIGNAL_GRACE;
     r->timed = true;
 }
