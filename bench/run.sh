@@ -44,7 +44,8 @@ human() {
     [[ "$1" =~ ^[0-9.eE+-]+$ ]] || { echo "$1"; return; }
     awk -v v="$1" 'BEGIN {
         if (v >= 1e9) printf "%.3g G", v / 1e9; else if (v >= 1e6) printf "%.3g M", v / 1e6;
-        else if (v >= 1e4) printf "%.3g k", v / 1e3; else printf "%.3g", v }'
+        else if (v >= 1e4) printf "%.3g k", v / 1e3; else if (v >= 100) printf "%.0f", v;
+        else printf "%.3g", v }'
 }
 
 higher_is_better() { [[ "$1" == */s || "$1" == x ]]; }
