@@ -1,6 +1,6 @@
 /*
  * cli_test.h: what the differential tests of `concur run` share (included by
- * test_cli_run2.c and test_cli_run3.c): a scratch directory, running /bin/sh
+ * every test_cli_*.c): a scratch directory, running /bin/sh
  * scripts in it with $C as the CLI ($CONCUR_BIN), and running one case under
  * GNU parallel and under `concur run` to compare their stdout and exit status
  * (stderr is kept apart and not compared: messages are worded differently).
@@ -20,23 +20,28 @@
 
 static char scratch[64];
 
-/* Run `script` under /bin/sh in the scratch directory; $C is the CLI. */
-static cc_completed_process sh(const char *script)
+/* Run `script` under /bin/sh in the scratch directory, with stdin `input`
+ * (NULL: empty); $C is the CLI. The result is the caller's to free. */
+static cc_completed_process sh_in(const char *script, const char *input)
 {
     size_t n = strlen(script) + 64;
     char *full = malloc(n);
     snprintf(full, n, "C=\"$CONCUR_BIN\"\n%s", script);
     char *argv[] = {"/bin/sh", "-c", full, NULL};
     if (!scratch[0]) {
-        strcpy(scratch, "/tmp/concur-test2-XXXXXX");
+        strcpy(scratch, "/tmp/concur-test-XXXXXX");
         assert_non_null(mkdtemp(scratch));
     }
-    cc_run_options o = {.spawn.cwd = scratch, .capture_output = true, .input = ""};
+    cc_run_options o = {.spawn.cwd = scratch, .capture_output = true,
+                        .input = input ? input : "",
+                        .input_len = input ? strlen(input) : 0};
     cc_completed_process res;
     assert_int_equal(cc_run(argv, &o, cc_deadline_in(100 * CC_SEC), &res), 0);
     free(full);
     return res;
 }
+
+static cc_completed_process sh(const char *script) { return sh_in(script, NULL); }
 
 static const char *str(const cc_bytes *b) { return b->len ? b->data : ""; }
 
@@ -70,7 +75,7 @@ typedef struct dcase {
     const char *pre, *in, *args, *post;
 } dcase;
 
-static bool have_parallel(void)
+static inline bool have_parallel(void)
 {
     if (system("command -v parallel >/dev/null 2>&1") == 0)
         return true;
@@ -78,7 +83,7 @@ static bool have_parallel(void)
     return false;
 }
 
-static void differ(const dcase *c)
+static inline void differ(const dcase *c)
 {
     char script[2048];
     snprintf(script, sizeof script,
@@ -92,7 +97,7 @@ static void differ(const dcase *c)
     expect(script, 0, "");
 }
 
-static void differ_all(const dcase *cases, size_t n)
+static inline void differ_all(const dcase *cases, size_t n)
 {
     if (!have_parallel())
         skip();

@@ -4,54 +4,13 @@
  * shell rule and quoting, grouping, -k, -j, exit status, errors, and a few
  * cases compared with GNU parallel when it is installed.
  */
-#include "testutil.h"
+#include "cli_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-/* A scratch directory, the cwd of every script; removed after each test. */
-static char scratch[64];
-
-/* Run `script` under /bin/sh in the scratch directory, with stdin `input`
- * (NULL: empty); $C is the CLI. The result is the caller's to free. */
-static cc_completed_process sh_in(const char *script, const char *input)
-{
-    size_t n = strlen(script) + 64;
-    char *full = malloc(n);
-    snprintf(full, n, "C=\"$CONCUR_BIN\"\n%s", script);
-    char *argv[] = {"/bin/sh", "-c", full, NULL};
-    if (!scratch[0]) {
-        strcpy(scratch, "/tmp/concur-test-XXXXXX");
-        assert_non_null(mkdtemp(scratch));
-    }
-    cc_run_options o = {.spawn.cwd = scratch, .capture_output = true,
-                        .input = input ? input : "", .input_len = input ? strlen(input) : 0};
-    cc_completed_process res;
-    assert_int_equal(cc_run(argv, &o, cc_deadline_in(100 * CC_SEC), &res), 0);
-    free(full);
-    return res;
-}
-
-/* A captured output as a string (an empty one may not be NUL-terminated). */
-static const char *str(const cc_bytes *b) { return b->len ? b->data : ""; }
-
-static cc_completed_process sh(const char *script) { return sh_in(script, NULL); }
-
-/* Run `script`; expect this exit status and stdout. */
-static void expect(const char *script, int status, const char *out)
-{
-    cc_completed_process res = sh(script);
-    if (res.returncode != status || strcmp(str(&res.out), out) != 0)
-        fail_msg("script: %s\nstatus %d (want %d)\nstdout:\n%s\nwant:\n%s\nstderr:\n%s",
-                 script, res.returncode, status, str(&res.out), out,
-                 str(&res.err));
-    cc_completed_process_free(&res);
-}
 
 /* Run `script`; expect exit 255 and `what` in its stderr. */
 static void expect_error(const char *script, const char *what)
@@ -72,18 +31,7 @@ static bool exists(const char *name)
     return lstat(path, &st) == 0;
 }
 
-static int clean_scratch(void **state)
-{
-    if (scratch[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-        assert_int_equal(system(cmd), 0);
-        scratch[0] = '\0';
-    }
-    return cc_test_teardown(state);
-}
 
-#define TEST(fn) cmocka_unit_test_setup_teardown(fn, cc_test_setup, clean_scratch)
 
 /* ---- replacement strings ---------------------------------------------------- */
 
