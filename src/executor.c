@@ -11,7 +11,6 @@
  * long the input is, and results come back in input order.
  */
 #include "executor_internal.h"
-#include "loop_internal.h"
 
 #include <string.h>
 
@@ -221,12 +220,7 @@ void cc_map_free(cc_map *m)
         return;
     for (size_t i = 0; i < m->inflight; i++) {
         struct chunk *c = &m->ring[(m->head + i) % m->max_chunks];
-        cc_future_cancel(c->f);
-        struct cc__protect p; /* the chunk's memory must outlive its task */
-        cc__protect_begin(&p);
-        cc_future_wait(c->f, CC_FOREVER);
-        cc__protect_end(&p);
-        cc_future_release(c->f);
+        cc__future_abandon(c->f); /* its memory is freed below */
     }
     free_map(m);
 }

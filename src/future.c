@@ -459,3 +459,13 @@ bool cc__future_run(cc_future *f)
     cc__future_finish(f, r, result, msg);
     return true;
 }
+
+void cc__future_abandon(cc_future *f)
+{
+    cc_future_cancel(f);
+    struct cc__protect p; /* the task may still use memory freed after this */
+    cc__protect_begin(&p);
+    cc_future_wait(f, CC_FOREVER);
+    cc__protect_end(&p);
+    cc_future_release(f);
+}

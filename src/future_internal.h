@@ -87,6 +87,14 @@ bool cc__future_subscribe(cc_future *f, cc__future_sub *s);
 void cc__future_unsubscribe(cc_future *f, cc__future_sub *s);
 
 /*
+ * cc__future_abandon: cancel f, wait until it is done, then drop the caller's
+ * reference. The wait is shielded from task cancellation and deadline scopes,
+ * because the caller is about to free memory the task may still be using
+ * (a map's chunk). Blocks.
+ */
+void cc__future_abandon(cc_future *f);
+
+/*
  * cc__future_run: run f's task (f->fn, f->arg) in the calling thread and complete
  * f with its outcome, unless f was cancelled. Collects the task's error message
  * (cc_task_set_error_message). Returns whether the task ran.

@@ -175,9 +175,7 @@ void cc_process_map_free(cc_process_map *m)
         return;
     for (size_t i = 0; i < m->inflight; i++) {
         struct chunk *c = &m->ring[(m->head + i) % m->max_chunks];
-        cc_future_cancel(c->f);
-        cc_future_wait(c->f, CC_FOREVER);
-        cc_future_release(c->f);
+        cc__future_abandon(c->f); /* its result buffer is freed below */
     }
     for (size_t i = 0; i < m->max_chunks; i++)
         cc_bytes_free(&m->ring[i].res);
