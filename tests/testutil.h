@@ -29,8 +29,8 @@ int cc_test_teardown(void **state);
 /* Run the group, named after the file; returns the failure count for main(). */
 #define CC_RUN_TESTS(tests) cmocka_run_group_tests_name(__FILE__, tests, NULL, NULL)
 
-/* An iteration count: n in a normal build, n / CONCUR_TEST_DIVISOR (at least 1) in
- * sanitizer builds, which run ten times slower. */
+/* An iteration count: n / CONCUR_TEST_DIVISOR (at least 1): n in the normal and
+ * ASan builds, n / 10 in the TSan build, which runs ten times slower. */
 long cc_test_n(long n);
 
 /*
