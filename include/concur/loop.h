@@ -8,11 +8,11 @@
  * are done. A task is a stackful coroutine: it runs until it blocks, and then
  * its loop runs the next ready task. Every blocking call of concur (locks,
  * conditions, semaphores, events, barriers, queues, futures, wait on many,
- * thread join, cc_sleep) parks only the calling task when it is called from a
- * task, not the thread: the "one way to wait" of DESIGN.md. Exceptions that
- * still block the whole loop thread: subprocess waits and communicate (they
- * poll the pipes), and a plain read()/write() on a blocking fd (use cc_wait_fd
- * or the socket helpers below).
+ * thread join, subprocess waits and communicate, cc_sleep) parks only the
+ * calling task when it is called from a task, not the thread: the "one way to
+ * wait" of DESIGN.md. What still blocks the whole loop thread: a plain
+ * read()/write() on a blocking fd (use cc_wait_fd or the socket helpers
+ * below), and code outside concur that blocks (use cc_to_thread).
  *
  * Structured concurrency on top (below): cancelling a task (its blocking
  * calls fail with -ECANCELED), shield and deadline scopes, task groups, and
