@@ -13,8 +13,10 @@
  * side reads that counter right after its claiming CAS: both are seq_cst, so
  * either the waker sees the sleeper or the sleeper sees the claim (and then
  * waits for the claimed slot to be published, a few instructions, instead of
- * parking). Shutdown sets a bit in enq, so a put either claimed its slot
- * before the shutdown or fails; a get fails once deq reaches the frozen enq.
+ * parking). cc_wait_any's subscriptions count in get_waiters too, so the
+ * same check serves them (queue_sub.c). Shutdown sets a bit in enq, so a put
+ * either claimed its slot before the shutdown or fails; a get fails once deq
+ * reaches the frozen enq.
  * Join counts done tasks against enq: unfinished = enq - done.
  */
 #include "queue_impl.h"

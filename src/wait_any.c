@@ -8,11 +8,12 @@
  * poll(0)); if none is ready, the caller parks once on one cc__wake_once,
  * and scans again when woken. Futures and queues are subscribed
  * (future_internal.h, queue_impl.h): their notify fires the wake_once; a
- * queue's subscription is no getter, so it steals no getter's wakeup. Fds and pidfds: in a task they are registered with the loop's
- * poller for that same waiter (cc__wait_fds_once), so the task parks; a
- * thread sleeps in ppoll() on them plus an eventfd that the futures' notify
- * writes. Timers only shorten the park's deadline. The first source to fire
- * wins (an atomic flag); one that loses to a timeout is consumed before the
+ * queue's subscription is no getter, so it steals no getter's wakeup.
+ * Fds and pidfds: in a task they are registered with the loop's poller for
+ * that same waiter (cc__wait_fds_once), so the task parks; a thread sleeps
+ * in ppoll() on them plus an eventfd that the subscriptions' notify writes.
+ * Timers only shorten the park's deadline. The first source to fire wins
+ * (an atomic flag); one that loses to a timeout is consumed before the
  * waiter's frame goes away (as cc__wait_on does).
  */
 #include "future_internal.h"
