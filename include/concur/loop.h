@@ -446,8 +446,8 @@ typedef struct cc_waitable {
  * before it), -ECANCELED (the task was cancelled), -EINVAL (ws NULL with
  * n > 0, an unknown kind, a NULL future, process or queue, no event asked),
  * -EBADF (a negative fd), -EPERM (in a task: an fd epoll cannot watch),
- * -ENOMEM, -EMFILE/-ENFILE (a thread waiting on fds and futures or queues
- * needs an eventfd). A closed fd is ready with POLLNVAL.
+ * -ENOMEM, -EMFILE/-ENFILE (a thread waiting on fds or processes needs an
+ * eventfd). A closed fd is ready with POLLNVAL.
  * Thread safe (several callers may watch the same things); the things
  * watched must outlive the call (a queue may not be freed meanwhile).
  * n == 0 sleeps until the deadline.
