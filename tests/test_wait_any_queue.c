@@ -4,8 +4,9 @@
  * queues): a put from another thread wakes it with the right index beside a
  * second queue and a timer; a non-empty queue is ready at once; a getter
  * blocked on the same queue still gets its item (no stolen wakeup); the
- * deadline; shutdown wakes; from a task, woken by a thread and by a task of
- * another loop; and a stress of puts, gets and waiters that loses nothing.
+ * deadline; shutdown wakes; from a task, woken by a thread, by a task of
+ * another loop and of its own; and a stress of puts, gets and waiters
+ * (threads and tasks) that loses nothing, with and without a real getter.
  */
 #include "testutil.h"
 
@@ -364,6 +365,30 @@ static void test_task_woken_by_other_loop(void **state)
     }
 }
 
+static int wait_beside_putter(void *arg, void **result)
+{
+    cc_future *putter;
+    if (cc_spawn(put_a_when_parked, arg, &putter) != 0)
+        abort();
+    wait_in_task(arg, result);
+    cc_future_wait(putter, CC_FOREVER);
+    int r = cc_future_error(putter);
+    cc_future_release(putter);
+    return r;
+}
+
+/* The putter is a task of the waiter's own loop. */
+static void test_task_woken_by_same_loop(void **state)
+{
+    for (int k = 0; k < NKINDS; k++) {
+        struct task_wait tw = {.a = new_queue(k), .b = new_queue(k), .got = -1};
+        assert_int_equal(cc_loop_run(wait_beside_putter, &tw, NULL), 0);
+        assert_int_equal(tw.got, 0);
+        cc_queue_free(tw.a);
+        cc_queue_free(tw.b);
+    }
+}
+
 /* ---- stress -------------------------------------------------------------- */
 
 enum { S_PUTTERS = 2, S_GETTERS = 1, S_WATCHERS = 2, S_TASKS = 2 };
@@ -518,6 +543,7 @@ int main(void)
         CC_TEST(test_getter_not_robbed),
         CC_TEST(test_task_woken_by_thread),
         CC_TEST(test_task_woken_by_other_loop),
+        CC_TEST(test_task_woken_by_same_loop),
         CC_TEST(test_stress_watchers),
         CC_TEST(test_stress_with_getter),
     };
