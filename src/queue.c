@@ -114,6 +114,8 @@ static int locked_put_held(cc_queue *q, void *item, int64_t prio,
     }
     l->unfinished++;
     cc__wake_one(&q->getters, 0);
+    if (q->subs)
+        cc__queue_notify_held(q); /* besides the getter, not instead */
     return 0;
 }
 
@@ -187,6 +189,12 @@ static void locked_drop_held(cc_queue *q, struct cc__store *dropped)
     cc__wake_all(&q->joiners, 0);
 }
 
+bool cc__queue_ready_held(cc_queue *q)
+{
+    /* relaxed: shut is only written under the lock we hold. */
+    return q->locked.store.count > 0 || cc__load_relaxed(&q->locked.shut);
+}
+
 static void locked_shutdown(cc_queue *q, bool immediate)
 {
     struct cc__store dropped;
@@ -199,6 +207,7 @@ static void locked_shutdown(cc_queue *q, bool immediate)
         locked_drop_held(q, &dropped);
     cc__wake_all(&q->getters, 0);
     cc__wake_all(&q->putters, 0);
+    cc__queue_notify_held(q);
     cc__mutex_unlock(&q->lock);
     cc__store_destroy(&dropped, q->dtor, q->dtor_arg);
 }

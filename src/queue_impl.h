@@ -33,7 +33,9 @@ struct cc__ring {
     alignas(CC__CACHE_LINE)
     cc__atomic_u64 deq;          /* next get position */
     alignas(CC__CACHE_LINE)
-    cc__atomic_u32 get_waiters;  /* getters past their spin (seq_cst, below) */
+    cc__atomic_u32 get_waiters;  /* getters past their spin, plus linked
+                                    cc__queue_subs (seq_cst, below): a put
+                                    that sees 0 skips the lock */
     cc__atomic_u32 put_waiters;  /* putters past their spin (seq_cst) */
     cc__atomic_u32 join_waiters; /* callers in join (seq_cst) */
     alignas(CC__CACHE_LINE)
@@ -68,6 +70,20 @@ struct cc__locked {
                                  cc_queue_is_shutdown (relaxed: a snapshot) */
 };
 
+/*
+ * A subscription to "the queue may have an item to get" (cc_wait_any):
+ * notify(s, q) runs under q->lock when a put or a shutdown makes the queue
+ * ready (so it must be short and never block); by then s is unlinked.
+ * Unlike a getter it takes no item and consumes no wakeup: the put that
+ * fires it still wakes one real getter.
+ */
+typedef struct cc__queue_sub {
+    struct cc__queue_sub *next;                          /* under q->lock */
+    struct cc__queue_sub *prev;                          /* under q->lock */
+    bool linked;                                         /* under q->lock */
+    void (*notify)(struct cc__queue_sub *s, cc_queue *q); /* the callback */
+} cc__queue_sub;
+
 struct cc_queue {
     cc_queue_kind kind;          /* as given to cc_queue_new */
     bool ring_mode;              /* the lock-free ring, else the locked queue */
@@ -80,13 +96,40 @@ struct cc_queue {
     cc__waitq getters;           /* blocked in get */
     cc__waitq putters;           /* blocked in put */
     cc__waitq joiners;           /* blocked in join */
+    cc__queue_sub *subs;         /* subscriptions, newest first; under lock */
     union {
         struct cc__ring ring;    /* ring_mode */
         struct cc__locked locked; /* !ring_mode */
     };
 };
 
+/*
+ * cc__queue_ready: whether a get would not block now: an item is queued (on
+ * the ring: a put has claimed a slot, and publishes it within a few
+ * instructions) or the queue is shut down. A snapshot. Never blocks.
+ */
+bool cc__queue_ready(cc_queue *q);
+
+/*
+ * cc__queue_subscribe: link s to q unless q is ready already: then returns
+ * false and s stays unlinked (the caller handles the ready queue itself).
+ * Linked, s fires on the next put or shutdown.
+ */
+bool cc__queue_subscribe(cc_queue *q, cc__queue_sub *s);
+
+/* cc__queue_unsubscribe: unlink s if still linked; afterwards notify(s) is not
+ * running and never will, so s may be freed. */
+void cc__queue_unsubscribe(cc_queue *q, cc__queue_sub *s);
+
+/* cc__queue_notify_held: under q->lock, unlink and fire every
+ * subscription (a put or a shutdown made q ready). */
+void cc__queue_notify_held(cc_queue *q);
+
+/* queue.c: cc__queue_ready of a locked queue, under q->lock. */
+bool cc__queue_ready_held(cc_queue *q);
+
 /* queue_ring.c */
+bool cc__ring_ready(cc_queue *q);
 int cc__ring_init(cc_queue *q, size_t cap);
 void cc__ring_destroy(cc_queue *q);
 int cc__ring_put(cc_queue *q, void *item, cc_deadline deadline);

@@ -13,8 +13,10 @@
  * side reads that counter right after its claiming CAS: both are seq_cst, so
  * either the waker sees the sleeper or the sleeper sees the claim (and then
  * waits for the claimed slot to be published, a few instructions, instead of
- * parking). Shutdown sets a bit in enq, so a put either claimed its slot
- * before the shutdown or fails; a get fails once deq reaches the frozen enq.
+ * parking). cc_wait_any's subscriptions count in get_waiters too, so the
+ * same check serves them (queue_sub.c). Shutdown sets a bit in enq, so a put
+ * either claimed its slot before the shutdown or fails; a get fails once deq
+ * reaches the frozen enq.
  * Join counts done tasks against enq: unfinished = enq - done.
  */
 #include "queue_impl.h"
@@ -128,6 +130,17 @@ static void wake_one(cc_queue *q, cc__waitq *wq)
     cc__mutex_unlock(&q->lock);
 }
 
+/* After a put that saw get_waiters: wake one getter and, not instead of it,
+ * every cc_wait_any subscription (queue_sub.c). */
+static void wake_getter(cc_queue *q)
+{
+    cc__mutex_lock(&q->lock);
+    cc__wake_one(&q->getters, 0);
+    if (q->subs)
+        cc__queue_notify_held(q);
+    cc__mutex_unlock(&q->lock);
+}
+
 /* A claimed slot is being filled or emptied: let its owner finish. */
 static void let_claimer_finish(cc_queue *q)
 {
@@ -188,7 +201,7 @@ static int put_slow(cc_queue *q, void *item, cc_deadline deadline)
         cc__mutex_unlock(&q->lock);
     }
     if (ret == 0 && wake)
-        wake_one(q, &q->getters);
+        wake_getter(q);
     return ret;
 }
 
@@ -199,7 +212,7 @@ int cc__ring_put(cc_queue *q, void *item, cc_deadline deadline)
     int ret = try_put(&q->ring, item, &pos, &wake);
     if (CC__LIKELY(ret == 0)) {
         if (CC__UNLIKELY(wake))
-            wake_one(q, &q->getters);
+            wake_getter(q);
         return 0;
     }
     if (ret != -EAGAIN)
@@ -379,9 +392,21 @@ void cc__ring_shutdown(cc_queue *q, bool immediate)
     cc__mutex_lock(&q->lock);
     cc__wake_all(&q->getters, 0);
     cc__wake_all(&q->putters, 0);
+    cc__queue_notify_held(q);
     if (immediate)
         cc__wake_all(&q->joiners, 0);
     cc__mutex_unlock(&q->lock);
+}
+
+/* enq first, seq_cst: the second half of a subscription's handshake
+ * (queue_sub.c). A deq read later may pass that enq: then every item put
+ * before our look is got already, and later puts see our count. */
+bool cc__ring_ready(cc_queue *q)
+{
+    uint64_t enq = cc__load_seq_cst(&q->ring.enq);
+    if (enq & CC__RING_SHUT)
+        return true;
+    return enq > cc__load_acq(&q->ring.deq);
 }
 
 bool cc__ring_is_shutdown(cc_queue *q)

@@ -1,22 +1,25 @@
 /*
- * wait_any.c: cc_wait_any, waiting on futures, fds, child processes and
- * timers together (include/concur/loop.h), as Python's
+ * wait_any.c: cc_wait_any, waiting on futures, queues, fds, child processes
+ * and timers together (include/concur/loop.h), as Python's
  * multiprocessing.connection.wait generalised.
  *
  * DESIGN. A scan checks every source without blocking (futures' done state,
- * timers against the clock, fds and pidfds with one poll(0)); if none is
- * ready, the caller parks once on one cc__wake_once, and scans again when
- * woken. Futures are subscribed (future_internal.h): their notify fires the
- * wake_once. Fds and pidfds: in a task they are registered with the loop's
- * poller for that same waiter (cc__wait_fds_once), so the task parks; a
- * thread sleeps in ppoll() on them plus an eventfd that the futures' notify
- * writes. Timers only shorten the park's deadline. The first source to fire
- * wins (an atomic flag); one that loses to a timeout is consumed before the
+ * queues' readiness, timers against the clock, fds and pidfds with one
+ * poll(0)); if none is ready, the caller parks once on one cc__wake_once,
+ * and scans again when woken. Futures and queues are subscribed
+ * (future_internal.h, queue_impl.h): their notify fires the wake_once; a
+ * queue's subscription is no getter, so it steals no getter's wakeup.
+ * Fds and pidfds: in a task they are registered with the loop's poller for
+ * that same waiter (cc__wait_fds_once), so the task parks; a thread sleeps
+ * in ppoll() on them plus an eventfd that the subscriptions' notify writes.
+ * Timers only shorten the park's deadline. The first source to fire wins
+ * (an atomic flag); one that loses to a timeout is consumed before the
  * waiter's frame goes away (as cc__wait_on does).
  */
 #include "future_internal.h"
 #include "loop_internal.h"
 #include "process.h"
+#include "queue_impl.h"
 
 #include "concur/subprocess.h"
 
@@ -25,10 +28,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* One future subscription of a cc_wait_any call. */
+/* One future or queue subscription of a cc_wait_any call. */
 struct any_node {
-    cc__future_sub sub; /* linked in the future */
-    cc__wake_once *o;   /* what its completion fires */
+    union {
+        cc__future_sub fsub; /* CC_WAIT_FUTURE: linked in the future */
+        cc__queue_sub qsub;  /* CC_WAIT_QUEUE: linked in the queue */
+    };
+    cc__wake_once *o; /* what its completion (a put) fires */
 };
 
 /* The call's state: the fd-like sources as a poll set. */
@@ -38,7 +44,8 @@ struct any_call {
     struct pollfd *pf;    /* fds and pidfds, plus a slot for the eventfd */
     size_t *idx;          /* pf[k] is ws[idx[k]] */
     size_t m;             /* used entries of pf (without the eventfd) */
-    struct any_node *nodes; /* one per waitable (futures use theirs) */
+    struct any_node *nodes; /* one per waitable (futures, queues use
+                               theirs) */
 };
 
 static int check_one(const cc_waitable *w)
@@ -48,6 +55,8 @@ static int check_one(const cc_waitable *w)
         return w->future ? 0 : -EINVAL;
     case CC_WAIT_PROCESS:
         return w->process ? 0 : -EINVAL;
+    case CC_WAIT_QUEUE:
+        return w->queue ? 0 : -EINVAL;
     case CC_WAIT_FD:
         if (w->fd < 0)
             return -EBADF;
@@ -82,6 +91,7 @@ static long scan(struct any_call *c)
     for (size_t i = 0; i < c->n; i++) {
         cc_waitable *w = &c->ws[i];
         w->ready = w->kind == CC_WAIT_FUTURE  ? cc_future_done(w->future)
+                   : w->kind == CC_WAIT_QUEUE ? cc__queue_ready(w->queue)
                    : w->kind == CC_WAIT_TIMER ? w->at <= now
                                               : 0;
     }
@@ -99,33 +109,56 @@ static long scan(struct any_call *c)
     return -1;
 }
 
-static void node_notify(cc__future_sub *s, cc_future *f)
+static void future_notify(cc__future_sub *s, cc_future *f)
 {
     (void)f;
-    cc__wake_once_fire(CC__CONTAINER_OF(s, struct any_node, sub)->o);
+    cc__wake_once_fire(CC__CONTAINER_OF(s, struct any_node, fsub)->o);
 }
 
-/* Subscribe every future; false if one is done already (no park then). */
+static void queue_notify(cc__queue_sub *s, cc_queue *q)
+{
+    (void)q;
+    cc__wake_once_fire(CC__CONTAINER_OF(s, struct any_node, qsub)->o);
+}
+
+/* Subscribe ws[i] if it is a future or a queue; false if it is ready. */
+static bool subscribe_one(struct any_call *c, size_t i, cc__wake_once *o)
+{
+    struct any_node *node = &c->nodes[i];
+    *node = (struct any_node){.o = o};
+    if (c->ws[i].kind == CC_WAIT_FUTURE) {
+        node->fsub.notify = future_notify;
+        return cc__future_subscribe(c->ws[i].future, &node->fsub);
+    }
+    if (c->ws[i].kind == CC_WAIT_QUEUE) {
+        node->qsub.notify = queue_notify;
+        return cc__queue_subscribe(c->ws[i].queue, &node->qsub);
+    }
+    return true;
+}
+
+/* Subscribe every future and queue; false if one is ready already (no park
+ * then). Unsubscribe all of them afterwards, either way. */
 static bool subscribe_all(struct any_call *c, cc__wake_once *o)
 {
     bool all = true;
-    for (size_t i = 0; i < c->n; i++) {
-        if (c->ws[i].kind != CC_WAIT_FUTURE)
-            continue;
-        c->nodes[i] = (struct any_node){.sub.notify = node_notify, .o = o};
-        all &= cc__future_subscribe(c->ws[i].future, &c->nodes[i].sub);
-    }
+    for (size_t i = 0; i < c->n; i++)
+        all &= subscribe_one(c, i, o);
     return all;
 }
 
 static void unsubscribe_all(struct any_call *c)
 {
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->n; i++) {
         if (c->ws[i].kind == CC_WAIT_FUTURE)
-            cc__future_unsubscribe(c->ws[i].future, &c->nodes[i].sub);
+            cc__future_unsubscribe(c->ws[i].future, &c->nodes[i].fsub);
+        else if (c->ws[i].kind == CC_WAIT_QUEUE)
+            cc__queue_unsubscribe(c->ws[i].queue, &c->nodes[i].qsub);
+    }
 }
 
-/* A thread with fds: ppoll on them and an eventfd the futures write. */
+/* A thread with fds: ppoll on them and an eventfd the futures and queues
+ * write. */
 static int park_thread_fds(struct any_call *c, cc__wake_once *o,
                            cc_deadline until)
 {

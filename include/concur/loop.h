@@ -396,6 +396,7 @@ int cc_loop_dump_on_sigquit(void);
 /* ---- waiting on several kinds of things --------------------------------- */
 
 struct cc_process;
+struct cc_queue;
 
 /* What a cc_waitable watches. */
 typedef enum cc_wait_kind {
@@ -403,6 +404,9 @@ typedef enum cc_wait_kind {
     CC_WAIT_FD,      /* ready when fd is ready for `events` */
     CC_WAIT_PROCESS, /* ready when the child has exited (or been reaped) */
     CC_WAIT_TIMER,   /* ready once the clock reaches `at` */
+    CC_WAIT_QUEUE,   /* ready when a cc_queue_get would not block: an item
+                        is queued, or the queue is shut down (a hint: see
+                        cc_wait_any) */
 } cc_wait_kind;
 
 /* One thing for cc_wait_any to watch; set the fields of its kind. */
@@ -410,6 +414,7 @@ typedef struct cc_waitable {
     cc_wait_kind kind;          /* which of the fields below count */
     cc_future *future;          /* CC_WAIT_FUTURE (borrowed) */
     struct cc_process *process; /* CC_WAIT_PROCESS (borrowed) */
+    struct cc_queue *queue;     /* CC_WAIT_QUEUE (borrowed), any kind */
     int fd;                     /* CC_WAIT_FD */
     short events;               /* CC_WAIT_FD: POLLIN, POLLOUT, POLLPRI */
     cc_deadline at;             /* CC_WAIT_TIMER: absolute monotonic ns */
@@ -420,20 +425,32 @@ typedef struct cc_waitable {
 /*
  * cc_wait_any: wait until at least one of ws[0..n) is ready or the deadline
  * passes (Python's multiprocessing.connection.wait, generalised to futures,
- * fds, child processes and timers). Sets every ws[i].ready to what is ready
- * at return and returns the lowest ready index (>= 0). It consumes nothing:
- * get the future's result, read the fd, reap the child (cc_process_poll)
- * afterwards. In a task it parks the task (fds and pidfds through the loop's
- * poller; cancellation and deadline scopes apply); in a thread it sleeps in
- * the wait layer, or in ppoll() when fds or processes are among ws.
+ * queues, fds, child processes and timers). Sets every ws[i].ready to what
+ * is ready at return and returns the lowest ready index (>= 0). It consumes
+ * nothing: get the future's result, read the fd, reap the child
+ * (cc_process_poll), get from the queue afterwards. In a task it parks the
+ * task (fds and pidfds through the loop's poller; cancellation and deadline
+ * scopes apply); in a thread it sleeps in the wait layer, or in ppoll() when
+ * fds or processes are among ws. Puts, completions and shutdowns from any
+ * thread or task wake it, on whatever loop or thread it waits.
+ * Queues (every kind: FIFO, LIFO, priority, the lock-free ring) are ready
+ * when a get would not block: an item is queued, or the queue is shut down
+ * (then a get returns the items left, then -ESHUTDOWN), as a receive on a Go
+ * channel in a select, or poll() on a pipe. Readiness is a hint, as poll's:
+ * another getter may take the item first, so get with CC_NOWAIT (or a
+ * deadline) afterwards and expect -ETIMEDOUT now and then; on the ring a put
+ * may also still be publishing the item it claimed (for a few instructions).
+ * Waiting on a queue takes no item and no wakeup from a getter blocked in
+ * cc_queue_get: a put wakes that getter and every cc_wait_any watching.
  * Returns the index, or -ETIMEDOUT (nothing ready by the deadline, never
  * before it), -ECANCELED (the task was cancelled), -EINVAL (ws NULL with
- * n > 0, an unknown kind, a NULL future or process, no event asked), -EBADF
- * (a negative fd), -EPERM (in a task: an fd epoll cannot watch), -ENOMEM,
- * -EMFILE/-ENFILE (a thread waiting on fds and futures needs an eventfd).
- * A closed fd is ready with POLLNVAL. Queues cannot be waited on yet.
- * Thread safe (several callers may watch the same things). n == 0 sleeps
- * until the deadline.
+ * n > 0, an unknown kind, a NULL future, process or queue, no event asked),
+ * -EBADF (a negative fd), -EPERM (in a task: an fd epoll cannot watch),
+ * -ENOMEM, -EMFILE/-ENFILE (a thread waiting on fds or processes needs an
+ * eventfd). A closed fd is ready with POLLNVAL.
+ * Thread safe (several callers may watch the same things); the things
+ * watched must outlive the call (a queue may not be freed meanwhile).
+ * n == 0 sleeps until the deadline.
  */
 int cc_wait_any(cc_waitable *ws, size_t n, cc_deadline deadline);
 

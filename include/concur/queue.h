@@ -22,7 +22,12 @@
  *
  * A bounded FIFO (maxsize 1 to CC_QUEUE_RING_MAX) is a lock-free ring; the
  * other kinds take a short internal lock. Both block through concur's one way
- * to wait (src/wait.h), spinning and yielding briefly before they park.
+ * to wait (src/wait.h), spinning and yielding briefly before they park, so a
+ * task of an event loop that gets or puts parks only itself.
+ *
+ * To wait on several queues (and futures, fds, processes, timers) at once,
+ * as Go's select on channel receives, use cc_wait_any with CC_WAIT_QUEUE
+ * (concur/loop.h): ready when a get would not block; a hint, as poll's.
  */
 #ifndef CONCUR_QUEUE_H
 #define CONCUR_QUEUE_H
