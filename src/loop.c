@@ -37,10 +37,8 @@ enum {
     T_DONE,     /* finished: wakeups are ignored */
 };
 
-enum { NO_TIMER = (size_t)-1, POLL_BATCH = 64 };
-
-/* Most reaped task objects a loop keeps for its next spawns. */
-enum { SPARE_MAX = 256 };
+/* SPARE_MAX: most reaped task objects a loop keeps for its next spawns. */
+enum { NO_TIMER = (size_t)-1, POLL_BATCH = 64, SPARE_MAX = 256 };
 
 /* Polls of the remote stack before the loop sleeps: a thread often hands a
  * wakeup over within a microsecond or two, far cheaper to spin for than the
@@ -550,8 +548,8 @@ _Static_assert(sizeof(struct cc__task) == 176,
                "task_init sets every field of struct cc__task: update it");
 #endif
 
-/* Set every field, one by one: a memset of the whole object is a `rep
- * stos`, which costs more than the rest of a spawn's bookkeeping. */
+/* Every field one by one: a memset (or a compound literal) of the whole
+ * object is a `rep stos`, dearer than the rest of a spawn's bookkeeping. */
 static void task_init(struct cc__task *t, cc_loop *l, cc__coro *coro,
                       cc_future *f, cc_task_fn fn, void *arg)
 {
@@ -589,13 +587,6 @@ static void task_recycle(cc_loop *l, struct cc__task *t)
     l->n_spare++;
 }
 
-static void task_free_unstarted(cc_loop *l, struct cc__task *t, cc_future *f)
-{
-    if (f)
-        cc_future_release(f);
-    task_recycle(l, t);
-}
-
 int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
                   cc_future **out)
 {
@@ -612,8 +603,10 @@ int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
     cc__coro *coro;
     if (!f || cc__coro_create(&coro, task_main, t,
                               opts ? opts->stack_size : 0, name) < 0) {
+        if (f)
+            cc_future_release(f);
         if (t)
-            task_free_unstarted(l, t, f);
+            task_recycle(l, t);
         return -ENOMEM;
     }
     task_init(t, l, coro, f, fn, arg);

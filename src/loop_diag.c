@@ -51,7 +51,8 @@ struct bt_slot {
     void *frames[BT_MAX];    /* return addresses, innermost first */
 };
 
-static __thread struct bt_slot bt_tls __attribute__((tls_model("initial-exec")));
+static __thread struct bt_slot bt_tls
+    __attribute__((tls_model("initial-exec")));
 
 struct cc__diag {
     cc_loop *loop;         /* whose diagnostics */
