@@ -39,7 +39,7 @@
 /* The stall backtrace: the signal (as Go's preemption signal: ignored by
  * default, rarely used), the most frames kept, the wait for an answer. */
 #define BT_SIGNAL SIGURG
-enum { BT_MAX = 48, BT_WAIT_MS = 200 };
+enum { BT_MAX = 48, BT_WAIT_MS = 1000 };
 
 /* A thread's stall backtrace, filled by its BT_SIGNAL handler. Per thread,
  * not per loop: a signal that arrives late finds it still there. */
