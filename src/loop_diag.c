@@ -181,8 +181,6 @@ int cc_loop_dump(cc_loop *loop, FILE *out)
     return 0;
 }
 
-/* ---- stall watchdog ----------------------------------------------------- */
-
 /* ---- stall backtraces --------------------------------------------------- */
 
 static pthread_once_t bt_once = PTHREAD_ONCE_INIT;
@@ -291,6 +289,8 @@ static void stall_found(struct cc__diag *d, int64_t ran)
     pthread_mutex_lock(&d->mu);
     report_stall(d, name, ran, frames, d->switches != switches);
 }
+
+/* ---- stall watchdog ----------------------------------------------------- */
 
 static void wait_period(struct cc__diag *d)
 {
