@@ -116,9 +116,6 @@ static void arch_prepare(cc__coro *c)
 {
     uint64_t *sp = (uint64_t *)c; /* the header is 16-byte aligned */
 #if defined(__x86_64__)
-    uint32_t mxcsr = __builtin_ia32_stmxcsr();
-    uint16_t fpucw;
-    __asm__ volatile("fnstcw %0" : "=m"(fpucw));
     *--sp = (uint64_t)(uintptr_t)cc__coro_trampoline; /* return rip */
     *--sp = 0;                                        /* rbp: ends backtraces */
     *--sp = 0;                                        /* rbx */
@@ -126,7 +123,11 @@ static void arch_prepare(cc__coro *c)
     *--sp = (uint64_t)(uintptr_t)cc__coro_main;       /* r13 */
     *--sp = 0;                                        /* r14 */
     *--sp = 0;                                        /* r15 */
-    *--sp = mxcsr | (uint64_t)fpucw << 32;            /* FP control */
+    --sp;                                             /* FP control: */
+    /* stored straight into the frame: reading back what stmxcsr stored
+     * is not store-forwarded, and stalled every spawn. */
+    __asm__ volatile("stmxcsr %0" : "=m"(*(uint32_t *)sp));
+    __asm__ volatile("fnstcw %0" : "=m"(*((uint16_t *)sp + 2)));
 #elif defined(__aarch64__)
     uint64_t fpcr;
     __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));

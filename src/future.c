@@ -12,12 +12,17 @@
  * listener either sees the done state (and does not wait) or is linked before
  * the completer takes the mutex to notify. The "completing" state is a claim:
  * only the party that moved the future there writes its outcome, so a racing
- * cancel or second set_result can never tear it.
+ * cancel or second set_result can never tear it. A completer whose claim saw
+ * no listener leaves "completing" with a plain release store (no second RMW:
+ * a task's whole life has only a few); a listener that comes in meanwhile
+ * finds "completing", whose bit that store may erase, and so waits the few
+ * instructions until the future is done instead of linking itself.
  */
 #include "future_internal.h"
 #include "loop_internal.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -114,12 +119,30 @@ static void future_free(cc_future *f)
 
 /* ---- life cycle ------------------------------------------------------------ */
 
+#if __SIZEOF_POINTER__ == 8
+_Static_assert(sizeof(cc_future) == 120,
+               "cc__future_init sets every field of cc_future: update it");
+#endif
+
+/* Every field one by one: a memset of the whole future is a `rep stos`,
+ * which costs a task spawn (loop.c) more than the rest of this. */
 void cc__future_init(cc_future *f)
 {
-    memset(f, 0, sizeof *f);
     cc__store_relaxed(&f->state, CC__F_PENDING);
     cc__store_relaxed(&f->refs, 1);
+    cc__store_relaxed(&f->node.next, NULL);
+    f->fn = NULL;
+    f->arg = NULL;
+    f->result = NULL;
+    f->err = 0;
+    f->msg = NULL;
+    f->m = (cc__mutex)CC__MUTEX_INIT;
+    f->waiters = (cc__waitq){NULL, NULL};
+    f->callbacks = NULL;
     f->cb_tail = &f->callbacks;
+    f->subs = NULL;
+    f->cancel_running = NULL;
+    f->cancel_ctx = NULL;
 }
 
 int cc_future_new(cc_future **out)
@@ -142,7 +165,12 @@ cc_future *cc_future_retain(cc_future *f)
 
 void cc_future_release(cc_future *f)
 {
-    if (!f || cc__fetch_sub(&f->refs, 1) != 1)
+    /* acquire load: a count of 1 is our own reference, and nobody can take
+     * a new one without holding one, so f is ours to free with no RMW;
+     * acquire pairs with the release decrements of the earlier holders.
+     * Else acq_rel decrement: the last one frees and must see the others'
+     * writes. */
+    if (!f || (cc__load_acq(&f->refs) != 1 && cc__fetch_sub(&f->refs, 1) != 1))
         return;
     struct cc__callback *cb = f->callbacks;
     while (cb) { /* only left when a future dies before it is done */
@@ -237,7 +265,8 @@ bool cc_future_set_running_or_notify_cancel(cc_future *f)
 int cc__future_finish(cc_future *f, int err, void *result, char *msg)
 {
     unsigned from = BIT(CC__F_PENDING) | BIT(CC__F_RUNNING);
-    if (cas_state(f, from, CC__F_COMPLETING) == UINT32_MAX) {
+    uint32_t old = cas_state(f, from, CC__F_COMPLETING);
+    if (old == UINT32_MAX) {
         cc__free(msg, 0);
         return -EINVAL;
     }
@@ -246,7 +275,14 @@ int cc__future_finish(cc_future *f, int err, void *result, char *msg)
     f->msg = err ? msg : NULL;
     if (!err)
         cc__free(msg, 0);
-    become_done(f, BIT(CC__F_COMPLETING), CC__F_FINISHED);
+    if (old & CC__F_LISTENERS) {
+        become_done(f, BIT(CC__F_COMPLETING), CC__F_FINISHED);
+        return 0;
+    }
+    /* release: publishes the outcome. No listener was linked when we
+     * claimed; one that set its bit since saw "completing" and waits for
+     * this store (listen_locked), so the bit may go. */
+    cc__store_rel(&f->state, CC__F_FINISHED);
     return 0;
 }
 
@@ -308,7 +344,19 @@ const char *cc_future_error_message(const cc_future *f)
 static bool listen_locked(cc_future *f)
 {
     /* acq_rel: if done, acquire makes the outcome visible. */
-    return !is_done(cc__fetch_or(&f->state, CC__F_LISTENERS));
+    uint32_t s = cc__fetch_or(&f->state, CC__F_LISTENERS);
+    if (state_of(s) != CC__F_COMPLETING)
+        return !is_done(s);
+    /* Its completer may not see our bit (cc__future_finish): wait for the
+     * done state, a few instructions away unless the completer's thread
+     * was preempted; a completing task never switches meanwhile. */
+    for (int i = 0; !is_done(load_state(f)); i++) {
+        if (i < WAIT_SPINS)
+            cc__cpu_relax();
+        else
+            sched_yield();
+    }
+    return false;
 }
 
 int cc_future_wait(cc_future *f, cc_deadline deadline)

@@ -37,7 +37,8 @@ enum {
     T_DONE,     /* finished: wakeups are ignored */
 };
 
-enum { NO_TIMER = (size_t)-1, POLL_BATCH = 64 };
+/* SPARE_MAX: most reaped task objects a loop keeps for its next spawns. */
+enum { NO_TIMER = (size_t)-1, POLL_BATCH = 64, SPARE_MAX = 256 };
 
 /* Polls of the remote stack before the loop sleeps: a thread often hands a
  * wakeup over within a microsecond or two, far cheaper to spin for than the
@@ -105,6 +106,9 @@ struct cc_loop {
                                    loop is freed only at 0 (acq_rel) */
     struct cc__task *all;       /* every live task (diagnostics) */
     struct cc__diag *diag;      /* stall/deadlock/dump state, or NULL */
+    struct cc__task *spare;     /* reaped task objects for reuse, linked by
+                                   next (loop thread only) */
+    size_t n_spare;             /* how many */
 };
 
 static __thread cc_loop *tls_loop;          /* this thread's running loop */
@@ -528,11 +532,59 @@ static void task_main(void *arg)
     cc__future_run(t->future); /* runs fn unless cancelled before it began */
 }
 
-static void task_free_unstarted(struct cc__task *t, cc_future *f)
+/* Memory for a task object (task_init it): a spare one of l's, or new. */
+static struct cc__task *task_alloc(cc_loop *l)
 {
-    if (f)
-        cc_future_release(f);
-    cc__free(t, sizeof *t);
+    struct cc__task *t = l->spare;
+    if (!t)
+        return cc__malloc(sizeof *t);
+    l->spare = t->next;
+    l->n_spare--;
+    return t;
+}
+
+#if __SIZEOF_POINTER__ == 8
+_Static_assert(sizeof(struct cc__task) == 176,
+               "task_init sets every field of struct cc__task: update it");
+#endif
+
+/* Every field one by one: a memset (or a compound literal) of the whole
+ * object is a `rep stos`, dearer than the rest of a spawn's bookkeeping. */
+static void task_init(struct cc__task *t, cc_loop *l, cc__coro *coro,
+                      cc_future *f, cc_task_fn fn, void *arg)
+{
+    t->node = (struct remote_node){NULL, false};
+    t->next = NULL;
+    t->queued = false;
+    t->started = false;
+    t->coro = coro;
+    t->future = f;
+    t->loop = l;
+    cc__store_relaxed(&t->run_state, T_RUNNING);
+    cc__store_relaxed(&t->refs, 1);
+    t->when = CC_FOREVER;
+    t->seq = 0;
+    t->heap_idx = NO_TIMER;
+    t->ctx = (struct cc__task_ctx){false, NULL};
+    t->cancel = (struct cc__cancel){false, 0, CC_FOREVER};
+    t->fn = fn;
+    t->arg = arg;
+    t->all_next = t->all_prev = NULL;
+    t->wait_what = NULL;
+    t->wait_arg = -1;
+    t->wait_until = CC_FOREVER;
+}
+
+/* Keep a task object nobody else can reach for l's next spawn. */
+static void task_recycle(cc_loop *l, struct cc__task *t)
+{
+    if (l->n_spare >= SPARE_MAX) {
+        cc__free(t, sizeof *t);
+        return;
+    }
+    t->next = l->spare;
+    l->spare = t;
+    l->n_spare++;
 }
 
 int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
@@ -543,35 +595,33 @@ int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
         return -EPERM;
     if (heap_reserve(l, l->live + 1) < 0)
         return -ENOMEM;
-    struct cc__task *t = cc__calloc(1, sizeof *t);
+    struct cc__task *t = task_alloc(l);
     cc_future *f = t ? cc__future_alloc() : NULL;
     if (f)
         cc__future_init(f);
     const char *name = opts && opts->name ? opts->name : "task";
-    if (!f || cc__coro_create(&t->coro, task_main, t,
+    cc__coro *coro;
+    if (!f || cc__coro_create(&coro, task_main, t,
                               opts ? opts->stack_size : 0, name) < 0) {
+        if (f)
+            cc_future_release(f);
         if (t)
-            task_free_unstarted(t, f);
+            task_recycle(l, t);
         return -ENOMEM;
     }
-    t->fn = fn;
-    t->arg = arg;
+    task_init(t, l, coro, f, fn, arg);
     f->fn = task_body;
     f->arg = t;
-    t->future = f;
-    t->cancel.scope = CC_FOREVER;
-    t->loop = l;
-    t->heap_idx = NO_TIMER;
-    cc__store_relaxed(&t->refs, 1);
-    cc__store_relaxed(&t->run_state, T_RUNNING);
     l->live++;
     t->all_next = l->all;
     if (l->all)
         l->all->all_prev = t;
     l->all = t;
     runq_push(l, t);
-    if (out)
-        *out = cc_future_retain(f);
+    if (out) { /* relaxed: f is still ours alone; the caller's reference */
+        cc__store_relaxed(&f->refs, 2);
+        *out = f;
+    }
     return 0;
 }
 
@@ -580,10 +630,15 @@ int cc_spawn(cc_task_fn fn, void *arg, cc_future **task)
     return cc_spawn_with(fn, arg, NULL, task);
 }
 
+/*
+ * Free a finished task. A waker takes its reference on t before the CC__WOKEN
+ * store that lets t's park return, so every waker that will ever touch t
+ * holds one by now: refs == 1 means none is at work and none can come, and
+ * t is ours to reuse with no atomic RMW. Else those wakers must see DONE and
+ * the last reference frees t.
+ */
 static void reap(cc_loop *l, struct cc__task *t)
 {
-    /* acq_rel RMW: later wakers see DONE and leave t alone. */
-    cc__xchg(&t->run_state, T_DONE);
     cc__coro_destroy(t->coro);
     t->coro = NULL;
     cc_future_release(t->future);
@@ -591,6 +646,13 @@ static void reap(cc_loop *l, struct cc__task *t)
     *(t->all_prev ? &t->all_prev->all_next : &l->all) = t->all_next;
     if (t->all_next)
         t->all_next->all_prev = t->all_prev;
+    /* acquire: pairs with the wakers' release of their references. */
+    if (cc__load_acq(&t->refs) == 1) {
+        task_recycle(l, t);
+        return;
+    }
+    /* acq_rel RMW: later looks by wakers see DONE and leave t alone. */
+    cc__xchg(&t->run_state, T_DONE);
     task_release(t);
 }
 
@@ -721,6 +783,11 @@ static void loop_drain(cc_loop *l)
 
 static void loop_free(cc_loop *l)
 {
+    while (l->spare) {
+        struct cc__task *t = l->spare;
+        l->spare = t->next;
+        cc__free(t, sizeof *t);
+    }
     cc__diag_free(l->diag);
     cc__loop_fd_close();
     cc__poller_free(l->poller);

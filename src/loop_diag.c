@@ -7,7 +7,12 @@
  * it starts running a task (a switch count, the time, the task's name) and
  * when it is back in the scheduler; a watchdog thread per loop looks every
  * stall/4 ms and reports, once per stall, a task that has been running for
- * stall ms with no switch since. Deadlock: when the loop is about to sleep
+ * stall ms with no switch since, with a backtrace of the loop thread: it
+ * sends the thread BT_SIGNAL, whose handler (on the alternate signal stack)
+ * fills a per-thread buffer with backtrace() and answers through an atomic
+ * counter; the watchdog, a normal thread, symbolises and prints. backtrace()
+ * ran once when the loop started, so libgcc's unwinder is loaded and the
+ * handler does not dlopen. Deadlock: when the loop is about to sleep
  * with no task ready, no timer (no task has a deadline) and no fd wait,
  * only another thread (or a signal handler) could wake a task. If the
  * process has no other thread, it is certainly a deadlock: report and
@@ -23,6 +28,7 @@
 #include "poller.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,8 +36,28 @@
 #include <string.h>
 #include <time.h>
 
+/* The stall backtrace: the signal (as Go's preemption signal: ignored by
+ * default, rarely used), the most frames kept, the wait for an answer. */
+#define BT_SIGNAL SIGURG
+enum { BT_MAX = 48, BT_WAIT_MS = 1000 };
+
+/* A thread's stall backtrace, filled by its BT_SIGNAL handler. Per thread,
+ * not per loop: a signal that arrives late finds it still there. */
+struct bt_slot {
+    cc__atomic_u32 asked;    /* requests so far (the watchdog; release) */
+    cc__atomic_u32 answered; /* the request answered last (the handler;
+                                release: frames first) */
+    int n;                   /* frames captured */
+    void *frames[BT_MAX];    /* return addresses, innermost first */
+};
+
+static __thread struct bt_slot bt_tls
+    __attribute__((tls_model("initial-exec")));
+
 struct cc__diag {
     cc_loop *loop;         /* whose diagnostics */
+    pthread_t thread;      /* the loop's thread, for BT_SIGNAL */
+    struct bt_slot *bt;    /* its backtrace slot */
     int64_t stall_ns;      /* report a task running this long; 0: off */
     bool deadlock;         /* look for deadlocks */
     int64_t quiet_ns;      /* quiet time before a "possible deadlock" */
@@ -155,15 +181,116 @@ int cc_loop_dump(cc_loop *loop, FILE *out)
     return 0;
 }
 
-/* ---- stall watchdog ----------------------------------------------------- */
+/* ---- stall backtraces --------------------------------------------------- */
 
-static void report_stall(struct cc__diag *d, int64_t ran)
+static pthread_once_t bt_once = PTHREAD_ONCE_INIT;
+static struct sigaction bt_previous; /* BT_SIGNAL's handler before ours */
+
+static void bt_pass_on(int sig, siginfo_t *si, void *uctx)
 {
-    fprintf(stderr, "concur: stall: task \"%s\" of loop %p has run %lld ms "
-            "without yielding\n", d->name, (void *)d->loop,
-            (long long)(ran / CC_MSEC));
-    fflush(stderr);
+    if (bt_previous.sa_flags & SA_SIGINFO)
+        bt_previous.sa_sigaction(sig, si, uctx);
+    else if (bt_previous.sa_handler != SIG_DFL &&
+             bt_previous.sa_handler != SIG_IGN)
+        bt_previous.sa_handler(sig); /* SIGURG's default: ignore */
 }
+
+static void on_bt_signal(int sig, siginfo_t *si, void *uctx)
+{
+    struct bt_slot *s = &bt_tls;
+    /* acquire: pairs with the watchdog's release of the request. */
+    uint32_t asked = cc__load_acq(&s->asked);
+    if (asked == cc__load_relaxed(&s->answered)) {
+        bt_pass_on(sig, si, uctx); /* not ours: the application's */
+        return;
+    }
+    int saved = errno;
+    s->n = backtrace(s->frames, BT_MAX);
+    cc__store_rel(&s->answered, asked); /* release: the frames first */
+    errno = saved;
+}
+
+static void bt_install(void)
+{
+    void *warm[1];
+    backtrace(warm, 1); /* loads libgcc_s now, not in the handler */
+    struct sigaction sa = {.sa_sigaction = on_bt_signal,
+                           .sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK};
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(BT_SIGNAL, &sa, &bt_previous) < 0)
+        cc__panic("sigaction", -errno);
+}
+
+/* Ask the loop thread for its backtrace; its frame count, or 0 when it did
+ * not answer within BT_WAIT_MS (a sanitizer may hold signals back). Called
+ * without d->mu, which the loop thread may want meanwhile. */
+static int bt_capture(struct cc__diag *d)
+{
+    struct bt_slot *s = d->bt;
+    /* release: a late answer to an older request is told apart. */
+    uint32_t want = cc__load_relaxed(&s->asked) + 1;
+    cc__store_rel(&s->asked, want);
+    if (pthread_kill(d->thread, BT_SIGNAL) != 0)
+        return 0;
+    for (int ms = 0; ms < BT_WAIT_MS; ms++) {
+        /* acquire: the frames written before the answer. */
+        if (cc__load_acq(&s->answered) == want)
+            return s->n;
+        nanosleep(&(struct timespec){0, CC_MSEC}, NULL);
+    }
+    return 0;
+}
+
+/* Frames 0 and 1 are the handler and the kernel's signal return. */
+enum { BT_SKIP = 2 };
+
+static void print_backtrace(FILE *out, struct bt_slot *s, int n, bool moved)
+{
+    if (n <= BT_SKIP) {
+        fprintf(out, "  (no backtrace: the loop thread did not answer)\n");
+        return;
+    }
+    fprintf(out, "  backtrace of the loop thread%s (names need -rdynamic):\n",
+            moved ? ", which had switched tasks by then" : "");
+    char **names = backtrace_symbols(s->frames + BT_SKIP, n - BT_SKIP);
+    for (int i = 0; i < n - BT_SKIP; i++) {
+        if (names)
+            fprintf(out, "    %s\n", names[i]);
+        else
+            fprintf(out, "    [%p]\n", s->frames[BT_SKIP + i]);
+    }
+    free(names); /* backtrace_symbols': one malloc'd block */
+}
+
+static void report_stall(struct cc__diag *d, const char *name, int64_t ran,
+                         int frames, bool moved)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out)
+        out = stderr;
+    fprintf(out, "concur: stall: task \"%s\" of loop %p has run %lld ms "
+            "without yielding\n", name, (void *)d->loop,
+            (long long)(ran / CC_MSEC));
+    print_backtrace(out, d->bt, frames, moved);
+    write_out(out, &text, &len);
+}
+
+/* Under d->mu: report the stall of the running task, with a backtrace
+ * taken with the mutex released. */
+static void stall_found(struct cc__diag *d, int64_t ran)
+{
+    char name[sizeof d->name];
+    memcpy(name, d->name, sizeof name);
+    uint64_t switches = d->switches;
+    pthread_mutex_unlock(&d->mu);
+    int frames = bt_capture(d);
+    pthread_mutex_lock(&d->mu);
+    report_stall(d, name, ran, frames, d->switches != switches);
+}
+
+/* ---- stall watchdog ----------------------------------------------------- */
 
 static void wait_period(struct cc__diag *d)
 {
@@ -185,7 +312,7 @@ static void *watchdog_main(void *arg)
         int64_t ran = cc__now() - d->since;
         if (d->in_task && ran >= d->stall_ns && reported != d->switches) {
             reported = d->switches;
-            report_stall(d, ran);
+            stall_found(d, ran);
         }
     }
     pthread_mutex_unlock(&d->mu);
@@ -412,6 +539,10 @@ int cc__diag_new(struct cc__diag **out, cc_loop *l)
     d->stall_ns = tmp.stall_ns;
     d->deadlock = tmp.deadlock;
     d->quiet_ns = tmp.quiet_ns;
+    d->thread = pthread_self(); /* loops run on the thread that made them */
+    d->bt = &bt_tls;
+    if (d->stall_ns)
+        pthread_once(&bt_once, bt_install);
     int r = d->stall_ns ? start_watchdog(d) : 0;
     if (r < 0) {
         cc__free(d, sizeof *d);

@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,6 +370,61 @@ static void as_completed_free_early(void **state)
     release_futures(fs, N);
 }
 
+static void count_call(cc_future *f, void *arg)
+{
+    (void)f;
+    ((unsigned char *)arg)[0]++;
+}
+
+/* Completes fs[i] once the test thread has published i in `go`. */
+struct lockstep {
+    cc_future **fs;      /* the futures */
+    size_t n;            /* how many */
+    _Atomic size_t go;   /* the one to complete now, + 1 (0: none yet) */
+};
+
+static void *complete_in_step(void *arg)
+{
+    struct lockstep *ls = arg;
+    for (size_t i = 0; i < ls->n; i++) {
+        while (atomic_load(&ls->go) != i + 1)
+            ;
+        cc_future_set_result(ls->fs[i], (void *)(uintptr_t)i);
+    }
+    return NULL;
+}
+
+/* Listeners that come while another thread completes the future, aimed at
+ * the window between the completer's claim (the future reads as running)
+ * and its done store, which skips a second RMW when it saw no listener:
+ * every callback runs exactly once and no wait hangs. */
+static void listeners_race_completion(void **state)
+{
+    size_t n = (size_t)cc_test_n(20000);
+    struct lockstep ls = {calloc(n, sizeof(cc_future *)), n, 0};
+    unsigned char *calls = calloc(n, 1);
+    new_futures(ls.fs, n);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, complete_in_step, &ls), 0);
+    for (size_t i = 0; i < n; i++) {
+        cc_future *f = ls.fs[i];
+        atomic_store(&ls.go, i + 1);
+        while (!cc_future_running(f) && !cc_future_done(f))
+            ;
+        assert_int_equal(cc_future_add_done_callback(f, count_call,
+                                                     &calls[i]), 0);
+        void *res;
+        assert_int_equal(cc_future_result(f, CC_FOREVER, &res), 0);
+        assert_ptr_equal(res, (void *)(uintptr_t)i);
+    }
+    pthread_join(t, NULL);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(calls[i], 1);
+    release_futures(ls.fs, n);
+    free(ls.fs);
+    free(calls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +442,7 @@ int main(void)
         CC_TEST(as_completed_yields_each_once_in_order),
         CC_TEST(as_completed_under_races),
         CC_TEST(as_completed_free_early),
+        CC_TEST(listeners_race_completion),
     };
     return CC_RUN_TESTS(tests);
 }

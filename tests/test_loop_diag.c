@@ -114,6 +114,15 @@ static void test_stall_reported(void **state)
     assert_true(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0);
     assert_non_null(strstr(o.text, "concur: stall: task \"spinner\""));
     assert_null(strstr(o.text, "\"main\" of loop")); /* main yielded */
+    /* With the loop thread's backtrace: at least one frame, and one of
+     * them in this program (the spinner; symbols need -rdynamic, so only
+     * the file name is certain). */
+    const char *bt = strstr(o.text, "  backtrace of the loop thread");
+    assert_non_null(bt);
+    const char *frame = strstr(bt, "\n    ");
+    assert_non_null(frame);
+    assert_non_null(strstr(frame, "[0x"));
+    assert_non_null(strstr(frame, "test_loop_diag("));
 }
 
 static int quiet_child(void)

@@ -344,9 +344,10 @@ int cc_signal_wait_one(int signo, cc_deadline deadline);
 
 /* Options of cc_loop_set_diag. Zero-initialised means all off. */
 typedef struct cc_loop_diag_opts {
-    int stall_ms;          /* > 0: report on stderr, with its name, a task
-                              that runs this many ms without yielding (a
-                              watchdog thread per loop) */
+    int stall_ms;          /* > 0: report on stderr, with its name and a
+                              backtrace, a task that runs this many ms
+                              without yielding (a watchdog thread per
+                              loop) */
     bool deadlock;         /* report deadlocks (see cc_loop_set_diag) */
     int deadlock_quiet_ms; /* quiet time before a "possible deadlock";
                               0: 1000 ms */
@@ -360,7 +361,14 @@ typedef struct cc_loop_diag_opts {
  * and CONCUR_DEADLOCK_MS=N (quiet time). All off by default.
  * Stall: a task that runs stall_ms without a switch is reported once on
  * stderr ("concur: stall: task "NAME" of loop ... has run N ms without
- * yielding"); no backtrace.
+ * yielding"), followed by a backtrace of the loop thread taken then (one
+ * frame per line, innermost first, as glibc's backtrace_symbols prints
+ * them; function names need the program linked with -rdynamic, else
+ * "file(+offset)"; a task that switched meanwhile is said so). The
+ * backtrace is asked for with SIGURG (as Go's preemption): the detector
+ * installs a handler that passes any SIGURG it did not ask for to the
+ * handler found before it; a loop thread that blocks SIGURG, or a
+ * sanitizer that holds signals back, gets "(no backtrace ...)" instead.
  * Deadlock: the loop checks when it would sleep with no task ready, no task
  * with a deadline (no timer) and no task waiting for an fd (cc_wait_fd,
  * sockets, cc_signal_wait). Then only another thread (or a signal handler)

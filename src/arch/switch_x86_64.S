@@ -13,6 +13,10 @@
  * coro.c builds the first one of a new coroutine):
  *   [0] MXCSR (4 bytes), [4] x87 control word (2 bytes), padding
  *   [8] r15  [16] r14  [24] r13  [32] r12  [40] rbx  [48] rbp  [56] return rip
+ *
+ * ldmxcsr is the dearest part of the switch, but skipping it when the two
+ * contexts' MXCSR agree was slower (AMD Zen): comparing means reading back
+ * what stmxcsr just stored, and that load is not store-forwarded.
  */
 #if defined(__CET__) && (__CET__ & 1)
 #define ENDBR endbr64
@@ -39,16 +43,18 @@ cc__coro_swap:
     fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
+    /* The resume address first, so the jump's target is known early; then
+     * plain loads (as Boost's jump_fcontext), not a chain of pops. */
+    movq 56(%rsp), %rcx
     ldmxcsr (%rsp)
     fldcw 4(%rsp)
-    addq $8, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
-    popq %rcx
+    movq 8(%rsp), %r15
+    movq 16(%rsp), %r14
+    movq 24(%rsp), %r13
+    movq 32(%rsp), %r12
+    movq 40(%rsp), %rbx
+    movq 48(%rsp), %rbp
+    leaq 64(%rsp), %rsp
     movq %rdx, %rax
     /* Not ret: the return-stack predictor holds the other context's return
      * address and would mispredict every switch; an indirect jump is
