@@ -103,9 +103,15 @@ struct cc__pp_res {
 struct cc__pp_oom {
     char path[256];  /* its memory cgroup directory when it started */
     long base;       /* that cgroup's oom_kill count then, or -1 */
+    int64_t start_us; /* CLOCK_MONOTONIC at its start (us): older kernel
+                         log records cannot be about it */
 };
 void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid);
-bool cc__pp_oom_killed(const struct cc__pp_oom *o, pid_t pid);
+/* The end of the death message of worker pid, which ended with code (-N:
+ * signal N): for SIGKILL "; by the kernel's OOM killer", or words saying
+ * that it is unknown, or ""; otherwise "". Reads the cgroup counters, then
+ * the kernel log: bounded, never blocks. */
+const char *cc__pp_oom_words(const struct cc__pp_oom *o, pid_t pid, int code);
 
 /* A queued task; f->arg points to it. Freed by whoever dequeues it. */
 struct cc__pp_task {

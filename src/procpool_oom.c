@@ -6,30 +6,40 @@
  * the cgroups below). When a worker starts, its memory cgroup (from
  * /proc/PID/cgroup) is noted with the sum of the counters of that cgroup
  * and every cgroup below it (a worker may move itself into a child cgroup
- * with a tighter limit). When it dies by SIGKILL the sum is taken again: a
- * rise means the OOM killer. The cgroup of the dead worker itself cannot be
- * read (a zombie shows the root cgroup), and the counters hold no pids: a
- * process of the same cgroups OOM-killed at the same moment could be taken
- * for it; a worker that moved outside its cgroup's subtree is not seen. The
- * kernel log would tell, but is not readable without privileges: it is not
- * consulted.
+ * with a tighter limit), and the time. When it dies by SIGKILL the sum is
+ * taken again: a rise means the OOM killer. The dead worker's own cgroup
+ * cannot be read (a zombie shows the root cgroup), and the counters hold no
+ * pids: a process of the same cgroups OOM-killed at the same moment could
+ * be taken for it. When no counter can be read, or it did not rise (the
+ * worker left the subtree), the kernel log (/dev/kmsg, non-blocking, read
+ * once through, at most KMSG_MAX records) is searched for a kill record
+ * naming the pid ("Killed process PID (comm)", "oom-kill:...,pid=PID,...",
+ * "oom_reaper: reaped process PID"), no older than the worker's start. The
+ * log has no way to seek to a time, and its clock is the scheduler's (close
+ * to CLOCK_MONOTONIC, not equal): records up to KMSG_SLACK_US before the
+ * start count too, so the pid's previous owner killed in that window could
+ * be taken for it. Where neither can be read (no cgroup, /dev/kmsg refused
+ * without CAP_SYSLOG), the verdict is "unknown", and the message says so.
  */
-#include "internal.h"
+#include "procpool_oom.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
 
-struct cc__pp_oom {
-    char path[256]; /* the memory cgroup directory, "" if unknown */
-    long base;      /* its oom_kill count at the start, or -1 */
-};
+#define KMSG_MAX 100000           /* records read at most, per death */
+#define KMSG_SLACK_US 5000000LL   /* clock difference allowed (5 s) */
+#define KMSG_REC 8192             /* a record's longest text (the
+                                     kernel's CONSOLE_EXT_LOG_MAX) */
 
-void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid);
-bool cc__pp_oom_killed(const struct cc__pp_oom *o, pid_t pid);
+const char *cc__pp_oom_kmsg_path = "/dev/kmsg";
 
 /* The memory cgroup directory of pid into buf; false if unknown. */
 static bool cgroup_dir(pid_t pid, char *buf, size_t n)
@@ -102,12 +112,121 @@ void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid)
     o->path[0] = 0;
     o->base = cgroup_dir(pid, o->path, sizeof o->path) ? oom_total(o->path, 0)
                                                         : -1;
+    o->start_us = cc__now() / 1000;
 }
 
-bool cc__pp_oom_killed(const struct cc__pp_oom *o, pid_t pid)
+/* ---- the kernel log ------------------------------------------------------ */
+
+/* The pid after prefix in text (then a space or the end), or -1. */
+static long pid_after(const char *text, const char *prefix, const char *ends)
 {
-    (void)pid;
-    if (o->base < 0)
-        return false;
-    return oom_total(o->path, 0) > o->base;
+    const char *p = strstr(text, prefix);
+    if (!p)
+        return -1;
+    char *end;
+    long v = strtol(p + strlen(prefix), &end, 10);
+    bool ok = end != p + strlen(prefix) && (!*end || strchr(ends, *end));
+    return ok ? v : -1;
+}
+
+/* The pid that an OOM-kill message names, or -1. Formats: "Out of memory:
+ * Killed process P (c) ...", "Memory cgroup out of memory: Killed process P
+ * (c)", older kernels' separate "Killed process P (c) total-vm..." (the
+ * "Kill process P ... or sacrifice child" before it only chose); "oom-kill:
+ * constraint=...,task=c,pid=P,uid=U" (4.19+); "oom_reaper: reaped process
+ * P (c), ...". */
+static long killed_pid(const char *text)
+{
+    long pid = pid_after(text, "Killed process ", " ");
+    if (pid < 0 && !strncmp(text, "oom-kill:", 9))
+        pid = pid_after(text, ",pid=", ", ");
+    if (pid < 0)
+        pid = pid_after(text, "oom_reaper: reaped process ", " ");
+    return pid;
+}
+
+int cc__pp_oom_record(const char *rec, pid_t pid, int64_t since_us)
+{
+    long long ts;
+    int text = 0;
+    if (sscanf(rec, "%*d,%*[0-9],%lld,%*[^;];%n", &ts, &text) < 1 || !text)
+        return 0;
+    return ts >= since_us - KMSG_SLACK_US && killed_pid(rec + text) == pid;
+}
+
+/* Each whole line of buf[0, *have) goes to cc__pp_oom_record; the rest
+ * moves to the front. 1 when one matched. */
+static int scan_lines(char *buf, size_t *have, pid_t pid, int64_t since_us)
+{
+    char *line = buf, *end = buf + *have, *nl;
+    while ((nl = memchr(line, '\n', (size_t)(end - line)))) {
+        *nl = 0;
+        if (cc__pp_oom_record(line, pid, since_us))
+            return 1;
+        line = nl + 1;
+    }
+    *have = (size_t)(end - line);
+    memmove(buf, line, *have);
+    if (*have == KMSG_REC) /* a line longer than any record: dropped */
+        *have = 0;
+    return 0;
+}
+
+/* /dev/kmsg gives one record per read (EPIPE: records were overwritten
+ * meanwhile, go on); a file several lines, or part of one. */
+int cc__pp_oom_scan(int fd, pid_t pid, int64_t since_us)
+{
+    char buf[KMSG_REC + 1];
+    size_t have = 0;
+    for (long i = 0; i < KMSG_MAX; i++) {
+        ssize_t n = read(fd, buf + have, KMSG_REC - have);
+        if (n < 0 && (errno == EINTR || errno == EPIPE))
+            continue;
+        if (n < 0 && i == 0 && errno != EAGAIN)
+            return -errno;
+        if (n <= 0)
+            break; /* EAGAIN: the end of the log; 0: of a file */
+        have += (size_t)n;
+        if (scan_lines(buf, &have, pid, since_us))
+            return 1;
+    }
+    buf[have] = 0; /* a file's last line without its newline */
+    return have ? cc__pp_oom_record(buf, pid, since_us) : 0;
+}
+
+/* The kernel log names pid as OOM-killed: 1, 0, or -errno (unreadable). */
+static int kmsg_says(pid_t pid, int64_t since_us)
+{
+    int fd = open(cc__pp_oom_kmsg_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno; /* EPERM, EACCES without CAP_SYSLOG; ENOENT */
+    int r = cc__pp_oom_scan(fd, pid, since_us);
+    close(fd);
+    return r;
+}
+
+int cc__pp_oom_verdict(const struct cc__pp_oom *o, pid_t pid)
+{
+    long now = o->base >= 0 ? oom_total(o->path, 0) : -1;
+    if (now > o->base && o->base >= 0)
+        return CC__PP_OOM_YES;
+    int r = kmsg_says(pid, o->start_us);
+    if (r > 0)
+        return CC__PP_OOM_YES;
+    return r == 0 || now >= 0 ? CC__PP_OOM_NO : CC__PP_OOM_UNKNOWN;
+}
+
+const char *cc__pp_oom_words(const struct cc__pp_oom *o, pid_t pid, int code)
+{
+    if (code != -SIGKILL)
+        return "";
+    switch (cc__pp_oom_verdict(o, pid)) {
+    case CC__PP_OOM_YES:
+        return "; by the kernel's OOM killer";
+    case CC__PP_OOM_UNKNOWN:
+        return "; the OOM verdict is unknown (neither a cgroup counter nor "
+               "the kernel log could be read)";
+    default:
+        return "";
+    }
 }
