@@ -115,7 +115,10 @@ static int abandon_main(void *arg, void **result)
     if (cc_spawn(map_task, a, &t))
         abort();
     if (!a->self_cancel) {
-        cc_sleep(3 * a->nap_ms * CC_MSEC); /* it waits in next */
+        int64_t end = cc_now() + 30 * CC_SEC;
+        while (a->taken == 0 && cc_now() < end) /* the workers are up */
+            cc_sleep(CC_MSEC);
+        cc_sleep(a->nap_ms * CC_MSEC); /* it waits in next, chunks run */
         cc_task_cancel(t);
     }
     if (cc_future_wait(t, cc_deadline_in(60 * CC_SEC)))
