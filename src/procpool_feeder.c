@@ -498,6 +498,7 @@ void *cc__pp_feeder(void *arg)
     }
     if (s->w)
         stop_worker(s);
+    cc__pp_oom_forget(&s->oom);
     return NULL;
 }
 

@@ -6,20 +6,21 @@
  * the cgroups below). When a worker starts, its memory cgroup (from
  * /proc/PID/cgroup) is noted with the sum of the counters of that cgroup
  * and every cgroup below it (a worker may move itself into a child cgroup
- * with a tighter limit), and the time. When it dies by SIGKILL the sum is
- * taken again: a rise means the OOM killer. The dead worker's own cgroup
- * cannot be read (a zombie shows the root cgroup), and the counters hold no
- * pids: a process of the same cgroups OOM-killed at the same moment could
- * be taken for it. When no counter can be read, or it did not rise (the
- * worker left the subtree), the kernel log (/dev/kmsg, non-blocking, read
- * once through, at most KMSG_MAX records) is searched for a kill record
- * naming the pid ("Killed process PID (comm)", "oom-kill:...,pid=PID,...",
- * "oom_reaper: reaped process PID"), no older than the worker's start. The
- * log has no way to seek to a time, and its clock is the scheduler's (close
- * to CLOCK_MONOTONIC, not equal): records up to KMSG_SLACK_US before the
- * start count too, so the pid's previous owner killed in that window could
- * be taken for it. Where neither can be read (no cgroup, /dev/kmsg refused
- * without CAP_SYSLOG), the verdict is "unknown", and the message says so.
+ * with a tighter limit). When it dies by SIGKILL the sum is taken again: a
+ * rise means the OOM killer. The dead worker's own cgroup cannot be read (a
+ * zombie shows the root cgroup), and the counters hold no pids: a process
+ * of the same cgroups OOM-killed at the same moment could be taken for it.
+ * The fallback, when no counter can be read or it did not rise (the worker
+ * left the subtree): the kernel log. At the start /dev/kmsg is opened
+ * (non-blocking) and put after its last record (SEEK_END); the fd stays
+ * with the slot. After a SIGKILL death the records since then (few, at
+ * most KMSG_MAX) are searched for the kernel's kill record naming the pid
+ * ("Killed process PID (comm)", "oom-kill:...,pid=PID,...", "oom_reaper:
+ * reaped process PID"); the pid was the worker's all that time. Records
+ * overwritten meanwhile (a ring that wrapped) are lost. Where neither can be
+ * read (no cgroup; /dev/kmsg refused without CAP_SYSLOG under
+ * kernel.dmesg_restrict, or absent), the verdict is "unknown", and the
+ * message says so.
  */
 #include "procpool_oom.h"
 
@@ -34,10 +35,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define KMSG_MAX 100000           /* records read at most, per death */
-#define KMSG_SLACK_US 5000000LL   /* clock difference allowed (5 s) */
-#define KMSG_REC 8192             /* a record's longest text (the
-                                     kernel's CONSOLE_EXT_LOG_MAX) */
+#define KMSG_MAX 100000 /* records read at most, per death */
+#define KMSG_REC 8192   /* a record's longest text (the kernel's
+                           CONSOLE_EXT_LOG_MAX) */
 
 const char *cc__pp_oom_kmsg_path = "/dev/kmsg";
 
@@ -107,17 +107,23 @@ static long oom_total(const char *dir, int depth)
     return total;
 }
 
-void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid)
-{
-    o->path[0] = 0;
-    o->base = cgroup_dir(pid, o->path, sizeof o->path) ? oom_total(o->path, 0)
-                                                        : -1;
-    o->start_us = cc__now() / 1000;
-}
-
 /* ---- the kernel log ------------------------------------------------------ */
 
-/* The pid after prefix in text (then a space or the end), or -1. */
+/* The log, after its last record; -errno if it cannot be read. */
+static int kmsg_open_at_end(void)
+{
+    int fd = open(cc__pp_oom_kmsg_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno; /* EPERM, EACCES without CAP_SYSLOG; ENOENT */
+    if (lseek(fd, 0, SEEK_END) < 0 && errno != ESPIPE) { /* a fifo: as is */
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+/* The pid after prefix in text, followed by one of ends or the end, or -1. */
 static long pid_after(const char *text, const char *prefix, const char *ends)
 {
     const char *p = strstr(text, prefix);
@@ -145,23 +151,21 @@ static long killed_pid(const char *text)
     return pid;
 }
 
-int cc__pp_oom_record(const char *rec, pid_t pid, int64_t since_us)
+int cc__pp_oom_record(const char *rec, pid_t pid)
 {
-    long long ts;
     int text = 0;
-    if (sscanf(rec, "%*d,%*[0-9],%lld,%*[^;];%n", &ts, &text) < 1 || !text)
-        return 0;
-    return ts >= since_us - KMSG_SLACK_US && killed_pid(rec + text) == pid;
+    sscanf(rec, "%*d,%*[0-9],%*[0-9],%*[^;];%n", &text);
+    return text > 0 && killed_pid(rec + text) == pid;
 }
 
 /* Each whole line of buf[0, *have) goes to cc__pp_oom_record; the rest
  * moves to the front. 1 when one matched. */
-static int scan_lines(char *buf, size_t *have, pid_t pid, int64_t since_us)
+static int scan_lines(char *buf, size_t *have, pid_t pid)
 {
     char *line = buf, *end = buf + *have, *nl;
     while ((nl = memchr(line, '\n', (size_t)(end - line)))) {
         *nl = 0;
-        if (cc__pp_oom_record(line, pid, since_us))
+        if (cc__pp_oom_record(line, pid))
             return 1;
         line = nl + 1;
     }
@@ -174,7 +178,7 @@ static int scan_lines(char *buf, size_t *have, pid_t pid, int64_t since_us)
 
 /* /dev/kmsg gives one record per read (EPIPE: records were overwritten
  * meanwhile, go on); a file several lines, or part of one. */
-int cc__pp_oom_scan(int fd, pid_t pid, int64_t since_us)
+int cc__pp_oom_scan(int fd, pid_t pid)
 {
     char buf[KMSG_REC + 1];
     size_t have = 0;
@@ -187,36 +191,44 @@ int cc__pp_oom_scan(int fd, pid_t pid, int64_t since_us)
         if (n <= 0)
             break; /* EAGAIN: the end of the log; 0: of a file */
         have += (size_t)n;
-        if (scan_lines(buf, &have, pid, since_us))
+        if (scan_lines(buf, &have, pid))
             return 1;
     }
     buf[have] = 0; /* a file's last line without its newline */
-    return have ? cc__pp_oom_record(buf, pid, since_us) : 0;
+    return have ? cc__pp_oom_record(buf, pid) : 0;
 }
 
-/* The kernel log names pid as OOM-killed: 1, 0, or -errno (unreadable). */
-static int kmsg_says(pid_t pid, int64_t since_us)
+/* ---- the verdict --------------------------------------------------------- */
+
+void cc__pp_oom_forget(struct cc__pp_oom *o)
 {
-    int fd = open(cc__pp_oom_kmsg_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return -errno; /* EPERM, EACCES without CAP_SYSLOG; ENOENT */
-    int r = cc__pp_oom_scan(fd, pid, since_us);
-    close(fd);
-    return r;
+    if (o->kmsg_open)
+        close(o->kmsg_fd);
+    o->kmsg_open = false;
 }
 
-int cc__pp_oom_verdict(const struct cc__pp_oom *o, pid_t pid)
+void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid)
+{
+    cc__pp_oom_forget(o);
+    o->path[0] = 0;
+    o->base = cgroup_dir(pid, o->path, sizeof o->path) ? oom_total(o->path, 0)
+                                                        : -1;
+    o->kmsg_fd = kmsg_open_at_end();
+    o->kmsg_open = o->kmsg_fd >= 0;
+}
+
+int cc__pp_oom_verdict(struct cc__pp_oom *o, pid_t pid)
 {
     long now = o->base >= 0 ? oom_total(o->path, 0) : -1;
     if (now > o->base && o->base >= 0)
         return CC__PP_OOM_YES;
-    int r = kmsg_says(pid, o->start_us);
+    int r = o->kmsg_open ? cc__pp_oom_scan(o->kmsg_fd, pid) : -1;
     if (r > 0)
         return CC__PP_OOM_YES;
     return r == 0 || now >= 0 ? CC__PP_OOM_NO : CC__PP_OOM_UNKNOWN;
 }
 
-const char *cc__pp_oom_words(const struct cc__pp_oom *o, pid_t pid, int code)
+const char *cc__pp_oom_words(struct cc__pp_oom *o, pid_t pid, int code)
 {
     if (code != -SIGKILL)
         return "";

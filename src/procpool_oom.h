@@ -18,21 +18,21 @@ enum {
 };
 
 /* The kernel log the fallback reads: "/dev/kmsg". A test hook: tests point
- * it at a file or fifo of fake records, before any pool starts (it is read
- * by the feeder threads without synchronisation). */
+ * it at a file of fake records (read from its end at the note, as the log),
+ * before any pool starts (the feeder threads read it unsynchronised). */
 extern const char *cc__pp_oom_kmsg_path;
 
 /* A record of the kernel log ("prio,seq,usec,flags;text", as /dev/kmsg
- * gives it) says the OOM killer killed pid, at since_us or later (less a
- * margin for the two clocks): 1, else 0. */
-int cc__pp_oom_record(const char *rec, pid_t pid, int64_t since_us);
+ * gives it) says the OOM killer killed pid: 1, else 0. */
+int cc__pp_oom_record(const char *rec, pid_t pid);
 
 /* Read the records of fd (non-blocking: EAGAIN or the end stops it; at
  * most a bounded number) for one as cc__pp_oom_record: 1 found, 0 not,
  * or -errno when a read fails before any record came. */
-int cc__pp_oom_scan(int fd, pid_t pid, int64_t since_us);
+int cc__pp_oom_scan(int fd, pid_t pid);
 
-/* The verdict on worker pid, noted in o, dead by SIGKILL: CC__PP_OOM_*. */
-int cc__pp_oom_verdict(const struct cc__pp_oom *o, pid_t pid);
+/* The verdict on worker pid, noted in o, dead by SIGKILL: CC__PP_OOM_*.
+ * Reads the log since the note, or since the last verdict. */
+int cc__pp_oom_verdict(struct cc__pp_oom *o, pid_t pid);
 
 #endif

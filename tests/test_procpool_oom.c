@@ -94,7 +94,6 @@ CC_WORKER_FUNCTION(pp_fake_oom)
 struct record_case {
     const char *rec; /* a record as /dev/kmsg gives it */
     int pid;         /* the worker asked about */
-    int64_t since;   /* the worker's start (us) */
     int want;        /* 1: names pid as OOM-killed */
 };
 
@@ -102,41 +101,37 @@ static const struct record_case record_cases[] = {
     /* 5.x and later, global and memcg OOM */
     {"3,5793,9625661896,-;Memory cgroup out of memory: Killed process 3730 "
      "(exe) total-vm:35528kB, anon-rss:32768kB, file-rss:1612kB, "
-     "shmem-rss:0kB, UID:0 pgtables:112kB oom_score_adj:0", 3730,
-     9625000000, 1},
+     "shmem-rss:0kB, UID:0 pgtables:112kB oom_score_adj:0", 3730, 1},
     {"3,5793,9625661896,-;Memory cgroup out of memory: Killed process 3730 "
-     "(exe) total-vm:35528kB", 373, 9625000000, 0},
+     "(exe) total-vm:35528kB", 373, 0},
     {"3,5793,9625661896,-;Memory cgroup out of memory: Killed process 3730 "
-     "(exe) total-vm:35528kB", 37300, 9625000000, 0},
+     "(exe) total-vm:35528kB", 37300, 0},
     {"3,12,5000000,-;Out of memory: Killed process 1234 (python3) "
      "total-vm:9kB, anon-rss:1kB, UID:1000 pgtables:4kB oom_score_adj:0",
-     1234, 4000000, 1},
+     1234, 1},
     {"3,12,5000000,-,caller=T42;Out of memory (oom_kill_allocating_task): "
-     "Killed process 1234 (a b)", 1234, 4000000, 1},
+     "Killed process 1234 (a b)", 1234, 1},
     /* 4.x and older: the choice, then the kill */
     {"3,12,5000000,-;Out of memory: Kill process 1234 (foo) score 867 or "
-     "sacrifice child", 1234, 4000000, 0},
+     "sacrifice child", 1234, 0},
     {"3,13,5000000,-;Killed process 1234 (foo) total-vm:9kB, anon-rss:1kB, "
-     "file-rss:0kB", 1234, 4000000, 1},
+     "file-rss:0kB", 1234, 1},
     /* 4.19 and later: the summary line */
     {"6,14,5000000,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),"
      "cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a,task=foo,pid=1234,"
-     "uid=0", 1234, 4000000, 1},
+     "uid=0", 1234, 1},
     {"6,14,5000000,-;oom-kill:constraint=CONSTRAINT_NONE,task=foo,pid=1234",
-     1234, 4000000, 1},
+     1234, 1},
     {"6,14,5000000,-;oom-kill:constraint=CONSTRAINT_NONE,task=foo,pid=12345,"
-     "uid=0", 1234, 4000000, 0},
+     "uid=0", 1234, 0},
     {"6,15,5000000,-;oom_reaper: reaped process 1234 (foo), now anon-rss:0kB",
-     1234, 4000000, 1},
-    /* not an OOM kill, or too old for the worker, or not a record */
-    {"6,16,5000000,-;foo[1234]: segfault at 0 ip 0 sp 0 error 6", 1234,
-     4000000, 0},
-    {"6,17,5000000,-;pid=1234 Killed process", 1234, 4000000, 0},
-    {"3,13,5000000,-;Killed process 1234 (foo)", 1234, 5000000 + 6000000, 0},
-    {"3,13,5000000,-;Killed process 1234 (foo)", 1234, 5000000 + 1000000, 1},
-    {"Killed process 1234 (foo)", 1234, 0, 0},
-    {"3,13,x,-;Killed process 1234 (foo)", 1234, 0, 0},
-    {"", 1234, 0, 0},
+     1234, 1},
+    /* not an OOM kill, or not a record */
+    {"6,16,5000000,-;foo[1234]: segfault at 0 ip 0 sp 0 error 6", 1234, 0},
+    {"6,17,5000000,-;pid=1234 Killed process", 1234, 0},
+    {"Killed process 1234 (foo)", 1234, 0},
+    {"3,13,x,-;Killed process 1234 (foo)", 1234, 0},
+    {"", 1234, 0},
 };
 
 static void records_of_each_kernel_format(void **state)
@@ -145,7 +140,7 @@ static void records_of_each_kernel_format(void **state)
     size_t n = sizeof record_cases / sizeof record_cases[0];
     for (size_t i = 0; i < n; i++) {
         const struct record_case *c = &record_cases[i];
-        int got = cc__pp_oom_record(c->rec, c->pid, c->since);
+        int got = cc__pp_oom_record(c->rec, c->pid);
         if (got != c->want)
             print_message("case %zu: %s (pid %d): %d\n", i, c->rec, c->pid,
                           got);
@@ -177,7 +172,7 @@ static int scan_file(int n, const char *last, pid_t pid)
     unlink(path);
     fill(fd, n, last);
     assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-    int r = cc__pp_oom_scan(fd, pid, 0);
+    int r = cc__pp_oom_scan(fd, pid);
     close(fd);
     return r;
 }
@@ -202,10 +197,10 @@ static void scan_stops_at_eagain(void **state)
     int p[2];
     assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
     fill(p[1], 50, "3,7,9000,-;Killed process 777 (w)\n");
-    assert_int_equal(cc__pp_oom_scan(p[0], 777, 0), 1);
+    assert_int_equal(cc__pp_oom_scan(p[0], 777), 1);
     fill(p[1], 50, NULL);
-    assert_int_equal(cc__pp_oom_scan(p[0], 777, 0), 0);
-    assert_int_equal(cc__pp_oom_scan(p[0], 777, 0), 0); /* empty: EAGAIN */
+    assert_int_equal(cc__pp_oom_scan(p[0], 777), 0);
+    assert_int_equal(cc__pp_oom_scan(p[0], 777), 0); /* empty: EAGAIN */
     close(p[0]);
     close(p[1]);
 }
@@ -215,7 +210,7 @@ static void scan_of_an_unreadable_fd_fails(void **state)
     (void)state;
     int fd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     assert_true(fd >= 0);
-    assert_int_equal(cc__pp_oom_scan(fd, 1, 0), -EISDIR);
+    assert_int_equal(cc__pp_oom_scan(fd, 1), -EISDIR);
     close(fd);
 }
 
@@ -230,7 +225,7 @@ static void real_kernel_log_scan_ends(void **state)
         return;
     }
     int64_t t0 = cc_now();
-    assert_int_equal(cc__pp_oom_scan(fd, 0x3ffffff0, 0), 0);
+    assert_int_equal(cc__pp_oom_scan(fd, 0x3ffffff0), 0);
     print_message("whole kernel log scanned in %.1f ms\n",
                   (double)(cc_now() - t0) / 1e6);
     close(fd);
@@ -238,46 +233,70 @@ static void real_kernel_log_scan_ends(void **state)
 
 /* ---- the verdict ----------------------------------------------------------- */
 
+/* A note for a worker without a cgroup (as where none can be read). */
+static void note_without_cgroup(struct cc__pp_oom *o)
+{
+    cc__pp_oom_note(o, getpid());
+    o->base = -1;
+}
+
+static void kill_record(char *rec, size_t n, int pid)
+{
+    snprintf(rec, n, "3,1,%lld,-;Killed process %d (w)\n",
+             (long long)now_us(), pid);
+}
+
+/* Only the records written after the note count. */
 static void verdict_without_counters_uses_the_log(void **state)
 {
     (void)state;
-    struct cc__pp_oom o = {.path = "", .base = -1, .start_us = now_us()};
-    fake_log();
-    assert_int_equal(cc__pp_oom_verdict(&o, 4242), CC__PP_OOM_NO);
+    struct cc__pp_oom o = {0};
     char rec[128];
-    snprintf(rec, sizeof rec, "3,1,%lld,-;Killed process 4242 (w)\n",
-             (long long)now_us());
+    fake_log();
+    kill_record(rec, sizeof rec, 4242);
+    append(kmsg_file, rec); /* before the worker's start: not its record */
+    note_without_cgroup(&o);
+    assert_int_equal(cc__pp_oom_verdict(&o, 4242), CC__PP_OOM_NO);
+    append(kmsg_file, rec);
+    assert_int_equal(cc__pp_oom_verdict(&o, 4243), CC__PP_OOM_NO);
+    note_without_cgroup(&o);
     append(kmsg_file, rec);
     assert_int_equal(cc__pp_oom_verdict(&o, 4242), CC__PP_OOM_YES);
-    assert_int_equal(cc__pp_oom_verdict(&o, 4243), CC__PP_OOM_NO);
+    note_without_cgroup(&o);
+    append(kmsg_file, rec);
     assert_non_null(strstr(cc__pp_oom_words(&o, 4242, -SIGKILL),
                            "by the kernel's OOM killer"));
     assert_string_equal(cc__pp_oom_words(&o, 4242, -SIGTERM), "");
     assert_string_equal(cc__pp_oom_words(&o, 4242, 1), "");
+    cc__pp_oom_forget(&o);
+    cc__pp_oom_forget(&o); /* twice: nothing more */
     real_log();
 }
 
 static void verdict_is_unknown_when_nothing_can_be_read(void **state)
 {
     (void)state;
-    struct cc__pp_oom o = {.path = "", .base = -1, .start_us = now_us()};
+    struct cc__pp_oom o = {0};
     cc__pp_oom_kmsg_path = "/nonexistent/kmsg";
+    note_without_cgroup(&o);
+    assert_false(o.kmsg_open);
     assert_int_equal(cc__pp_oom_verdict(&o, 4242), CC__PP_OOM_UNKNOWN);
     const char *w = cc__pp_oom_words(&o, 4242, -SIGKILL);
     assert_non_null(strstr(w, "unknown"));
     assert_null(strstr(w, "OOM killer")); /* never reads as a yes */
     assert_string_equal(cc__pp_oom_words(&o, 4242, -SIGSEGV), "");
     /* A counter that cannot be read any more is no answer either. */
-    struct cc__pp_oom c = {.path = "/nonexistent", .base = 0,
-                           .start_us = now_us()};
-    assert_int_equal(cc__pp_oom_verdict(&c, 4242), CC__PP_OOM_UNKNOWN);
+    snprintf(o.path, sizeof o.path, "/nonexistent");
+    o.base = 0;
+    assert_int_equal(cc__pp_oom_verdict(&o, 4242), CC__PP_OOM_UNKNOWN);
+    cc__pp_oom_forget(&o);
     cc__pp_oom_kmsg_path = "/dev/kmsg";
 }
 
 /* A fake cgroup directory: its memory.events says "oom_kill n". */
 static void set_counter(const char *dir, int n)
 {
-    char path[128], text[32];
+    char path[300], text[32];
     snprintf(path, sizeof path, "%s/memory.events", dir);
     snprintf(text, sizeof text, "oom 1\noom_kill %d\n", n);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -291,24 +310,33 @@ static void set_counter(const char *dir, int n)
 static void verdict_from_the_cgroup_counter(void **state)
 {
     (void)state;
-    struct cc__pp_oom o = {.base = 3, .start_us = now_us()};
-    snprintf(o.path, sizeof o.path, "/tmp/cc-cg-%d-XXXXXX", (int)getpid());
-    assert_non_null(mkdtemp(o.path));
-    set_counter(o.path, 3);
+    struct cc__pp_oom o = {0};
+    char dir[64], rec[128];
+    snprintf(dir, sizeof dir, "/tmp/cc-cg-%d-XXXXXX", (int)getpid());
+    assert_non_null(mkdtemp(dir));
+    set_counter(dir, 3);
     cc__pp_oom_kmsg_path = "/nonexistent/kmsg";
+    cc__pp_oom_note(&o, getpid());
+    snprintf(o.path, sizeof o.path, "%s", dir); /* as if it were ours */
+    o.base = 3;
     assert_int_equal(cc__pp_oom_verdict(&o, 4242), CC__PP_OOM_NO);
     assert_string_equal(cc__pp_oom_words(&o, 4242, -SIGKILL), "");
-    set_counter(o.path, 4);
+    set_counter(dir, 4);
     assert_int_equal(cc__pp_oom_verdict(&o, 4242), CC__PP_OOM_YES);
-    set_counter(o.path, 3);
+    set_counter(dir, 3);
     fake_log();
-    append(kmsg_file, "6,1,99999999999,-;oom-kill:task=w,pid=4242\n");
+    cc__pp_oom_note(&o, getpid());
+    snprintf(o.path, sizeof o.path, "%s", dir);
+    o.base = 3;
+    kill_record(rec, sizeof rec, 4242);
+    append(kmsg_file, rec);
     assert_int_equal(cc__pp_oom_verdict(&o, 4242), CC__PP_OOM_YES);
+    cc__pp_oom_forget(&o);
     real_log();
-    char path[sizeof o.path + 16];
-    snprintf(path, sizeof path, "%s/memory.events", o.path);
+    char path[sizeof dir + 16];
+    snprintf(path, sizeof path, "%s/memory.events", dir);
     unlink(path);
-    rmdir(o.path);
+    rmdir(dir);
 }
 
 /* ---- the whole path ------------------------------------------------------- */

@@ -32,7 +32,9 @@
  * and after: another process of those cgroups OOM-killed at the same moment
  * could be taken for the worker. When no counter can be read, or it did not
  * rise, the kernel log (/dev/kmsg, read without blocking) is searched for
- * the kernel's kill record naming the worker's pid since its start. Where
+ * the kernel's kill record naming the worker's pid since its start (the
+ * pool holds /dev/kmsg open, one fd per live worker, positioned at the
+ * worker's start: records lost when the log's ring wraps meanwhile). Where
  * neither can be read (/dev/kmsg needs CAP_SYSLOG when
  * kernel.dmesg_restrict is set), the message ends "; the OOM verdict is
  * unknown (...)" instead.
