@@ -218,6 +218,8 @@ void cc_map_free(cc_map *m)
 {
     if (!m)
         return;
+    for (size_t i = 0; i < m->inflight; i++) /* none starts while we wait */
+        cc_future_cancel(m->ring[(m->head + i) % m->max_chunks].f);
     for (size_t i = 0; i < m->inflight; i++) {
         struct chunk *c = &m->ring[(m->head + i) % m->max_chunks];
         cc__future_abandon(c->f); /* its memory is freed below */

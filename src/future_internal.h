@@ -90,7 +90,9 @@ void cc__future_unsubscribe(cc_future *f, cc__future_sub *s);
  * cc__future_abandon: cancel f, wait until it is done, then drop the caller's
  * reference. The wait is shielded from task cancellation and deadline scopes,
  * because the caller is about to free memory the task may still be using
- * (a map's chunk). Blocks.
+ * (a map's chunk). Blocks. To abandon several, cancel them all first
+ * (cc_future_cancel): else, while the first is waited for, the ones still
+ * queued behind it start.
  */
 void cc__future_abandon(cc_future *f);
 

@@ -9,7 +9,9 @@
  * rbuf), which is what makes a deadline in the middle of a message harmless:
  * the next call resumes. A received body is read straight into a buffer of
  * its final size, handed to the caller without a copy when the caller's
- * buffer is empty. Waiting is cc__poll_until on the socket.
+ * buffer is empty. Waiting is cc__poll_wait on the socket: a task on an
+ * event loop parks there (its loop runs on, a cancellation or deadline
+ * scope ends the wait with the progress kept); a thread polls.
  */
 #include "concur/conn.h"
 #include "process.h"
@@ -99,7 +101,7 @@ void cc_conn_close(cc_conn *c)
 static int wait_for(const cc_conn *c, short events, cc_deadline deadline)
 {
     struct pollfd p = {.fd = c->fd, .events = events};
-    int r = cc__poll_until(&p, 1, deadline);
+    int r = cc__poll_wait(&p, 1, deadline);
     return r < 0 ? r : 0;
 }
 

@@ -15,7 +15,9 @@
  * their pidfds and sends EXITED (pid, code) for each. In the program, one
  * lock covers the socket; whoever holds it and reads files EXITED messages
  * into the workers they name. A join waits on the worker's own pidfd, then
- * reads until its EXITED has come (the server sends it at once). Stopping
+ * reads until its EXITED has come (the server sends it at once). Every
+ * wait (the pidfd, the socket) is cc__poll_wait: a task on an event loop
+ * parks, other tasks run; a thread polls. Stopping
  * shuts our end for writing: the server kills what still runs, reports the
  * exits, and leaves. The server dies with the thread that started it
  * (PR_SET_PDEATHSIG), daemon workers with the server.
@@ -332,10 +334,24 @@ static void server_gone_locked(void)
     cc__close_fd(&fs.pidfd);
 }
 
+/* Under the lock: wait until the server's next message (or its end) is
+ * there. A task parks, protected: an exchange half done cannot be dropped
+ * for a cancellation, and the server answers at once. Should the loop fail
+ * to take the fd (-ENOMEM), the recv that follows blocks the thread. */
+static void await_message_locked(void)
+{
+    struct pollfd p = {.fd = fs.sock, .events = POLLIN};
+    struct cc__protect pr;
+    cc__protect_begin(&pr);
+    (void)cc__poll_wait(&p, 1, CC_FOREVER);
+    cc__protect_end(&pr);
+}
+
 /* Under the lock: read one message, filing an EXITED; 1, or 0 at the end
  * (the server is then marked gone). fds receives what came with it. */
 static int read_locked(fs_msg *m, int *fds, size_t *n)
 {
+    await_message_locked();
     int r = recv_msg(fs.sock, m, fds, n);
     if (r <= 0) {
         server_gone_locked();
@@ -426,7 +442,7 @@ static void await_exit_locked(cc_worker *w)
 int cc__served_join(cc_worker *w, cc_deadline deadline, int *code)
 {
     struct pollfd p = {.fd = w->served.pidfd, .events = POLLIN};
-    int r = cc__poll_until(&p, 1, deadline); /* until the worker has exited */
+    int r = cc__poll_wait(&p, 1, deadline); /* until the worker has exited */
     if (r < 0)
         return r;
     fs_lock();
@@ -454,10 +470,13 @@ int cc__served_signal(cc_worker *w, int sig)
 
 void cc__served_free(cc_worker *w)
 {
+    struct cc__protect pr; /* a cancelled task still waits the kill out */
+    cc__protect_begin(&pr);
     if (cc__served_join(w, CC_NOWAIT, NULL) == -ETIMEDOUT) {
         cc__served_signal(w, SIGKILL);
         cc__served_join(w, CC_FOREVER, NULL);
     }
+    cc__protect_end(&pr);
     fs_lock();
     cc_worker **p = &fs.served;
     while (*p && *p != w)

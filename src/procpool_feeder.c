@@ -380,7 +380,6 @@ static void collect_done(struct cc__pp_slot *s, struct batch *b, size_t k)
 static void fail_dead(struct cc__pp_slot *s, struct batch *b)
 {
     pid_t pid = cc_worker_pid(s->w);
-    bool oom = cc__pp_oom_killed(&s->oom, pid);
     uint32_t stage = cc__load_relaxed(&s->ctl->stage);
     int code = retire_worker(s, CC_FOREVER);
     /* acquire: the results counted were written before done was bumped. */
@@ -402,7 +401,7 @@ static void fail_dead(struct cc__pp_slot *s, struct batch *b)
     else if (code < 0)
         finish(t, -ECHILD, "worker %d was killed by signal %d (%s) while %s%s",
                (int)pid, -code, strsignal(-code), stage_name(stage),
-               oom && code == -9 ? "; by the kernel's OOM killer" : "");
+               cc__pp_oom_words(&s->oom, pid, code));
     else
         finish(t, -ECHILD, "worker %d exited with code %d while %s", (int)pid,
                code, stage_name(stage));
@@ -499,6 +498,7 @@ void *cc__pp_feeder(void *arg)
     }
     if (s->w)
         stop_worker(s);
+    cc__pp_oom_forget(&s->oom);
     return NULL;
 }
 

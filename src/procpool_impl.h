@@ -99,13 +99,23 @@ struct cc__pp_res {
 
 /* ---- the parent's side (procpool.c, procpool_feeder.c) ---------------- */
 
-/* The OOM check of a dead worker (procpool_oom.c). */
+/* The OOM check of a dead worker (procpool_oom.c). Zeroed: nothing noted. */
 struct cc__pp_oom {
     char path[256];  /* its memory cgroup directory when it started */
     long base;       /* that cgroup's oom_kill count then, or -1 */
+    int kmsg_fd;     /* the kernel log, opened at its start and positioned
+                        after the last record then; valid if kmsg_open */
+    bool kmsg_open;  /* kmsg_fd is open (closed by the next note, forget) */
 };
+/* At a worker's start: note its cgroup's counters and the log's end. */
 void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid);
-bool cc__pp_oom_killed(const struct cc__pp_oom *o, pid_t pid);
+/* The end of the death message of worker pid, which ended with code (-N:
+ * signal N): for SIGKILL "; by the kernel's OOM killer", or words saying
+ * that it is unknown, or ""; otherwise "". Reads the cgroup counters, then
+ * the kernel log since the note: bounded, never blocks. Once per note. */
+const char *cc__pp_oom_words(struct cc__pp_oom *o, pid_t pid, int code);
+/* Close what the last note opened (when the slot's feeder ends). */
+void cc__pp_oom_forget(struct cc__pp_oom *o);
 
 /* A queued task; f->arg points to it. Freed by whoever dequeues it. */
 struct cc__pp_task {

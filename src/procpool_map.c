@@ -173,6 +173,8 @@ void cc_process_map_free(cc_process_map *m)
 {
     if (!m)
         return;
+    for (size_t i = 0; i < m->inflight; i++) /* none starts while we wait */
+        cc_future_cancel(m->ring[(m->head + i) % m->max_chunks].f);
     for (size_t i = 0; i < m->inflight; i++) {
         struct chunk *c = &m->ring[(m->head + i) % m->max_chunks];
         cc__future_abandon(c->f); /* its result buffer is freed below */

@@ -7,29 +7,39 @@
  * /proc/PID/cgroup) is noted with the sum of the counters of that cgroup
  * and every cgroup below it (a worker may move itself into a child cgroup
  * with a tighter limit). When it dies by SIGKILL the sum is taken again: a
- * rise means the OOM killer. The cgroup of the dead worker itself cannot be
- * read (a zombie shows the root cgroup), and the counters hold no pids: a
- * process of the same cgroups OOM-killed at the same moment could be taken
- * for it; a worker that moved outside its cgroup's subtree is not seen. The
- * kernel log would tell, but is not readable without privileges: it is not
- * consulted.
+ * rise means the OOM killer. The dead worker's own cgroup cannot be read (a
+ * zombie shows the root cgroup), and the counters hold no pids: a process
+ * of the same cgroups OOM-killed at the same moment could be taken for it.
+ * The fallback, when no counter can be read or it did not rise (the worker
+ * left the subtree): the kernel log. At the start /dev/kmsg is opened
+ * (non-blocking) and put after its last record (SEEK_END); the fd stays
+ * with the slot. After a SIGKILL death the records since then (few, at
+ * most KMSG_MAX) are searched for the kernel's kill record naming the pid
+ * ("Killed process PID (comm)", "oom-kill:...,pid=PID,...", "oom_reaper:
+ * reaped process PID"); the pid was the worker's all that time. Records
+ * overwritten meanwhile (a ring that wrapped) are lost. Where neither can be
+ * read (no cgroup; /dev/kmsg refused without CAP_SYSLOG under
+ * kernel.dmesg_restrict, or absent), the verdict is "unknown", and the
+ * message says so.
  */
-#include "internal.h"
+#include "procpool_oom.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
 
-struct cc__pp_oom {
-    char path[256]; /* the memory cgroup directory, "" if unknown */
-    long base;      /* its oom_kill count at the start, or -1 */
-};
+#define KMSG_MAX 100000 /* records read at most, per death */
+#define KMSG_REC 8192   /* a record's longest text (the kernel's
+                           CONSOLE_EXT_LOG_MAX) */
 
-void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid);
-bool cc__pp_oom_killed(const struct cc__pp_oom *o, pid_t pid);
+const char *cc__pp_oom_kmsg_path = "/dev/kmsg";
 
 /* The memory cgroup directory of pid into buf; false if unknown. */
 static bool cgroup_dir(pid_t pid, char *buf, size_t n)
@@ -97,17 +107,138 @@ static long oom_total(const char *dir, int depth)
     return total;
 }
 
+/* ---- the kernel log ------------------------------------------------------ */
+
+/* The log, after its last record; -errno if it cannot be read. */
+static int kmsg_open_at_end(void)
+{
+    int fd = open(cc__pp_oom_kmsg_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno; /* EPERM, EACCES without CAP_SYSLOG; ENOENT */
+    if (lseek(fd, 0, SEEK_END) < 0 && errno != ESPIPE) { /* a fifo: as is */
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+/* The pid after prefix in text, followed by one of ends or the end, or -1. */
+static long pid_after(const char *text, const char *prefix, const char *ends)
+{
+    const char *p = strstr(text, prefix);
+    if (!p)
+        return -1;
+    char *end;
+    long v = strtol(p + strlen(prefix), &end, 10);
+    bool ok = end != p + strlen(prefix) && (!*end || strchr(ends, *end));
+    return ok ? v : -1;
+}
+
+/* The pid that an OOM-kill message names, or -1. Formats: "Out of memory:
+ * Killed process P (c) ...", "Memory cgroup out of memory: Killed process P
+ * (c)", older kernels' separate "Killed process P (c) total-vm..." (the
+ * "Kill process P ... or sacrifice child" before it only chose); "oom-kill:
+ * constraint=...,task=c,pid=P,uid=U" (4.19+); "oom_reaper: reaped process
+ * P (c), ...". */
+static long killed_pid(const char *text)
+{
+    long pid = pid_after(text, "Killed process ", " ");
+    if (pid < 0 && !strncmp(text, "oom-kill:", 9))
+        pid = pid_after(text, ",pid=", ", ");
+    if (pid < 0)
+        pid = pid_after(text, "oom_reaper: reaped process ", " ");
+    return pid;
+}
+
+int cc__pp_oom_record(const char *rec, pid_t pid)
+{
+    int text = 0;
+    sscanf(rec, "%*d,%*[0-9],%*[0-9],%*[^;];%n", &text);
+    return text > 0 && killed_pid(rec + text) == pid;
+}
+
+/* Each whole line of buf[0, *have) goes to cc__pp_oom_record; the rest
+ * moves to the front. 1 when one matched. */
+static int scan_lines(char *buf, size_t *have, pid_t pid)
+{
+    char *line = buf, *end = buf + *have, *nl;
+    while ((nl = memchr(line, '\n', (size_t)(end - line)))) {
+        *nl = 0;
+        if (cc__pp_oom_record(line, pid))
+            return 1;
+        line = nl + 1;
+    }
+    *have = (size_t)(end - line);
+    memmove(buf, line, *have);
+    if (*have == KMSG_REC) /* a line longer than any record: dropped */
+        *have = 0;
+    return 0;
+}
+
+/* /dev/kmsg gives one record per read (EPIPE: records were overwritten
+ * meanwhile, go on); a file several lines, or part of one. */
+int cc__pp_oom_scan(int fd, pid_t pid)
+{
+    char buf[KMSG_REC + 1];
+    size_t have = 0;
+    for (long i = 0; i < KMSG_MAX; i++) {
+        ssize_t n = read(fd, buf + have, KMSG_REC - have);
+        if (n < 0 && (errno == EINTR || errno == EPIPE))
+            continue;
+        if (n < 0 && i == 0 && errno != EAGAIN)
+            return -errno;
+        if (n <= 0)
+            break; /* EAGAIN: the end of the log; 0: of a file */
+        have += (size_t)n;
+        if (scan_lines(buf, &have, pid))
+            return 1;
+    }
+    buf[have] = 0; /* a file's last line without its newline */
+    return have ? cc__pp_oom_record(buf, pid) : 0;
+}
+
+/* ---- the verdict --------------------------------------------------------- */
+
+void cc__pp_oom_forget(struct cc__pp_oom *o)
+{
+    if (o->kmsg_open)
+        close(o->kmsg_fd);
+    o->kmsg_open = false;
+}
+
 void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid)
 {
+    cc__pp_oom_forget(o);
     o->path[0] = 0;
     o->base = cgroup_dir(pid, o->path, sizeof o->path) ? oom_total(o->path, 0)
                                                         : -1;
+    o->kmsg_fd = kmsg_open_at_end();
+    o->kmsg_open = o->kmsg_fd >= 0;
 }
 
-bool cc__pp_oom_killed(const struct cc__pp_oom *o, pid_t pid)
+int cc__pp_oom_verdict(struct cc__pp_oom *o, pid_t pid)
 {
-    (void)pid;
-    if (o->base < 0)
-        return false;
-    return oom_total(o->path, 0) > o->base;
+    long now = o->base >= 0 ? oom_total(o->path, 0) : -1;
+    if (now > o->base && o->base >= 0)
+        return CC__PP_OOM_YES;
+    int r = o->kmsg_open ? cc__pp_oom_scan(o->kmsg_fd, pid) : -1;
+    if (r > 0)
+        return CC__PP_OOM_YES;
+    return r == 0 || now >= 0 ? CC__PP_OOM_NO : CC__PP_OOM_UNKNOWN;
+}
+
+const char *cc__pp_oom_words(struct cc__pp_oom *o, pid_t pid, int code)
+{
+    if (code != -SIGKILL)
+        return "";
+    switch (cc__pp_oom_verdict(o, pid)) {
+    case CC__PP_OOM_YES:
+        return "; by the kernel's OOM killer";
+    case CC__PP_OOM_UNKNOWN:
+        return "; the OOM verdict is unknown (neither a cgroup counter nor "
+               "the kernel log could be read)";
+    default:
+        return "";
+    }
 }

@@ -463,6 +463,38 @@ static void map_generator_error_and_early_free(void **state)
     cc_executor_free(pool);
 }
 
+static atomic_int slow_ran; /* slow_one calls that ran to their end */
+
+static int slow_one(void *arg, void **result)
+{
+    (void)arg;
+    cc_sleep(100 * CC_MSEC);
+    atomic_fetch_add(&slow_ran, 1);
+    *result = NULL;
+    return 0;
+}
+
+/* Freeing a map cancels every queued chunk before it waits for the running
+ * one: else each wait would let the next queued chunk start (all 8 would
+ * run). What runs: the chunk taken and the one running at the free (one
+ * more where the free came late). */
+static void map_free_cancels_queued_chunks_first(void **state)
+{
+    cc_executor *pool = new_pool(1);
+    struct numbers g = {.limit = 1000};
+    cc_map_options opts = {.chunksize = 1, .max_chunks = 8};
+    cc_map *m;
+    atomic_store(&slow_ran, 0);
+    assert_int_equal(cc_executor_map(&m, pool, slow_one, next_number, &g,
+                                     &opts), 0);
+    void *r;
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &r), 0);
+    cc_map_free(m);
+    cc_executor_free(pool);
+    int done = atomic_load(&slow_ran);
+    assert_true(done >= 1 && done <= 3);
+}
+
 /* ---- initializers ------------------------------------------------------------------ */
 
 static atomic_int inits, named;
@@ -703,6 +735,7 @@ int main(void)
         CC_TEST(map_is_lazy_ordered_and_bounded),
         CC_TEST(map_reports_errors_in_order),
         CC_TEST(map_generator_error_and_early_free),
+        CC_TEST(map_free_cancels_queued_chunks_first),
         CC_TEST(initializer_runs_once_per_worker),
         CC_TEST(failing_initializer_breaks_pool),
         CC_TEST(default_size_is_cpu_count),

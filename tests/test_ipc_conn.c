@@ -2,11 +2,15 @@
  * test_ipc_conn.c: message connections (include/concur/conn.h) between a
  * parent and a forked child: whole messages of every size (0 to 64 MiB),
  * one-way pipes, the end of the stream, deadlines that expire in the middle
- * of a message and resume, and an end made from an inherited fd.
+ * of a message and resume, and an end made from an inherited fd; and in
+ * tasks of an event loop: a receive or a send that waits parks its task
+ * while the others run, and a cancellation ends the wait, resumably.
  */
 #include "testutil.h"
 
 #include <concur/conn.h>
+
+#include "loop_helpers.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -212,6 +216,147 @@ static void allocation_failures_are_recoverable(void **state)
     cc_test_alloc_normal();
 }
 
+/* ---- in tasks of an event loop ------------------------------------------- */
+
+/* Two tasks on one loop and one duplex pipe. */
+struct duo {
+    cc_conn *a, *b;  /* the ends: the receiver's, the sender's */
+    size_t len;      /* the message's bytes */
+    int recv_r;      /* the receiver's cc_conn_recv */
+    int send_r;      /* the sender's cc_conn_send */
+    cc_bytes got;    /* what the receiver got */
+    long ran;        /* sender steps while the receiver was waiting */
+    bool recv_done;  /* the receiver's recv returned */
+};
+
+static int duo_receiver(void *arg, void **result)
+{
+    (void)result;
+    struct duo *d = arg;
+    d->recv_r = cc_conn_recv(d->a, &d->got, SEC_DEADLINE(5));
+    d->recv_done = true;
+    return 0;
+}
+
+/* Runs (yielding) while the receiver waits, then sends. */
+static int duo_sender(void *arg, void **result)
+{
+    (void)result;
+    struct duo *d = arg;
+    for (int i = 0; i < 5; i++) {
+        cc_sleep(CC_MSEC);
+        d->ran += !d->recv_done;
+    }
+    unsigned char *msg = malloc(d->len + 1);
+    if (!msg)
+        abort();
+    fill(msg, d->len, 3);
+    d->send_r = cc_conn_send(d->b, msg, d->len, SEC_DEADLINE(5));
+    free(msg);
+    return 0;
+}
+
+static int duo_main(void *arg, void **result)
+{
+    (void)result;
+    cc_future *r, *s;
+    if (cc_spawn(duo_receiver, arg, &r) || cc_spawn(duo_sender, arg, &s))
+        abort();
+    if (cc_future_wait(r, SEC_DEADLINE(30)) || cc_future_wait(s, SEC_DEADLINE(30)))
+        abort();
+    cc_future_release(r);
+    cc_future_release(s);
+    return 0;
+}
+
+static void check_duo(size_t len)
+{
+    struct duo d = {.len = len, .recv_r = 1, .send_r = 1};
+    assert_int_equal(cc_pipe(&d.a, &d.b, true), 0);
+    int64_t t0 = cc_now();
+    assert_int_equal(cc_loop_run(duo_main, &d, NULL), 0);
+    assert_int_equal(d.recv_r, 0);
+    assert_int_equal(d.send_r, 0);
+    assert_int_equal(d.ran, 5); /* a blocking recv would have starved it */
+    assert_true(cc_now() - t0 < 5 * CC_SEC); /* no deadline ran out */
+    unsigned char *want = malloc(len + 1);
+    assert_non_null(want);
+    fill(want, len, 3);
+    assert_int_equal(d.got.len, len);
+    assert_memory_equal(d.got.data, want, len);
+    free(want);
+    cc_bytes_free(&d.got);
+    cc_conn_close(d.a);
+    cc_conn_close(d.b);
+}
+
+/* The receiver parks on an empty socket; the sender on one loop goes on. */
+static void a_recv_in_a_task_lets_the_loop_run(void **state)
+{
+    (void)state;
+    check_duo(100);
+}
+
+/* 8 MiB: far more than the socket holds, so the sender parks too, and the
+ * two take turns on one thread. */
+static void a_big_message_between_two_tasks_of_one_loop(void **state)
+{
+    (void)state;
+    check_duo(8 * MIB);
+}
+
+/* Cancelled in mid-message: -ECANCELED, and what arrived stays for the
+ * next recv, which completes the message. */
+struct cancel_run {
+    cc_conn *a, *b;  /* the receiving end, the sending end */
+    int first;       /* the cancelled recv's result */
+    int second;      /* the next recv's result */
+    cc_bytes got;    /* the message */
+};
+
+static int recv_task(void *arg, void **result)
+{
+    (void)result;
+    struct cancel_run *c = arg;
+    c->first = cc_conn_recv(c->a, &c->got, SEC_DEADLINE(5));
+    return 0;
+}
+
+static int cancel_main(void *arg, void **result)
+{
+    (void)result;
+    struct cancel_run *c = arg;
+    uint64_t len = 10;
+    cc_future *t;
+    if (write(cc_conn_fd(c->b), &len, sizeof len) != sizeof len ||
+        write(cc_conn_fd(c->b), "01234", 5) != 5 || cc_spawn(recv_task, c, &t))
+        abort();
+    cc_sleep(5 * CC_MSEC); /* it has read the header and half, and parks */
+    cc_task_cancel(t);
+    if (cc_future_wait(t, SEC_DEADLINE(10)))
+        abort();
+    cc_future_release(t);
+    if (write(cc_conn_fd(c->b), "56789", 5) != 5)
+        abort();
+    c->second = cc_conn_recv(c->a, &c->got, SEC_DEADLINE(5));
+    return 0;
+}
+
+static void a_cancelled_recv_keeps_its_progress(void **state)
+{
+    (void)state;
+    struct cancel_run c = {.first = 1, .second = 1};
+    assert_int_equal(cc_pipe(&c.a, &c.b, true), 0);
+    assert_int_equal(cc_loop_run(cancel_main, &c, NULL), 0);
+    assert_int_equal(c.first, -ECANCELED);
+    assert_int_equal(c.second, 0);
+    assert_int_equal(c.got.len, 10);
+    assert_string_equal(c.got.data, "0123456789");
+    cc_bytes_free(&c.got);
+    cc_conn_close(c.a);
+    cc_conn_close(c.b);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test: none comes */
@@ -222,6 +367,9 @@ int main(void)
         CC_TEST(a_deadline_mid_message_resumes),
         CC_TEST(an_end_from_an_inherited_fd),
         CC_TEST(allocation_failures_are_recoverable),
+        CC_TEST(a_recv_in_a_task_lets_the_loop_run),
+        CC_TEST(a_big_message_between_two_tasks_of_one_loop),
+        CC_TEST(a_cancelled_recv_keeps_its_progress),
     };
     return CC_RUN_TESTS(tests);
 }

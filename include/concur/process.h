@@ -191,8 +191,11 @@ pid_t cc_worker_pid(const cc_worker *w);
  * Process.join(timeout)). On 0, *exitcode (may be NULL) is as Python's
  * Process.exitcode: the function's return value (0-255), an exit status if
  * it called exit, or -N when signal N ended it. Returns 0, -ETIMEDOUT (still
- * running; never before the deadline), -ECHILD (reaped by someone else: see
- * the header comment). Blocks the calling thread (pidfd poll). Thread safe.
+ * running; never before the deadline, or a task's deadline scope),
+ * -ECHILD (reaped by someone else: see the header comment), and in a task
+ * -ECANCELED (cancelled) or -ENOMEM. Blocks: a task on an event loop parks
+ * on the worker's pidfd (every start method), a thread polls it. Thread
+ * safe.
  */
 int cc_worker_join(cc_worker *w, cc_deadline deadline, int *exitcode);
 

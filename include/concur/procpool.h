@@ -26,11 +26,18 @@
  * -ETIMEDOUT: its worker is killed (SIGKILL to its group) and replaced.
  * A worker killed while idle costs no task. Unlike Python's
  * ProcessPoolExecutor, the pool is never broken by a death; unlike
- * multiprocessing.Pool, nothing hangs. The OOM verdict compares the
- * oom_kill counters (cgroup v1 memory.oom_control, v2 memory.events) of the
- * worker's memory cgroup and those below it before and after: another
- * process of those cgroups OOM-killed at the same moment could be taken for
- * the worker (the kernel log, which names the pid, is not read).
+ * multiprocessing.Pool, nothing hangs. The OOM verdict, for a worker killed
+ * by SIGKILL, compares the oom_kill counters (cgroup v1 memory.oom_control,
+ * v2 memory.events) of the worker's memory cgroup and those below it before
+ * and after: another process of those cgroups OOM-killed at the same moment
+ * could be taken for the worker. When no counter can be read, or it did not
+ * rise, the kernel log (/dev/kmsg, read without blocking) is searched for
+ * the kernel's kill record naming the worker's pid since its start (the
+ * pool holds /dev/kmsg open, one fd per live worker, positioned at the
+ * worker's start: records lost when the log's ring wraps meanwhile). Where
+ * neither can be read (/dev/kmsg needs CAP_SYSLOG when
+ * kernel.dmesg_restrict is set), the message ends "; the OOM verdict is
+ * unknown (...)" instead.
  *
  * Batching: a worker is sent several small queued tasks at once (at most
  * 64, and no more than the queue's length over 4 x the workers), which it
