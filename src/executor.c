@@ -201,8 +201,9 @@ int cc_map_next(cc_map *m, cc_deadline deadline, void **result)
         return r;
     }
     struct chunk *c = &m->ring[m->head];
-    if (cc_future_wait(c->f, deadline) < 0)
-        return -ETIMEDOUT;
+    int w = cc_future_wait(c->f, deadline); /* -ETIMEDOUT, -ECANCELED */
+    if (w < 0)
+        return w;
     /* A chunk that never ran (cancelled, broken pool) fails every input. */
     int r = cc_future_error(c->f);
     if (r == 0)

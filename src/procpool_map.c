@@ -159,8 +159,9 @@ int cc_process_map_next(cc_process_map *m, cc_deadline deadline,
         return r;
     }
     struct chunk *c = &m->ring[m->head];
-    if (cc_future_wait(c->f, deadline) < 0)
-        return -ETIMEDOUT;
+    int w = cc_future_wait(c->f, deadline); /* -ETIMEDOUT, -ECANCELED */
+    if (w < 0)
+        return w;
     int r = cc_future_error(c->f);
     if (r == 0)
         r = unpack(c, result);

@@ -34,6 +34,9 @@ struct env {
     int pipe[2];          /* non-blocking, never written */
     int sock[2];          /* non-blocking socket pair, never written */
     int listener;         /* a listening socket nobody connects to */
+    cc_executor *pool;    /* one thread, busy with map's only input */
+    cc_map *map;          /* its result waits for stop */
+    bool mapped;          /* the map's input was given */
 };
 
 static void *thread_body(void *arg)
@@ -41,6 +44,21 @@ static void *thread_body(void *arg)
     struct env *e = arg;
     cc_event_wait(&e->stop, CC_FOREVER);
     return NULL;
+}
+
+/* The map's function and its one input: the env, done when stop is set. */
+static int wait_for_stop(void *arg, void **result)
+{
+    struct env *e = arg;
+    *result = NULL;
+    return cc_event_wait(&e->stop, CC_FOREVER);
+}
+
+static int one_input(void *state, void **arg)
+{
+    struct env *e = state;
+    *arg = e;
+    return e->mapped ? 0 : (e->mapped = true);
 }
 
 static int listener(void)
@@ -76,12 +94,18 @@ static void env_init(struct env *e)
         abort();
     e->listener = listener();
     e->thread = start(thread_body, e);
+    cc_thread_pool_options po = {.max_workers = 1};
+    if (cc_thread_pool_new(&e->pool, &po) ||
+        cc_executor_map(&e->map, e->pool, wait_for_stop, one_input, e, NULL))
+        abort();
 }
 
 static void env_fini(struct env *e)
 {
     cc_event_set(&e->stop);
     join(e->thread);
+    cc_map_free(e->map);
+    cc_executor_free(e->pool);
     close(e->listener);
     for (int i = 0; i < 2; i++) {
         close(e->pipe[i]);
@@ -170,6 +194,19 @@ static int c_recv(struct env *e)
 
 static int c_accept(struct env *e) { return cc_accept(e->listener, LATE()); }
 
+static int c_map_next(struct env *e)
+{
+    void *r;
+    return cc_map_next(e->map, LATE(), &r);
+}
+
+static int c_wait_any(struct env *e)
+{
+    cc_waitable w[2] = {{.kind = CC_WAIT_QUEUE, .queue = e->empty},
+                        {.kind = CC_WAIT_FUTURE, .future = e->fut}};
+    return cc_wait_any(w, 2, LATE());
+}
+
 struct row {
     const char *name;            /* for failure messages */
     int (*call)(struct env *e); /* blocks until cancelled or timed out */
@@ -186,7 +223,8 @@ static const struct row rows[] = {
     {"futures wait", c_fmany, 1}, {"thread join", c_thread, 0},
     {"sleep", c_sleep, 0},     {"wait_fd", c_wait_fd, 0},
     {"read", c_read, 0},       {"recv", c_recv, 0},
-    {"accept", c_accept, 0},
+    {"accept", c_accept, 0},   {"map next", c_map_next, 0},
+    {"wait any", c_wait_any, 0},
 };
 enum { NROWS = sizeof rows / sizeof rows[0] };
 

@@ -136,7 +136,8 @@ int cc_executor_map(cc_map **out, cc_executor *ex, cc_task_fn fn,
  * set; the task's negative errno (unlike Python, which stops at the first
  * exception, the iteration goes on with the next input); -ENOENT when every
  * input was yielded; -ETIMEDOUT if the deadline passed (call again for the same
- * input); -ECANCELED if the executor cancelled the chunk, -EPIPE if the pool
+ * input; so does -ECANCELED when the calling task was cancelled while it
+ * waited); -ECANCELED if the executor cancelled the chunk, -EPIPE if the pool
  * is broken (every input of that chunk); or, once, after the
  * results of every input given before it, an error of the generator or of
  * cc_executor_submit (-ESHUTDOWN, ...), which ends the input. Error messages of

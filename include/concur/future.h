@@ -85,7 +85,9 @@ bool cc_future_done(const cc_future *f); /* finished or cancelled */
 
 /*
  * cc_future_wait: block until the future is done or the deadline passes.
- * Returns 0 when done, -ETIMEDOUT otherwise. Blocks (CC_NOWAIT polls).
+ * Returns 0 when done, -ETIMEDOUT at the deadline (never before), or, in a
+ * task (loop.h), -ECANCELED when the task is cancelled (or -ETIMEDOUT when a
+ * deadline scope ends). Blocks, parking a task (CC_NOWAIT polls). Thread safe.
  */
 int cc_future_wait(cc_future *f, cc_deadline deadline);
 

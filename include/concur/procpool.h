@@ -187,8 +187,10 @@ int cc_process_pool_map(cc_process_map **out, cc_executor *ex,
  * bytes appended to *result (caller's buffer); the function's return value
  * negated when non-zero; for every input of a chunk whose worker died or
  * timed out, -ECHILD or -ETIMEDOUT; -ENOENT once every input was yielded;
- * -ETIMEDOUT if the deadline passed (call again); once, after the results
- * before it, the generator's or submit's error. Blocks. Not thread safe.
+ * -ETIMEDOUT if the deadline passed, -ECANCELED if the calling task was
+ * cancelled while it waited (call again: nothing was consumed); once, after
+ * the results before it, the generator's or submit's error. Blocks (parks a
+ * task). Not thread safe.
  */
 int cc_process_map_next(cc_process_map *m, cc_deadline deadline,
                         cc_bytes *result);
