@@ -4,13 +4,13 @@
  *
  * DESIGN (map). The inputs are cut into chunks of `chunksize`; each chunk is one
  * task that runs fn on its inputs in turn, writing each result over its input.
- * A ring of max_chunks chunk slots holds the chunks in flight, in input order.
- * The generator is called only to refill a slot: once when the map starts, and
- * each time the consumer has taken the last result of the oldest chunk. So at
- * most max_chunks x chunksize inputs and results exist at any time, however
- * long the input is, and results come back in input order.
+ * The window of chunks in flight (map_window.h, shared with the process
+ * pool's map) calls the generator only to refill a slot, so at most
+ * max_chunks x chunksize inputs and results exist at any time, however long
+ * the input is, and results come back in input order.
  */
 #include "executor_internal.h"
+#include "map_window.h"
 
 #include <string.h>
 
@@ -60,7 +60,6 @@ struct chunk {
     size_t n;     /* inputs in this chunk */
     void **items; /* chunksize slots: the inputs, then the results */
     int *errs;    /* chunksize slots: each input's outcome */
-    cc_future *f; /* the chunk's future while in flight, else NULL */
 };
 
 struct cc_map {
@@ -69,13 +68,10 @@ struct cc_map {
     cc_map_next_arg_fn next_arg; /* the input generator */
     void *state;                 /* its state */
     size_t chunksize;            /* inputs per chunk */
-    size_t max_chunks;           /* ring slots */
-    struct chunk *ring;          /* chunks in flight, oldest at head */
-    size_t head;                 /* ring index of the oldest chunk */
-    size_t inflight;             /* chunks in flight */
-    size_t pos;                  /* next result to yield in the oldest chunk */
-    bool input_done;             /* the generator is exhausted or failed */
-    int input_err;               /* its error (or submit's), yielded once */
+    struct chunk *chunks;        /* one per window slot */
+    int input_end;               /* 1 while the generator has more, else
+                                    its last return (0 or an error) */
+    cc__window w;                /* the chunks in flight */
 };
 
 int cc_map_array_next(void *state, void **arg)
@@ -104,53 +100,45 @@ static int run_chunk(void *arg, void **result)
 static size_t gather(cc_map *m, struct chunk *c)
 {
     size_t n = 0;
-    while (n < m->chunksize && !m->input_done) {
+    while (n < m->chunksize && m->input_end > 0) {
         int r = m->next_arg(m->state, &c->items[n]);
-        if (r > 0) {
+        if (r > 0)
             n++;
-            continue;
-        }
-        m->input_done = true;
-        m->input_err = r;
+        else
+            m->input_end = r;
     }
     return n;
 }
 
-/* Submit chunks until the ring is full or the input ends. */
-static void refill(cc_map *m)
+/* The window's launch: the next chunk into slot, submitted. */
+static long launch(void *map, size_t slot, cc_future **f)
 {
-    while (m->inflight < m->max_chunks && !m->input_done) {
-        struct chunk *c = &m->ring[(m->head + m->inflight) % m->max_chunks];
-        c->n = gather(m, c);
-        if (c->n == 0)
-            return;
-        int r = cc_executor_submit(m->ex, run_chunk, c, &c->f);
-        if (r < 0) {
-            m->input_done = true;
-            m->input_err = r;
-            return;
-        }
-        m->inflight++;
-    }
+    cc_map *m = map;
+    struct chunk *c = &m->chunks[slot];
+    c->n = gather(m, c);
+    if (c->n == 0)
+        return m->input_end;
+    int r = cc_executor_submit(m->ex, run_chunk, c, f);
+    return r < 0 ? r : (long)c->n;
 }
 
-static void free_map(cc_map *m)
+static void free_chunks(cc_map *m, size_t slots)
 {
-    for (size_t i = 0; i < m->max_chunks && m->ring; i++) {
-        cc__free(m->ring[i].items, m->chunksize * sizeof(void *));
-        cc__free(m->ring[i].errs, m->chunksize * sizeof(int));
+    for (size_t i = 0; i < slots && m->chunks; i++) {
+        cc__free(m->chunks[i].items, m->chunksize * sizeof(void *));
+        cc__free(m->chunks[i].errs, m->chunksize * sizeof(int));
     }
-    cc__free(m->ring, m->max_chunks * sizeof *m->ring);
+    cc__free(m->chunks, slots * sizeof *m->chunks);
     cc__free(m, sizeof *m);
 }
 
-static int alloc_ring(cc_map *m)
+static int alloc_chunks(cc_map *m, size_t slots)
 {
-    m->ring = cc__calloc(m->max_chunks, sizeof *m->ring);
-    if (!m->ring)
+    m->chunks = cc__calloc(slots, sizeof *m->chunks);
+    if (!m->chunks)
         return -ENOMEM;
-    for (size_t i = 0; i < m->max_chunks; i++) {
-        struct chunk *c = &m->ring[i];
+    for (size_t i = 0; i < slots; i++) {
+        struct chunk *c = &m->chunks[i];
         c->m = m;
         c->items = cc__calloc(m->chunksize, sizeof(void *));
         c->errs = cc__calloc(m->chunksize, sizeof(int));
@@ -167,51 +155,35 @@ int cc_executor_map(cc_map **out, cc_executor *ex, cc_task_fn fn,
     cc_map *m = cc__calloc(1, sizeof *m);
     if (!m)
         return -ENOMEM;
-    *m = (cc_map){.ex = ex, .fn = fn, .next_arg = next_arg, .state = state};
+    *m = (cc_map){.ex = ex, .fn = fn, .next_arg = next_arg, .state = state,
+                  .input_end = 1};
     m->chunksize = opts && opts->chunksize ? opts->chunksize : 1;
-    m->max_chunks = opts && opts->max_chunks ? opts->max_chunks
-                                             : 4 * cc_executor_max_workers(ex);
-    if (alloc_ring(m) < 0) {
-        free_map(m);
+    size_t slots = opts && opts->max_chunks ? opts->max_chunks
+                                            : 4 * cc_executor_max_workers(ex);
+    if (alloc_chunks(m, slots) < 0 ||
+        cc__window_init(&m->w, slots, launch, m) < 0) {
+        free_chunks(m, slots);
         return -ENOMEM;
     }
-    refill(m);
     *out = m;
     return 0;
-}
-
-/* The oldest chunk is consumed: free its slot and refill. */
-static void retire_head(cc_map *m)
-{
-    struct chunk *c = &m->ring[m->head];
-    cc_future_release(c->f);
-    c->f = NULL;
-    m->head = (m->head + 1) % m->max_chunks;
-    m->inflight--;
-    m->pos = 0;
-    refill(m);
 }
 
 int cc_map_next(cc_map *m, cc_deadline deadline, void **result)
 {
     *result = NULL;
-    if (m->inflight == 0) {
-        int r = m->input_err ? m->input_err : -ENOENT;
-        m->input_err = 0;
+    size_t slot, pos;
+    int r = cc__window_next(&m->w, deadline, &slot, &pos);
+    if (r < 0)
         return r;
-    }
-    struct chunk *c = &m->ring[m->head];
-    int w = cc_future_wait(c->f, deadline); /* -ETIMEDOUT, -ECANCELED */
-    if (w < 0)
-        return w;
     /* A chunk that never ran (cancelled, broken pool) fails every input. */
-    int r = cc_future_error(c->f);
+    struct chunk *c = &m->chunks[slot];
+    r = cc_future_error(m->w.f[slot]);
     if (r == 0)
-        r = c->errs[m->pos];
+        r = c->errs[pos];
     if (r == 0)
-        *result = c->items[m->pos];
-    if (++m->pos == c->n)
-        retire_head(m);
+        *result = c->items[pos];
+    cc__window_advance(&m->w);
     return r;
 }
 
@@ -219,11 +191,7 @@ void cc_map_free(cc_map *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->inflight; i++) /* none starts while we wait */
-        cc_future_cancel(m->ring[(m->head + i) % m->max_chunks].f);
-    for (size_t i = 0; i < m->inflight; i++) {
-        struct chunk *c = &m->ring[(m->head + i) % m->max_chunks];
-        cc__future_abandon(c->f); /* its memory is freed below */
-    }
-    free_map(m);
+    size_t slots = m->w.max;
+    cc__window_free(&m->w); /* waits out the chunks using the memory below */
+    free_chunks(m, slots);
 }
