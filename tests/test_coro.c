@@ -578,11 +578,18 @@ static void race_writer(void *arg)
         race_target++;
 }
 
+/* Both racers' coroutines stay alive until both have written: TSan reuses
+ * a destroyed fiber's context, and a second racer that got the first one's
+ * context would look like the same thread (no race: a flaky test). The
+ * barrier orders nothing between the two writes, which both precede it. */
+static pthread_barrier_t race_done;
+
 static void *race_thread(void *arg)
 {
     cc__coro *c;
     if (cc__coro_create(&c, race_writer, NULL, 0, "racer") == 0) {
         cc__coro_resume(c);
+        pthread_barrier_wait(&race_done);
         cc__coro_destroy(c);
     }
     return NULL;
@@ -794,6 +801,7 @@ static int child_main(const char *what)
     }
     if (!strcmp(what, "race")) {
         pthread_t t[2];
+        pthread_barrier_init(&race_done, NULL, 2);
         for (int i = 0; i < 2; i++)
             pthread_create(&t[i], NULL, race_thread, NULL);
         for (int i = 0; i < 2; i++)
