@@ -18,7 +18,8 @@
  * (cc__wait_fds: subprocess pipes and pidfds, cc_wait_any): one entry per
  * fd, all pointing at one cc__wake_once, whose first firing wakes the task;
  * the others only record their events. Outside a task, the thread uses
- * poll().
+ * poll(). A task's short read marks the fd drained: its next read lets the
+ * ready tasks run first, or waits first, rather than fail with EAGAIN.
  */
 #include "loop_internal.h"
 #include "poller.h"
@@ -320,7 +321,7 @@ static int retry_after(int fd, short events, cc_deadline deadline)
  * gives the peer time to answer; when none is ready, wait for readiness
  * before the system call. Only a hint: a stale one (the fd number reused)
  * costs a yield or a wait that the poller answers at once (it reports the
- * level when armed). Returns 0 or the wait's negative errno.
+ * level when armed). Returns 0, -ETIMEDOUT or -ECANCELED.
  */
 static int before_read(int fd, cc_deadline deadline)
 {
@@ -334,7 +335,10 @@ static int before_read(int fd, cc_deadline deadline)
         return 0;
     }
     int r = wait_fd_task(fd, POLLIN, deadline);
-    return r < 0 && r != -EBADF ? r : 0; /* EBADF: let read say it */
+    /* A time-out or a cancellation ends the call; any other failure
+     * (-EPERM: a regular file, which never blocks; -EBADF) is left to
+     * the system call to report or not. */
+    return r == -ETIMEDOUT || r == -ECANCELED ? r : 0;
 }
 
 /* After a task's read of r bytes out of n: note whether it drained fd. */

@@ -195,6 +195,7 @@ struct short_run {
     int64_t waited;    /* how long the timed-out one took, ns */
     int reused;        /* a new pair got the old number */
     ssize_t stale;     /* cc_recv on it, data there: the stale hint */
+    ssize_t file[2];   /* two cc_read of a 4-byte regular file */
 };
 
 static void *send_later(void *arg)
@@ -233,6 +234,23 @@ static int reuse_number(struct short_run *r)
     return write(t[1], "new", 3) == 3 ? 0 : -EIO;
 }
 
+/* A regular file (which no poller watches) read in two calls: the first
+ * is short, the second must still read (end of file), not fail. */
+static int read_file(struct short_run *r)
+{
+    char path[] = "/tmp/concur_short_XXXXXX", buf[64];
+    int fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    if (write(fd, "file", 4) != 4 || lseek(fd, 0, SEEK_SET) != 0)
+        return -errno;
+    r->file[0] = cc_read(fd, buf, sizeof buf, cc_deadline_in(60 * CC_SEC));
+    r->file[1] = cc_read(fd, buf, sizeof buf, cc_deadline_in(60 * CC_SEC));
+    close(fd);
+    return 0;
+}
+
 static int short_main(void *arg, void **result)
 {
     struct short_run *r = arg;
@@ -257,7 +275,7 @@ static int short_main(void *arg, void **result)
     int err = reuse_number(r); /* after a short read: the hint is stale */
     if (err == 0)
         r->stale = recv_some(r, cc_deadline_in(60 * CC_SEC));
-    return err;
+    return err ? err : read_file(r);
 }
 
 static void test_recv_after_short_read(void **state)
@@ -279,6 +297,8 @@ static void test_recv_after_short_read(void **state)
     assert_int_equal(r.got[5], 1);
     assert_true(r.reused);
     assert_int_equal(r.stale, 3);
+    assert_int_equal(r.file[0], 4);
+    assert_int_equal(r.file[1], 0);
     close(r.s[0]);
     close(r.s[1]);
 }
