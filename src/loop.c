@@ -470,6 +470,8 @@ struct cc__poller *cc__loop_poller(void) { return tls_loop->poller; }
 
 void cc__loop_fd_waits(int delta) { tls_loop->fd_waits += delta; }
 
+bool cc__loop_others_ready(void) { return tls_loop->run_head != NULL; }
+
 /* ---- for the diagnostics (loop_diag.c) --------------------------------------- */
 
 void cc__loop_note_wait(const char *what, long arg)
@@ -698,7 +700,9 @@ static void wait_events(cc_loop *l, cc_deadline until)
     dispatch(evs, n);
 }
 
-/* Whether a wakeup from another thread came within a short spin. */
+/* Whether a wakeup from another thread came within a short spin. Not
+ * tried when every task waits for an fd (a server's connections): only
+ * the poller can wake them, and the spin would burn CPU at every sleep. */
 static bool spin_for_remote(cc_loop *l)
 {
     for (int i = 0; i < LOOP_SPINS; i++) {
@@ -737,7 +741,8 @@ static void run_loop(cc_loop *l)
         run_round(l);
         if (l->live == 0)
             break;
-        if (l->run_head == NULL && !spin_for_remote(l))
+        if (l->run_head == NULL &&
+            ((size_t)l->fd_waits >= l->live || !spin_for_remote(l)))
             wait_events(l, idle_until(l));
         else if (l->fd_waits > 0)
             wait_events(l, CC_NOWAIT);

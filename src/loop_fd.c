@@ -18,7 +18,8 @@
  * (cc__wait_fds: subprocess pipes and pidfds, cc_wait_any): one entry per
  * fd, all pointing at one cc__wake_once, whose first firing wakes the task;
  * the others only record their events. Outside a task, the thread uses
- * poll().
+ * poll(). A task's short read marks the fd drained: its next read lets the
+ * ready tasks run first, or waits first, rather than fail with EAGAIN.
  */
 #include "loop_internal.h"
 #include "poller.h"
@@ -89,6 +90,7 @@ struct fd_slot {
     struct fd_wait *head; /* waiting tasks, newest first */
     bool registered;      /* the poller knows the fd */
     bool armed;           /* and may still report it (one-shot not fired) */
+    bool drained;         /* a task's last read of it came back short */
 };
 
 /* This thread's table (one loop per thread), indexed by fd. */
@@ -311,10 +313,52 @@ static int retry_after(int fd, short events, cc_deadline deadline)
     return r < 0 ? r : 0;
 }
 
+/*
+ * Before a task reads fd: when its last read came back short, it emptied
+ * the buffer, and on a request/response connection the next read would
+ * almost always fail with EAGAIN (a wasted system call, as many as there
+ * are requests). So let the other ready tasks run first, which usually
+ * gives the peer time to answer; when none is ready, wait for readiness
+ * before the system call. Only a hint: a stale one (the fd number reused)
+ * costs a yield or a wait that the poller answers at once (it reports the
+ * level when armed). Returns 0, -ETIMEDOUT or -ECANCELED.
+ */
+static int before_read(int fd, cc_deadline deadline)
+{
+    if (fd < 0 || fd >= nslots || !slots[fd].drained || !cc__loop_task())
+        return 0;
+    slots[fd].drained = false;
+    if (deadline != CC_FOREVER && deadline <= cc__now())
+        return 0; /* no time to wait: try the system call only */
+    if (cc__loop_others_ready()) {
+        cc_yield();
+        return 0;
+    }
+    int r = wait_fd_task(fd, POLLIN, deadline);
+    /* A time-out or a cancellation ends the call; any other failure
+     * (-EPERM: a regular file, which never blocks; -EBADF) is left to
+     * the system call to report or not. */
+    return r == -ETIMEDOUT || r == -ECANCELED ? r : 0;
+}
+
+/* After a task's read of r bytes out of n: note whether it drained fd. */
+static void after_read(int fd, ssize_t r, size_t n)
+{
+    if (r <= 0 || (size_t)r >= n || !cc__loop_task())
+        return;
+    struct fd_slot *s = slot_get(fd);
+    if (s) /* else no hint: nothing lost */
+        s->drained = true;
+}
+
 ssize_t cc_read(int fd, void *buf, size_t n, cc_deadline deadline)
 {
+    int w = before_read(fd, deadline);
+    if (w < 0)
+        return w;
     for (;;) {
         ssize_t r = read(fd, buf, n);
+        after_read(fd, r, n);
         if (r >= 0)
             return r;
         int again = retry_after(fd, POLLIN, deadline);
@@ -337,8 +381,14 @@ ssize_t cc_write(int fd, const void *buf, size_t n, cc_deadline deadline)
 
 ssize_t cc_recv(int fd, void *buf, size_t n, int flags, cc_deadline deadline)
 {
+    bool peek = flags & MSG_PEEK; /* a short peek drains nothing */
+    int w = peek ? 0 : before_read(fd, deadline);
+    if (w < 0)
+        return w;
     for (;;) {
         ssize_t r = recv(fd, buf, n, flags);
+        if (!peek)
+            after_read(fd, r, n);
         if (r >= 0)
             return r;
         int again = retry_after(fd, POLLIN, deadline);

@@ -94,6 +94,10 @@ struct cc__task *cc__loop_task_of(cc_future *f);
 struct cc__poller *cc__loop_poller(void);
 void cc__loop_fd_waits(int delta);
 
+/* Whether other tasks of this thread's loop are ready to run now (the fd
+ * helpers let them go first when a read would likely find nothing). */
+bool cc__loop_others_ready(void);
+
 /* loop_fd.c, called by the loop: an fd registered with `data` is ready for
  * `events`; and the loop ends (free this thread's fd table). */
 void cc__loop_fd_ready(void *data, uint32_t events);

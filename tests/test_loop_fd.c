@@ -181,6 +181,128 @@ static void test_fd_number_reused(void **state)
     assert_int_equal(r.third, POLLIN);
 }
 
+/* ---- a read after a short read --------------------------------------------- */
+
+/* A short read drained the socket: the next cc_recv of the task lets the
+ * ready tasks run first, or, when none is, waits before the system call.
+ * Either way it must return what arrives, never too early, and never lose
+ * data that came in between. */
+struct short_run {
+    int s[2];          /* a non-blocking socket pair */
+    int order[4];      /* who ran when (1: the reader, 2: a ready task) */
+    int n_order;       /* entries in order */
+    ssize_t got[6];    /* what each cc_recv of the reader returned */
+    int64_t waited;    /* how long the timed-out one took, ns */
+    int reused;        /* a new pair got the old number */
+    ssize_t stale;     /* cc_recv on it, data there: the stale hint */
+    ssize_t file[2];   /* two cc_read of a 4-byte regular file */
+};
+
+static void *send_later(void *arg)
+{
+    cc_sleep(10 * CC_MSEC);
+    if (write(*(int *)arg, "later", 5) != 5)
+        abort();
+    return NULL;
+}
+
+/* A ready task that writes to the reader's socket when it runs. */
+static int ready_writer(void *arg, void **result)
+{
+    struct short_run *r = arg;
+    r->order[r->n_order++] = 2;
+    return write(r->s[1], "ready", 5) == 5 ? 0 : -EIO;
+}
+
+static ssize_t recv_some(struct short_run *r, cc_deadline d)
+{
+    char buf[64];
+    return cc_recv(r->s[0], buf, sizeof buf, 0, d);
+}
+
+/* A fresh socket pair on the number of r->s[0], with data in it. */
+static int reuse_number(struct short_run *r)
+{
+    int old = r->s[0], t[2];
+    close(r->s[0]);
+    close(r->s[1]);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, t))
+        return -errno;
+    r->reused = t[0] == old;
+    r->s[0] = t[0];
+    r->s[1] = t[1];
+    return write(t[1], "new", 3) == 3 ? 0 : -EIO;
+}
+
+/* A regular file (which no poller watches) read in two calls: the first
+ * is short, the second must still read (end of file), not fail. */
+static int read_file(struct short_run *r)
+{
+    char path[] = "/tmp/concur_short_XXXXXX", buf[64];
+    int fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    if (write(fd, "file", 4) != 4 || lseek(fd, 0, SEEK_SET) != 0)
+        return -errno;
+    r->file[0] = cc_read(fd, buf, sizeof buf, cc_deadline_in(60 * CC_SEC));
+    r->file[1] = cc_read(fd, buf, sizeof buf, cc_deadline_in(60 * CC_SEC));
+    close(fd);
+    return 0;
+}
+
+static int short_main(void *arg, void **result)
+{
+    struct short_run *r = arg;
+    if (write(r->s[1], "ab", 2) != 2)
+        return -EIO;
+    r->got[0] = recv_some(r, CC_FOREVER); /* short: drained */
+    cc_thread *t = start(send_later, &r->s[1]);
+    r->got[1] = recv_some(r, cc_deadline_in(60 * CC_SEC)); /* waits first */
+    join(t);
+    cc_spawn(ready_writer, r, NULL);
+    r->got[2] = recv_some(r, cc_deadline_in(60 * CC_SEC)); /* lets go */
+    r->order[r->n_order++] = 1; /* the writer ran during our cc_recv */
+    int64_t t0 = cc_now();
+    r->got[3] = recv_some(r, cc_deadline_in(20 * CC_MSEC));
+    r->waited = cc_now() - t0;
+    if (write(r->s[1], "yz", 2) != 2)
+        return -EIO;
+    r->got[4] = recv_some(r, CC_FOREVER); /* no hint left: reads, short */
+    if (write(r->s[1], "x", 1) != 1)
+        return -EIO;
+    r->got[5] = recv_some(r, CC_NOWAIT); /* no time to wait: tries */
+    int err = reuse_number(r); /* after a short read: the hint is stale */
+    if (err == 0)
+        r->stale = recv_some(r, cc_deadline_in(60 * CC_SEC));
+    return err ? err : read_file(r);
+}
+
+static void test_recv_after_short_read(void **state)
+{
+    (void)state;
+    struct short_run r = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+                                SOCK_NONBLOCK, 0, r.s), 0);
+    assert_int_equal(cc_loop_run(short_main, &r, NULL), 0);
+    assert_int_equal(r.got[0], 2);
+    assert_int_equal(r.got[1], 5); /* "later", sent 10 ms after */
+    assert_int_equal(r.got[2], 5); /* "ready": the writer ran first */
+    assert_int_equal(r.n_order, 2);
+    assert_int_equal(r.order[0], 2);
+    assert_int_equal(r.order[1], 1);
+    assert_int_equal(r.got[3], -ETIMEDOUT);
+    assert_true(r.waited >= 20 * CC_MSEC);
+    assert_int_equal(r.got[4], 2);
+    assert_int_equal(r.got[5], 1);
+    assert_true(r.reused);
+    assert_int_equal(r.stale, 3);
+    assert_int_equal(r.file[0], 4);
+    assert_int_equal(r.file[1], 0);
+    close(r.s[0]);
+    close(r.s[1]);
+}
+
 /* ---- sockets: an echo server, one task per connection --------------------- */
 
 enum { CLIENTS = 50, MSG = 20000 };
@@ -393,6 +515,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CC_TEST(test_wait_fd_pipe),
         CC_TEST(test_fd_number_reused),
+        CC_TEST(test_recv_after_short_read),
         CC_TEST(test_socket_echo),
         CC_TEST(test_socket_errors),
         CC_TEST(test_io_bound_200_gets),

@@ -283,7 +283,11 @@ int cc_wait_fd(int fd, short events, cc_deadline deadline);
  * (O_NONBLOCK) and not ready, wait with cc_wait_fd and retry. Return the
  * bytes moved (cc_read: 0 at end of file; cc_write may move fewer than n, as
  * write(2)), -ETIMEDOUT, or read/write's negative errno. Restart after
- * EINTR. Park the task (block the thread outside tasks).
+ * EINTR. Park the task (block the thread outside tasks). In a task, a read
+ * that follows a short read of the same fd (one that emptied it) first lets
+ * the other ready tasks run, or waits for the fd when none is ready, instead
+ * of a read that would most likely fail with EAGAIN (on a datagram socket,
+ * whose reads are all short, that costs a wait per read: use recv(2)).
  */
 ssize_t cc_read(int fd, void *buf, size_t n, cc_deadline deadline);
 ssize_t cc_write(int fd, const void *buf, size_t n, cc_deadline deadline);

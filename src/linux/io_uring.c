@@ -10,9 +10,11 @@
  * bumps the generation, so a completion of an old poll is recognised as
  * stale and dropped. SQEs are not submitted one by one: they go to the
  * kernel with the next wait (io_uring_submit_and_wait_timeout), one system
- * call for a whole round of re-arms. Cross-thread wakeups: an eventfd with
- * its own poll, re-armed after each. Timers: the wait's timeout (ns). A
- * poll that fails (the fd was closed) reports POLLERR|POLLHUP|POLLNVAL.
+ * call for a whole round of re-arms; a poll that must not sleep only
+ * submits and flushes (io_uring_submit_and_get_events). Cross-thread
+ * wakeups: an eventfd with its own poll, re-armed after each. Timers: the
+ * wait's timeout (ns). A poll that fails (the fd was closed) reports
+ * POLLERR|POLLHUP|POLLNVAL.
  * Unlike epoll, a pending poll holds a reference to its file: closing an fd
  * while a task waits on it does not release the file until the wait ends.
  */
@@ -241,14 +243,19 @@ static int take(cc__uring *p, struct io_uring_cqe *cqe, cc__poll_event *out)
     return 1;
 }
 
+/* Submit, then wait for a completion until the deadline. A deadline that
+ * has passed only submits and flushes what completed: a zero timeout
+ * would still sleep on an hrtimer when nothing is ready (a context switch
+ * per busy round of the loop, which polls with CC_NOWAIT). */
 static int submit_and_wait(cc__uring *p, cc_deadline deadline)
 {
     struct io_uring_cqe *cqe;
-    struct __kernel_timespec ts = {0, 0}, *tp = NULL;
+    struct __kernel_timespec ts, *tp = NULL;
     if (deadline != CC_FOREVER) {
-        int64_t left = deadline - cc__now();
-        if (left > 0)
-            ts = (struct __kernel_timespec){left / CC_SEC, left % CC_SEC};
+        int64_t left = deadline == CC_NOWAIT ? 0 : deadline - cc__now();
+        if (left <= 0)
+            return io_uring_submit_and_get_events(&p->ring);
+        ts = (struct __kernel_timespec){left / CC_SEC, left % CC_SEC};
         tp = &ts;
     }
     return io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, tp, NULL);
