@@ -7,12 +7,12 @@
  * back to the scheduler when there is none). Ready tasks wait in a FIFO run
  * queue; each round runs those that were ready when it began, then, when
  * nothing is ready, sleeps in the poller (io_uring or epoll) until the
- * earliest timer (a min-heap by deadline, then arrival), an fd event, or a
- * wakeup from another thread. Other threads hand ready tasks and calls over
- * through a lock-free stack (Treiber push, exchange-all pop, reversed for
- * FIFO) and write the poller's eventfd only when the loop said it might
- * sleep (Dekker handshake, seq_cst on both sides), so no wakeup is lost or
- * coalesced.
+ * earliest timer (loop_timer.h: a min-heap by deadline, then arrival), an
+ * fd event, or a wakeup from another thread. Other threads hand ready tasks
+ * and calls over through a lock-free stack (Treiber push, exchange-all pop,
+ * reversed for FIFO) and write the poller's eventfd only when the loop said
+ * it might sleep (Dekker handshake, seq_cst on both sides), so no wakeup is
+ * lost or coalesced.
  * Parking (the wait layer's cc__waiter_park for a task) and waking keep wait.h's
  * protocol: the waiter's state word tells whether the task was woken; the
  * task's run state (RUNNING, NOTIFIED, PARKED, DONE) only decides who queues
@@ -24,9 +24,11 @@
 #include "future_internal.h"
 #include "loop_diag.h"
 #include "loop_internal.h"
+#include "loop_timer.h"
 #include "poller.h"
 
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 
 /* A task's run state (cc__task.run_state). */
@@ -38,7 +40,7 @@ enum {
 };
 
 /* SPARE_MAX: most reaped task objects a loop keeps for its next spawns. */
-enum { NO_TIMER = (size_t)-1, POLL_BATCH = 64, SPARE_MAX = 256 };
+enum { POLL_BATCH = 64, SPARE_MAX = 256 };
 
 /* Polls of the remote stack before the loop sleeps: a thread often hands a
  * wakeup over within a microsecond or two, far cheaper to spin for than the
@@ -72,9 +74,7 @@ struct cc__task {
                                  ones (a waker's CC__WOKEN store included) */
     cc__atomic_u32 refs;      /* the loop's, plus one per waker at work
                                  (acq_rel on release: the last frees) */
-    cc_deadline when;         /* its timer's deadline, while armed */
-    uint64_t seq;             /* its timer's arrival, to break ties */
-    size_t heap_idx;          /* its place in the timer heap, or NO_TIMER */
+    cc__timer timer;          /* its deadline while parked (loop_timer.h) */
     struct cc__task_ctx ctx;  /* future.c's current-task state, while out */
     struct cc__cancel cancel; /* cancellation and scopes (loop_cancel.c) */
     cc_task_fn fn;            /* what the task runs (its future runs body) */
@@ -92,10 +92,8 @@ struct cc_loop {
     size_t run_len;             /* how many are queued */
     size_t budget;              /* tasks this round may still run */
     size_t live;                /* tasks spawned and not yet reaped */
-    struct cc__task **heap;     /* timers: min-heap by (when, seq) */
-    size_t heap_len;            /* armed timers */
-    size_t heap_cap;            /* room; kept >= live, so arming never fails */
-    uint64_t timer_seq;         /* arrivals so far, for cc__task.seq */
+    cc__timer_heap timers;      /* parked tasks' deadlines; room kept >=
+                                   live, so arming never fails */
     cc__poller *poller;         /* epoll and the wakeup eventfd */
     int fd_waits;               /* tasks waiting for fds (poll while busy) */
     _Atomic(struct remote_node *) remote; /* pushed by any thread (seq_cst:
@@ -142,93 +140,18 @@ static struct cc__task *runq_pop(cc_loop *l)
     return t;
 }
 
-/* ---- timers: a binary min-heap of tasks -------------------------------------- */
-
-static bool timer_before(const struct cc__task *a, const struct cc__task *b)
-{
-    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
-}
-
-static void heap_set(cc_loop *l, size_t i, struct cc__task *t)
-{
-    l->heap[i] = t;
-    t->heap_idx = i;
-}
-
-static void sift_up(cc_loop *l, size_t i)
-{
-    struct cc__task *t = l->heap[i];
-    while (i > 0 && timer_before(t, l->heap[(i - 1) / 2])) {
-        heap_set(l, i, l->heap[(i - 1) / 2]);
-        i = (i - 1) / 2;
-    }
-    heap_set(l, i, t);
-}
-
-static void sift_down(cc_loop *l, size_t i)
-{
-    struct cc__task *t = l->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= l->heap_len)
-            break;
-        if (c + 1 < l->heap_len && timer_before(l->heap[c + 1], l->heap[c]))
-            c++;
-        if (!timer_before(l->heap[c], t))
-            break;
-        heap_set(l, i, l->heap[c]);
-        i = c;
-    }
-    heap_set(l, i, t);
-}
-
-static int heap_reserve(cc_loop *l, size_t n)
-{
-    if (n <= l->heap_cap)
-        return 0;
-    size_t cap = l->heap_cap ? 2 * l->heap_cap : 64;
-    void *h = cc__realloc(l->heap, l->heap_cap * sizeof *l->heap,
-                          cap * sizeof *l->heap);
-    if (!h)
-        return -ENOMEM;
-    l->heap = h;
-    l->heap_cap = cap;
-    return 0;
-}
-
-static void timer_arm(cc_loop *l, struct cc__task *t, cc_deadline when)
-{
-    if (when == CC_FOREVER)
-        return;
-    t->when = when;
-    t->seq = l->timer_seq++;
-    heap_set(l, l->heap_len++, t);
-    sift_up(l, t->heap_idx);
-}
-
-static void timer_disarm(cc_loop *l, struct cc__task *t)
-{
-    size_t i = t->heap_idx;
-    if (i == NO_TIMER)
-        return;
-    t->heap_idx = NO_TIMER;
-    struct cc__task *last = l->heap[--l->heap_len];
-    if (i == l->heap_len)
-        return;
-    heap_set(l, i, last);
-    sift_up(l, i);
-    sift_down(l, last->heap_idx);
-}
+/* ---- timers ---------------------------------------------------------------- */
 
 /* Queue every parked task whose deadline has come (never before it). */
 static void fire_timers(cc_loop *l)
 {
-    if (l->heap_len == 0)
+    if (l->timers.len == 0)
         return;
     cc_deadline now = cc__now();
-    while (l->heap_len > 0 && l->heap[0]->when <= now) {
-        struct cc__task *t = l->heap[0];
-        timer_disarm(l, t);
+    cc__timer *tm;
+    while ((tm = cc__timer_pop_due(&l->timers, now))) {
+        struct cc__task *t = (struct cc__task *)((char *)tm -
+                                                 offsetof(struct cc__task, timer));
         uint32_t s = T_PARKED;
         /* acq_rel: claim it, as a waker does; a task already claimed or
          * running will look at its deadline itself. */
@@ -368,7 +291,7 @@ static void switch_out(struct cc__task *t)
  * spuriously (a wakeup meant for an earlier wait). */
 static void task_park(struct cc__task *t, cc_deadline deadline)
 {
-    timer_arm(t->loop, t, deadline);
+    cc__timer_arm(&t->loop->timers, &t->timer, deadline);
     uint32_t s = T_RUNNING;
     for (;;) {
         /* acq_rel: parking publishes nothing, but consuming a NOTIFIED
@@ -380,7 +303,7 @@ static void task_park(struct cc__task *t, cc_deadline deadline)
         if (s == T_NOTIFIED && cc__cas(&t->run_state, &s, T_RUNNING))
             break;
     }
-    timer_disarm(t->loop, t);
+    cc__timer_disarm(&t->loop->timers, &t->timer);
 }
 
 int cc__loop_park(cc__waiter *w, cc_deadline deadline)
@@ -564,9 +487,7 @@ static void task_init(struct cc__task *t, cc_loop *l, cc__coro *coro,
     t->loop = l;
     cc__store_relaxed(&t->run_state, T_RUNNING);
     cc__store_relaxed(&t->refs, 1);
-    t->when = CC_FOREVER;
-    t->seq = 0;
-    t->heap_idx = NO_TIMER;
+    cc__timer_init(&t->timer);
     t->ctx = (struct cc__task_ctx){false, NULL};
     t->cancel = (struct cc__cancel){false, 0, CC_FOREVER};
     t->fn = fn;
@@ -595,7 +516,7 @@ int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
     cc_loop *l = tls_loop;
     if (!l)
         return -EPERM;
-    if (heap_reserve(l, l->live + 1) < 0)
+    if (cc__timer_reserve(&l->timers, l->live + 1) < 0)
         return -ENOMEM;
     struct cc__task *t = task_alloc(l);
     cc_future *f = t ? cc__future_alloc() : NULL;
@@ -727,7 +648,7 @@ static void run_round(cc_loop *l)
  * say (a deadlock check, a dump asked for). */
 static cc_deadline idle_until(cc_loop *l)
 {
-    cc_deadline until = l->heap_len ? l->heap[0]->when : CC_FOREVER;
+    cc_deadline until = cc__timer_next(&l->timers);
     if (CC__UNLIKELY(l->diag))
         until = cc__diag_idle(l->diag, l, until, l->fd_waits);
     return until;
@@ -796,7 +717,7 @@ static void loop_free(cc_loop *l)
     cc__diag_free(l->diag);
     cc__loop_fd_close();
     cc__poller_free(l->poller);
-    cc__free(l->heap, l->heap_cap * sizeof *l->heap);
+    cc__timer_heap_free(&l->timers);
     cc__free(l, sizeof *l);
 }
 
