@@ -242,25 +242,39 @@ int cc_process_pool_worker_pids(cc_executor *ex, pid_t *pids, size_t n)
     return count;
 }
 
-/* Cancel f if slot s runs it (under p->m): 1 done, 0 not there, -1 late. */
-static int cancel_in_slot(struct cc__pp_slot *s, cc_future *f)
+/* Cancel f if lane l of slot s runs it (under p->m): 1 done, 0 not there,
+ * -1 late. */
+static int cancel_in_lane(struct cc__pp_slot *s, uint32_t l, cc_future *f)
 {
-    for (size_t i = 0; i < s->cur_n; i++) {
-        if (s->cur[i]->f != f)
+    for (size_t i = 0; i < s->cur_n[l]; i++) {
+        if (s->cur[l][i]->f != f)
             continue;
-        /* acquire: as the feeder's reads of the results counted. */
-        size_t done = cc__load_acq(&s->ctl->done);
+        /* acquire: as the feeder's reads of the results counted; fin
+         * first, so that a lane seen running has not finished then. */
+        uint32_t fin = cc__load_acq(&s->ctl->fin);
+        size_t done = cc__load_acq(&s->ctl->lane[l].done);
         if (i < done)
             return -1;
-        s->cur[i]->cancel = true;
-        cc__store_relaxed(&s->ctl->skip[i], 1); /* relaxed: see the field */
-        if (i == done && cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK) {
+        s->cur[l][i]->cancel = true;
+        /* relaxed: see the field */
+        cc__store_relaxed(&s->ctl->lane[l].skip[i], 1);
+        if (i == done && (fin + 1) % CC__PP_LANES == l &&
+            cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK) {
             s->cancel_kill = true;
             cc_worker_kill(s->w);
         }
         return 1;
     }
     return 0;
+}
+
+/* Cancel f if slot s has it (under p->m): 1 done, 0 not there, -1 late. */
+static int cancel_in_slot(struct cc__pp_slot *s, cc_future *f)
+{
+    int r = 0;
+    for (uint32_t l = 0; l < CC__PP_LANES && r == 0; l++)
+        r = cancel_in_lane(s, l, f);
+    return r;
 }
 
 /* The futures' cancel_running hook (kill_on_cancel). */
@@ -309,7 +323,10 @@ static void free_slots(struct cc__pp_pool *p)
         if (s->ctl)
             munmap(s->ctl, CC__PP_CTL_SIZE);
         cc__close_fd(&s->ctl_fd);
-        cc__close_fd(&s->data_fd);
+        for (int l = 0; l < CC__PP_LANES; l++) {
+            cc__pp_map_drop(&s->data[l]);
+            cc__close_fd(&s->data[l].fd);
+        }
         cc__close_fd(&s->efd);
     }
     cc__free(p->slots, p->n * sizeof *p->slots);
@@ -336,11 +353,16 @@ static const struct cc__executor_ops ops = {
 static int slot_init(struct cc__pp_pool *p, struct cc__pp_slot *s)
 {
     s->p = p;
-    s->ctl_fd = s->data_fd = s->efd = -1;
     s->ctl_fd = memfd_create("concur-pool-ctl", MFD_CLOEXEC);
-    s->data_fd = memfd_create("concur-pool-data", MFD_CLOEXEC);
+    if (s->ctl_fd < 0)
+        return -errno;
+    for (int l = 0; l < CC__PP_LANES; l++) {
+        s->data[l].fd = memfd_create("concur-pool-data", MFD_CLOEXEC);
+        if (s->data[l].fd < 0)
+            return -errno;
+    }
     s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->ctl_fd < 0 || s->data_fd < 0 || s->efd < 0)
+    if (s->efd < 0)
         return -errno;
     if (ftruncate(s->ctl_fd, CC__PP_CTL_SIZE) < 0)
         return -errno;
@@ -404,8 +426,10 @@ static int pool_init(struct cc__pp_pool *p, const cc_process_pool_options *o)
     p->slots = cc__calloc(p->n, sizeof *p->slots);
     if (!p->slots)
         return -ENOMEM;
-    for (size_t i = 0; i < p->n; i++)
-        p->slots[i].ctl_fd = p->slots[i].data_fd = p->slots[i].efd = -1;
+    for (size_t i = 0; i < p->n; i++) {
+        struct cc__pp_slot *s = &p->slots[i];
+        s->ctl_fd = s->efd = s->data[0].fd = s->data[1].fd = -1;
+    }
     int r = make_boot(p, o);
     for (size_t i = 0; i < p->n && r == 0; i++)
         r = slot_init(p, &p->slots[i]);

@@ -16,7 +16,7 @@
 #define CC__PP_WORKER_FN "cc__procpool_worker" /* the worker loop's name */
 #define CC__PP_INLINE (60u * 1024)  /* arguments/results up to this size
                                        travel inside the control block */
-#define CC__PP_CTL_SIZE (64u * 1024) /* the control memfd's size */
+#define CC__PP_CTL_SIZE (128u * 1024) /* the control memfd's size */
 #define CC__PP_NAME_MAX 128          /* longest function name + NUL */
 #define CC__PP_BATCH_MAX 64          /* tasks posted to a worker at once */
 
@@ -36,36 +36,50 @@ enum {
 
 /*
  * The control block, shared by the parent and one worker (a memfd mapped by
- * both). The parent writes a batch of tasks (one or more, run in order),
- * then bumps req (release) and wakes the futex on it; the worker writes
- * each task's result record and bumps done (release), and signals the
- * slot's eventfd after the last. If the worker dies, `done` tells which
- * tasks have their results, and `stage` which one was running.
+ * both). Batches are numbered 1, 2, ... (seq) and go to lane seq % 2, so
+ * that the parent can post the next batch while the worker runs one (the
+ * worker goes on without waiting for the parent). The parent writes a
+ * batch into its lane, then bumps req (release) and wakes the futex on it;
+ * the worker writes each task's result record and bumps the lane's done
+ * (release), and after the last bumps fin and signals the slot's eventfd.
+ * If the worker dies, fin and done tell which tasks have their results,
+ * and `stage` which one was running.
  *
- * data[0, CC__PP_ARGS): the batch, n x (struct cc__pp_item, the name with
- * its NUL, the argument when inline), each 8-aligned. An argument that
- * does not fit (only the first of a batch) is in the data memfd at 0.
- * data[CC__PP_ARGS, CC__PP_INLINE): the results, n x (struct cc__pp_res,
- * the bytes when inline), 8-aligned; a result that does not fit is in the
- * data memfd at res.fd_off (page aligned, after the earlier ones).
+ * lane.data[0, CC__PP_ARGS): the batch, n x (struct cc__pp_item, the name
+ * with its NUL, the argument when inline), each 8-aligned. An argument
+ * that does not fit (only the first of a batch) is in the lane's data
+ * memfd at 0. lane.data[CC__PP_ARGS, CC__PP_INLINE): the results, n x
+ * (struct cc__pp_res, the bytes when inline), 8-aligned; a result that
+ * does not fit is in the lane's data memfd at res.fd_off (page aligned,
+ * after the earlier ones).
  */
-struct cc__pp_ctl {
-    cc__atomic_u32 req;   /* batch sequence number, bumped by the parent
-                             (release: the batch written before it is seen
-                             by the worker's acquire load); futex word */
+struct cc__pp_lane {
     cc__atomic_u32 done;  /* results written in this batch (release by the
                              worker; acquire by the parent after a death
-                             or the eventfd) */
-    cc__atomic_u32 stage; /* CC__PP_* stage of the worker (relaxed: read
-                             only after the worker died) */
+                             or fin) */
     uint32_t n;           /* tasks in the batch */
-    uint32_t quit;        /* no batch: the worker returns */
-    uint32_t pad;         /* alignment */
     cc__atomic_u32 skip[CC__PP_BATCH_MAX]; /* 1: task i of the batch was
                              cancelled, do not run it (relaxed: a late
                              skip only means the task ran) */
     unsigned char data[CC__PP_INLINE]; /* the batch, then the results */
 };
+
+#define CC__PP_LANES 2 /* batches a worker may have posted at once */
+
+struct cc__pp_ctl {
+    cc__atomic_u32 req;   /* batches posted, bumped by the parent (release:
+                             the batch written before it is seen by the
+                             worker's acquire load); futex word */
+    cc__atomic_u32 fin;   /* batches finished (release by the worker after
+                             the last done; acquire by the parent) */
+    cc__atomic_u32 stage; /* CC__PP_* stage of the worker (relaxed: read
+                             only after the worker died, or as a hint) */
+    uint32_t quit;        /* set with the last req: the worker returns */
+    struct cc__pp_lane lane[CC__PP_LANES]; /* lane seq % 2: batch seq */
+};
+
+_Static_assert(sizeof(struct cc__pp_ctl) <= CC__PP_CTL_SIZE,
+               "the control block fits its memfd");
 
 #define CC__PP_ARGS (28u * 1024) /* where the results start in data */
 #define CC__PP_NO_FD UINT64_MAX  /* fd_off of inline bytes */
@@ -91,6 +105,19 @@ struct cc__pp_res {
 /* The boot argument of the worker loop: max_tasks (u64), the initializer's
  * name length (u32; 0: none), the name, its argument. */
 #define CC__PP_BOOT_HEAD 12
+
+/* A data memfd and this process's mapping of it, kept from task to task
+ * (no page faults after the first use) and grown, never shrunk. */
+struct cc__pp_map {
+    int fd;              /* the memfd */
+    unsigned char *base; /* the mapping of its first size bytes, or NULL */
+    size_t size;         /* bytes mapped (the file is at least as long) */
+};
+
+/* Map at least len bytes of m's memfd, lengthening the file if shorter:
+ * 0, or -errno (-ENOMEM). procpool_worker.c; both sides use it. */
+int cc__pp_map_reserve(struct cc__pp_map *m, size_t len);
+void cc__pp_map_drop(struct cc__pp_map *m); /* unmap (the fd stays) */
 
 #include "executor_internal.h"
 #include "wait.h"
@@ -129,13 +156,15 @@ struct cc__pp_slot {
     cc_worker *w;            /* the worker, or NULL; written by the feeder
                                 under p->m (terminate reads it there) */
     struct cc__pp_ctl *ctl;  /* the shared control block */
-    int ctl_fd, data_fd, efd; /* the fds passed to each worker */
+    int ctl_fd, efd;         /* fds passed to each worker, with the data
+                                memfds */
+    struct cc__pp_map data[CC__PP_LANES]; /* each lane's data memfd */
     uint32_t seq;            /* the last req posted */
     uint64_t ntasks;         /* tasks run by the current worker */
     struct cc__pp_oom oom;   /* the current worker's cgroup at its start */
-    struct cc__pp_task **cur; /* the batch the worker runs, or NULL (under
-                                 p->m: cc_process_pool_cancel looks) */
-    size_t cur_n;            /* tasks in it */
+    struct cc__pp_task **cur[CC__PP_LANES]; /* each lane's batch posted,
+                                 or NULL (under p->m: cancel looks) */
+    size_t cur_n[CC__PP_LANES]; /* tasks in it */
     bool cancel_kill;        /* the worker was killed for a cancel */
     bool retried;            /* the batch is resent after an idle death */
 };
@@ -147,6 +176,8 @@ struct cc__pp_pool {
     struct cc__pp_task **tail;      /* where the next one is linked */
     size_t queued;           /* tasks in the queue */
     cc__waitq feeders;       /* feeders waiting for a task */
+    size_t idle;             /* feeders in take() without a task, woken
+                                or not */
     cc__waitq exit_q;        /* shutdown(wait)s waiting for the join */
     bool shutdown;           /* no more submits; feeders exit when empty */
     bool terminated;         /* terminate/kill: batches are not resumed */
