@@ -69,34 +69,54 @@ static int enqueue(struct cc__pp_pool *p, struct cc__pp_task *t)
     return 0;
 }
 
-/* Queue a task taking over arg (len bytes, cc__malloc'd). */
-int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
-                        size_t len, size_t alloc, uint32_t flags,
-                        int64_t timeout_ns, cc_bytes *result,
-                        cc_future **out)
+/* A task for name with a copy of arg, and its future (refs: 2 if out). */
+static struct cc__pp_task *new_task(struct cc__pp_pool *p, const char *name,
+                                    const void *arg, size_t len, bool out)
 {
-    struct cc__pp_task *t = cc__calloc(1, sizeof *t);
-    cc_future *f = t ? cc__future_alloc() : NULL;
+    size_t nlen = strlen(name);
+    struct cc__pp_task *t = cc__malloc(sizeof *t + nlen + 1);
+    if (!t)
+        return NULL;
+    void *copy = len > CC__PP_SMALL ? cc__malloc(len) : t->small;
+    cc_future *f = copy ? cc__future_alloc() : NULL;
     if (!f) {
-        cc__free(t, sizeof *t);
-        return -ENOMEM;
+        if (copy && copy != t->small)
+            cc__free(copy, len);
+        cc__free(t, sizeof *t + nlen + 1);
+        return NULL;
     }
     cc__future_init(f);
-    *t = (struct cc__pp_task){.f = f, .arg = arg, .len = len, .alloc = alloc,
-                       .result = result, .flags = flags,
-                       .timeout_ns = timeout_ns};
-    snprintf(t->name, sizeof t->name, "%s", name);
+    *t = (struct cc__pp_task){.f = f, .arg = copy, .len = len,
+                              .alloc = len > CC__PP_SMALL ? len : 0,
+                              .name_len = (uint32_t)nlen};
+    memcpy(t->name, name, nlen + 1);
+    if (len)
+        memcpy(copy, arg, len);
     f->arg = t;
-    if (as_pool(ex)->o.kill_on_cancel) {
+    if (p->o.kill_on_cancel) {
         f->cancel_running = cancel_running;
-        f->cancel_ctx = ex;
+        f->cancel_ctx = &p->ex;
     }
     if (out) /* relaxed: nobody else sees f yet */
         cc__store_relaxed(&f->refs, 2);
+    return t;
+}
+
+int cc__pp_submit_copy(cc_executor *ex, const char *name, const void *arg,
+                       size_t len, uint32_t flags, int64_t timeout_ns,
+                       cc_bytes *result, cc_future **out)
+{
+    struct cc__pp_task *t = new_task(as_pool(ex), name, arg, len, out);
+    if (!t)
+        return -ENOMEM;
+    t->flags = flags;
+    t->timeout_ns = timeout_ns;
+    t->result = result;
+    cc_future *f = t->f;
     int r = enqueue(as_pool(ex), t);
     if (r < 0) {
         cc__free(f, sizeof *f);
-        cc__free(t, sizeof *t);
+        cc__pp_task_free(t);
         return r;
     }
     if (out)
@@ -120,18 +140,8 @@ int cc_process_pool_submit_timeout(cc_executor *ex, const char *name,
         return -EINVAL;
     if (strlen(name) >= CC__PP_NAME_MAX || !cc__worker_lookup(name))
         return -ENOENT;
-    void *copy = NULL;
-    if (arg_len) {
-        copy = cc__malloc(arg_len);
-        if (!copy)
-            return -ENOMEM;
-        memcpy(copy, arg, arg_len);
-    }
-    int r = cc__pp_submit_owned(ex, name, copy, arg_len, arg_len, 0,
-                                timeout_ns, result, out);
-    if (r < 0)
-        cc__free(copy, arg_len);
-    return r;
+    return cc__pp_submit_copy(ex, name, arg, arg_len, 0, timeout_ns, result,
+                              out);
 }
 
 /* The generic path: a pointer and a void * mean nothing in another process. */

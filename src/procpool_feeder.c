@@ -78,14 +78,15 @@ void cc__pp_task_free(struct cc__pp_task *t)
 {
     if (!t)
         return;
-    cc__free(t->arg, t->alloc);
-    cc__free(t, sizeof *t);
+    if (t->alloc)
+        cc__free(t->arg, t->alloc);
+    cc__free(t, sizeof *t + t->name_len + 1);
 }
 
 /* The bytes t takes in the batch area with its argument inline. */
 static size_t item_size(const struct cc__pp_task *t, bool inline_arg)
 {
-    return CC__PP_ALIGN8(sizeof(struct cc__pp_item) + strlen(t->name) + 1 +
+    return CC__PP_ALIGN8(sizeof(struct cc__pp_item) + t->name_len + 1 +
                          (inline_arg ? t->len : 0));
 }
 
@@ -317,7 +318,7 @@ static void put_item(struct cc__pp_lane *l, size_t *off,
                      struct cc__pp_task *t, bool inl)
 {
     unsigned char *d = l->data + *off;
-    size_t nlen = strlen(t->name) + 1;
+    size_t nlen = t->name_len + 1;
     struct cc__pp_item it = {.flags = t->flags, .name_len = (uint32_t)nlen,
                              .len = t->len,
                              .fd_off = inl ? CC__PP_NO_FD : 0};

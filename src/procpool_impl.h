@@ -134,18 +134,22 @@ struct cc__pp_oom {
 void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid);
 bool cc__pp_oom_killed(const struct cc__pp_oom *o, pid_t pid);
 
+#define CC__PP_SMALL 32 /* arguments up to this size live in the task */
+
 /* A queued task; f->arg points to it. Freed by whoever dequeues it. */
 struct cc__pp_task {
     struct cc__pp_task *next;  /* FIFO link, under the pool's mutex */
     cc_future *f;       /* its future (the pool's reference) */
-    char name[CC__PP_NAME_MAX]; /* the registered function */
-    void *arg;          /* owned copy of the argument */
+    void *arg;          /* copy of the argument: small, or owned */
     size_t len;         /* its bytes */
-    size_t alloc;       /* the size of arg's allocation */
+    size_t alloc;       /* the size of arg's allocation; 0: arg is small */
+    unsigned char small[CC__PP_SMALL]; /* a small argument, no allocation */
+    uint32_t name_len;  /* strlen(name) */
     cc_bytes *result;   /* where the result goes, or NULL */
     uint32_t flags;     /* CC__PP_CHUNK or 0 */
     bool cancel;        /* cc_process_pool_cancel asked (under p->m) */
     int64_t timeout_ns; /* its own limit, else the pool's; 0: none */
+    char name[];        /* the registered function, NUL-terminated */
 };
 
 struct cc__pp_pool;
@@ -195,12 +199,11 @@ void cc__pp_wake_all(cc__waitq *q);
 /* The feeder thread of a slot (arg): runs batches until the shutdown. */
 void *cc__pp_feeder(void *arg);
 
-/* Queue a task of the pool ex, taking over arg (len bytes in an allocation
- * of alloc bytes, cc__malloc'd): as cc_process_pool_submit. */
-int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
-                        size_t len, size_t alloc, uint32_t flags,
-                        int64_t timeout_ns, cc_bytes *result,
-                        cc_future **out);
+/* Queue a task of the pool ex on a copy of the len bytes at arg (name
+ * checked by the caller): as cc_process_pool_submit. */
+int cc__pp_submit_copy(cc_executor *ex, const char *name, const void *arg,
+                       size_t len, uint32_t flags, int64_t timeout_ns,
+                       cc_bytes *result, cc_future **out);
 
 /* ex is a process pool. */
 bool cc__pp_is_pool(const cc_executor *ex);
