@@ -226,13 +226,19 @@ static int count_threads(void)
     return n;
 }
 
+cc__atomic_u32 cc__worker_quiet_threads;
+
 void cc__worker_warn_if_threaded(const char *what)
 {
-    int n = count_threads();
-    if (n > 1)
+    static cc__atomic_u32 warned; /* 1 once the warning is out */
+    /* relaxed: a count and a flag, nothing published with them. */
+    int n = count_threads() - (int)cc__load_relaxed(&cc__worker_quiet_threads);
+    if (n > 1 && cc__load_relaxed(&warned) == 0 &&
+        atomic_exchange_explicit(&warned, 1, memory_order_relaxed) == 0)
         fprintf(stderr, "concur: warning: %s forked from a process with %d "
-                        "threads; locks they hold stay locked in the child "
-                        "(use the spawn start method)\n", what, n);
+                        "other threads; locks they hold stay locked in the "
+                        "child (use the spawn start method; this warning is "
+                        "given once)\n", what, n - 1);
 }
 
 static int start_fork(pid_t *pid, const cc_worker *w, cc_worker_fn fn,

@@ -666,6 +666,8 @@ void *cc__pp_feeder(void *arg)
 {
     struct cc__pp_slot *s = arg;
     struct flight fl = {.nb = 0};
+    /* relaxed: a count for the fork warning only. */
+    cc__fetch_add_relaxed(&cc__worker_quiet_threads, 1);
     start_eagerly(s);
     while (fl.nb > 0 || take(s->p, nth(&fl, 0), batch_limit(s, &fl))) {
         fl.nb = fl.nb ? fl.nb : 1;
@@ -679,5 +681,8 @@ void *cc__pp_feeder(void *arg)
     }
     if (s->w)
         stop_worker(s);
+    /* relaxed: as above */
+    atomic_fetch_sub_explicit(&cc__worker_quiet_threads, 1,
+                              memory_order_relaxed);
     return NULL;
 }
