@@ -69,6 +69,25 @@ static int enqueue(struct cc__pp_pool *p, struct cc__pp_task *t)
     return 0;
 }
 
+/* A buffer for a copy of len bytes: the pool's spare if large enough
+ * (*alloc: its size), else a new one. */
+static void *arg_buffer(struct cc__pp_pool *p, size_t len, size_t *alloc)
+{
+    void *b = NULL;
+    *alloc = len;
+    if (len >= CC__PP_SPARE_MIN) {
+        cc__mutex_lock(&p->m);
+        if (p->spare_len >= len) {
+            b = p->spare;
+            *alloc = p->spare_len;
+            p->spare = NULL;
+            p->spare_len = 0;
+        }
+        cc__mutex_unlock(&p->m);
+    }
+    return b ? b : cc__malloc(len);
+}
+
 /* A task for name with a copy of arg, and its future (refs: 2 if out). */
 static struct cc__pp_task *new_task(struct cc__pp_pool *p, const char *name,
                                     const void *arg, size_t len, bool out)
@@ -77,18 +96,18 @@ static struct cc__pp_task *new_task(struct cc__pp_pool *p, const char *name,
     struct cc__pp_task *t = cc__malloc(sizeof *t + nlen + 1);
     if (!t)
         return NULL;
-    void *copy = len > CC__PP_SMALL ? cc__malloc(len) : t->small;
+    size_t alloc = 0;
+    void *copy = len > CC__PP_SMALL ? arg_buffer(p, len, &alloc) : t->small;
     cc_future *f = copy ? cc__future_alloc() : NULL;
     if (!f) {
         if (copy && copy != t->small)
-            cc__free(copy, len);
+            cc__free(copy, alloc);
         cc__free(t, sizeof *t + nlen + 1);
         return NULL;
     }
     cc__future_init(f);
-    *t = (struct cc__pp_task){.f = f, .arg = copy, .len = len,
-                              .alloc = len > CC__PP_SMALL ? len : 0,
-                              .name_len = (uint32_t)nlen};
+    *t = (struct cc__pp_task){.p = p, .f = f, .arg = copy, .len = len,
+                              .alloc = alloc, .name_len = (uint32_t)nlen};
     memcpy(t->name, name, nlen + 1);
     if (len)
         memcpy(copy, arg, len);
@@ -347,6 +366,7 @@ static void pool_free(cc_executor *ex)
     struct cc__pp_pool *p = (struct cc__pp_pool *)ex;
     pool_shutdown(ex, true, false);
     free_slots(p);
+    cc__free(p->spare, p->spare_len);
     cc__free(p->boot, p->boot_len);
     cc__free(p, sizeof *p);
 }

@@ -74,12 +74,38 @@ static size_t tasks_in(struct flight *fl)
     return n;
 }
 
+/* Keep t's large argument buffer as the pool's spare if it is larger. */
+static void keep_spare(struct cc__pp_task *t)
+{
+    struct cc__pp_pool *p = t->p;
+    cc__mutex_lock(&p->m);
+    if (t->alloc > p->spare_len) {
+        void *old = p->spare;
+        size_t old_len = p->spare_len;
+        p->spare = t->arg;
+        p->spare_len = t->alloc;
+        t->arg = old;
+        t->alloc = old_len;
+    }
+    cc__mutex_unlock(&p->m);
+}
+
+/* Free t's argument (kept as the spare when large). */
+static void drop_arg(struct cc__pp_task *t)
+{
+    if (t->alloc >= CC__PP_SPARE_MIN && t->alloc <= CC__PP_SPARE_MAX)
+        keep_spare(t);
+    if (t->alloc)
+        cc__free(t->arg, t->alloc);
+    t->alloc = 0;
+    t->arg = NULL;
+}
+
 void cc__pp_task_free(struct cc__pp_task *t)
 {
     if (!t)
         return;
-    if (t->alloc)
-        cc__free(t->arg, t->alloc);
+    drop_arg(t);
     cc__free(t, sizeof *t + t->name_len + 1);
 }
 
@@ -207,6 +233,7 @@ static void finish(struct cc__pp_task *t, int err, const char *fmt, ...)
         msg = vformat(fmt, ap);
         va_end(ap);
     }
+    drop_arg(t); /* first: the next submit may want the spare */
     cc__future_finish(t->f, err, err ? NULL : t->result, msg);
     cc_future_release(t->f);
     cc__pp_task_free(t);

@@ -135,10 +135,16 @@ void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid);
 bool cc__pp_oom_killed(const struct cc__pp_oom *o, pid_t pid);
 
 #define CC__PP_SMALL 32 /* arguments up to this size live in the task */
+#define CC__PP_SPARE_MIN ((size_t)1 << 20) /* argument copies this large
+                                             are kept for the next one */
+#define CC__PP_SPARE_MAX ((size_t)1 << 30) /* ... up to this size */
+
+struct cc__pp_pool;
 
 /* A queued task; f->arg points to it. Freed by whoever dequeues it. */
 struct cc__pp_task {
     struct cc__pp_task *next;  /* FIFO link, under the pool's mutex */
+    struct cc__pp_pool *p;     /* its pool */
     cc_future *f;       /* its future (the pool's reference) */
     void *arg;          /* copy of the argument: small, or owned */
     size_t len;         /* its bytes */
@@ -190,6 +196,9 @@ struct cc__pp_pool {
     size_t n;                /* slots */
     struct cc__pp_slot *slots;      /* n of them */
     cc_process_pool_options o; /* options (initargs: boot below) */
+    void *spare;             /* a large argument copy's buffer, kept for
+                                the next (no fresh pages to fault in) */
+    size_t spare_len;        /* its bytes; 0: none */
     unsigned char *boot;     /* the worker loop's boot argument */
     size_t boot_len;         /* its bytes */
 };
