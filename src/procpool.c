@@ -2,13 +2,14 @@
  * procpool.c: the process pool executor, the parent's side.
  *
  * DESIGN. Each of the max_workers slots has a feeder thread in the parent
- * (procpool_feeder.c), a worker process (started when the first task
- * comes, replaced when it dies, times out or reaches max_tasks_per_child)
- * and three fds shared with whichever worker runs: a control memfd (struct
- * cc__pp_ctl, mapped by both), a data memfd for large arguments and results,
- * and an eventfd. Submitted tasks (a registered name and a copy of the
- * argument) wait in one FIFO under the pool's mutex, from which the feeders
- * take them in batches. This file holds the FIFO's producer side, shutdown,
+ * (procpool_feeder.c), a worker process (started with the pool, replaced
+ * at once when it dies, times out or reaches max_tasks_per_child) and four
+ * fds shared with whichever worker runs: a control memfd (struct
+ * cc__pp_ctl, mapped by both), two data memfds for large arguments and
+ * results (one per lane of the block), and an eventfd. Submitted tasks (a
+ * registered name and a copy of the argument: inside the task when small,
+ * in the pool's kept spare buffer when large) wait in one FIFO under the
+ * pool's mutex, from which the feeders take them in batches. This file holds the FIFO's producer side, shutdown,
  * terminate and kill, and the pool's creation; the generic
  * cc_executor_submit is refused (-ENOTSUP: a C pointer means nothing in
  * another process).
