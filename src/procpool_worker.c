@@ -264,5 +264,6 @@ int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result)
         n += k.ctl->lane[seen % CC__PP_LANES].n; /* never over max_tasks */
         run_batch(&k, seen);
     }
+    cc_bytes_free(&k.res);
     return 0;
 }
