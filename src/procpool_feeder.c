@@ -36,6 +36,7 @@
 /* ---- the queue ------------------------------------------------------------ */
 
 #define BATCH_MAX CC__PP_BATCH_MAX
+#define WATCH_NS 100000000LL /* an idle feeder looks at its worker this often */
 
 /* Tasks taken by a feeder, to run in order. */
 struct batch {
@@ -167,27 +168,30 @@ static void take_more_locked(struct cc__pp_pool *p, struct batch *b,
         add(b, unlink_head(p));
 }
 
-/* Fill b with tasks (waiting for the first); false once shut down and
- * empty. At most limit tasks. */
-static bool take(struct cc__pp_pool *p, struct batch *b, size_t limit)
+/* Fill b with tasks, waiting for the first until `until`: 1, or 0 once
+ * shut down and empty, or -ETIMEDOUT. At most limit tasks. */
+static int take(struct cc__pp_pool *p, struct batch *b, size_t limit,
+                cc_deadline until)
 {
+    int r = 0;
     cc__mutex_lock(&p->m);
-    while (b->n == 0) {
+    while (b->n == 0 && r == 0) {
         p->idle++;
-        while (!p->head && !p->shutdown) {
+        while (!p->head && !p->shutdown && r == 0) {
             cc__waiter w;
             cc__waiter_init(&w);
-            cc__wait_on(&p->feeders, &p->m, &w, CC_FOREVER);
+            r = cc__wait_on(&p->feeders, &p->m, &w, until);
         }
         p->idle--;
         if (!p->head)
             break;
+        r = 0;
         add(b, unlink_head(p));
     }
     if (b->n)
         take_more_locked(p, b, limit);
     cc__mutex_unlock(&p->m);
-    return b->n > 0;
+    return b->n ? 1 : r == -ETIMEDOUT ? r : 0;
 }
 
 /* The next batch, taken without waiting while the worker runs one: only
@@ -680,6 +684,24 @@ static bool is_terminated(struct cc__pp_pool *p)
     return t;
 }
 
+/* While no task comes: a worker that died idle, or was killed while
+ * starting, is reaped and replaced now rather than by the next task. One
+ * that failed in its initializer is only reaped: the next task starts
+ * another and reports it, so that it is not restarted in a loop. */
+static void watch_idle_worker(struct cc__pp_slot *s)
+{
+    if (!s->w)
+        return;
+    struct pollfd pf = {.fd = worker_pidfd(s->w), .events = POLLIN};
+    if (poll(&pf, 1, 0) != 1)
+        return;
+    /* relaxed: the worker is dead; nothing else writes it now. */
+    uint32_t stage = cc__load_relaxed(&s->ctl->stage);
+    int code = retire_worker(s, CC_FOREVER);
+    if (stage == CC__PP_IDLE || (stage == CC__PP_STARTING && code < 0))
+        start_eagerly(s);
+}
+
 /* Fail every batch held (terminate). */
 static void fail_flight(struct flight *fl, int err, const char *what)
 {
@@ -696,8 +718,18 @@ void *cc__pp_feeder(void *arg)
     /* relaxed: a count for the fork warning only. */
     cc__fetch_add_relaxed(&cc__worker_quiet_threads, 1);
     start_eagerly(s);
-    while (fl.nb > 0 || take(s->p, nth(&fl, 0), batch_limit(s, &fl))) {
-        fl.nb = fl.nb ? fl.nb : 1;
+    for (;;) {
+        if (fl.nb == 0) {
+            int r = take(s->p, nth(&fl, 0), batch_limit(s, &fl),
+                         cc_deadline_in(WATCH_NS));
+            if (r == 0)
+                break;
+            if (r < 0) {
+                watch_idle_worker(s);
+                continue;
+            }
+            fl.nb = 1;
+        }
         /* After terminate, a batch the worker has is waited for (its
          * running task fails with the worker's death); no more go. */
         bool more = !is_terminated(s->p);

@@ -148,6 +148,17 @@ static void workers_start_eagerly_and_are_replaced_at_once(void **state)
     assert_int_equal(cc_future_error(f), -ECHILD);
     cc_future_release(f);
     assert_true(workers_appear(ex, 1, pid)); /* no task submitted */
+    /* Killed while idle: replaced too, and no task is lost. */
+    assert_int_equal(cc_process_pool_worker_pids(ex, &pid, 1), 1);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_true(workers_appear(ex, 1, pid));
+    cc_bytes out = {0};
+    assert_int_equal(cc_process_pool_submit(ex, "pp_plus1", "a", 1, &out, &f),
+                     0);
+    assert_int_equal(cc_future_result(f, CC_FOREVER, NULL), 0);
+    assert_true(out.len == 1 && out.data[0] == 'b');
+    cc_bytes_free(&out);
+    cc_future_release(f);
     cc_executor_free(ex);
 }
 
