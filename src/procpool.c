@@ -184,14 +184,25 @@ static void cancel_list(struct cc__pp_task *t)
     }
 }
 
+/* Count the feeders as quiet threads for the fork warning from before
+ * they exist until they are joined (relaxed: only a count). */
+static void quiet_threads(int d)
+{
+    atomic_fetch_add_explicit(&cc__worker_quiet_threads, (uint32_t)d,
+                              memory_order_relaxed);
+}
+
 static void join_feeders(struct cc__pp_pool *p)
 {
     if (!p->slots)
         return;
-    for (size_t i = 0; i < p->n; i++)
-        if (p->slots[i].thr)
-            CC__CHECK("procpool: join",
-                      cc_thread_join(p->slots[i].thr, CC_FOREVER, NULL));
+    for (size_t i = 0; i < p->n; i++) {
+        if (!p->slots[i].thr)
+            continue;
+        CC__CHECK("procpool: join",
+                  cc_thread_join(p->slots[i].thr, CC_FOREVER, NULL));
+        quiet_threads(-1);
+    }
 }
 
 /* Refuse new tasks, wake the feeders; cancel the queued ones if asked (not
@@ -440,9 +451,12 @@ static int start_feeders(struct cc__pp_pool *p)
         char name[32];
         snprintf(name, sizeof name, "concur-pp-%zu", i);
         cc_thread_options to = {.name = name, .daemon = true};
+        quiet_threads(1);
         int r = cc_thread_start(&p->slots[i].thr, cc__pp_feeder, &p->slots[i], &to);
-        if (r < 0)
+        if (r < 0) {
+            quiet_threads(-1);
             return r;
+        }
     }
     return 0;
 }

@@ -715,8 +715,6 @@ void *cc__pp_feeder(void *arg)
 {
     struct cc__pp_slot *s = arg;
     struct flight fl = {.nb = 0};
-    /* relaxed: a count for the fork warning only. */
-    cc__fetch_add_relaxed(&cc__worker_quiet_threads, 1);
     start_eagerly(s);
     for (;;) {
         if (fl.nb == 0) {
@@ -740,8 +738,5 @@ void *cc__pp_feeder(void *arg)
     }
     if (s->w)
         stop_worker(s);
-    /* relaxed: as above */
-    atomic_fetch_sub_explicit(&cc__worker_quiet_threads, 1,
-                              memory_order_relaxed);
     return NULL;
 }
