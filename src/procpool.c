@@ -8,7 +8,7 @@
  * cc__pp_ctl, mapped by both), two data memfds for large arguments and
  * results (one per lane of the block), and an eventfd. Submitted tasks (a
  * registered name and a copy of the argument: inside the task when small,
- * in the pool's kept spare buffer when large) wait in one FIFO under the
+ * in the pool's arena, shared with the workers, when large) wait in one FIFO under the
  * pool's mutex, from which the feeders take them in batches. This file holds the FIFO's producer side, shutdown,
  * terminate and kill, and the pool's creation; the generic
  * cc_executor_submit is refused (-ENOTSUP: a C pointer means nothing in
@@ -70,23 +70,32 @@ static int enqueue(struct cc__pp_pool *p, struct cc__pp_task *t)
     return 0;
 }
 
-/* A buffer for a copy of len bytes: the pool's spare if large enough
- * (*alloc: its size), else a new one. */
-static void *arg_buffer(struct cc__pp_pool *p, size_t len, size_t *alloc)
+/* Where a copy of len bytes goes for t: the pool's arena if large and
+ * free (t->in_arena), else a new buffer (t->alloc bytes). */
+static void *arg_buffer(struct cc__pp_pool *p, struct cc__pp_task *t,
+                        size_t len)
 {
-    void *b = NULL;
-    *alloc = len;
-    if (len >= CC__PP_SPARE_MIN) {
+    if (len >= CC__PP_ARENA_MIN && len <= CC__PP_ARENA_MAX) {
         cc__mutex_lock(&p->m);
-        if (p->spare_len >= len) {
-            b = p->spare;
-            *alloc = p->spare_len;
-            p->spare = NULL;
-            p->spare_len = 0;
-        }
+        t->in_arena = !p->arena_busy;
+        p->arena_busy = true;
         cc__mutex_unlock(&p->m);
+        /* The holder alone maps or grows the parent's mapping. */
+        if (t->in_arena && cc__pp_map_reserve(&p->arena, len) == 0)
+            return p->arena.base;
+        if (t->in_arena)
+            cc__pp_arena_release(p, t);
     }
-    return b ? b : cc__malloc(len);
+    t->alloc = len;
+    return cc__malloc(len);
+}
+
+void cc__pp_arena_release(struct cc__pp_pool *p, struct cc__pp_task *t)
+{
+    cc__mutex_lock(&p->m);
+    p->arena_busy = false;
+    cc__mutex_unlock(&p->m);
+    t->in_arena = false;
 }
 
 /* A task for name with a copy of arg, and its future (refs: 2 if out). */
@@ -97,18 +106,16 @@ static struct cc__pp_task *new_task(struct cc__pp_pool *p, const char *name,
     struct cc__pp_task *t = cc__malloc(sizeof *t + nlen + 1);
     if (!t)
         return NULL;
-    size_t alloc = 0;
-    void *copy = len > CC__PP_SMALL ? arg_buffer(p, len, &alloc) : t->small;
+    *t = (struct cc__pp_task){.p = p, .len = len, .name_len = (uint32_t)nlen};
+    void *copy = len > CC__PP_SMALL ? arg_buffer(p, t, len) : t->small;
+    t->arg = copy;
     cc_future *f = copy ? cc__future_alloc() : NULL;
     if (!f) {
-        if (copy && copy != t->small)
-            cc__free(copy, alloc);
-        cc__free(t, sizeof *t + nlen + 1);
+        cc__pp_task_free(t);
         return NULL;
     }
     cc__future_init(f);
-    *t = (struct cc__pp_task){.p = p, .f = f, .arg = copy, .len = len,
-                              .alloc = alloc, .name_len = (uint32_t)nlen};
+    t->f = f;
     memcpy(t->name, name, nlen + 1);
     if (len)
         memcpy(copy, arg, len);
@@ -378,7 +385,8 @@ static void pool_free(cc_executor *ex)
     struct cc__pp_pool *p = (struct cc__pp_pool *)ex;
     pool_shutdown(ex, true, false);
     free_slots(p);
-    cc__free(p->spare, p->spare_len);
+    cc__pp_map_drop(&p->arena);
+    cc__close_fd(&p->arena.fd);
     cc__free(p->boot, p->boot_len);
     cc__free(p, sizeof *p);
 }
@@ -464,10 +472,14 @@ static int start_feeders(struct cc__pp_pool *p)
 static int pool_init(struct cc__pp_pool *p, const cc_process_pool_options *o)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    p->arena.fd = -1;
     p->o = *o;
     p->o.initargs = NULL;
     p->n = o->max_workers ? o->max_workers : (cpus > 0 ? (size_t)cpus : 1);
     p->tail = &p->head;
+    p->arena.fd = memfd_create("concur-pool-arena", MFD_CLOEXEC);
+    if (p->arena.fd < 0)
+        return -errno;
     p->slots = cc__calloc(p->n, sizeof *p->slots);
     if (!p->slots)
         return -ENOMEM;

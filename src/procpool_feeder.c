@@ -75,27 +75,11 @@ static size_t tasks_in(struct flight *fl)
     return n;
 }
 
-/* Keep t's large argument buffer as the pool's spare if it is larger. */
-static void keep_spare(struct cc__pp_task *t)
-{
-    struct cc__pp_pool *p = t->p;
-    cc__mutex_lock(&p->m);
-    if (t->alloc > p->spare_len) {
-        void *old = p->spare;
-        size_t old_len = p->spare_len;
-        p->spare = t->arg;
-        p->spare_len = t->alloc;
-        t->arg = old;
-        t->alloc = old_len;
-    }
-    cc__mutex_unlock(&p->m);
-}
-
-/* Free t's argument (kept as the spare when large). */
+/* Free t's argument (or give the arena back). */
 static void drop_arg(struct cc__pp_task *t)
 {
-    if (t->alloc >= CC__PP_SPARE_MIN && t->alloc <= CC__PP_SPARE_MAX)
-        keep_spare(t);
+    if (t->in_arena)
+        cc__pp_arena_release(t->p, t);
     if (t->alloc)
         cc__free(t->arg, t->alloc);
     t->alloc = 0;
@@ -237,7 +221,7 @@ static void finish(struct cc__pp_task *t, int err, const char *fmt, ...)
         msg = vformat(fmt, ap);
         va_end(ap);
     }
-    drop_arg(t); /* first: the next submit may want the spare */
+    drop_arg(t); /* first: the next submit may want the arena */
     cc__future_finish(t->f, err, err ? NULL : t->result, msg);
     cc_future_release(t->f);
     cc__pp_task_free(t);
@@ -280,9 +264,10 @@ static void drain_efd(struct cc__pp_slot *s)
 static int start_worker(struct cc__pp_slot *s)
 {
     struct cc__pp_pool *p = s->p;
-    int fds[4] = {s->ctl_fd, s->data[0].fd, s->data[1].fd, s->efd};
+    int fds[5] = {s->ctl_fd, s->data[0].fd, s->data[1].fd, s->efd,
+                  p->arena.fd};
     cc_worker_options wo = {.start_method = p->o.start_method,
-                            .daemon = true, .pass_fds = fds, .npass_fds = 4};
+                            .daemon = true, .pass_fds = fds, .npass_fds = 5};
     /* relaxed: no worker maps the block now. */
     cc__store_relaxed(&s->ctl->req, 0);
     cc__store_relaxed(&s->ctl->fin, 0);
@@ -352,7 +337,8 @@ static void put_item(struct cc__pp_lane *l, size_t *off,
     size_t nlen = t->name_len + 1;
     struct cc__pp_item it = {.flags = t->flags, .name_len = (uint32_t)nlen,
                              .len = t->len,
-                             .fd_off = inl ? CC__PP_NO_FD : 0};
+                             .fd_off = inl ? CC__PP_NO_FD
+                                       : t->in_arena ? CC__PP_ARENA : 0};
     memcpy(d, &it, sizeof it);
     memcpy(d + sizeof it, t->name, nlen);
     if (inl && t->len)
@@ -405,8 +391,8 @@ static int post(struct cc__pp_slot *s, struct batch *b)
     size_t off = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct cc__pp_task *t = b->t[i];
-        bool inl = item_size(t, true) <= CC__PP_ARGS;
-        if (!inl) {
+        bool inl = !t->in_arena && item_size(t, true) <= CC__PP_ARGS;
+        if (!inl && !t->in_arena) {
             int r = cc__pp_map_reserve(m, t->len);
             if (r < 0)
                 return r;

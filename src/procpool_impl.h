@@ -83,13 +83,16 @@ _Static_assert(sizeof(struct cc__pp_ctl) <= CC__PP_CTL_SIZE,
 
 #define CC__PP_ARGS (28u * 1024) /* where the results start in data */
 #define CC__PP_NO_FD UINT64_MAX  /* fd_off of inline bytes */
+#define CC__PP_ARENA (UINT64_MAX - 1) /* fd_off of an argument in the
+                                         pool's arena memfd, at 0 */
 
 /* A task of a batch, followed by its name and inline argument. */
 struct cc__pp_item {
     uint32_t flags;    /* CC__PP_CHUNK or 0 */
     uint32_t name_len; /* bytes of the name, NUL included */
     uint64_t len;      /* argument bytes */
-    uint64_t fd_off;   /* CC__PP_NO_FD (inline) or 0 (the data memfd) */
+    uint64_t fd_off;   /* CC__PP_NO_FD (inline), CC__PP_ARENA, or 0 (the
+                          lane's data memfd) */
 };
 
 /* A task's result record, followed by its bytes when inline. */
@@ -135,9 +138,9 @@ void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid);
 bool cc__pp_oom_killed(const struct cc__pp_oom *o, pid_t pid);
 
 #define CC__PP_SMALL 32 /* arguments up to this size live in the task */
-#define CC__PP_SPARE_MIN ((size_t)1 << 20) /* argument copies this large
-                                             are kept for the next one */
-#define CC__PP_SPARE_MAX ((size_t)1 << 30) /* ... up to this size */
+#define CC__PP_ARENA_MIN ((size_t)1 << 20) /* arguments this large are
+                                             copied into the arena */
+#define CC__PP_ARENA_MAX ((size_t)1 << 30) /* ... up to this size */
 
 struct cc__pp_pool;
 
@@ -148,7 +151,9 @@ struct cc__pp_task {
     cc_future *f;       /* its future (the pool's reference) */
     void *arg;          /* copy of the argument: small, or owned */
     size_t len;         /* its bytes */
-    size_t alloc;       /* the size of arg's allocation; 0: arg is small */
+    size_t alloc;       /* the size of arg's allocation; 0: arg is small
+                           or in the arena */
+    bool in_arena;      /* arg is the pool's arena (which it holds) */
     unsigned char small[CC__PP_SMALL]; /* a small argument, no allocation */
     uint32_t name_len;  /* strlen(name) */
     cc_bytes *result;   /* where the result goes, or NULL */
@@ -196,14 +201,17 @@ struct cc__pp_pool {
     size_t n;                /* slots */
     struct cc__pp_slot *slots;      /* n of them */
     cc_process_pool_options o; /* options (initargs: boot below) */
-    void *spare;             /* a large argument copy's buffer, kept for
-                                the next (no fresh pages to fault in) */
-    size_t spare_len;        /* its bytes; 0: none */
+    struct cc__pp_map arena; /* shared memory for one large argument at a
+                                time, mapped by every worker: the copy
+                                made at submit is read in place */
+    bool arena_busy;         /* a task holds the arena */
     unsigned char *boot;     /* the worker loop's boot argument */
     size_t boot_len;         /* its bytes */
 };
 
 void cc__pp_task_free(struct cc__pp_task *t);
+/* t no longer needs the pool's arena: the next large argument may use it. */
+void cc__pp_arena_release(struct cc__pp_pool *p, struct cc__pp_task *t);
 void cc__pp_wake_all(cc__waitq *q);
 /* The feeder thread of a slot (arg): runs batches until the shutdown. */
 void *cc__pp_feeder(void *arg);

@@ -2,14 +2,15 @@
  * procpool_worker.c: the loop a process pool's worker runs.
  *
  * DESIGN. The worker is an ordinary worker process (process.h) running the
- * registered function cc__procpool_worker, with four fds passed: the
+ * registered function cc__procpool_worker, with five fds passed: the
  * control memfd (struct cc__pp_ctl, mapped shared), two data memfds (large
- * arguments and results of each lane) and an eventfd. It runs the
+ * arguments and results of each lane), an eventfd and the pool's arena (a
+ * large argument copied there at submit). It runs the
  * initializer, then loops: sleep on the shared futex `req` until the parent
  * has posted a batch it has not run (the parent may post the next one
  * while it runs one: then it goes straight on), run the function on each
- * task (the argument read in place, inline in the lane or in its data
- * memfd, whose mapping is kept from task to task), put each result inline
+ * task (the argument read in place, inline in the lane, in the arena or in
+ * the lane's data memfd, whose mappings are kept from task to task), put each result inline
  * or into the data memfd, count it in the lane's `done`, and after the
  * batch bump `fin` and signal the eventfd, which the parent polls together
  * with the worker's pidfd (so a death is seen as soon as a result). The
@@ -35,6 +36,7 @@ struct wk {
     struct cc__pp_ctl *ctl; /* the shared control block */
     struct cc__pp_map data[CC__PP_LANES]; /* each lane's data memfd */
     int efd;                /* signalled when a batch is done */
+    struct cc__pp_map arena; /* the pool's large arguments, read in place */
     cc_bytes res;           /* the result buffer, kept between tasks */
 };
 
@@ -113,14 +115,18 @@ static int run_chunk(cc_worker_fn fn, const unsigned char *a, size_t len,
     return 0;
 }
 
-/* The argument, read in place: inline, or in the lane's data memfd. */
-static const void *map_arg(struct cc__pp_map *m, const struct cc__pp_item *it,
+/* The argument, read in place: inline, in the arena or in the lane's data
+ * memfd. */
+static const void *map_arg(struct wk *k, struct cc__pp_map *m,
+                           const struct cc__pp_item *it,
                            const unsigned char *inl)
 {
     if (it->len == 0)
         return NULL;
     if (it->fd_off == CC__PP_NO_FD)
         return inl;
+    if (it->fd_off == CC__PP_ARENA)
+        m = &k->arena;
     return cc__pp_map_reserve(m, it->len) == 0 ? m->base : NULL;
 }
 
@@ -179,7 +185,7 @@ static void run_item(struct wk *k, struct cc__pp_lane *l, struct cc__pp_map *m,
     *aoff += CC__PP_ALIGN8(sizeof it + it.name_len +
                            (it.fd_off == CC__PP_NO_FD ? it.len : 0));
     struct cc__pp_res r = {0};
-    const void *arg = map_arg(m, &it, inl);
+    const void *arg = map_arg(k, m, &it, inl);
     cc_worker_fn fn = cc__worker_lookup(name);
     r.err = it.len && !arg ? -ENOMEM : !fn ? -ENOENT : 0;
     if (cc__load_relaxed(&l->skip[i])) /* relaxed: see the field */
@@ -241,7 +247,8 @@ int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result)
     (void)result;
     if (len < CC__PP_BOOT_HEAD)
         return 126;
-    struct wk k = {.efd = cc_worker_passed_fd(3)};
+    struct wk k = {.efd = cc_worker_passed_fd(3),
+                   .arena.fd = cc_worker_passed_fd(4)};
     for (int i = 0; i < CC__PP_LANES; i++)
         k.data[i].fd = cc_worker_passed_fd(1 + i);
     void *p = mmap(NULL, CC__PP_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,

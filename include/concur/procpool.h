@@ -48,11 +48,13 @@
  * Transport: each worker has a shared control block (small arguments and
  * results inline) and two data memfds, mapped once on both sides and kept
  * (grown, never shrunk: a pool that once moved N bytes keeps up to 2 x N
- * per worker); the worker reads a large argument in place. A large
- * argument is copied once at submit (into a buffer the pool keeps for the
- * next one, up to 1 GiB), once into shared memory; the result once into
- * shared memory and once into the caller's cc_bytes. The worker keeps its
- * result buffer between tasks (up to 256 MiB).
+ * per worker), and the pool an arena shared with every worker. A large
+ * argument (1 MiB to 1 GiB) is copied once, at submit, into the arena when
+ * no other task holds it (else into a buffer of its own, and from there
+ * into shared memory when it is handed to a worker); the worker reads it
+ * in place. The result is copied once into shared memory and once into the
+ * caller's cc_bytes. The worker keeps its result buffer between tasks (up
+ * to 256 MiB).
  *
  * Workers are daemon workers: they are killed (PR_SET_PDEATHSIG) when the
  * pool's process dies.
