@@ -112,10 +112,14 @@ static struct cc__pp_task *unlink_head(struct cc__pp_pool *p)
     return t;
 }
 
-/* Add t to b, or drop it if it was cancelled. */
+/* Add t to b, or drop it if it was cancelled. Under p->m. */
 static void add(struct batch *b, struct cc__pp_task *t)
 {
     if (!cc_future_set_running_or_notify_cancel(t->f)) {
+        if (t->in_arena) { /* give it back here: p->m is held */
+            t->p->arena_busy = false;
+            t->in_arena = false;
+        }
         cc_future_release(t->f);
         cc__pp_task_free(t);
         return;

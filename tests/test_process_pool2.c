@@ -196,6 +196,42 @@ static void large_arguments_posted_ahead(void **state)
     cc_executor_free(ex);
 }
 
+/* A large argument cancelled while queued gives the arena back: the next
+ * one uses it. */
+static void cancelled_large_argument(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
+    size_t len = (size_t)2 << 20;
+    unsigned char *a = malloc(len);
+    assert_non_null(a);
+    memset(a, 'x', len);
+    cc_future *busy, *f[3];
+    cc_bytes out[3] = {{0}};
+    assert_int_equal(cc_process_pool_submit(ex, "pp_nap_pid", NULL, 0, NULL,
+                                            &busy), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cc_process_pool_submit(ex, "pp_plus1", a, len,
+                                                &out[i], &f[i]), 0);
+    bool cancelled = cc_future_cancel(f[0]); /* may have been handed over */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cc_future_wait(f[i], CC_FOREVER), 0);
+        if (i == 0 && cancelled)
+            continue;
+        assert_int_equal(cc_future_error(f[i]), 0);
+        assert_int_equal(out[i].len, len);
+        assert_int_equal((unsigned char)out[i].data[len / 2], 'y');
+    }
+    for (int i = 0; i < 3; i++) {
+        cc_bytes_free(&out[i]);
+        cc_future_release(f[i]);
+    }
+    assert_int_equal(cc_future_wait(busy, CC_FOREVER), 0);
+    cc_future_release(busy);
+    free(a);
+    cc_executor_free(ex);
+}
+
 /* A thread of the program's own, blocked until the pipe has a byte. */
 static void *block_on_pipe(void *arg)
 {
@@ -265,6 +301,7 @@ int main(int argc, char **argv)
         CC_TEST(tasks_spread_over_both_workers),
         CC_TEST(workers_start_eagerly_and_are_replaced_at_once),
         CC_TEST(large_arguments_posted_ahead),
+        CC_TEST(cancelled_large_argument),
     };
     return CC_RUN_TESTS(tests);
 }
