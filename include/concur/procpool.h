@@ -22,10 +22,13 @@
  * task it was running, with -ECHILD and a message such as "worker 1234 was
  * killed by signal 9 (Killed) while running the task; by the kernel's OOM
  * killer" (cc_future_error_message); the pool starts a replacement at
- * once (not when the next task comes). A task running longer than task_timeout_ns fails with
- * -ETIMEDOUT: its worker is killed (SIGKILL to its group) and replaced.
- * A worker killed while idle costs no task (it is seen, and replaced, when
- * the next task is handed to it). Unlike Python's
+ * once (not when the next task comes). A task running longer than
+ * task_timeout_ns fails with -ETIMEDOUT: its worker is killed (SIGKILL to
+ * its group) and replaced. A worker killed while idle costs no task; it is
+ * replaced within 100 ms (an idle pool looks at its workers that often),
+ * or when the next task is handed to it if that comes first (one that
+ * failed in its initializer is replaced only then, so that a broken
+ * initializer is not restarted in a loop). Unlike Python's
  * ProcessPoolExecutor, the pool is never broken by a death; unlike
  * multiprocessing.Pool, nothing hangs. The OOM verdict compares the
  * oom_kill counters (cgroup v1 memory.oom_control, v2 memory.events) of the
