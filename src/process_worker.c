@@ -247,9 +247,14 @@ static int start_fork(pid_t *pid, const cc_worker *w, cc_worker_fn fn,
     pid_t parent = getpid();
     cc__worker_warn_if_threaded("a worker is");
     fflush(NULL); /* or the child would write the parent's buffers again */
+    /* The table's lock is held across the fork, so that the child does not
+     * inherit it locked by another thread (its lookups would hang). */
+    cc__mutex_lock(&table_lock);
     *pid = fork();
+    int e = errno;
+    cc__mutex_unlock(&table_lock);
     if (*pid < 0)
-        return -errno;
+        return -e;
     if (*pid == 0) {
         cc__worker_child_setup(o->daemon, parent, o->pass_fds, o->npass_fds);
         cc__worker_run_and_exit(fn, arg, len, w->result_fd);
