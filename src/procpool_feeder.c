@@ -164,13 +164,11 @@ static int take(struct cc__pp_pool *p, struct batch *b, size_t limit,
     int r = 0;
     cc__mutex_lock(&p->m);
     while (b->n == 0 && r == 0) {
-        p->idle++;
         while (!p->head && !p->shutdown && r == 0) {
             cc__waiter w;
             cc__waiter_init(&w);
             r = cc__wait_on(&p->feeders, &p->m, &w, until);
         }
-        p->idle--;
         if (!p->head)
             break;
         r = 0;
@@ -183,13 +181,12 @@ static int take(struct cc__pp_pool *p, struct batch *b, size_t limit,
 }
 
 /* The next batch, taken without waiting while the worker runs one: only
- * when no other feeder waits for a task or there is one for each (else
- * the last tasks go to a free worker), and without a time limit. */
+ * while the queue holds a task for each worker (the last ones go to
+ * whichever worker is free first), and without a time limit. */
 static bool take_ahead(struct cc__pp_pool *p, struct batch *b, size_t limit)
 {
     cc__mutex_lock(&p->m);
-    if (limit > 0 && p->head && (p->queued >= p->n || p->idle == 0) &&
-        !timeout_of(p, p->head))
+    if (limit > 0 && p->head && p->queued >= p->n && !timeout_of(p, p->head))
         add(b, unlink_head(p));
     if (b->n)
         take_more_locked(p, b, limit);

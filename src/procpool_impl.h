@@ -191,8 +191,6 @@ struct cc__pp_pool {
     struct cc__pp_task **tail;      /* where the next one is linked */
     size_t queued;           /* tasks in the queue */
     cc__waitq feeders;       /* feeders waiting for a task */
-    size_t idle;             /* feeders in take() without a task, woken
-                                or not */
     cc__waitq exit_q;        /* shutdown(wait)s waiting for the join */
     bool shutdown;           /* no more submits; feeders exit when empty */
     bool terminated;         /* terminate/kill: batches are not resumed */

@@ -43,8 +43,8 @@
  * cc_process_pool_cancel (or kill_on_cancel) does. A worker death fails
  * only the task it was running; the tasks after it in its batch go to the
  * replacement worker. Tasks with a time limit go one by one. While a
- * worker runs a batch, the next one is already handed to it (when no other
- * worker is idle, or the queue holds a task for each), so that it goes on
+ * worker runs a batch, the next one is already handed to it (while the
+ * queue holds at least one task per worker), so that it goes on
  * without waiting for the parent; near the end of the queue, tasks go to
  * whichever worker is free first.
  *
