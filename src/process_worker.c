@@ -226,13 +226,19 @@ static int count_threads(void)
     return n;
 }
 
+cc__atomic_u32 cc__worker_quiet_threads;
+
 void cc__worker_warn_if_threaded(const char *what)
 {
-    int n = count_threads();
-    if (n > 1)
+    static cc__atomic_u32 warned; /* 1 once the warning is out */
+    /* relaxed: a count and a flag, nothing published with them. */
+    int n = count_threads() - (int)cc__load_relaxed(&cc__worker_quiet_threads);
+    if (n > 1 && cc__load_relaxed(&warned) == 0 &&
+        atomic_exchange_explicit(&warned, 1, memory_order_relaxed) == 0)
         fprintf(stderr, "concur: warning: %s forked from a process with %d "
-                        "threads; locks they hold stay locked in the child "
-                        "(use the spawn start method)\n", what, n);
+                        "other threads; locks they hold stay locked in the "
+                        "child (use the spawn start method; this warning is "
+                        "given once)\n", what, n - 1);
 }
 
 static int start_fork(pid_t *pid, const cc_worker *w, cc_worker_fn fn,
@@ -241,9 +247,14 @@ static int start_fork(pid_t *pid, const cc_worker *w, cc_worker_fn fn,
     pid_t parent = getpid();
     cc__worker_warn_if_threaded("a worker is");
     fflush(NULL); /* or the child would write the parent's buffers again */
+    /* The table's lock is held across the fork, so that the child does not
+     * inherit it locked by another thread (its lookups would hang). */
+    cc__mutex_lock(&table_lock);
     *pid = fork();
+    int e = errno;
+    cc__mutex_unlock(&table_lock);
     if (*pid < 0)
-        return -errno;
+        return -e;
     if (*pid == 0) {
         cc__worker_child_setup(o->daemon, parent, o->pass_fds, o->npass_fds);
         cc__worker_run_and_exit(fn, arg, len, w->result_fd);

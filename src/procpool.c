@@ -2,13 +2,14 @@
  * procpool.c: the process pool executor, the parent's side.
  *
  * DESIGN. Each of the max_workers slots has a feeder thread in the parent
- * (procpool_feeder.c), a worker process (started when the first task
- * comes, replaced when it dies, times out or reaches max_tasks_per_child)
- * and three fds shared with whichever worker runs: a control memfd (struct
- * cc__pp_ctl, mapped by both), a data memfd for large arguments and results,
- * and an eventfd. Submitted tasks (a registered name and a copy of the
- * argument) wait in one FIFO under the pool's mutex, from which the feeders
- * take them in batches. This file holds the FIFO's producer side, shutdown,
+ * (procpool_feeder.c), a worker process (started with the pool, replaced
+ * at once when it dies, times out or reaches max_tasks_per_child) and four
+ * fds shared with whichever worker runs: a control memfd (struct
+ * cc__pp_ctl, mapped by both), two data memfds for large arguments and
+ * results (one per lane of the block), and an eventfd. Submitted tasks (a
+ * registered name and a copy of the argument: inside the task when small,
+ * in the pool's arena, shared with the workers, when large) wait in one FIFO under the
+ * pool's mutex, from which the feeders take them in batches. This file holds the FIFO's producer side, shutdown,
  * terminate and kill, and the pool's creation; the generic
  * cc_executor_submit is refused (-ENOTSUP: a C pointer means nothing in
  * another process).
@@ -69,34 +70,80 @@ static int enqueue(struct cc__pp_pool *p, struct cc__pp_task *t)
     return 0;
 }
 
-/* Queue a task taking over arg (len bytes, cc__malloc'd). */
-int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
-                        size_t len, size_t alloc, uint32_t flags,
-                        int64_t timeout_ns, cc_bytes *result,
-                        cc_future **out)
+/* Where a copy of len bytes goes for t: the pool's arena if large and
+ * free (t->in_arena), else a new buffer (t->alloc bytes). */
+static void *arg_buffer(struct cc__pp_pool *p, struct cc__pp_task *t,
+                        size_t len)
 {
-    struct cc__pp_task *t = cc__calloc(1, sizeof *t);
-    cc_future *f = t ? cc__future_alloc() : NULL;
+    if (len >= CC__PP_ARENA_MIN && len <= CC__PP_ARENA_MAX) {
+        cc__mutex_lock(&p->m);
+        t->in_arena = !p->arena_busy;
+        p->arena_busy = true;
+        cc__mutex_unlock(&p->m);
+        /* The holder alone maps or grows the parent's mapping. */
+        if (t->in_arena && cc__pp_map_reserve(&p->arena, len) == 0)
+            return p->arena.base;
+        if (t->in_arena)
+            cc__pp_arena_release(p, t);
+    }
+    t->alloc = len;
+    return cc__malloc(len);
+}
+
+void cc__pp_arena_release(struct cc__pp_pool *p, struct cc__pp_task *t)
+{
+    cc__mutex_lock(&p->m);
+    p->arena_busy = false;
+    cc__mutex_unlock(&p->m);
+    t->in_arena = false;
+}
+
+/* A task for name with a copy of arg, and its future (refs: 2 if out). */
+static struct cc__pp_task *new_task(struct cc__pp_pool *p, const char *name,
+                                    const void *arg, size_t len, bool out)
+{
+    size_t nlen = strlen(name);
+    struct cc__pp_task *t = cc__malloc(sizeof *t + nlen + 1);
+    if (!t)
+        return NULL;
+    *t = (struct cc__pp_task){.p = p, .len = len, .name_len = (uint32_t)nlen};
+    void *copy = len > CC__PP_SMALL ? arg_buffer(p, t, len) : t->small;
+    t->arg = copy;
+    cc_future *f = copy ? cc__future_alloc() : NULL;
     if (!f) {
-        cc__free(t, sizeof *t);
-        return -ENOMEM;
+        cc__pp_task_free(t);
+        return NULL;
     }
     cc__future_init(f);
-    *t = (struct cc__pp_task){.f = f, .arg = arg, .len = len, .alloc = alloc,
-                       .result = result, .flags = flags,
-                       .timeout_ns = timeout_ns};
-    snprintf(t->name, sizeof t->name, "%s", name);
+    t->f = f;
+    memcpy(t->name, name, nlen + 1);
+    if (len)
+        memcpy(copy, arg, len);
     f->arg = t;
-    if (as_pool(ex)->o.kill_on_cancel) {
+    if (p->o.kill_on_cancel) {
         f->cancel_running = cancel_running;
-        f->cancel_ctx = ex;
+        f->cancel_ctx = &p->ex;
     }
     if (out) /* relaxed: nobody else sees f yet */
         cc__store_relaxed(&f->refs, 2);
+    return t;
+}
+
+int cc__pp_submit_copy(cc_executor *ex, const char *name, const void *arg,
+                       size_t len, uint32_t flags, int64_t timeout_ns,
+                       cc_bytes *result, cc_future **out)
+{
+    struct cc__pp_task *t = new_task(as_pool(ex), name, arg, len, out);
+    if (!t)
+        return -ENOMEM;
+    t->flags = flags;
+    t->timeout_ns = timeout_ns;
+    t->result = result;
+    cc_future *f = t->f;
     int r = enqueue(as_pool(ex), t);
     if (r < 0) {
         cc__free(f, sizeof *f);
-        cc__free(t, sizeof *t);
+        cc__pp_task_free(t);
         return r;
     }
     if (out)
@@ -120,18 +167,8 @@ int cc_process_pool_submit_timeout(cc_executor *ex, const char *name,
         return -EINVAL;
     if (strlen(name) >= CC__PP_NAME_MAX || !cc__worker_lookup(name))
         return -ENOENT;
-    void *copy = NULL;
-    if (arg_len) {
-        copy = cc__malloc(arg_len);
-        if (!copy)
-            return -ENOMEM;
-        memcpy(copy, arg, arg_len);
-    }
-    int r = cc__pp_submit_owned(ex, name, copy, arg_len, arg_len, 0,
-                                timeout_ns, result, out);
-    if (r < 0)
-        cc__free(copy, arg_len);
-    return r;
+    return cc__pp_submit_copy(ex, name, arg, arg_len, 0, timeout_ns, result,
+                              out);
 }
 
 /* The generic path: a pointer and a void * mean nothing in another process. */
@@ -154,14 +191,25 @@ static void cancel_list(struct cc__pp_task *t)
     }
 }
 
+/* Count the feeders as quiet threads for the fork warning from before
+ * they exist until they are joined (relaxed: only a count). */
+static void quiet_threads(int d)
+{
+    atomic_fetch_add_explicit(&cc__worker_quiet_threads, (uint32_t)d,
+                              memory_order_relaxed);
+}
+
 static void join_feeders(struct cc__pp_pool *p)
 {
     if (!p->slots)
         return;
-    for (size_t i = 0; i < p->n; i++)
-        if (p->slots[i].thr)
-            CC__CHECK("procpool: join",
-                      cc_thread_join(p->slots[i].thr, CC_FOREVER, NULL));
+    for (size_t i = 0; i < p->n; i++) {
+        if (!p->slots[i].thr)
+            continue;
+        CC__CHECK("procpool: join",
+                  cc_thread_join(p->slots[i].thr, CC_FOREVER, NULL));
+        quiet_threads(-1);
+    }
 }
 
 /* Refuse new tasks, wake the feeders; cancel the queued ones if asked (not
@@ -242,25 +290,39 @@ int cc_process_pool_worker_pids(cc_executor *ex, pid_t *pids, size_t n)
     return count;
 }
 
-/* Cancel f if slot s runs it (under p->m): 1 done, 0 not there, -1 late. */
-static int cancel_in_slot(struct cc__pp_slot *s, cc_future *f)
+/* Cancel f if lane l of slot s runs it (under p->m): 1 done, 0 not there,
+ * -1 late. */
+static int cancel_in_lane(struct cc__pp_slot *s, uint32_t l, cc_future *f)
 {
-    for (size_t i = 0; i < s->cur_n; i++) {
-        if (s->cur[i]->f != f)
+    for (size_t i = 0; i < s->cur_n[l]; i++) {
+        if (s->cur[l][i]->f != f)
             continue;
-        /* acquire: as the feeder's reads of the results counted. */
-        size_t done = cc__load_acq(&s->ctl->done);
+        /* acquire: as the feeder's reads of the results counted; fin
+         * first, so that a lane seen running has not finished then. */
+        uint32_t fin = cc__load_acq(&s->ctl->fin);
+        size_t done = cc__load_acq(&s->ctl->lane[l].done);
         if (i < done)
             return -1;
-        s->cur[i]->cancel = true;
-        cc__store_relaxed(&s->ctl->skip[i], 1); /* relaxed: see the field */
-        if (i == done && cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK) {
+        s->cur[l][i]->cancel = true;
+        /* relaxed: see the field */
+        cc__store_relaxed(&s->ctl->lane[l].skip[i], 1);
+        if (i == done && (fin + 1) % CC__PP_LANES == l &&
+            cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK) {
             s->cancel_kill = true;
             cc_worker_kill(s->w);
         }
         return 1;
     }
     return 0;
+}
+
+/* Cancel f if slot s has it (under p->m): 1 done, 0 not there, -1 late. */
+static int cancel_in_slot(struct cc__pp_slot *s, cc_future *f)
+{
+    int r = 0;
+    for (uint32_t l = 0; l < CC__PP_LANES && r == 0; l++)
+        r = cancel_in_lane(s, l, f);
+    return r;
 }
 
 /* The futures' cancel_running hook (kill_on_cancel). */
@@ -309,7 +371,10 @@ static void free_slots(struct cc__pp_pool *p)
         if (s->ctl)
             munmap(s->ctl, CC__PP_CTL_SIZE);
         cc__close_fd(&s->ctl_fd);
-        cc__close_fd(&s->data_fd);
+        for (int l = 0; l < CC__PP_LANES; l++) {
+            cc__pp_map_drop(&s->data[l]);
+            cc__close_fd(&s->data[l].fd);
+        }
         cc__close_fd(&s->efd);
     }
     cc__free(p->slots, p->n * sizeof *p->slots);
@@ -320,6 +385,8 @@ static void pool_free(cc_executor *ex)
     struct cc__pp_pool *p = (struct cc__pp_pool *)ex;
     pool_shutdown(ex, true, false);
     free_slots(p);
+    cc__pp_map_drop(&p->arena);
+    cc__close_fd(&p->arena.fd);
     cc__free(p->boot, p->boot_len);
     cc__free(p, sizeof *p);
 }
@@ -336,11 +403,16 @@ static const struct cc__executor_ops ops = {
 static int slot_init(struct cc__pp_pool *p, struct cc__pp_slot *s)
 {
     s->p = p;
-    s->ctl_fd = s->data_fd = s->efd = -1;
     s->ctl_fd = memfd_create("concur-pool-ctl", MFD_CLOEXEC);
-    s->data_fd = memfd_create("concur-pool-data", MFD_CLOEXEC);
+    if (s->ctl_fd < 0)
+        return -errno;
+    for (int l = 0; l < CC__PP_LANES; l++) {
+        s->data[l].fd = memfd_create("concur-pool-data", MFD_CLOEXEC);
+        if (s->data[l].fd < 0)
+            return -errno;
+    }
     s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->ctl_fd < 0 || s->data_fd < 0 || s->efd < 0)
+    if (s->efd < 0)
         return -errno;
     if (ftruncate(s->ctl_fd, CC__PP_CTL_SIZE) < 0)
         return -errno;
@@ -387,9 +459,12 @@ static int start_feeders(struct cc__pp_pool *p)
         char name[32];
         snprintf(name, sizeof name, "concur-pp-%zu", i);
         cc_thread_options to = {.name = name, .daemon = true};
+        quiet_threads(1);
         int r = cc_thread_start(&p->slots[i].thr, cc__pp_feeder, &p->slots[i], &to);
-        if (r < 0)
+        if (r < 0) {
+            quiet_threads(-1);
             return r;
+        }
     }
     return 0;
 }
@@ -397,15 +472,21 @@ static int start_feeders(struct cc__pp_pool *p)
 static int pool_init(struct cc__pp_pool *p, const cc_process_pool_options *o)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    p->arena.fd = -1;
     p->o = *o;
     p->o.initargs = NULL;
     p->n = o->max_workers ? o->max_workers : (cpus > 0 ? (size_t)cpus : 1);
     p->tail = &p->head;
+    p->arena.fd = memfd_create("concur-pool-arena", MFD_CLOEXEC);
+    if (p->arena.fd < 0)
+        return -errno;
     p->slots = cc__calloc(p->n, sizeof *p->slots);
     if (!p->slots)
         return -ENOMEM;
-    for (size_t i = 0; i < p->n; i++)
-        p->slots[i].ctl_fd = p->slots[i].data_fd = p->slots[i].efd = -1;
+    for (size_t i = 0; i < p->n; i++) {
+        struct cc__pp_slot *s = &p->slots[i];
+        s->ctl_fd = s->efd = s->data[0].fd = s->data[1].fd = -1;
+    }
     int r = make_boot(p, o);
     for (size_t i = 0; i < p->n && r == 0; i++)
         r = slot_init(p, &p->slots[i]);

@@ -1,20 +1,25 @@
 /*
  * procpool_feeder.c: the process pool's feeder threads, one per worker.
  *
- * DESIGN. A feeder takes tasks from the pool's FIFO into a batch: the first
- * one waiting, then more that are already queued, as long as they fit in
- * the control block and are no more than the queue's length over 4 x
- * the workers (guided scheduling: tiny tasks go by dozens, long ones are
- * spread over the workers). It writes the batch into the control block
- * (a large argument into the data memfd), bumps the shared futex word and
- * wakes the worker, then polls the eventfd (done) and the worker's pidfd
- * (died) until the deadline. The worker counts each result in `done`: on a
- * death the finished tasks get their results, the running one fails with
- * the pid, the signal, the stage and the OOM verdict, and the rest stay in
- * the batch for a replacement worker. A task with a time limit (its own or
- * the pool's task_timeout_ns) goes alone: the worker is killed at the deadline and the task fails with
- * -ETIMEDOUT. Feeders block in poll (their own threads, never a caller's)
- * and, for tasks, in the pool's wait queue.
+ * DESIGN. A feeder starts its worker at once (and a replacement as soon as
+ * one dies), takes tasks from the pool's FIFO into a batch: the first one
+ * waiting, then more that are already queued, as long as they fit in a
+ * lane of the control block and are no more than the queue's length over
+ * 4 x the workers (guided scheduling: tiny tasks go by dozens, long ones
+ * are spread over the workers). It writes the batch into a lane (a large
+ * argument into the lane's data memfd), bumps the shared futex word and
+ * wakes the worker. While the worker runs it, the feeder posts the next
+ * batch into the other lane when the queue holds at least one task per
+ * worker, so that the worker goes on without waiting for the parent (near
+ * the end of the queue, tasks go to whichever worker is free first). It
+ * polls the eventfd (a batch done) and the worker's pidfd (died) until the
+ * deadline. The worker counts each result in the lane's `done`: on a death
+ * the finished tasks get their results, the running one fails with the
+ * pid, the signal, the stage and the OOM verdict, and the rest are posted
+ * again to the replacement. A task with a time limit (its own or the
+ * pool's task_timeout_ns) goes alone: the worker is killed at the deadline
+ * and the task fails with -ETIMEDOUT. Feeders block in poll (their own
+ * threads, never a caller's) and, for tasks, in the pool's wait queue.
  */
 #include "procpool_impl.h"
 #include "future_internal.h"
@@ -31,26 +36,68 @@
 /* ---- the queue ------------------------------------------------------------ */
 
 #define BATCH_MAX CC__PP_BATCH_MAX
+#define WATCH_NS 100000000LL /* an idle feeder looks at its worker this often */
 
 /* Tasks taken by a feeder, to run in order. */
 struct batch {
     struct cc__pp_task *t[BATCH_MAX]; /* running futures, oldest first */
     size_t n;                  /* how many */
     size_t used;               /* bytes of the control block's batch area */
+    uint32_t seq;              /* its number at the worker; 0: not posted */
 };
+
+/* A feeder's batches, in order (at most one per lane). */
+struct flight {
+    struct batch b[CC__PP_LANES]; /* b[first] is the oldest */
+    size_t first;              /* index of the oldest */
+    size_t nb;                 /* batches held */
+};
+
+static struct batch *nth(struct flight *fl, size_t i)
+{
+    return &fl->b[(fl->first + i) % CC__PP_LANES];
+}
+
+static void pop_first(struct flight *fl)
+{
+    nth(fl, 0)->n = 0;
+    nth(fl, 0)->used = 0;
+    nth(fl, 0)->seq = 0;
+    fl->first = (fl->first + 1) % CC__PP_LANES;
+    fl->nb--;
+}
+
+static size_t tasks_in(struct flight *fl)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fl->nb; i++)
+        n += nth(fl, i)->n;
+    return n;
+}
+
+/* Free t's argument (or give the arena back). */
+static void drop_arg(struct cc__pp_task *t)
+{
+    if (t->in_arena)
+        cc__pp_arena_release(t->p, t);
+    if (t->alloc)
+        cc__free(t->arg, t->alloc);
+    t->alloc = 0;
+    t->arg = NULL;
+}
 
 void cc__pp_task_free(struct cc__pp_task *t)
 {
     if (!t)
         return;
-    cc__free(t->arg, t->alloc);
-    cc__free(t, sizeof *t);
+    drop_arg(t);
+    cc__free(t, sizeof *t + t->name_len + 1);
 }
 
 /* The bytes t takes in the batch area with its argument inline. */
 static size_t item_size(const struct cc__pp_task *t, bool inline_arg)
 {
-    return CC__PP_ALIGN8(sizeof(struct cc__pp_item) + strlen(t->name) + 1 +
+    return CC__PP_ALIGN8(sizeof(struct cc__pp_item) + t->name_len + 1 +
                          (inline_arg ? t->len : 0));
 }
 
@@ -65,10 +112,14 @@ static struct cc__pp_task *unlink_head(struct cc__pp_pool *p)
     return t;
 }
 
-/* Add t to b, or drop it if it was cancelled. */
+/* Add t to b, or drop it if it was cancelled. Under p->m. */
 static void add(struct batch *b, struct cc__pp_task *t)
 {
     if (!cc_future_set_running_or_notify_cancel(t->f)) {
+        if (t->in_arena) { /* give it back here: p->m is held */
+            t->p->arena_busy = false;
+            t->in_arena = false;
+        }
         cc_future_release(t->f);
         cc__pp_task_free(t);
         return;
@@ -105,21 +156,38 @@ static void take_more_locked(struct cc__pp_pool *p, struct batch *b,
         add(b, unlink_head(p));
 }
 
-/* Fill b with tasks (waiting for the first); false once shut down and
- * empty. At most limit tasks. */
-static bool take(struct cc__pp_pool *p, struct batch *b, size_t limit)
+/* Fill b with tasks, waiting for the first until `until`: 1, or 0 once
+ * shut down and empty, or -ETIMEDOUT. At most limit tasks. */
+static int take(struct cc__pp_pool *p, struct batch *b, size_t limit,
+                cc_deadline until)
 {
+    int r = 0;
     cc__mutex_lock(&p->m);
-    while (b->n == 0) {
-        while (!p->head && !p->shutdown) {
+    while (b->n == 0 && r == 0) {
+        while (!p->head && !p->shutdown && r == 0) {
             cc__waiter w;
             cc__waiter_init(&w);
-            cc__wait_on(&p->feeders, &p->m, &w, CC_FOREVER);
+            r = cc__wait_on(&p->feeders, &p->m, &w, until);
         }
         if (!p->head)
             break;
+        r = 0;
         add(b, unlink_head(p));
     }
+    if (b->n)
+        take_more_locked(p, b, limit);
+    cc__mutex_unlock(&p->m);
+    return b->n ? 1 : r == -ETIMEDOUT ? r : 0;
+}
+
+/* The next batch, taken without waiting while the worker runs one: only
+ * while the queue holds a task for each worker (the last ones go to
+ * whichever worker is free first), and without a time limit. */
+static bool take_ahead(struct cc__pp_pool *p, struct batch *b, size_t limit)
+{
+    cc__mutex_lock(&p->m);
+    if (limit > 0 && p->head && p->queued >= p->n && !timeout_of(p, p->head))
+        add(b, unlink_head(p));
     if (b->n)
         take_more_locked(p, b, limit);
     cc__mutex_unlock(&p->m);
@@ -154,6 +222,7 @@ static void finish(struct cc__pp_task *t, int err, const char *fmt, ...)
         msg = vformat(fmt, ap);
         va_end(ap);
     }
+    drop_arg(t); /* first: the next submit may want the arena */
     cc__future_finish(t->f, err, err ? NULL : t->result, msg);
     cc_future_release(t->f);
     cc__pp_task_free(t);
@@ -196,12 +265,15 @@ static void drain_efd(struct cc__pp_slot *s)
 static int start_worker(struct cc__pp_slot *s)
 {
     struct cc__pp_pool *p = s->p;
-    int fds[3] = {s->ctl_fd, s->data_fd, s->efd};
+    int fds[5] = {s->ctl_fd, s->data[0].fd, s->data[1].fd, s->efd,
+                  p->arena.fd};
     cc_worker_options wo = {.start_method = p->o.start_method,
-                            .daemon = true, .pass_fds = fds, .npass_fds = 3};
+                            .daemon = true, .pass_fds = fds, .npass_fds = 5};
     /* relaxed: no worker maps the block now. */
     cc__store_relaxed(&s->ctl->req, 0);
+    cc__store_relaxed(&s->ctl->fin, 0);
     cc__store_relaxed(&s->ctl->stage, CC__PP_STARTING);
+    s->ctl->quit = 0;
     s->seq = 0;
     s->ntasks = 0;
     drain_efd(s);
@@ -212,6 +284,24 @@ static int start_worker(struct cc__pp_slot *s)
     cc__pp_oom_note(&s->oom, cc_worker_pid(w));
     set_worker(s, w);
     return 0;
+}
+
+/* Whether a new worker is worth starting now: not after a shutdown with
+ * nothing queued, nor after terminate. */
+static bool worker_wanted(struct cc__pp_pool *p)
+{
+    cc__mutex_lock(&p->m);
+    bool want = !p->terminated && (!p->shutdown || p->head);
+    cc__mutex_unlock(&p->m);
+    return want;
+}
+
+/* Start the slot's worker ahead of its tasks (a failure is left for the
+ * next batch to report). */
+static void start_eagerly(struct cc__pp_slot *s)
+{
+    if (!s->w && worker_wanted(s->p))
+        (void)start_worker(s);
 }
 
 /* Reap and free the current worker (killed first if still running). */
@@ -241,13 +331,15 @@ static const char *stage_name(uint32_t stage)
 
 /* ---- a batch -------------------------------------------------------------- */
 
-static void put_item(struct cc__pp_slot *s, size_t *off, struct cc__pp_task *t, bool inl)
+static void put_item(struct cc__pp_lane *l, size_t *off,
+                     struct cc__pp_task *t, bool inl)
 {
-    unsigned char *d = s->ctl->data + *off;
-    size_t nlen = strlen(t->name) + 1;
+    unsigned char *d = l->data + *off;
+    size_t nlen = t->name_len + 1;
     struct cc__pp_item it = {.flags = t->flags, .name_len = (uint32_t)nlen,
                              .len = t->len,
-                             .fd_off = inl ? CC__PP_NO_FD : 0};
+                             .fd_off = inl ? CC__PP_NO_FD
+                                       : t->in_arena ? CC__PP_ARENA : 0};
     memcpy(d, &it, sizeof it);
     memcpy(d + sizeof it, t->name, nlen);
     if (inl && t->len)
@@ -255,16 +347,22 @@ static void put_item(struct cc__pp_slot *s, size_t *off, struct cc__pp_task *t, 
     *off += item_size(t, inl);
 }
 
-/* Show the batch running to cc_process_pool_cancel (NULL: none). */
-static void set_current(struct cc__pp_slot *s, struct cc__pp_task **t,
-                        size_t n)
+/* Show lane's batch to cc_process_pool_cancel (t NULL: none). */
+static void set_current(struct cc__pp_slot *s, uint32_t lane,
+                        struct cc__pp_task **t, size_t n)
 {
     cc__mutex_lock(&s->p->m);
-    s->cur = t;
-    s->cur_n = n;
+    s->cur[lane] = t;
+    s->cur_n[lane] = n;
     for (size_t i = 0; i < n; i++) /* relaxed: published by req */
-        cc__store_relaxed(&s->ctl->skip[i], t[i]->cancel ? 1u : 0u);
+        cc__store_relaxed(&s->ctl->lane[lane].skip[i], t[i]->cancel ? 1u : 0u);
     cc__mutex_unlock(&s->p->m);
+}
+
+static void clear_current(struct cc__pp_slot *s)
+{
+    for (uint32_t l = 0; l < CC__PP_LANES; l++)
+        set_current(s, l, NULL, 0);
 }
 
 static bool was_cancelled(struct cc__pp_slot *s, struct cc__pp_task *t)
@@ -285,32 +383,36 @@ static bool take_cancel_kill(struct cc__pp_slot *s)
     return k;
 }
 
-/* Write the batch into the control block and wake the worker. */
+/* Write b into the next lane and wake the worker. */
 static int post(struct cc__pp_slot *s, struct batch *b)
 {
+    uint32_t seq = s->seq + 1, lane = seq % CC__PP_LANES;
+    struct cc__pp_lane *l = &s->ctl->lane[lane];
+    struct cc__pp_map *m = &s->data[lane];
     size_t off = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct cc__pp_task *t = b->t[i];
-        bool inl = item_size(t, true) <= CC__PP_ARGS;
-        if (!inl) {
-            int r = cc__pwrite_all(s->data_fd, t->arg, t->len, 0);
+        bool inl = !t->in_arena && item_size(t, true) <= CC__PP_ARGS;
+        if (!inl && !t->in_arena) {
+            int r = cc__pp_map_reserve(m, t->len);
             if (r < 0)
                 return r;
+            memcpy(m->base, t->arg, t->len);
         }
-        put_item(s, &off, t, inl);
+        put_item(l, &off, t, inl);
     }
-    s->ctl->n = (uint32_t)b->n;
-    s->ctl->quit = 0;
-    set_current(s, b->t, b->n);
+    l->n = (uint32_t)b->n;
+    set_current(s, lane, b->t, b->n);
     /* relaxed: the worker reads done only after our release of req. */
-    cc__store_relaxed(&s->ctl->done, 0);
+    cc__store_relaxed(&l->done, 0);
+    b->seq = s->seq = seq;
     /* release: the batch above before the worker's acquire of req. */
-    cc__store_rel(&s->ctl->req, ++s->seq);
+    cc__store_rel(&s->ctl->req, seq);
     syscall(SYS_futex, &s->ctl->req, FUTEX_WAKE, 1, NULL, NULL, 0);
     return 0;
 }
 
-/* Wait for the batch, the death, or the deadline: 0, -ECHILD, -ETIMEDOUT. */
+/* Wait for a batch, the death, or the deadline: 0, -ECHILD, -ETIMEDOUT. */
 static int await(struct cc__pp_slot *s, cc_deadline deadline)
 {
     struct pollfd pf[2] = {{.fd = s->efd, .events = POLLIN},
@@ -327,34 +429,32 @@ static int await(struct cc__pp_slot *s, cc_deadline deadline)
     return -ECHILD;
 }
 
-static int take_bytes(struct cc__pp_slot *s, const struct cc__pp_res *r,
-                      const unsigned char *inl, cc_bytes *out)
+static int take_bytes(struct cc__pp_slot *s, uint32_t lane,
+                      const struct cc__pp_res *r, const unsigned char *inl,
+                      cc_bytes *out)
 {
     if (!out || r->len == 0)
         return 0;
     if (r->fd_off == CC__PP_NO_FD)
         return cc_bytes_append(out, inl, r->len);
-    void *m = mmap(NULL, r->len, PROT_READ, MAP_SHARED | MAP_POPULATE, s->data_fd,
-                   (off_t)r->fd_off);
-    if (m == MAP_FAILED)
-        return -errno;
-    int e = cc_bytes_append(out, m, r->len);
-    munmap(m, r->len);
-    return e;
+    struct cc__pp_map *m = &s->data[lane];
+    int e = cc__pp_map_reserve(m, r->fd_off + r->len);
+    return e < 0 ? e : cc_bytes_append(out, m->base + r->fd_off, r->len);
 }
 
-/* Complete t from the result record at *roff. */
-static void collect(struct cc__pp_slot *s, struct cc__pp_task *t, size_t *roff)
+/* Complete t from the result record at *roff of lane. */
+static void collect(struct cc__pp_slot *s, uint32_t lane,
+                    struct cc__pp_task *t, size_t *roff)
 {
     struct cc__pp_res r;
-    const unsigned char *d = s->ctl->data + *roff;
+    const unsigned char *d = s->ctl->lane[lane].data + *roff;
     memcpy(&r, d, sizeof r);
     *roff += CC__PP_ALIGN8(sizeof r + (r.fd_off == CC__PP_NO_FD ? r.len : 0));
     int err = r.err;
     if (!err && r.ret != 0)
         err = r.ret > 0 ? -r.ret : r.ret;
     if (!err)
-        err = take_bytes(s, &r, d + sizeof r, t->result);
+        err = take_bytes(s, lane, &r, d + sizeof r, t->result);
     if (r.err == -ENOENT)
         finish(t, err, "no worker function named %s", t->name);
     else if (r.err == -ECANCELED)
@@ -365,36 +465,68 @@ static void collect(struct cc__pp_slot *s, struct cc__pp_task *t, size_t *roff)
         finish(t, 0, NULL);
 }
 
-/* Complete the first k tasks of b from their results, and shift them out. */
+/* Complete the first k tasks of b (posted) from their results, and shift
+ * them out. */
 static void collect_done(struct cc__pp_slot *s, struct batch *b, size_t k)
 {
     size_t roff = CC__PP_ARGS;
     for (size_t i = 0; i < k; i++)
-        collect(s, b->t[i], &roff);
+        collect(s, b->seq % CC__PP_LANES, b->t[i], &roff);
     s->ntasks += k;
     shift(b, k);
 }
 
+/* Complete the batches the worker finished; true if there were any. */
+static bool collect_finished(struct cc__pp_slot *s, struct flight *fl)
+{
+    /* acquire: every result of the batches counted in fin. */
+    uint32_t fin = cc__load_acq(&s->ctl->fin);
+    bool any = false;
+    while (fl->nb && nth(fl, 0)->seq && nth(fl, 0)->seq <= fin) {
+        struct batch *b = nth(fl, 0);
+        set_current(s, b->seq % CC__PP_LANES, NULL, 0);
+        collect_done(s, b, b->n);
+        pop_first(fl);
+        any = true;
+    }
+    return any;
+}
+
+/* The batches go to the next worker from its first lane on. */
+static void unpost(struct flight *fl)
+{
+    for (size_t i = 0; i < fl->nb; i++)
+        nth(fl, i)->seq = 0;
+    if (fl->nb && nth(fl, 0)->n == 0)
+        pop_first(fl);
+}
+
 /* The worker died: complete what it finished, fail the task it was running;
- * the rest stay in b for the next worker. */
-static void fail_dead(struct cc__pp_slot *s, struct batch *b)
+ * the rest stay for the next worker. */
+static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
 {
     pid_t pid = cc_worker_pid(s->w);
     uint32_t stage = cc__load_relaxed(&s->ctl->stage);
     int code = retire_worker(s, CC_FOREVER);
-    /* acquire: the results counted were written before done was bumped. */
-    size_t k = cc__load_acq(&s->ctl->done);
-    collect_done(s, b, k < b->n ? k : b->n);
-    if (b->n == 0)
+    clear_current(s);
+    collect_finished(s, fl);
+    if (fl->nb == 0 || nth(fl, 0)->seq == 0)
         return;
+    struct batch *b = nth(fl, 0);
+    /* acquire: the results counted were written before done was bumped. */
+    size_t k = cc__load_acq(&s->ctl->lane[b->seq % CC__PP_LANES].done);
+    collect_done(s, b, k < b->n ? k : b->n);
     /* Died idle (killed between batches): the batch never started; it goes
      * to a new worker, once (a worker that cannot even wait fails it). */
     bool idle = stage == CC__PP_IDLE && k == 0 && !s->retried;
     s->retried = idle;
-    if (idle)
+    if (b->n == 0 || idle) {
+        unpost(fl);
         return;
+    }
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
+    unpost(fl);
     if (was_cancelled(s, t) && take_cancel_kill(s))
         finish(t, -ECANCELED, "cancelled while running: worker %d killed",
                (int)pid);
@@ -415,50 +547,111 @@ static void fail_all(struct batch *b, int err, const char *what)
     b->used = 0;
 }
 
-static void timed_out(struct cc__pp_slot *s, struct batch *b)
+/* Fail every batch not posted (all of them if none is). */
+static void fail_unposted(struct flight *fl, int err, const char *what)
+{
+    while (fl->nb && nth(fl, fl->nb - 1)->seq == 0) {
+        fail_all(nth(fl, fl->nb - 1), err, what);
+        fl->nb--;
+    }
+}
+
+/* The time limit of the only task in flight (a timed task goes alone). */
+static int64_t flight_timeout(struct cc__pp_slot *s, struct flight *fl)
+{
+    if (fl->nb != 1 || nth(fl, 0)->n != 1)
+        return 0;
+    return timeout_of(s->p, nth(fl, 0)->t[0]);
+}
+
+static void timed_out(struct cc__pp_slot *s, struct flight *fl)
 {
     pid_t pid = cc_worker_pid(s->w);
-    int64_t to = timeout_of(s->p, b->t[0]);
+    int64_t to = flight_timeout(s, fl);
     retire_worker(s, CC_NOWAIT); /* kills it */
-    size_t k = cc__load_acq(&s->ctl->done); /* acquire: as in fail_dead */
-    collect_done(s, b, k < b->n ? k : b->n);
-    if (b->n == 0)
+    clear_current(s);
+    collect_finished(s, fl);
+    if (fl->nb == 0)
         return;
+    struct batch *b = nth(fl, 0);
+    /* acquire: as in fail_dead */
+    size_t k = cc__load_acq(&s->ctl->lane[b->seq % CC__PP_LANES].done);
+    collect_done(s, b, k < b->n ? k : b->n);
+    if (b->n == 0) {
+        unpost(fl);
+        return;
+    }
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
+    unpost(fl);
     finish(t, -ETIMEDOUT, "task %s timed out after %lld ms; worker %d killed",
            t->name, (long long)(to / 1000000), (int)pid);
 }
 
-/* Run b on the slot's worker (started if need be); tasks not run (their
- * worker died first) stay in b. */
-static void run_batch(struct cc__pp_slot *s, struct batch *b)
+/* The most tasks the next batch may hold. */
+static size_t batch_limit(struct cc__pp_slot *s, struct flight *fl)
+{
+    const cc_process_pool_options *o = &s->p->o;
+    size_t busy = tasks_in(fl) + (s->w ? s->ntasks : 0);
+    if (!o->max_tasks_per_child)
+        return BATCH_MAX;
+    return busy < o->max_tasks_per_child ? o->max_tasks_per_child - busy : 0;
+}
+
+/* Post the batches not posted yet, in order; one that cannot be is failed
+ * with those after it. */
+static void post_all(struct cc__pp_slot *s, struct flight *fl)
+{
+    for (size_t i = 0; i < fl->nb; i++) {
+        if (nth(fl, i)->seq)
+            continue;
+        int r = post(s, nth(fl, i));
+        if (r < 0) {
+            fail_unposted(fl, r, "cannot pass the argument");
+            return;
+        }
+    }
+}
+
+/* Post the next batch while the worker runs the first, if worth it. */
+static void post_ahead(struct cc__pp_slot *s, struct flight *fl)
+{
+    if (fl->nb != 1 || flight_timeout(s, fl))
+        return;
+    struct batch *b = nth(fl, 1);
+    if (!take_ahead(s->p, b, batch_limit(s, fl)))
+        return;
+    fl->nb = 2;
+    post_all(s, fl);
+}
+
+/* Run the flight's batches on the slot's worker (started if need be) until
+ * at least one is done or the worker died; tasks not run stay. */
+static void run_flight(struct cc__pp_slot *s, struct flight *fl, bool more)
 {
     int r = s->w ? 0 : start_worker(s);
     if (r < 0) {
-        fail_all(b, r, "cannot start a worker");
+        fail_unposted(fl, r, "cannot start a worker");
         return;
     }
-    r = post(s, b);
-    if (r < 0) {
-        fail_all(b, r, "cannot pass the argument");
-        return;
+    if (more) {
+        post_all(s, fl);
+        post_ahead(s, fl);
     }
-    /* A task with a time limit is alone in its batch. */
-    int64_t to = b->n == 1 ? timeout_of(s->p, b->t[0]) : 0;
+    if (fl->nb == 0)
+        return;
+    int64_t to = flight_timeout(s, fl);
     r = await(s, to ? cc_deadline_in(to) : CC_FOREVER);
-    set_current(s, NULL, 0);
-    if (r == 0) {
+    if (r == 0 && collect_finished(s, fl))
         s->retried = false;
-        collect_done(s, b, b->n);
-    }
     else if (r == -ECHILD)
-        fail_dead(s, b);
-    else
-        timed_out(s, b);
+        fail_dead(s, fl);
+    else if (r == -ETIMEDOUT)
+        timed_out(s, fl);
     size_t max = s->p->o.max_tasks_per_child;
     if (s->w && max && s->ntasks >= max)
         retire_worker(s, cc_deadline_in(5000000000LL));
+    start_eagerly(s);
 }
 
 static void stop_worker(struct cc__pp_slot *s)
@@ -477,28 +670,60 @@ static bool is_terminated(struct cc__pp_pool *p)
     return t;
 }
 
-/* The most tasks the next batch may hold. */
-static size_t batch_limit(struct cc__pp_slot *s)
+/* While no task comes: a worker that died idle, or was killed while
+ * starting, is reaped and replaced now rather than by the next task. One
+ * that failed in its initializer is only reaped: the next task starts
+ * another and reports it, so that it is not restarted in a loop. */
+static void watch_idle_worker(struct cc__pp_slot *s)
 {
-    const cc_process_pool_options *o = &s->p->o;
-    if (o->max_tasks_per_child)
-        return o->max_tasks_per_child - (s->w ? s->ntasks : 0);
-    return BATCH_MAX;
+    if (!s->w)
+        return;
+    struct pollfd pf = {.fd = worker_pidfd(s->w), .events = POLLIN};
+    if (poll(&pf, 1, 0) != 1)
+        return;
+    /* relaxed: the worker is dead; nothing else writes it now. */
+    uint32_t stage = cc__load_relaxed(&s->ctl->stage);
+    int code = retire_worker(s, CC_FOREVER);
+    if (stage == CC__PP_IDLE || (stage == CC__PP_STARTING && code < 0))
+        start_eagerly(s);
+}
+
+/* Fail every batch held (terminate). */
+static void fail_flight(struct flight *fl, int err, const char *what)
+{
+    while (fl->nb) {
+        fail_all(nth(fl, 0), err, what);
+        pop_first(fl);
+    }
 }
 
 void *cc__pp_feeder(void *arg)
 {
     struct cc__pp_slot *s = arg;
-    struct batch b = {.n = 0};
-    while (b.n > 0 || take(s->p, &b, batch_limit(s))) {
-        if (is_terminated(s->p))
-            fail_all(&b, -ECANCELED, "the pool was terminated");
+    struct flight fl = {.nb = 0};
+    start_eagerly(s);
+    for (;;) {
+        if (fl.nb == 0) {
+            int r = take(s->p, nth(&fl, 0), batch_limit(s, &fl),
+                         cc_deadline_in(WATCH_NS));
+            if (r == 0)
+                break;
+            if (r < 0) {
+                watch_idle_worker(s);
+                continue;
+            }
+            fl.nb = 1;
+        }
+        /* After terminate, a batch the worker has is waited for (its
+         * running task fails with the worker's death); no more go. */
+        bool more = !is_terminated(s->p);
+        if (!more && !(s->w && nth(&fl, 0)->seq))
+            fail_flight(&fl, -ECANCELED, "the pool was terminated");
         else
-            run_batch(s, &b);
+            run_flight(s, &fl, more);
     }
     if (s->w)
         stop_worker(s);
     cc__pp_oom_forget(&s->oom);
     return NULL;
 }
-

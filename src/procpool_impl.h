@@ -16,7 +16,7 @@
 #define CC__PP_WORKER_FN "cc__procpool_worker" /* the worker loop's name */
 #define CC__PP_INLINE (60u * 1024)  /* arguments/results up to this size
                                        travel inside the control block */
-#define CC__PP_CTL_SIZE (64u * 1024) /* the control memfd's size */
+#define CC__PP_CTL_SIZE (128u * 1024) /* the control memfd's size */
 #define CC__PP_NAME_MAX 128          /* longest function name + NUL */
 #define CC__PP_BATCH_MAX 64          /* tasks posted to a worker at once */
 
@@ -36,46 +36,63 @@ enum {
 
 /*
  * The control block, shared by the parent and one worker (a memfd mapped by
- * both). The parent writes a batch of tasks (one or more, run in order),
- * then bumps req (release) and wakes the futex on it; the worker writes
- * each task's result record and bumps done (release), and signals the
- * slot's eventfd after the last. If the worker dies, `done` tells which
- * tasks have their results, and `stage` which one was running.
+ * both). Batches are numbered 1, 2, ... (seq) and go to lane seq % 2, so
+ * that the parent can post the next batch while the worker runs one (the
+ * worker goes on without waiting for the parent). The parent writes a
+ * batch into its lane, then bumps req (release) and wakes the futex on it;
+ * the worker writes each task's result record and bumps the lane's done
+ * (release), and after the last bumps fin and signals the slot's eventfd.
+ * If the worker dies, fin and done tell which tasks have their results,
+ * and `stage` which one was running.
  *
- * data[0, CC__PP_ARGS): the batch, n x (struct cc__pp_item, the name with
- * its NUL, the argument when inline), each 8-aligned. An argument that
- * does not fit (only the first of a batch) is in the data memfd at 0.
- * data[CC__PP_ARGS, CC__PP_INLINE): the results, n x (struct cc__pp_res,
- * the bytes when inline), 8-aligned; a result that does not fit is in the
- * data memfd at res.fd_off (page aligned, after the earlier ones).
+ * lane.data[0, CC__PP_ARGS): the batch, n x (struct cc__pp_item, the name
+ * with its NUL, the argument when inline), each 8-aligned. An argument
+ * that does not fit (only the first of a batch) is in the lane's data
+ * memfd at 0. lane.data[CC__PP_ARGS, CC__PP_INLINE): the results, n x
+ * (struct cc__pp_res, the bytes when inline), 8-aligned; a result that
+ * does not fit is in the lane's data memfd at res.fd_off (page aligned,
+ * after the earlier ones).
  */
-struct cc__pp_ctl {
-    cc__atomic_u32 req;   /* batch sequence number, bumped by the parent
-                             (release: the batch written before it is seen
-                             by the worker's acquire load); futex word */
+struct cc__pp_lane {
     cc__atomic_u32 done;  /* results written in this batch (release by the
                              worker; acquire by the parent after a death
-                             or the eventfd) */
-    cc__atomic_u32 stage; /* CC__PP_* stage of the worker (relaxed: read
-                             only after the worker died) */
+                             or fin) */
     uint32_t n;           /* tasks in the batch */
-    uint32_t quit;        /* no batch: the worker returns */
-    uint32_t pad;         /* alignment */
     cc__atomic_u32 skip[CC__PP_BATCH_MAX]; /* 1: task i of the batch was
                              cancelled, do not run it (relaxed: a late
                              skip only means the task ran) */
     unsigned char data[CC__PP_INLINE]; /* the batch, then the results */
 };
 
+#define CC__PP_LANES 2 /* batches a worker may have posted at once */
+
+struct cc__pp_ctl {
+    cc__atomic_u32 req;   /* batches posted, bumped by the parent (release:
+                             the batch written before it is seen by the
+                             worker's acquire load); futex word */
+    cc__atomic_u32 fin;   /* batches finished (release by the worker after
+                             the last done; acquire by the parent) */
+    cc__atomic_u32 stage; /* CC__PP_* stage of the worker (relaxed: read
+                             only after the worker died, or as a hint) */
+    uint32_t quit;        /* set with the last req: the worker returns */
+    struct cc__pp_lane lane[CC__PP_LANES]; /* lane seq % 2: batch seq */
+};
+
+_Static_assert(sizeof(struct cc__pp_ctl) <= CC__PP_CTL_SIZE,
+               "the control block fits its memfd");
+
 #define CC__PP_ARGS (28u * 1024) /* where the results start in data */
 #define CC__PP_NO_FD UINT64_MAX  /* fd_off of inline bytes */
+#define CC__PP_ARENA (UINT64_MAX - 1) /* fd_off of an argument in the
+                                         pool's arena memfd, at 0 */
 
 /* A task of a batch, followed by its name and inline argument. */
 struct cc__pp_item {
     uint32_t flags;    /* CC__PP_CHUNK or 0 */
     uint32_t name_len; /* bytes of the name, NUL included */
     uint64_t len;      /* argument bytes */
-    uint64_t fd_off;   /* CC__PP_NO_FD (inline) or 0 (the data memfd) */
+    uint64_t fd_off;   /* CC__PP_NO_FD (inline), CC__PP_ARENA, or 0 (the
+                          lane's data memfd) */
 };
 
 /* A task's result record, followed by its bytes when inline. */
@@ -91,6 +108,19 @@ struct cc__pp_res {
 /* The boot argument of the worker loop: max_tasks (u64), the initializer's
  * name length (u32; 0: none), the name, its argument. */
 #define CC__PP_BOOT_HEAD 12
+
+/* A data memfd and this process's mapping of it, kept from task to task
+ * (no page faults after the first use) and grown, never shrunk. */
+struct cc__pp_map {
+    int fd;              /* the memfd */
+    unsigned char *base; /* the mapping of its first size bytes, or NULL */
+    size_t size;         /* bytes mapped (the file is at least as long) */
+};
+
+/* Map at least len bytes of m's memfd, lengthening the file if shorter:
+ * 0, or -errno (-ENOMEM). procpool_worker.c; both sides use it. */
+int cc__pp_map_reserve(struct cc__pp_map *m, size_t len);
+void cc__pp_map_drop(struct cc__pp_map *m); /* unmap (the fd stays) */
 
 #include "executor_internal.h"
 #include "wait.h"
@@ -117,18 +147,30 @@ const char *cc__pp_oom_words(struct cc__pp_oom *o, pid_t pid, int code);
 /* Close what the last note opened (when the slot's feeder ends). */
 void cc__pp_oom_forget(struct cc__pp_oom *o);
 
+#define CC__PP_SMALL 32 /* arguments up to this size live in the task */
+#define CC__PP_ARENA_MIN ((size_t)1 << 20) /* arguments this large are
+                                             copied into the arena */
+#define CC__PP_ARENA_MAX ((size_t)1 << 30) /* ... up to this size */
+
+struct cc__pp_pool;
+
 /* A queued task; f->arg points to it. Freed by whoever dequeues it. */
 struct cc__pp_task {
     struct cc__pp_task *next;  /* FIFO link, under the pool's mutex */
+    struct cc__pp_pool *p;     /* its pool */
     cc_future *f;       /* its future (the pool's reference) */
-    char name[CC__PP_NAME_MAX]; /* the registered function */
-    void *arg;          /* owned copy of the argument */
+    void *arg;          /* copy of the argument: small, or owned */
     size_t len;         /* its bytes */
-    size_t alloc;       /* the size of arg's allocation */
+    size_t alloc;       /* the size of arg's allocation; 0: arg is small
+                           or in the arena */
+    bool in_arena;      /* arg is the pool's arena (which it holds) */
+    unsigned char small[CC__PP_SMALL]; /* a small argument, no allocation */
+    uint32_t name_len;  /* strlen(name) */
     cc_bytes *result;   /* where the result goes, or NULL */
     uint32_t flags;     /* CC__PP_CHUNK or 0 */
     bool cancel;        /* cc_process_pool_cancel asked (under p->m) */
     int64_t timeout_ns; /* its own limit, else the pool's; 0: none */
+    char name[];        /* the registered function, NUL-terminated */
 };
 
 struct cc__pp_pool;
@@ -139,13 +181,15 @@ struct cc__pp_slot {
     cc_worker *w;            /* the worker, or NULL; written by the feeder
                                 under p->m (terminate reads it there) */
     struct cc__pp_ctl *ctl;  /* the shared control block */
-    int ctl_fd, data_fd, efd; /* the fds passed to each worker */
+    int ctl_fd, efd;         /* fds passed to each worker, with the data
+                                memfds */
+    struct cc__pp_map data[CC__PP_LANES]; /* each lane's data memfd */
     uint32_t seq;            /* the last req posted */
     uint64_t ntasks;         /* tasks run by the current worker */
     struct cc__pp_oom oom;   /* the current worker's cgroup at its start */
-    struct cc__pp_task **cur; /* the batch the worker runs, or NULL (under
-                                 p->m: cc_process_pool_cancel looks) */
-    size_t cur_n;            /* tasks in it */
+    struct cc__pp_task **cur[CC__PP_LANES]; /* each lane's batch posted,
+                                 or NULL (under p->m: cancel looks) */
+    size_t cur_n[CC__PP_LANES]; /* tasks in it */
     bool cancel_kill;        /* the worker was killed for a cancel */
     bool retried;            /* the batch is resent after an idle death */
 };
@@ -165,21 +209,26 @@ struct cc__pp_pool {
     size_t n;                /* slots */
     struct cc__pp_slot *slots;      /* n of them */
     cc_process_pool_options o; /* options (initargs: boot below) */
+    struct cc__pp_map arena; /* shared memory for one large argument at a
+                                time, mapped by every worker: the copy
+                                made at submit is read in place */
+    bool arena_busy;         /* a task holds the arena */
     unsigned char *boot;     /* the worker loop's boot argument */
     size_t boot_len;         /* its bytes */
 };
 
 void cc__pp_task_free(struct cc__pp_task *t);
+/* t no longer needs the pool's arena: the next large argument may use it. */
+void cc__pp_arena_release(struct cc__pp_pool *p, struct cc__pp_task *t);
 void cc__pp_wake_all(cc__waitq *q);
 /* The feeder thread of a slot (arg): runs batches until the shutdown. */
 void *cc__pp_feeder(void *arg);
 
-/* Queue a task of the pool ex, taking over arg (len bytes in an allocation
- * of alloc bytes, cc__malloc'd): as cc_process_pool_submit. */
-int cc__pp_submit_owned(cc_executor *ex, const char *name, void *arg,
-                        size_t len, size_t alloc, uint32_t flags,
-                        int64_t timeout_ns, cc_bytes *result,
-                        cc_future **out);
+/* Queue a task of the pool ex on a copy of the len bytes at arg (name
+ * checked by the caller): as cc_process_pool_submit. */
+int cc__pp_submit_copy(cc_executor *ex, const char *name, const void *arg,
+                       size_t len, uint32_t flags, int64_t timeout_ns,
+                       cc_bytes *result, cc_future **out);
 
 /* ex is a process pool. */
 bool cc__pp_is_pool(const cc_executor *ex);

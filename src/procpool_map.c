@@ -38,6 +38,7 @@ struct cc_process_map {
     size_t pos;                  /* results taken from the oldest */
     bool input_done;             /* the generator ended or failed */
     int input_err;               /* its error (or submit's), given once */
+    cc_bytes scratch;            /* where a chunk is packed, reused */
 };
 
 /* Pack up to chunksize inputs into buf; returns how many. */
@@ -72,19 +73,16 @@ static void refill(cc_process_map *m)
 {
     while (m->inflight < m->max_chunks && !m->input_done) {
         struct chunk *c = &m->ring[(m->head + m->inflight) % m->max_chunks];
-        cc_bytes buf = {0};
-        c->n = gather(m, &buf);
-        if (c->n == 0) {
-            cc_bytes_free(&buf);
+        m->scratch.len = 0;
+        c->n = gather(m, &m->scratch);
+        if (c->n == 0)
             return;
-        }
         c->off = 0;
         c->res.len = 0;
-        /* buf.data came from cc_bytes (cc__malloc'd, cap bytes). */
-        int r = cc__pp_submit_owned(m->ex, m->name, buf.data, buf.len,
-                                    buf.cap, CC__PP_CHUNK, 0, &c->res, &c->f);
+        int r = cc__pp_submit_copy(m->ex, m->name, m->scratch.data,
+                                   m->scratch.len, CC__PP_CHUNK, 0, &c->res,
+                                   &c->f);
         if (r < 0) {
-            cc_bytes_free(&buf);
             m->input_done = true;
             m->input_err = r;
             return;
@@ -182,6 +180,7 @@ void cc_process_map_free(cc_process_map *m)
     }
     for (size_t i = 0; i < m->max_chunks; i++)
         cc_bytes_free(&m->ring[i].res);
+    cc_bytes_free(&m->scratch);
     cc__free(m->ring, m->max_chunks * sizeof *m->ring);
     cc__free(m, sizeof *m);
 }

@@ -2,17 +2,21 @@
  * procpool_worker.c: the loop a process pool's worker runs.
  *
  * DESIGN. The worker is an ordinary worker process (process.h) running the
- * registered function cc__procpool_worker, with three fds passed: the
- * control memfd (struct cc__pp_ctl, mapped shared), the data memfd (large
- * arguments and results) and an eventfd. It runs the initializer, then
- * loops: sleep on the shared futex `req` until the parent posts a task, run
- * the function on each task of the batch posted (the argument inline in
- * the control block, or the data memfd mapped read-only: no copy), put
- * each result inline or into the data memfd, count it in `done`, and after
- * the batch signal the eventfd, which the parent polls together
- * with the worker's pidfd (so a death is seen as soon as a result). `stage`
- * tells the parent where a death happened. After max_tasks tasks, or a task
- * `quit`, the loop returns and the worker exits with 0.
+ * registered function cc__procpool_worker, with five fds passed: the
+ * control memfd (struct cc__pp_ctl, mapped shared), two data memfds (large
+ * arguments and results of each lane), an eventfd and the pool's arena (a
+ * large argument copied there at submit). It runs the
+ * initializer, then loops: sleep on the shared futex `req` until the parent
+ * has posted a batch it has not run (the parent may post the next one
+ * while it runs one: then it goes straight on), run the function on each
+ * task (the argument read in place, inline in the lane, in the arena or in
+ * the lane's data memfd, whose mappings are kept from task to task), put each result inline
+ * or into the data memfd, count it in the lane's `done`, and after the
+ * batch bump `fin` and signal the eventfd, which the parent polls together
+ * with the worker's pidfd (so a death is seen as soon as a result). The
+ * result buffer is kept too (reused while under RESULT_KEEP bytes).
+ * `stage` tells the parent where a death happened. After max_tasks tasks,
+ * or a `quit`, the loop returns and the worker exits with 0.
  */
 #include "procpool_impl.h"
 #include "worker_impl.h"
@@ -21,15 +25,50 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#define RESULT_KEEP ((size_t)256 << 20) /* result buffers kept up to this */
 
 /* The worker's view of its pool slot. */
 struct wk {
     struct cc__pp_ctl *ctl; /* the shared control block */
-    int data_fd;            /* large arguments and results */
-    int efd;                /* signalled when a result is ready */
+    struct cc__pp_map data[CC__PP_LANES]; /* each lane's data memfd */
+    int efd;                /* signalled when a batch is done */
+    struct cc__pp_map arena; /* the pool's large arguments, read in place */
+    cc_bytes res;           /* the result buffer, kept between tasks */
 };
+
+int cc__pp_map_reserve(struct cc__pp_map *m, size_t len)
+{
+    if (len <= m->size)
+        return 0;
+    struct stat st;
+    if (fstat(m->fd, &st) < 0)
+        return -errno;
+    size_t want = (size_t)1 << 20; /* grow by doubling: few remaps */
+    while (want < len)
+        want *= 2;
+    if ((size_t)st.st_size < want && ftruncate(m->fd, (off_t)want) < 0)
+        return -errno;
+    size_t size = (size_t)st.st_size > want ? (size_t)st.st_size : want;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    cc__pp_map_drop(m);
+    m->base = p;
+    m->size = size;
+    return 0;
+}
+
+void cc__pp_map_drop(struct cc__pp_map *m)
+{
+    if (m->base)
+        munmap(m->base, m->size);
+    m->base = NULL;
+    m->size = 0;
+}
 
 static void wait_for_task(struct cc__pp_ctl *ctl, uint32_t seen)
 {
@@ -76,33 +115,38 @@ static int run_chunk(cc_worker_fn fn, const unsigned char *a, size_t len,
     return 0;
 }
 
-/* Map the argument: inline, or the data memfd read-only (no copy). */
-static const void *map_arg(struct wk *k, const struct cc__pp_item *it,
+/* The argument, read in place: inline, in the arena or in the lane's data
+ * memfd. */
+static const void *map_arg(struct wk *k, struct cc__pp_map *m,
+                           const struct cc__pp_item *it,
                            const unsigned char *inl)
 {
     if (it->len == 0)
         return NULL;
     if (it->fd_off == CC__PP_NO_FD)
         return inl;
-    void *p = mmap(NULL, it->len, PROT_READ, MAP_SHARED | MAP_POPULATE,
-                   k->data_fd, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (it->fd_off == CC__PP_ARENA)
+        m = &k->arena;
+    return cc__pp_map_reserve(m, it->len) == 0 ? m->base : NULL;
 }
 
 /* Write the result record at *roff (and the bytes inline or at *fd_off);
  * left records, this one included, must still fit. */
-static void deliver(struct wk *k, struct cc__pp_res *r, const cc_bytes *res,
-                    size_t left, size_t *roff, uint64_t *fd_off)
+static void deliver(struct cc__pp_lane *l, struct cc__pp_map *m,
+                    struct cc__pp_res *r, const cc_bytes *res, size_t left,
+                    size_t *roff, uint64_t *fd_off)
 {
-    unsigned char *d = k->ctl->data;
+    unsigned char *d = l->data;
     size_t avail = CC__PP_INLINE - *roff;
     size_t need = left * CC__PP_ALIGN8(sizeof *r) + CC__PP_ALIGN8(res->len);
     r->len = res->len;
     r->fd_off = CC__PP_NO_FD;
     if (need > avail || res->len > avail) {
-        int e = cc__pwrite_all(k->data_fd, res->data, res->len, *fd_off);
+        int e = cc__pp_map_reserve(m, *fd_off + res->len);
         if (e < 0 && !r->err)
             r->err = e;
+        if (e == 0)
+            memcpy(m->base + *fd_off, res->data, res->len);
         r->fd_off = *fd_off;
         *fd_off = (*fd_off + res->len + 4095) & ~(uint64_t)4095;
     } else if (res->len) {
@@ -119,48 +163,59 @@ static void signal_done(struct wk *k)
         ;
 }
 
-/* Run one task of the batch, described at *aoff; its result at *roff. */
-static void run_item(struct wk *k, uint32_t i, size_t *aoff, size_t *roff,
-                     uint64_t *fd_off)
+/* Empty the kept result buffer (freed when large). */
+static void reset_result(cc_bytes *res)
 {
-    struct cc__pp_ctl *ctl = k->ctl;
+    if (res->cap > RESULT_KEEP)
+        cc_bytes_free(res);
+    res->len = 0;
+    if (res->data)
+        res->data[0] = 0;
+}
+
+/* Run task i of the batch in lane l, described at *aoff; its result at
+ * *roff. */
+static void run_item(struct wk *k, struct cc__pp_lane *l, struct cc__pp_map *m,
+                     uint32_t i, size_t *aoff, size_t *roff, uint64_t *fd_off)
+{
     struct cc__pp_item it;
-    memcpy(&it, ctl->data + *aoff, sizeof it);
-    const char *name = (const char *)ctl->data + *aoff + sizeof it;
+    memcpy(&it, l->data + *aoff, sizeof it);
+    const char *name = (const char *)l->data + *aoff + sizeof it;
     const unsigned char *inl = (const unsigned char *)name + it.name_len;
     *aoff += CC__PP_ALIGN8(sizeof it + it.name_len +
                            (it.fd_off == CC__PP_NO_FD ? it.len : 0));
     struct cc__pp_res r = {0};
-    cc_bytes res = {0};
-    const void *arg = map_arg(k, &it, inl);
+    const void *arg = map_arg(k, m, &it, inl);
     cc_worker_fn fn = cc__worker_lookup(name);
     r.err = it.len && !arg ? -ENOMEM : !fn ? -ENOENT : 0;
-    if (cc__load_relaxed(&ctl->skip[i])) /* relaxed: see the field */
+    if (cc__load_relaxed(&l->skip[i])) /* relaxed: see the field */
         r.err = -ECANCELED;
-    set_stage(ctl, CC__PP_TASK);
+    set_stage(k->ctl, CC__PP_TASK);
+    reset_result(&k->res);
     if (!r.err && (it.flags & CC__PP_CHUNK))
-        r.err = run_chunk(fn, arg, it.len, &res);
+        r.err = run_chunk(fn, arg, it.len, &k->res);
     else if (!r.err)
-        r.ret = fn(arg, it.len, &res);
-    set_stage(ctl, CC__PP_RESULT);
-    if (arg && it.fd_off != CC__PP_NO_FD)
-        munmap((void *)arg, it.len);
-    deliver(k, &r, &res, ctl->n - i, roff, fd_off);
-    cc_bytes_free(&res);
+        r.ret = fn(arg, it.len, &k->res);
+    set_stage(k->ctl, CC__PP_RESULT);
+    deliver(l, m, &r, &k->res, l->n - i, roff, fd_off);
 }
 
-static void run_batch(struct wk *k)
+/* Run batch seq (its lane: seq % 2). */
+static void run_batch(struct wk *k, uint32_t seq)
 {
-    struct cc__pp_ctl *ctl = k->ctl;
+    struct cc__pp_lane *l = &k->ctl->lane[seq % CC__PP_LANES];
+    struct cc__pp_map *m = &k->data[seq % CC__PP_LANES];
     size_t aoff = 0, roff = CC__PP_ARGS;
     uint64_t fd_off = 0;
-    uint32_t n = ctl->n;
+    uint32_t n = l->n;
     for (uint32_t i = 0; i < n; i++) {
-        run_item(k, i, &aoff, &roff, &fd_off);
+        run_item(k, l, m, i, &aoff, &roff, &fd_off);
         /* release: the result record before the parent's acquire of done. */
-        cc__store_rel(&ctl->done, i + 1);
+        cc__store_rel(&l->done, i + 1);
     }
-    set_stage(ctl, CC__PP_IDLE);
+    set_stage(k->ctl, CC__PP_IDLE);
+    /* release: every done above before the parent's acquire of fin. */
+    cc__store_rel(&k->ctl->fin, seq);
     signal_done(k);
 }
 
@@ -192,8 +247,10 @@ int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result)
     (void)result;
     if (len < CC__PP_BOOT_HEAD)
         return 126;
-    struct wk k = {.data_fd = cc_worker_passed_fd(1),
-                   .efd = cc_worker_passed_fd(2)};
+    struct wk k = {.efd = cc_worker_passed_fd(3),
+                   .arena.fd = cc_worker_passed_fd(4)};
+    for (int i = 0; i < CC__PP_LANES; i++)
+        k.data[i].fd = cc_worker_passed_fd(1 + i);
     void *p = mmap(NULL, CC__PP_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
                    cc_worker_passed_fd(0), 0);
     if (p == MAP_FAILED)
@@ -204,15 +261,16 @@ int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result)
     int r = run_initializer(&k, arg, len);
     if (r != 0)
         return r;
-    uint32_t seen = 0;
+    uint32_t seen = 0; /* batches run */
     for (uint64_t n = 0; max_tasks == 0 || n < max_tasks;) {
         set_stage(k.ctl, CC__PP_IDLE);
         wait_for_task(k.ctl, seen);
-        seen = cc__load_acq(&k.ctl->req);
-        if (k.ctl->quit)
+        if (k.ctl->quit) /* posted alone, with nothing before it to run */
             break;
-        n += k.ctl->n; /* the parent never sends more than max_tasks */
-        run_batch(&k);
+        seen++;
+        n += k.ctl->lane[seen % CC__PP_LANES].n; /* never over max_tasks */
+        run_batch(&k, seen);
     }
+    cc_bytes_free(&k.res);
     return 0;
 }

@@ -55,8 +55,14 @@ _Noreturn void cc__worker_fail(int code, const char *what, const char *why);
 /* The function registered under name, or NULL. */
 cc_worker_fn cc__worker_lookup(const char *name);
 
-/* A warning on stderr when the process has more than one thread. */
+/* A warning on stderr, once per process, when the process has threads
+ * other than the caller and concur's quiet ones. */
 void cc__worker_warn_if_threaded(const char *what);
+
+/* Threads of concur's own that run no user code and whose locks a forked
+ * worker never takes (the process pools' feeders): not counted by the
+ * warning above (relaxed: only a count). */
+extern cc__atomic_u32 cc__worker_quiet_threads;
 
 /* pwrite / pread all of buf at off, restarting; 0 or -errno (-EIO: the
  * file ended first). */

@@ -19,8 +19,10 @@
  *   - CC_START_FORK, opt-in: fork() and call the function directly (a
  *     function pointer works, cc_worker_start_fn). Only the calling thread
  *     is copied: locks that other threads hold stay locked in the child
- *     forever. A warning goes to stderr when the process has more than one
- *     thread (as Python 3.12's DeprecationWarning).
+ *     forever. A warning goes to stderr, once per process, when a worker
+ *     is forked while the process has threads besides the forking one
+ *     (concur's process-pool feeders, which run no user code, do not
+ *     count), as Python 3.12's DeprecationWarning.
  *   - CC_START_FORKSERVER: a helper process, forked from the program early
  *     (cc_forkserver_start, ideally before any thread exists), forks each
  *     worker, which then calls the function (a function pointer works too,

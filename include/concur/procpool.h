@@ -21,10 +21,14 @@
  * the initializer, the task or while delivering the result) fails only the
  * task it was running, with -ECHILD and a message such as "worker 1234 was
  * killed by signal 9 (Killed) while running the task; by the kernel's OOM
- * killer" (cc_future_error_message); the pool starts a replacement for the
- * next task. A task running longer than task_timeout_ns fails with
- * -ETIMEDOUT: its worker is killed (SIGKILL to its group) and replaced.
- * A worker killed while idle costs no task. Unlike Python's
+ * killer" (cc_future_error_message); the pool starts a replacement at
+ * once (not when the next task comes). A task running longer than
+ * task_timeout_ns fails with -ETIMEDOUT: its worker is killed (SIGKILL to
+ * its group) and replaced. A worker killed while idle costs no task; it is
+ * replaced within 100 ms (an idle pool looks at its workers that often),
+ * or when the next task is handed to it if that comes first (one that
+ * failed in its initializer is replaced only then, so that a broken
+ * initializer is not restarted in a loop). Unlike Python's
  * ProcessPoolExecutor, the pool is never broken by a death; unlike
  * multiprocessing.Pool, nothing hangs. The OOM verdict, for a worker killed
  * by SIGKILL, compares the oom_kill counters (cgroup v1 memory.oom_control,
@@ -45,7 +49,22 @@
  * no longer cancels them (as ProcessPoolExecutor's call queue), but
  * cc_process_pool_cancel (or kill_on_cancel) does. A worker death fails
  * only the task it was running; the tasks after it in its batch go to the
- * replacement worker. Tasks with a time limit go one by one.
+ * replacement worker. Tasks with a time limit go one by one. While a
+ * worker runs a batch, the next one is already handed to it (while the
+ * queue holds at least one task per worker), so that it goes on
+ * without waiting for the parent; near the end of the queue, tasks go to
+ * whichever worker is free first.
+ *
+ * Transport: each worker has a shared control block (small arguments and
+ * results inline) and two data memfds, mapped once on both sides and kept
+ * (grown, never shrunk: a pool that once moved N bytes keeps up to 2 x N
+ * per worker), and the pool an arena shared with every worker. A large
+ * argument (1 MiB to 1 GiB) is copied once, at submit, into the arena when
+ * no other task holds it (else into a buffer of its own, and from there
+ * into shared memory when it is handed to a worker); the worker reads it
+ * in place. The result is copied once into shared memory and once into the
+ * caller's cc_bytes. The worker keeps its result buffer between tasks (up
+ * to 256 MiB).
  *
  * Workers are daemon workers: they are killed (PR_SET_PDEATHSIG) when the
  * pool's process dies.
@@ -83,8 +102,14 @@ typedef struct cc_process_pool_options {
 /*
  * cc_process_pool_new: make a pool of max_workers worker processes (as
  * ProcessPoolExecutor(max_workers, mp_context, initializer, initargs,
- * max_tasks_per_child)). The workers start lazily, each when its first task
- * comes (a parent thread per worker feeds it). opts may be NULL (defaults).
+ * max_tasks_per_child)). The workers start at once, in the background (a
+ * parent thread per worker starts and feeds it; as multiprocessing.Pool,
+ * unlike ProcessPoolExecutor, which starts them on demand); a worker that
+ * dies, times out or reaches max_tasks_per_child is replaced at once
+ * unless the pool is shut down. A worker that cannot start fails the tasks
+ * handed to it (the next start is tried with the next batch). With
+ * CC_START_FORK, the warning about threads (process.h) counts only the
+ * program's threads, not the pool's feeders. opts may be NULL (defaults).
  * Returns 0 with *out owned by the caller (cc_executor_free); -EINVAL (out
  * NULL, a bad start method, initargs NULL with a length, task_timeout_ns <
  * 0); -ENOENT (initializer not registered); -ENOMEM; -EMFILE/-ENFILE;

@@ -1,0 +1,307 @@
+/*
+ * test_process_pool2.c: the process pool's scheduling and worker lifetime
+ * (concur/procpool.h): tasks spread over the workers, workers started with
+ * the pool and replaced at once, batches posted ahead carrying large
+ * arguments and results, the fork warning given once.
+ *
+ * main() calls cc_worker_main_hook first: a spawned worker is this very
+ * program run again, and the functions below are found by name.
+ */
+#include "testutil.h"
+
+#include <concur/procpool.h>
+#include <concur/thread.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+/* ---- worker functions ----------------------------------------------------- */
+
+/* Sleep 10 ms, then give the worker's pid. */
+static int pp_nap_pid(const void *arg, size_t len, cc_bytes *result)
+{
+    (void)arg, (void)len;
+    usleep(10000);
+    pid_t pid = getpid();
+    return cc_bytes_append(result, &pid, sizeof pid) == 0 ? 0 : 3;
+}
+CC_WORKER_FUNCTION(pp_nap_pid)
+
+/* Name the process "cc-in-task" (the test sees it), then sleep. */
+static int pp_sleep_forever(const void *arg, size_t len, cc_bytes *result)
+{
+    (void)arg, (void)len, (void)result;
+    prctl(PR_SET_NAME, "cc-in-task");
+    for (;;)
+        pause();
+    return 0;
+}
+CC_WORKER_FUNCTION(pp_sleep_forever)
+
+/* The argument with every byte plus one. */
+static int pp_plus1(const void *arg, size_t len, cc_bytes *result)
+{
+    if (cc_bytes_append(result, arg, len) < 0)
+        return 3;
+    for (size_t i = 0; i < len; i++)
+        result->data[i]++;
+    return 0;
+}
+CC_WORKER_FUNCTION(pp_plus1)
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static cc_executor *new_pool(size_t n, cc_start_method m, size_t max_tasks)
+{
+    cc_executor *ex;
+    cc_process_pool_options o = {.max_workers = n, .start_method = m,
+                                 .max_tasks_per_child = max_tasks};
+    assert_int_equal(cc_process_pool_new(&ex, &o), 0);
+    return ex;
+}
+
+/* Wait (10 s at most) until the pool has n workers, none of them `not`. */
+static bool workers_appear(cc_executor *ex, int n, pid_t not)
+{
+    int64_t end = cc_now() + 10000000000LL;
+    while (cc_now() < end) {
+        pid_t pids[4];
+        int k = cc_process_pool_worker_pids(ex, pids, 4);
+        bool fresh = k == n;
+        for (int i = 0; i < k && i < 4; i++)
+            fresh = fresh && pids[i] != not;
+        if (fresh)
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+static bool comm_is(pid_t pid, const char *want)
+{
+    char path[64], buf[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool ok = fgets(buf, sizeof buf, f) && !strncmp(buf, want, strlen(want));
+    fclose(f);
+    return ok;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+/* 16 tasks of 10 ms on 2 workers: both run a fair share (batches are
+ * sized from the queue and the next is posted ahead only while another
+ * worker has work left), not one worker the lot while the other idles. */
+static void tasks_spread_over_both_workers(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(2, CC_START_SPAWN, 0);
+    assert_true(workers_appear(ex, 2, 0));
+    enum { N = 16 };
+    cc_future *f[N];
+    cc_bytes out[N] = {{0}};
+    for (int i = 0; i < N; i++)
+        assert_int_equal(cc_process_pool_submit(ex, "pp_nap_pid", NULL, 0,
+                                                &out[i], &f[i]), 0);
+    pid_t pid[2] = {0, 0};
+    int count[2] = {0, 0};
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(cc_future_result(f[i], CC_FOREVER, NULL), 0);
+        pid_t p;
+        assert_int_equal(out[i].len, sizeof p);
+        memcpy(&p, out[i].data, sizeof p);
+        int w = pid[0] == 0 || pid[0] == p ? 0 : 1;
+        assert_true(pid[w] == 0 || pid[w] == p); /* two workers, no more */
+        pid[w] = p;
+        count[w]++;
+        cc_bytes_free(&out[i]);
+        cc_future_release(f[i]);
+    }
+    cc_executor_free(ex);
+    assert_true(count[0] >= 3 && count[1] >= 3);
+}
+
+/* The workers start with the pool, and a dead one is replaced at once,
+ * not when the next task comes. */
+static void workers_start_eagerly_and_are_replaced_at_once(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
+    assert_true(workers_appear(ex, 1, 0));
+    cc_future *f;
+    assert_int_equal(cc_process_pool_submit(ex, "pp_sleep_forever", NULL, 0,
+                                            NULL, &f), 0);
+    pid_t pid = 0;
+    while (cc_process_pool_worker_pids(ex, &pid, 1) != 1 ||
+           !comm_is(pid, "cc-in-task"))
+        usleep(200);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(cc_future_wait(f, CC_FOREVER), 0);
+    assert_int_equal(cc_future_error(f), -ECHILD);
+    cc_future_release(f);
+    assert_true(workers_appear(ex, 1, pid)); /* no task submitted */
+    /* Killed while idle: replaced too, and no task is lost. */
+    assert_int_equal(cc_process_pool_worker_pids(ex, &pid, 1), 1);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_true(workers_appear(ex, 1, pid));
+    cc_bytes out = {0};
+    assert_int_equal(cc_process_pool_submit(ex, "pp_plus1", "a", 1, &out, &f),
+                     0);
+    assert_int_equal(cc_future_result(f, CC_FOREVER, NULL), 0);
+    assert_true(out.len == 1 && out.data[0] == 'b');
+    cc_bytes_free(&out);
+    cc_future_release(f);
+    cc_executor_free(ex);
+}
+
+/* Large arguments and results, posted ahead in both lanes of a worker and
+ * of every size around the inline limit, come back intact. */
+static void large_arguments_posted_ahead(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
+    static const size_t sizes[] = {1 << 20, 100, 70 << 10, 3 << 20, 0,
+                                   28 << 10, 5 << 20, 61 << 10};
+    enum { N = 24 };
+    cc_future *f[N];
+    cc_bytes out[N] = {{0}};
+    for (int i = 0; i < N; i++) {
+        size_t len = sizes[i % 8];
+        unsigned char *a = malloc(len + 1);
+        assert_non_null(a);
+        memset(a, 'a' + i, len);
+        assert_int_equal(cc_process_pool_submit(ex, "pp_plus1", a, len,
+                                                &out[i], &f[i]), 0);
+        free(a);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(cc_future_result(f[i], CC_FOREVER, NULL), 0);
+        assert_int_equal(out[i].len, sizes[i % 8]);
+        for (size_t k = 0; k < out[i].len; k += 4093)
+            assert_int_equal((unsigned char)out[i].data[k], 'a' + i + 1);
+        if (out[i].len)
+            assert_int_equal((unsigned char)out[i].data[out[i].len - 1],
+                             'a' + i + 1);
+        cc_bytes_free(&out[i]);
+        cc_future_release(f[i]);
+    }
+    cc_executor_free(ex);
+}
+
+/* A large argument cancelled while queued gives the arena back: the next
+ * one uses it. */
+static void cancelled_large_argument(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
+    size_t len = (size_t)2 << 20;
+    unsigned char *a = malloc(len);
+    assert_non_null(a);
+    memset(a, 'x', len);
+    cc_future *busy, *f[3];
+    cc_bytes out[3] = {{0}};
+    assert_int_equal(cc_process_pool_submit(ex, "pp_nap_pid", NULL, 0, NULL,
+                                            &busy), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cc_process_pool_submit(ex, "pp_plus1", a, len,
+                                                &out[i], &f[i]), 0);
+    bool cancelled = cc_future_cancel(f[0]); /* may have been handed over */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cc_future_wait(f[i], CC_FOREVER), 0);
+        if (i == 0 && cancelled)
+            continue;
+        assert_int_equal(cc_future_error(f[i]), 0);
+        assert_int_equal(out[i].len, len);
+        assert_int_equal((unsigned char)out[i].data[len / 2], 'y');
+    }
+    for (int i = 0; i < 3; i++) {
+        cc_bytes_free(&out[i]);
+        cc_future_release(f[i]);
+    }
+    assert_int_equal(cc_future_wait(busy, CC_FOREVER), 0);
+    cc_future_release(busy);
+    free(a);
+    cc_executor_free(ex);
+}
+
+/* A thread of the program's own, blocked until the pipe has a byte. */
+static void *block_on_pipe(void *arg)
+{
+    char c;
+    while (read(*(int *)arg, &c, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+/* Run 4 tasks on a fork pool whose workers last one task each. */
+static void run_fork_pool(void)
+{
+    cc_executor *ex = new_pool(2, CC_START_FORK, 1);
+    for (int i = 0; i < 4; i++) {
+        cc_future *f;
+        assert_int_equal(cc_process_pool_submit(ex, "pp_plus1", "x", 1, NULL,
+                                                &f), 0);
+        assert_int_equal(cc_future_result(f, CC_FOREVER, NULL), 0);
+        cc_future_release(f);
+    }
+    cc_executor_free(ex);
+}
+
+/* The fork warning is about the program's threads (the pool's own do not
+ * count) and is given once per process, not at every worker start. */
+static void fork_warning_once(void **state)
+{
+    (void)state;
+    fflush(stderr);
+    int saved = dup(2), mem = memfd_create("stderr", MFD_CLOEXEC);
+    assert_true(saved >= 0 && mem >= 0);
+    assert_int_equal(dup2(mem, 2), 2);
+    bool alone = cc_test_count_threads() == 1; /* no sanitizer thread */
+    run_fork_pool();
+    fflush(stderr);
+    off_t quiet = lseek(mem, 0, SEEK_CUR);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    cc_thread *t;
+    assert_int_equal(cc_thread_start(&t, block_on_pipe, &p[0], NULL), 0);
+    run_fork_pool();
+    run_fork_pool();
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_int_equal(cc_thread_join(t, CC_FOREVER, NULL), 0);
+    close(p[0]);
+    close(p[1]);
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    char buf[4096] = "";
+    ssize_t n = pread(mem, buf, sizeof buf - 1, 0);
+    close(mem);
+    buf[n > 0 ? n : 0] = 0;
+    int warnings = 0;
+    for (char *s = buf; (s = strstr(s, "concur: warning")); s++)
+        warnings++;
+    if (alone && quiet != 0)
+        fail_msg("a warning with the pool's threads alone: %s", buf);
+    assert_int_equal(warnings, 1);
+}
+
+int main(int argc, char **argv)
+{
+    cc_worker_main_hook(argc, argv); /* a spawned worker never returns */
+    const struct CMUnitTest tests[] = {
+        CC_TEST(fork_warning_once), /* first: nothing has warned before */
+        CC_TEST(tasks_spread_over_both_workers),
+        CC_TEST(workers_start_eagerly_and_are_replaced_at_once),
+        CC_TEST(large_arguments_posted_ahead),
+        CC_TEST(cancelled_large_argument),
+    };
+    return CC_RUN_TESTS(tests);
+}
