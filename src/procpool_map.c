@@ -1,27 +1,25 @@
 /*
  * procpool_map.c: the process pool's map (multiprocessing.Pool.imap).
  *
- * DESIGN. As the executor's map (executor.c): a ring of max_chunks chunk
- * slots, refilled from the generator only when the consumer has taken the
- * last result of the oldest chunk, so memory stays bounded whatever the
- * input's length. A chunk is packed into one message (u32 n, then n x (u64
- * len, bytes)) and runs as one task (flag CC__PP_CHUNK): the worker runs
- * the function on each input and packs n x (i32 ret, u64 len, bytes) back.
+ * DESIGN. The window of chunks in flight is the executor's map's
+ * (map_window.h): refilled from the generator only when the consumer has
+ * taken the last result of the oldest chunk, so memory stays bounded
+ * whatever the input's length. A chunk is packed into one message (u32 n,
+ * then n x (u64 len, bytes)) and runs as one task (flag CC__PP_CHUNK): the
+ * worker runs the function on each input and packs n x (i32 ret, u64 len,
+ * bytes) back.
  * A chunk whose worker died or timed out fails every input of it.
  */
 #include "procpool_impl.h"
-#include "future_internal.h"
+#include "map_window.h"
 #include "worker_impl.h"
 
 #include <stdio.h>
 #include <string.h>
 
-
-/* One chunk in flight. */
+/* One chunk's results (the window holds its future and input count). */
 struct chunk {
-    cc_future *f; /* its future, or NULL when the slot is free */
     cc_bytes res; /* the packed results */
-    size_t n;     /* inputs in it */
     size_t off;   /* parse offset of the next result in res */
 };
 
@@ -31,28 +29,25 @@ struct cc_process_map {
     cc_process_map_next_arg_fn next_arg; /* the generator */
     void *state;                 /* its state */
     size_t chunksize;            /* inputs per chunk */
-    size_t max_chunks;           /* ring slots */
-    struct chunk *ring;          /* chunks in flight, oldest at head */
-    size_t head;                 /* the oldest */
-    size_t inflight;             /* chunks in flight */
-    size_t pos;                  /* results taken from the oldest */
-    bool input_done;             /* the generator ended or failed */
-    int input_err;               /* its error (or submit's), given once */
+    struct chunk *chunks;        /* one per window slot */
+    int input_end;               /* 1 while the generator has more, else
+                                    its last return (0 or an error) */
     cc_bytes scratch;            /* where a chunk is packed, reused */
+    cc__window w;                /* the chunks in flight */
 };
 
-/* Pack up to chunksize inputs into buf; returns how many. */
-static size_t gather(cc_process_map *m, cc_bytes *buf)
+/* Pack up to chunksize inputs into buf; returns how many, or a negative
+ * errno (no memory: nothing packed counts). */
+static long gather(cc_process_map *m, cc_bytes *buf)
 {
     uint32_t n = 0;
     int e = cc_bytes_append(buf, &n, sizeof n);
-    while (e == 0 && n < m->chunksize && !m->input_done) {
+    while (e == 0 && n < m->chunksize && m->input_end > 0) {
         const void *a = NULL;
         size_t len = 0;
         int r = m->next_arg(m->state, &a, &len);
         if (r <= 0) {
-            m->input_done = true;
-            m->input_err = r;
+            m->input_end = r;
             break;
         }
         uint64_t l = len;
@@ -60,35 +55,35 @@ static size_t gather(cc_process_map *m, cc_bytes *buf)
         e = e ? e : cc_bytes_append(buf, a, len);
         n++;
     }
-    if (e < 0) {
-        m->input_done = true;
-        m->input_err = e;
-        return 0;
-    }
+    if (e < 0)
+        return e;
     memcpy(buf->data, &n, sizeof n);
     return n;
 }
 
-static void refill(cc_process_map *m)
+/* The window's launch: the next chunk packed and submitted from slot. */
+static long launch(void *map, size_t slot, cc_future **f)
 {
-    while (m->inflight < m->max_chunks && !m->input_done) {
-        struct chunk *c = &m->ring[(m->head + m->inflight) % m->max_chunks];
-        m->scratch.len = 0;
-        c->n = gather(m, &m->scratch);
-        if (c->n == 0)
-            return;
-        c->off = 0;
-        c->res.len = 0;
-        int r = cc__pp_submit_copy(m->ex, m->name, m->scratch.data,
-                                   m->scratch.len, CC__PP_CHUNK, 0, &c->res,
-                                   &c->f);
-        if (r < 0) {
-            m->input_done = true;
-            m->input_err = r;
-            return;
-        }
-        m->inflight++;
-    }
+    cc_process_map *m = map;
+    struct chunk *c = &m->chunks[slot];
+    m->scratch.len = 0;
+    long n = gather(m, &m->scratch);
+    if (n <= 0)
+        return n < 0 ? n : m->input_end;
+    c->off = 0;
+    c->res.len = 0;
+    int r = cc__pp_submit_copy(m->ex, m->name, m->scratch.data,
+                               m->scratch.len, CC__PP_CHUNK, 0, &c->res, f);
+    return r < 0 ? r : n;
+}
+
+static void free_map(cc_process_map *m, size_t slots)
+{
+    for (size_t i = 0; i < slots && m->chunks; i++)
+        cc_bytes_free(&m->chunks[i].res);
+    cc_bytes_free(&m->scratch);
+    cc__free(m->chunks, slots * sizeof *m->chunks);
+    cc__free(m, sizeof *m);
 }
 
 int cc_process_pool_map(cc_process_map **out, cc_executor *ex,
@@ -102,30 +97,19 @@ int cc_process_pool_map(cc_process_map **out, cc_executor *ex,
     cc_process_map *m = cc__calloc(1, sizeof *m);
     if (!m)
         return -ENOMEM;
-    *m = (cc_process_map){.ex = ex, .next_arg = next_arg, .state = state};
+    *m = (cc_process_map){.ex = ex, .next_arg = next_arg, .state = state,
+                          .input_end = 1};
     snprintf(m->name, sizeof m->name, "%s", name);
     m->chunksize = opts && opts->chunksize ? opts->chunksize : 1;
-    m->max_chunks = opts && opts->max_chunks ? opts->max_chunks
-                                             : 4 * cc_executor_max_workers(ex);
-    m->ring = cc__calloc(m->max_chunks, sizeof *m->ring);
-    if (!m->ring) {
-        cc__free(m, sizeof *m);
+    size_t slots = opts && opts->max_chunks ? opts->max_chunks
+                                            : 4 * cc_executor_max_workers(ex);
+    m->chunks = cc__calloc(slots, sizeof *m->chunks);
+    if (!m->chunks || cc__window_init(&m->w, slots, launch, m) < 0) {
+        free_map(m, slots);
         return -ENOMEM;
     }
-    refill(m);
     *out = m;
     return 0;
-}
-
-static void retire_head(cc_process_map *m)
-{
-    struct chunk *c = &m->ring[m->head];
-    cc_future_release(c->f);
-    c->f = NULL;
-    m->head = (m->head + 1) % m->max_chunks;
-    m->inflight--;
-    m->pos = 0;
-    refill(m);
 }
 
 /* The next packed result of c into *out: 0 or its error. */
@@ -151,20 +135,15 @@ static int unpack(struct chunk *c, cc_bytes *out)
 int cc_process_map_next(cc_process_map *m, cc_deadline deadline,
                         cc_bytes *result)
 {
-    if (m->inflight == 0) {
-        int r = m->input_err ? m->input_err : -ENOENT;
-        m->input_err = 0;
+    size_t slot, pos;
+    int r = cc__window_next(&m->w, deadline, &slot, &pos);
+    if (r < 0)
         return r;
-    }
-    struct chunk *c = &m->ring[m->head];
-    int w = cc_future_wait(c->f, deadline); /* -ETIMEDOUT, -ECANCELED */
-    if (w < 0)
-        return w;
-    int r = cc_future_error(c->f);
+    /* A chunk whose worker died or timed out fails every input of it. */
+    r = cc_future_error(m->w.f[slot]);
     if (r == 0)
-        r = unpack(c, result);
-    if (++m->pos == c->n)
-        retire_head(m);
+        r = unpack(&m->chunks[slot], result);
+    cc__window_advance(&m->w);
     return r;
 }
 
@@ -172,15 +151,7 @@ void cc_process_map_free(cc_process_map *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->inflight; i++) /* none starts while we wait */
-        cc_future_cancel(m->ring[(m->head + i) % m->max_chunks].f);
-    for (size_t i = 0; i < m->inflight; i++) {
-        struct chunk *c = &m->ring[(m->head + i) % m->max_chunks];
-        cc__future_abandon(c->f); /* its result buffer is freed below */
-    }
-    for (size_t i = 0; i < m->max_chunks; i++)
-        cc_bytes_free(&m->ring[i].res);
-    cc_bytes_free(&m->scratch);
-    cc__free(m->ring, m->max_chunks * sizeof *m->ring);
-    cc__free(m, sizeof *m);
+    size_t slots = m->w.max;
+    cc__window_free(&m->w); /* waits out the chunks writing into res */
+    free_map(m, slots);
 }
