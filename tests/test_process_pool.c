@@ -4,7 +4,7 @@
  * main() calls cc_worker_main_hook first: a spawned worker is this very
  * program run again, and the functions below are found by name.
  */
-#include "testutil.h"
+#include "procpool_test.h"
 
 #include <concur/procpool.h>
 
@@ -71,17 +71,6 @@ static int pp_getpid(const void *arg, size_t len, cc_bytes *result)
 }
 CC_WORKER_FUNCTION(pp_getpid)
 
-/* Name the process "cc-in-task" (the test sees it), then sleep. */
-static int pp_sleep_forever(const void *arg, size_t len, cc_bytes *result)
-{
-    (void)arg, (void)len, (void)result;
-    prctl(PR_SET_NAME, "cc-in-task");
-    for (;;)
-        pause();
-    return 0;
-}
-CC_WORKER_FUNCTION(pp_sleep_forever)
-
 /* Die as the argument says: 'a' abort, 's' segfault, 'e' exit(7), 'r' a
  * SIGALRM while the (large) result is being delivered, 'k' SIGKILL. */
 static int pp_die(const void *arg, size_t len, cc_bytes *result)
@@ -147,14 +136,6 @@ CC_WORKER_FUNCTION(pp_init)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static cc_executor *new_pool(size_t n, cc_start_method m)
-{
-    cc_executor *ex;
-    cc_process_pool_options o = {.max_workers = n, .start_method = m};
-    assert_int_equal(cc_process_pool_new(&ex, &o), 0);
-    return ex;
-}
-
 static uint64_t run_sum(cc_executor *ex, uint64_t n)
 {
     cc_bytes out = {0};
@@ -170,20 +151,6 @@ static uint64_t run_sum(cc_executor *ex, uint64_t n)
     cc_bytes_free(&out);
     cc_future_release(f);
     return v;
-}
-
-static bool comm_is(pid_t pid, const char *want)
-{
-    char path[64], buf[32] = "";
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = 0;
-    buf[strcspn(buf, "\n")] = 0;
-    return !strcmp(buf, want);
 }
 
 /* The one worker of a one-worker pool, once it runs pp_sleep_forever. */
@@ -206,7 +173,7 @@ static void cpu_bound_matches_sequential(void **state)
     static const cc_start_method methods[] = {CC_START_SPAWN, CC_START_FORK,
                                               CC_START_FORKSERVER};
     for (size_t m = 0; m < 3; m++) {
-        cc_executor *ex = new_pool(2, methods[m]);
+        cc_executor *ex = new_pool(2, methods[m], 0);
         cc_future *f[20];
         cc_bytes out[20] = {{0}};
         uint64_t n[20];
@@ -233,7 +200,7 @@ static void cpu_bound_matches_sequential(void **state)
 static void generic_submit_is_not_supported(void **state)
 {
     (void)state;
-    cc_executor *ex = new_pool(1, CC_START_SPAWN);
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
     assert_int_equal(cc_executor_max_workers(ex), 1);
     assert_int_equal(cc_executor_submit(ex, NULL, NULL, NULL), -ENOTSUP);
     cc_map *m;
@@ -255,7 +222,7 @@ static void generic_submit_is_not_supported(void **state)
 static void kill9_mid_task_fails_only_that_task(void **state)
 {
     (void)state;
-    cc_executor *ex = new_pool(1, CC_START_SPAWN);
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
     long n = cc_test_n(1000);
     int64_t worst = 0, total = 0;
     for (long i = 0; i < n; i++) {
@@ -349,7 +316,7 @@ static void oom_kill_is_reported(void **state)
         rmdir(dir);
         return;
     }
-    cc_executor *ex = new_pool(1, CC_START_SPAWN);
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
     cc_future *f;
     assert_int_equal(cc_process_pool_submit(ex, "pp_hog", dir, strlen(dir),
                                             NULL, &f), 0);
@@ -385,7 +352,7 @@ static void expect_death(cc_executor *ex, const char *fn, char how,
 static void death_at_each_stage_fails_only_that_task(void **state)
 {
     (void)state;
-    cc_executor *ex = new_pool(1, CC_START_SPAWN);
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
     expect_death(ex, "pp_die", 'a', "signal 6", "running the task");
     expect_death(ex, "pp_die", 's', "signal 11", "running the task");
     expect_death(ex, "pp_die", 'e', "exited with code 7", "running the task");
@@ -416,7 +383,7 @@ static void death_at_each_stage_fails_only_that_task(void **state)
 static void batched_results_of_every_size(void **state)
 {
     (void)state;
-    cc_executor *ex = new_pool(1, CC_START_SPAWN);
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
     enum { N = 400 };
     cc_future *f[N];
     cc_bytes out[N] = {{0}};
@@ -442,7 +409,7 @@ static void batched_results_of_every_size(void **state)
 static void death_inside_a_batch_fails_only_its_task(void **state)
 {
     (void)state;
-    cc_executor *ex = new_pool(1, CC_START_SPAWN);
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
     enum { N = 300 };
     cc_future *f[N];
     cc_bytes out[N] = {{0}};
@@ -480,7 +447,7 @@ static void big_argument_and_result(void **state)
         big[i] = (char)(i * 7 + (i >> 20));
     static const cc_start_method methods[] = {CC_START_SPAWN, CC_START_FORK};
     for (int m = 0; m < 2; m++) {
-        cc_executor *ex = new_pool(1, methods[m]);
+        cc_executor *ex = new_pool(1, methods[m], 0);
         for (int rep = 0; rep < 2; rep++) {
             cc_bytes out = {0};
             cc_future *f;
@@ -551,7 +518,7 @@ static void timeout_kills_and_replaces_the_worker(void **state)
     assert_true(run_sum(ex, 1000) == sum_squares_of(1000));
     cc_executor_free(ex);
     /* Per task, among tiny tasks without a limit. */
-    ex = new_pool(1, CC_START_SPAWN);
+    ex = new_pool(1, CC_START_SPAWN, 0);
     cc_future *g[10];
     cc_bytes out[10] = {{0}};
     for (int i = 0; i < 10; i++) {
@@ -619,7 +586,7 @@ static void terminate_and_kill_fail_running_tasks(void **state)
 {
     (void)state;
     for (int k = 0; k < 2; k++) {
-        cc_executor *ex = new_pool(1, CC_START_SPAWN);
+        cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
         cc_future *f[3];
         for (int i = 0; i < 3; i++)
             assert_int_equal(cc_process_pool_submit(ex, "pp_sleep_forever",
@@ -660,7 +627,7 @@ static int gen_next(void *state, const void **arg, size_t *len)
 static void map_in_order_with_chunks(void **state)
 {
     (void)state;
-    cc_executor *ex = new_pool(2, CC_START_SPAWN);
+    cc_executor *ex = new_pool(2, CC_START_SPAWN, 0);
     static const size_t chunks[] = {1, 7, 1000};
     for (int c = 0; c < 3; c++) {
         struct gen g = {.n = 3000};

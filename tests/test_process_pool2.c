@@ -7,7 +7,7 @@
  * main() calls cc_worker_main_hook first: a spawned worker is this very
  * program run again, and the functions below are found by name.
  */
-#include "testutil.h"
+#include "procpool_test.h"
 
 #include <concur/procpool.h>
 #include <concur/thread.h>
@@ -33,17 +33,6 @@ static int pp_nap_pid(const void *arg, size_t len, cc_bytes *result)
 }
 CC_WORKER_FUNCTION(pp_nap_pid)
 
-/* Name the process "cc-in-task" (the test sees it), then sleep. */
-static int pp_sleep_forever(const void *arg, size_t len, cc_bytes *result)
-{
-    (void)arg, (void)len, (void)result;
-    prctl(PR_SET_NAME, "cc-in-task");
-    for (;;)
-        pause();
-    return 0;
-}
-CC_WORKER_FUNCTION(pp_sleep_forever)
-
 /* The argument with every byte plus one. */
 static int pp_plus1(const void *arg, size_t len, cc_bytes *result)
 {
@@ -56,15 +45,6 @@ static int pp_plus1(const void *arg, size_t len, cc_bytes *result)
 CC_WORKER_FUNCTION(pp_plus1)
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static cc_executor *new_pool(size_t n, cc_start_method m, size_t max_tasks)
-{
-    cc_executor *ex;
-    cc_process_pool_options o = {.max_workers = n, .start_method = m,
-                                 .max_tasks_per_child = max_tasks};
-    assert_int_equal(cc_process_pool_new(&ex, &o), 0);
-    return ex;
-}
 
 /* Wait (10 s at most) until the pool has n workers, none of them `not`. */
 static bool workers_appear(cc_executor *ex, int n, pid_t not)
@@ -81,18 +61,6 @@ static bool workers_appear(cc_executor *ex, int n, pid_t not)
         usleep(1000);
     }
     return false;
-}
-
-static bool comm_is(pid_t pid, const char *want)
-{
-    char path[64], buf[32] = "";
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    bool ok = fgets(buf, sizeof buf, f) && !strncmp(buf, want, strlen(want));
-    fclose(f);
-    return ok;
 }
 
 /* ---- tests ---------------------------------------------------------------- */
