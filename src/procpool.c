@@ -306,7 +306,9 @@ static int cancel_in_lane(struct cc__pp_slot *s, uint32_t l, cc_future *f)
         s->cur[l][i]->cancel = true;
         /* relaxed: see the field */
         cc__store_relaxed(&s->ctl->lane[l].skip[i], 1);
-        if (i == done && (fin + 1) % CC__PP_LANES == l &&
+        /* No worker: it died and its feeder, between reaping it and
+         * clearing the lanes, will complete the task. */
+        if (s->w && i == done && (fin + 1) % CC__PP_LANES == l &&
             cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK) {
             s->cancel_kill = true;
             cc_worker_kill(s->w);
@@ -325,14 +327,63 @@ static int cancel_in_slot(struct cc__pp_slot *s, cc_future *f)
     return r;
 }
 
+/* Drop entry i of p->cancels. Under p->m. */
+static void forget_cancel(struct cc__pp_pool *p, size_t i)
+{
+    cc_future_release(p->cancels[i]);
+    p->cancels[i] = p->cancels[--p->ncancels];
+}
+
+bool cc__pp_cancel_requested(struct cc__pp_pool *p, cc_future *f)
+{
+    bool found = false;
+    for (size_t i = 0; i < p->ncancels;) {
+        if (p->cancels[i] == f)
+            found = true;
+        if (p->cancels[i] == f || cc_future_done(p->cancels[i]))
+            forget_cancel(p, i);
+        else
+            i++;
+    }
+    return found;
+}
+
+/* f runs and no lane has it: a feeder took it and has not posted it yet
+ * (or is completing it). Ask its post to skip it. Under p->m: 1, or 0 (no
+ * memory: not cancelled). */
+static int cancel_when_posted(struct cc__pp_pool *p, cc_future *f)
+{
+    (void)cc__pp_cancel_requested(p, NULL); /* drops the done ones */
+    if (p->ncancels == p->cancels_cap) {
+        size_t cap = p->cancels_cap ? 2 * p->cancels_cap : 8;
+        void *c = cc__realloc(p->cancels, p->cancels_cap * sizeof *p->cancels,
+                              cap * sizeof *p->cancels);
+        if (!c)
+            return 0;
+        p->cancels = c;
+        p->cancels_cap = cap;
+    }
+    p->cancels[p->ncancels++] = cc_future_retain(f);
+    return 1;
+}
+
+/* Cancel the running f wherever it is (under p->m): 1 done, 0 not. */
+static int cancel_running_locked(struct cc__pp_pool *p, cc_future *f)
+{
+    int r = 0;
+    for (size_t i = 0; i < p->n && r == 0; i++)
+        r = cancel_in_slot(&p->slots[i], f);
+    if (r == 0 && !cc_future_done(f))
+        r = cancel_when_posted(p, f);
+    return r;
+}
+
 /* The futures' cancel_running hook (kill_on_cancel). */
 static bool cancel_running(cc_future *f, void *ctx)
 {
     struct cc__pp_pool *p = ctx;
-    int r = 0;
     cc__mutex_lock(&p->m);
-    for (size_t i = 0; i < p->n && r == 0; i++)
-        r = cancel_in_slot(&p->slots[i], f);
+    int r = cancel_running_locked(p, f);
     cc__mutex_unlock(&p->m);
     return r > 0;
 }
@@ -346,10 +397,8 @@ bool cc_process_pool_cancel(cc_executor *ex, cc_future *f)
         return true;
     if (p->o.kill_on_cancel)
         return false; /* cc_future_cancel tried already */
-    int r = 0;
     cc__mutex_lock(&p->m);
-    for (size_t i = 0; i < p->n && r == 0; i++)
-        r = cancel_in_slot(&p->slots[i], f);
+    int r = cancel_running_locked(p, f);
     cc__mutex_unlock(&p->m);
     return r > 0;
 }
@@ -385,6 +434,9 @@ static void pool_free(cc_executor *ex)
     struct cc__pp_pool *p = (struct cc__pp_pool *)ex;
     pool_shutdown(ex, true, false);
     free_slots(p);
+    while (p->ncancels) /* requests of tasks that ended unposted */
+        forget_cancel(p, 0);
+    cc__free(p->cancels, p->cancels_cap * sizeof *p->cancels);
     cc__pp_map_drop(&p->arena);
     cc__close_fd(&p->arena.fd);
     cc__free(p->boot, p->boot_len);

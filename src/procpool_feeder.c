@@ -354,6 +354,8 @@ static void set_current(struct cc__pp_slot *s, uint32_t lane,
     cc__mutex_lock(&s->p->m);
     s->cur[lane] = t;
     s->cur_n[lane] = n;
+    for (size_t i = 0; i < n && s->p->ncancels; i++)
+        t[i]->cancel |= cc__pp_cancel_requested(s->p, t[i]->f);
     for (size_t i = 0; i < n; i++) /* relaxed: published by req */
         cc__store_relaxed(&s->ctl->lane[lane].skip[i], t[i]->cancel ? 1u : 0u);
     cc__mutex_unlock(&s->p->m);
@@ -383,9 +385,15 @@ static bool take_cancel_kill(struct cc__pp_slot *s)
     return k;
 }
 
+_Atomic(void (*)(void)) cc__pp_test_before_post;
+
 /* Write b into the next lane and wake the worker. */
 static int post(struct cc__pp_slot *s, struct batch *b)
 {
+    /* relaxed: a test's hook, set before the batch is submitted */
+    void (*hook)(void) = cc__load_relaxed(&cc__pp_test_before_post);
+    if (hook)
+        hook();
     uint32_t seq = s->seq + 1, lane = seq % CC__PP_LANES;
     struct cc__pp_lane *l = &s->ctl->lane[lane];
     struct cc__pp_map *m = &s->data[lane];

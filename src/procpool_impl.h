@@ -213,6 +213,11 @@ struct cc__pp_pool {
                                 time, mapped by every worker: the copy
                                 made at submit is read in place */
     bool arena_busy;         /* a task holds the arena */
+    cc_future **cancels;     /* cancelled while a feeder held them: taken
+                                from the queue, not yet in a lane (each
+                                retained; the post skips them) */
+    size_t ncancels;         /* how many */
+    size_t cancels_cap;      /* room */
     unsigned char *boot;     /* the worker loop's boot argument */
     size_t boot_len;         /* its bytes */
 };
@@ -232,6 +237,14 @@ int cc__pp_submit_copy(cc_executor *ex, const char *name, const void *arg,
 
 /* ex is a process pool. */
 bool cc__pp_is_pool(const cc_executor *ex);
+
+/* Whether f was cancelled while a feeder held it (p->cancels): forgets the
+ * request and drops those of futures done meanwhile. Under p->m. */
+bool cc__pp_cancel_requested(struct cc__pp_pool *p, cc_future *f);
+
+/* Tests only: when set, a feeder calls it (no lock held) before it hands a
+ * batch to its worker, so a test can act in between. */
+extern _Atomic(void (*)(void)) cc__pp_test_before_post;
 
 /* The worker loop (procpool_worker.c), registered as CC__PP_WORKER_FN. */
 int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result);

@@ -8,6 +8,7 @@
  * program run again, and the functions below are found by name.
  */
 #include "procpool_test.h"
+#include "procpool_impl.h"
 
 #include <concur/procpool.h>
 #include <concur/thread.h>
@@ -128,6 +129,61 @@ static void workers_start_eagerly_and_are_replaced_at_once(void **state)
     cc_bytes_free(&out);
     cc_future_release(f);
     cc_executor_free(ex);
+}
+
+static cc_semaphore post_held; /* released when a feeder holds a batch */
+static cc_semaphore post_go;   /* released to let it post */
+
+static void hold_post(void)
+{
+    cc_semaphore_release(&post_held, 1);
+    cc_semaphore_acquire(&post_go, CC_FOREVER);
+}
+
+/* A task a feeder has taken from the queue but not yet handed to its
+ * worker is running for its future; cancelling it (cc_process_pool_cancel,
+ * or cc_future_cancel with kill_on_cancel) must still work: it never runs
+ * and its future is cancelled. */
+static void cancel_between_take_and_post(void **state)
+{
+    (void)state;
+    for (int kill_on_cancel = 0; kill_on_cancel < 2; kill_on_cancel++) {
+        cc_process_pool_options o = {.max_workers = 1,
+                                     .kill_on_cancel = kill_on_cancel};
+        cc_executor *ex;
+        assert_int_equal(cc_process_pool_new(&ex, &o), 0);
+        assert_true(workers_appear(ex, 1, 0));
+        cc_semaphore_init(&post_held, 0);
+        cc_semaphore_init(&post_go, 0);
+        cc__store_relaxed(&cc__pp_test_before_post, hold_post);
+        cc_bytes out = {0};
+        cc_future *f;
+        assert_int_equal(cc_process_pool_submit(ex, "pp_plus1", "a", 1, &out,
+                                                &f), 0);
+        assert_int_equal(cc_semaphore_acquire(&post_held,
+                                              cc_deadline_in(10 * CC_SEC)), 0);
+        cc__store_relaxed(&cc__pp_test_before_post, NULL);
+        assert_true(cc_future_running(f));
+        bool made = kill_on_cancel ? cc_future_cancel(f)
+                                   : cc_process_pool_cancel(ex, f);
+        cc_semaphore_release(&post_go, 1);
+        assert_true(made);
+        assert_int_equal(cc_future_result(f, cc_deadline_in(10 * CC_SEC), NULL),
+                         -ECANCELED);
+        assert_int_equal(out.len, 0); /* it never ran */
+        cc_future_release(f);
+        /* The pool goes on. */
+        assert_int_equal(cc_process_pool_submit(ex, "pp_plus1", "a", 1, &out,
+                                                &f), 0);
+        assert_int_equal(cc_future_result(f, cc_deadline_in(10 * CC_SEC), NULL),
+                         0);
+        assert_true(out.len == 1 && out.data[0] == 'b');
+        cc_bytes_free(&out);
+        cc_future_release(f);
+        cc_executor_free(ex);
+        cc_semaphore_destroy(&post_held);
+        cc_semaphore_destroy(&post_go);
+    }
 }
 
 /* Large arguments and results, posted ahead in both lanes of a worker and
@@ -270,6 +326,7 @@ int main(int argc, char **argv)
         CC_TEST(workers_start_eagerly_and_are_replaced_at_once),
         CC_TEST(large_arguments_posted_ahead),
         CC_TEST(cancelled_large_argument),
+        CC_TEST(cancel_between_take_and_post),
     };
     return CC_RUN_TESTS(tests);
 }

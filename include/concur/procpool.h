@@ -161,8 +161,9 @@ void cc_process_pool_kill(cc_executor *ex);
 
 /*
  * cc_process_pool_cancel: cancel f, a future of this pool, even when its
- * task runs (Python cannot): a pending one as cc_future_cancel; one sent to
- * a worker and not started is skipped; a running one has its worker killed
+ * task runs (Python cannot): a pending one as cc_future_cancel; one taken
+ * by its worker's feeder or sent to the worker, and not started, is skipped
+ * ("cancelled before it ran"); a running one has its worker killed
  * (SIGKILL) and replaced. The future then fails with -ECANCELED ("cancelled
  * while running: worker PID killed"), or, if the task finished first,
  * keeps its outcome. The tasks sent after it go on in the new worker.
