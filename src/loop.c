@@ -28,7 +28,6 @@
 #include "poller.h"
 
 #include <sched.h>
-#include <stddef.h>
 #include <string.h>
 
 /* A task's run state (cc__task.run_state). */
@@ -150,8 +149,7 @@ static void fire_timers(cc_loop *l)
     cc_deadline now = cc__now();
     cc__timer *tm;
     while ((tm = cc__timer_pop_due(&l->timers, now))) {
-        struct cc__task *t = (struct cc__task *)((char *)tm -
-                                                 offsetof(struct cc__task, timer));
+        struct cc__task *t = CC__CONTAINER_OF(tm, struct cc__task, timer);
         uint32_t s = T_PARKED;
         /* acq_rel: claim it, as a waker does; a task already claimed or
          * running will look at its deadline itself. */

@@ -334,18 +334,28 @@ static void forget_cancel(struct cc__pp_pool *p, size_t i)
     p->cancels[i] = p->cancels[--p->ncancels];
 }
 
-bool cc__pp_cancel_requested(struct cc__pp_pool *p, cc_future *f)
+/* Drop the requests of futures done meanwhile (they ended unposted, or
+ * their feeder completed them). Under p->m. */
+static void prune_cancels(struct cc__pp_pool *p)
 {
-    bool found = false;
     for (size_t i = 0; i < p->ncancels;) {
-        if (p->cancels[i] == f)
-            found = true;
-        if (p->cancels[i] == f || cc_future_done(p->cancels[i]))
+        if (cc_future_done(p->cancels[i]))
             forget_cancel(p, i);
         else
             i++;
     }
-    return found;
+}
+
+bool cc__pp_cancel_requested(struct cc__pp_pool *p, cc_future *f)
+{
+    prune_cancels(p);
+    for (size_t i = 0; i < p->ncancels; i++) {
+        if (p->cancels[i] == f) {
+            forget_cancel(p, i);
+            return true;
+        }
+    }
+    return false;
 }
 
 /* f runs and no lane has it: a feeder took it and has not posted it yet
@@ -353,7 +363,7 @@ bool cc__pp_cancel_requested(struct cc__pp_pool *p, cc_future *f)
  * memory: not cancelled). */
 static int cancel_when_posted(struct cc__pp_pool *p, cc_future *f)
 {
-    (void)cc__pp_cancel_requested(p, NULL); /* drops the done ones */
+    prune_cancels(p);
     if (p->ncancels == p->cancels_cap) {
         size_t cap = p->cancels_cap ? 2 * p->cancels_cap : 8;
         void *c = cc__realloc(p->cancels, p->cancels_cap * sizeof *p->cancels,

@@ -57,8 +57,11 @@ static int wait_for_stop(void *arg, void **result)
 static int one_input(void *state, void **arg)
 {
     struct env *e = state;
+    if (e->mapped)
+        return 0;
+    e->mapped = true;
     *arg = e;
-    return e->mapped ? 0 : (e->mapped = true);
+    return 1;
 }
 
 static int listener(void)
