@@ -5,7 +5,7 @@
  * straight where the parent reads it. While registered here,
  * cc_bytes_append grows such a buffer through the owner (never realloc)
  * and cc_bytes_free only detaches it (never free). Process-local; not
- * installed.
+ * installed. Also cc_bytes's reserve, for copies that prepare the room.
  */
 #ifndef CONCUR_BYTES_OWNER_H
 #define CONCUR_BYTES_OWNER_H
@@ -28,5 +28,9 @@ struct cc__bytes_owner {
 /* The registered owner, or NULL (release on set, acquire on use: its
  * fields before it). communicate.c. */
 extern _Atomic(struct cc__bytes_owner *) cc__bytes_owner;
+
+/* Make room in b for `room` more bytes and the NUL, as cc_bytes_append
+ * does before it copies: 0 or -ENOMEM (b unchanged). communicate.c. */
+int cc__bytes_reserve(cc_bytes *b, size_t room);
 
 #endif

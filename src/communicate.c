@@ -69,6 +69,11 @@ static int bytes_reserve(cc_bytes *b, size_t room)
     return 0;
 }
 
+int cc__bytes_reserve(cc_bytes *b, size_t room)
+{
+    return bytes_reserve(b, room);
+}
+
 int cc_bytes_append(cc_bytes *b, const void *data, size_t len)
 {
     int r = bytes_reserve(b, len);
