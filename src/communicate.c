@@ -15,6 +15,7 @@
  * buffers, so a call that timed out can simply be repeated.
  */
 #include "loop_internal.h"
+#include "bytes_owner.h"
 #include "process.h"
 
 #include <fcntl.h>
@@ -28,9 +29,23 @@
 
 /* ---- cc_bytes ------------------------------------------------------------ */
 
+_Atomic(struct cc__bytes_owner *) cc__bytes_owner;
+
+/* The owner of b's memory when it is not the allocator's, else NULL. */
+static struct cc__bytes_owner *owner_of(const cc_bytes *b)
+{
+    /* acquire: the owner's fields were set before it was registered. */
+    struct cc__bytes_owner *o = cc__load_acq(&cc__bytes_owner);
+    if (!o || !b->data)
+        return NULL;
+    uintptr_t d = (uintptr_t)b->data, lo = cc__load_relaxed(&o->lo);
+    return d >= lo && d - lo < cc__load_relaxed(&o->size) ? o : NULL;
+}
+
 void cc_bytes_free(cc_bytes *b)
 {
-    cc__free(b->data, b->cap);
+    if (!owner_of(b)) /* owned memory is only detached */
+        cc__free(b->data, b->cap);
     memset(b, 0, sizeof *b);
 }
 
@@ -42,6 +57,9 @@ static int bytes_reserve(cc_bytes *b, size_t room)
     size_t want = b->len + room + 1, cap = b->cap ? b->cap : 4096;
     while (cap < want)
         cap *= 2;
+    struct cc__bytes_owner *o = owner_of(b);
+    if (o)
+        return o->grow(o, b, cap);
     char *d = cc__realloc(b->data, b->cap, cap);
     if (!d)
         return -ENOMEM;
@@ -49,6 +67,11 @@ static int bytes_reserve(cc_bytes *b, size_t room)
     b->data = d;
     b->cap = cap;
     return 0;
+}
+
+int cc__bytes_reserve(cc_bytes *b, size_t room)
+{
+    return bytes_reserve(b, room);
 }
 
 int cc_bytes_append(cc_bytes *b, const void *data, size_t len)

@@ -22,6 +22,7 @@
  * threads, never a caller's) and, for tasks, in the pool's wait queue.
  */
 #include "procpool_impl.h"
+#include "bytes_owner.h"
 #include "future_internal.h"
 
 #include <linux/futex.h>
@@ -437,6 +438,25 @@ static int await(struct cc__pp_slot *s, cc_deadline deadline)
     return -ECHILD;
 }
 
+#define HUGE_MIN ((size_t)4 << 20) /* results copied into huge pages */
+
+/* Append len bytes at src to out. A large copy asks first for transparent
+ * huge pages where it will write: into pages not yet touched, the page
+ * faults, not the copy, cost (64 MiB here: 40 ms into fresh 4 KiB pages,
+ * 9 ms into huge ones, 5 ms into resident ones). Advice only: where it is
+ * refused (THP off, memory that is not anonymous), nothing changes. */
+static int append_result(cc_bytes *out, const void *src, size_t len)
+{
+    if (len >= HUGE_MIN && cc__bytes_reserve(out, len) == 0) {
+        uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE); /* no syscall */
+        uintptr_t at = (uintptr_t)out->data + out->len;
+        uintptr_t lo = (at + pg - 1) & ~(pg - 1), hi = (at + len) & ~(pg - 1);
+        if (hi > lo)
+            (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    }
+    return cc_bytes_append(out, src, len);
+}
+
 static int take_bytes(struct cc__pp_slot *s, uint32_t lane,
                       const struct cc__pp_res *r, const unsigned char *inl,
                       cc_bytes *out)
@@ -447,7 +467,7 @@ static int take_bytes(struct cc__pp_slot *s, uint32_t lane,
         return cc_bytes_append(out, inl, r->len);
     struct cc__pp_map *m = &s->data[lane];
     int e = cc__pp_map_reserve(m, r->fd_off + r->len);
-    return e < 0 ? e : cc_bytes_append(out, m->base + r->fd_off, r->len);
+    return e < 0 ? e : append_result(out, m->base + r->fd_off, r->len);
 }
 
 /* Complete t from the result record at *roff of lane. */

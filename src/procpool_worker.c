@@ -10,15 +10,23 @@
  * has posted a batch it has not run (the parent may post the next one
  * while it runs one: then it goes straight on), run the function on each
  * task (the argument read in place, inline in the lane, in the arena or in
- * the lane's data memfd, whose mappings are kept from task to task), put each result inline
- * or into the data memfd, count it in the lane's `done`, and after the
- * batch bump `fin` and signal the eventfd, which the parent polls together
- * with the worker's pidfd (so a death is seen as soon as a result). The
- * result buffer is kept too (reused while under RESULT_KEEP bytes).
+ * the lane's data memfd, whose mappings are kept from task to task), count
+ * each result in the lane's `done`, and after the batch bump `fin` and
+ * signal the eventfd, which the parent polls together with the worker's
+ * pidfd (so a death is seen as soon as a result). The function's result
+ * buffer points into a second kept mapping of the lane's data memfd (the
+ * "view", apart from the arguments' mapping, which a growing result must
+ * not move), registered with cc_bytes (bytes_owner.h): its appends write
+ * where the parent reads, growth lengthens the memfd and remaps the view,
+ * and cc_bytes_free only detaches. A small result is then copied inline
+ * into the lane; a large one stays where it is (no copy). A function that
+ * replaced or freed its result leaves a buffer of its own: that one is
+ * copied into the memfd, as every result once was, and freed.
  * `stage` tells the parent where a death happened. After max_tasks tasks,
  * or a `quit`, the loop returns and the worker exits with 0.
  */
 #include "procpool_impl.h"
+#include "bytes_owner.h"
 #include "worker_impl.h"
 
 #include <linux/futex.h>
@@ -29,15 +37,19 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define RESULT_KEEP ((size_t)256 << 20) /* result buffers kept up to this */
-
 /* The worker's view of its pool slot. */
 struct wk {
     struct cc__pp_ctl *ctl; /* the shared control block */
     struct cc__pp_map data[CC__PP_LANES]; /* each lane's data memfd */
     int efd;                /* signalled when a batch is done */
     struct cc__pp_map arena; /* the pool's large arguments, read in place */
-    cc_bytes res;           /* the result buffer, kept between tasks */
+    struct cc__pp_map view[CC__PP_LANES]; /* each lane's data memfd again,
+                               where results are written in place */
+    struct cc__bytes_owner own; /* registers the current view */
+    struct cc__pp_map *cur; /* the view res was pointed into, or NULL */
+    size_t cur_off;         /* where res starts in it */
+    cc_bytes res;           /* the task's result: in cur, or the
+                               function's own buffer */
 };
 
 int cc__pp_map_reserve(struct cc__pp_map *m, size_t len)
@@ -130,23 +142,33 @@ static const void *map_arg(struct wk *k, struct cc__pp_map *m,
     return cc__pp_map_reserve(m, it->len) == 0 ? m->base : NULL;
 }
 
-/* Write the result record at *roff (and the bytes inline or at *fd_off);
- * left records, this one included, must still fit. */
-static void deliver(struct cc__pp_lane *l, struct cc__pp_map *m,
-                    struct cc__pp_res *r, const cc_bytes *res, size_t left,
-                    size_t *roff, uint64_t *fd_off)
+/* Whether the task's result is still where point_result put it. */
+static bool in_place(const struct wk *k)
 {
+    return k->cur && k->res.data == (char *)k->cur->base + k->cur_off;
+}
+
+/* Write the result record at *roff (and the bytes inline, or in the view
+ * v at *fd_off: there already when in place); left records, this one
+ * included, must still fit. */
+static void deliver(struct wk *k, struct cc__pp_lane *l, struct cc__pp_map *v,
+                    struct cc__pp_res *r, size_t left, size_t *roff,
+                    uint64_t *fd_off)
+{
+    const cc_bytes *res = &k->res;
     unsigned char *d = l->data;
     size_t avail = CC__PP_INLINE - *roff;
     size_t need = left * CC__PP_ALIGN8(sizeof *r) + CC__PP_ALIGN8(res->len);
     r->len = res->len;
     r->fd_off = CC__PP_NO_FD;
-    if (need > avail || res->len > avail) {
-        int e = cc__pp_map_reserve(m, *fd_off + res->len);
+    if ((need > avail || res->len > avail) && !in_place(k)) {
+        int e = cc__pp_map_reserve(v, *fd_off + res->len);
         if (e < 0 && !r->err)
             r->err = e;
         if (e == 0)
-            memcpy(m->base + *fd_off, res->data, res->len);
+            memcpy(v->base + *fd_off, res->data, res->len);
+    }
+    if (need > avail || res->len > avail) {
         r->fd_off = *fd_off;
         *fd_off = (*fd_off + res->len + 4095) & ~(uint64_t)4095;
     } else if (res->len) {
@@ -163,53 +185,90 @@ static void signal_done(struct wk *k)
         ;
 }
 
-/* Empty the kept result buffer (freed when large). */
-static void reset_result(cc_bytes *res)
+/* cc_bytes grows a result in place: lengthen the memfd, remap the view. */
+static int grow_result(struct cc__bytes_owner *o, cc_bytes *b, size_t cap)
 {
-    if (res->cap > RESULT_KEEP)
-        cc_bytes_free(res);
-    res->len = 0;
-    if (res->data)
-        res->data[0] = 0;
+    struct wk *k = CC__CONTAINER_OF(o, struct wk, own);
+    struct cc__pp_map *v = k->cur;
+    size_t off = (size_t)((unsigned char *)b->data - v->base);
+    if (cap > SIZE_MAX / 2 - off || cc__pp_map_reserve(v, off + cap) < 0)
+        return -ENOMEM;
+    /* relaxed: read by cc_bytes in this process only, as a range to
+     * compare with (see the field). */
+    cc__store_relaxed(&o->lo, (uintptr_t)v->base);
+    cc__store_relaxed(&o->size, (uintptr_t)v->size);
+    b->data = (char *)v->base + off;
+    b->cap = v->size - off;
+    return 0;
+}
+
+/* Point the result at the view of the lane from fd_off on (if it cannot be
+ * mapped, leave it empty: the function's appends then allocate). */
+static void point_result(struct wk *k, struct cc__pp_map *v, uint64_t fd_off)
+{
+    k->res = (cc_bytes){0};
+    k->cur = NULL;
+    if (cc__pp_map_reserve(v, fd_off + 1) < 0)
+        return;
+    cc__store_relaxed(&k->own.lo, (uintptr_t)v->base); /* as above */
+    cc__store_relaxed(&k->own.size, (uintptr_t)v->size);
+    k->cur = v;
+    k->cur_off = fd_off;
+    k->res.data = (char *)v->base + fd_off;
+    k->res.cap = v->size - fd_off;
+    k->res.data[0] = 0;
+}
+
+/* After delivery: free the function's own buffer; detach the view. */
+static void drop_result(struct wk *k)
+{
+    if (!in_place(k))
+        cc_bytes_free(&k->res);
+    k->res = (cc_bytes){0};
+    k->cur = NULL;
 }
 
 /* Run task i of the batch in lane l, described at *aoff; its result at
  * *roff. */
-static void run_item(struct wk *k, struct cc__pp_lane *l, struct cc__pp_map *m,
-                     uint32_t i, size_t *aoff, size_t *roff, uint64_t *fd_off)
+static void run_item(struct wk *k, uint32_t lane, uint32_t i, size_t *aoff,
+                     size_t *roff, uint64_t *fd_off)
 {
+    struct cc__pp_lane *l = &k->ctl->lane[lane];
     struct cc__pp_item it;
     memcpy(&it, l->data + *aoff, sizeof it);
     const char *name = (const char *)l->data + *aoff + sizeof it;
     const unsigned char *inl = (const unsigned char *)name + it.name_len;
     *aoff += CC__PP_ALIGN8(sizeof it + it.name_len +
                            (it.fd_off == CC__PP_NO_FD ? it.len : 0));
+    if (it.len && it.fd_off == 0) /* results go after the argument */
+        *fd_off = (it.len + 4095) & ~(uint64_t)4095;
     struct cc__pp_res r = {0};
-    const void *arg = map_arg(k, m, &it, inl);
+    const void *arg = map_arg(k, &k->data[lane], &it, inl);
     cc_worker_fn fn = cc__worker_lookup(name);
     r.err = it.len && !arg ? -ENOMEM : !fn ? -ENOENT : 0;
     if (cc__load_relaxed(&l->skip[i])) /* relaxed: see the field */
         r.err = -ECANCELED;
     set_stage(k->ctl, CC__PP_TASK);
-    reset_result(&k->res);
+    point_result(k, &k->view[lane], *fd_off);
     if (!r.err && (it.flags & CC__PP_CHUNK))
         r.err = run_chunk(fn, arg, it.len, &k->res);
     else if (!r.err)
         r.ret = fn(arg, it.len, &k->res);
     set_stage(k->ctl, CC__PP_RESULT);
-    deliver(l, m, &r, &k->res, l->n - i, roff, fd_off);
+    deliver(k, l, &k->view[lane], &r, l->n - i, roff, fd_off);
+    drop_result(k);
 }
 
 /* Run batch seq (its lane: seq % 2). */
 static void run_batch(struct wk *k, uint32_t seq)
 {
-    struct cc__pp_lane *l = &k->ctl->lane[seq % CC__PP_LANES];
-    struct cc__pp_map *m = &k->data[seq % CC__PP_LANES];
+    uint32_t lane = seq % CC__PP_LANES;
+    struct cc__pp_lane *l = &k->ctl->lane[lane];
     size_t aoff = 0, roff = CC__PP_ARGS;
     uint64_t fd_off = 0;
     uint32_t n = l->n;
     for (uint32_t i = 0; i < n; i++) {
-        run_item(k, l, m, i, &aoff, &roff, &fd_off);
+        run_item(k, lane, i, &aoff, &roff, &fd_off);
         /* release: the result record before the parent's acquire of done. */
         cc__store_rel(&l->done, i + 1);
     }
@@ -248,9 +307,10 @@ int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result)
     if (len < CC__PP_BOOT_HEAD)
         return 126;
     struct wk k = {.efd = cc_worker_passed_fd(3),
-                   .arena.fd = cc_worker_passed_fd(4)};
+                   .arena.fd = cc_worker_passed_fd(4),
+                   .own.grow = grow_result};
     for (int i = 0; i < CC__PP_LANES; i++)
-        k.data[i].fd = cc_worker_passed_fd(1 + i);
+        k.data[i].fd = k.view[i].fd = cc_worker_passed_fd(1 + i);
     void *p = mmap(NULL, CC__PP_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
                    cc_worker_passed_fd(0), 0);
     if (p == MAP_FAILED)
@@ -261,6 +321,8 @@ int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result)
     int r = run_initializer(&k, arg, len);
     if (r != 0)
         return r;
+    /* release: the owner's fields before any use of it. */
+    cc__store_rel(&cc__bytes_owner, &k.own);
     uint32_t seen = 0; /* batches run */
     for (uint64_t n = 0; max_tasks == 0 || n < max_tasks;) {
         set_stage(k.ctl, CC__PP_IDLE);
@@ -271,6 +333,6 @@ int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result)
         n += k.ctl->lane[seen % CC__PP_LANES].n; /* never over max_tasks */
         run_batch(&k, seen);
     }
-    cc_bytes_free(&k.res);
+    cc__store_rel(&cc__bytes_owner, NULL); /* release: as above */
     return 0;
 }

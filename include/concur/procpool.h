@@ -57,14 +57,23 @@
  *
  * Transport: each worker has a shared control block (small arguments and
  * results inline) and two data memfds, mapped once on both sides and kept
- * (grown, never shrunk: a pool that once moved N bytes keeps up to 2 x N
- * per worker), and the pool an arena shared with every worker. A large
- * argument (1 MiB to 1 GiB) is copied once, at submit, into the arena when
- * no other task holds it (else into a buffer of its own, and from there
- * into shared memory when it is handed to a worker); the worker reads it
- * in place. The result is copied once into shared memory and once into the
- * caller's cc_bytes. The worker keeps its result buffer between tasks (up
- * to 256 MiB).
+ * (grown, never shrunk: a pool whose batch once moved N bytes, arguments
+ * plus results, keeps up to 2 x N per worker), and the pool an arena
+ * shared with every worker. A large argument (1 MiB to 1 GiB) is copied
+ * once, at submit, into the arena when no other task holds it (else into
+ * a buffer of its own, and from there into shared memory when it is
+ * handed to a worker); the worker reads it in place. The function's result
+ * buffer is in shared memory already: its cc_bytes points into the lane's
+ * data memfd while it runs (appends grow it there, the memfd lengthened
+ * and remapped; cc_bytes_free only detaches it; do not realloc or free its
+ * data yourself), so a large result is copied once, into the caller's
+ * cc_bytes (from 4 MiB on into transparent huge pages where the system
+ * allows them: madvise(MADV_HUGEPAGE) on the part being written). A
+ * function that replaces *result with a buffer of its own has it copied
+ * into shared memory first (and freed). The worker keeps no result buffer
+ * of its own: a result's pages stay in its lane's memfd, which holds at
+ * most the argument (when it is there) plus the results of one batch, so
+ * the 2 x N above is the whole promise.
  *
  * Workers are daemon workers: they are killed (PR_SET_PDEATHSIG) when the
  * pool's process dies.
