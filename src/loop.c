@@ -599,8 +599,11 @@ static void run_task(cc_loop *l, struct cc__task *t)
 
 static void dispatch(cc__poll_event *evs, int n)
 {
-    for (int i = 0; i < n; i++) /* loop_fd.c registered them */
-        cc__loop_fd_ready(evs[i].data, evs[i].events);
+    for (int i = 0; i < n; i++) /* loop_fd.c and loop_io.c made them */
+        if (evs[i].events & CC__POLL_IO)
+            cc__loop_io_done(evs[i].data, evs[i].res);
+        else
+            cc__loop_fd_ready(evs[i].data, evs[i].events);
 }
 
 /* Poll the fds, sleeping until `until` when nothing else is to be done. */

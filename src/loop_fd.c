@@ -19,7 +19,10 @@
  * fd, all pointing at one cc__wake_once, whose first firing wakes the task;
  * the others only record their events. Outside a task, the thread uses
  * poll(). A task's short read marks the fd drained: its next read lets the
- * ready tasks run first, or waits first, rather than fail with EAGAIN.
+ * ready tasks run first, or waits first, rather than fail with EAGAIN. On
+ * the io_uring poller a task's read that would wait (drained, or EAGAIN)
+ * is instead a RECV/READ request the kernel completes into the task's
+ * buffer (loop_io.c); reads with recv flags, and threads, are as before.
  */
 #include "loop_internal.h"
 #include "poller.h"
@@ -313,23 +316,59 @@ static int retry_after(int fd, short events, cc_deadline deadline)
     return r < 0 ? r : 0;
 }
 
+/* After a task's read of r bytes out of n: note whether it drained fd. */
+static void after_read(int fd, ssize_t r, size_t n)
+{
+    if (r <= 0 || (size_t)r >= n || !cc__loop_task())
+        return;
+    struct fd_slot *s = slot_get(fd);
+    if (s) /* else no hint: nothing lost */
+        s->drained = true;
+}
+
+/* One read of a task, with what it reads and into what. */
+struct rd {
+    int op;       /* CC__IO_RECV (flags 0) or CC__IO_READ; -1: no ring */
+    int fd;       /* from */
+    void *buf;    /* into */
+    size_t n;     /* bytes at most */
+    ssize_t res;  /* the result, when ring_read did it */
+};
+
+/* Instead of waiting for readiness: the read done by the loop's io_uring
+ * (loop_io.c). Whether it was done (then rd->res is the result). */
+static bool ring_read(struct rd *rd, cc_deadline deadline)
+{
+    if (rd->op < 0 || !cc__loop_task() ||
+        !cc__loop_io_read(rd->op, rd->fd, rd->buf, rd->n, deadline,
+                          &rd->res))
+        return false;
+    after_read(rd->fd, rd->res, rd->n);
+    return true;
+}
+
 /*
  * Before a task reads fd: when its last read came back short, it emptied
  * the buffer, and on a request/response connection the next read would
  * almost always fail with EAGAIN (a wasted system call, as many as there
- * are requests). So let the other ready tasks run first, which usually
- * gives the peer time to answer; when none is ready, wait for readiness
- * before the system call. Only a hint: a stale one (the fd number reused)
- * costs a yield or a wait that the poller answers at once (it reports the
- * level when armed). Returns 0, -ETIMEDOUT or -ECANCELED.
+ * are requests). On the io_uring backend the loop's ring does the read
+ * when the data comes (1: rd->res is the result). Else let the other
+ * ready tasks run first, which usually gives the peer time to answer; when
+ * none is ready, wait for readiness before the system call. Only a hint: a
+ * stale one (the fd number reused) costs a yield or a wait that the poller
+ * answers at once (it reports the level when armed). Returns 0 (now do the
+ * system call), 1, -ETIMEDOUT or -ECANCELED.
  */
-static int before_read(int fd, cc_deadline deadline)
+static int before_read(struct rd *rd, cc_deadline deadline)
 {
+    int fd = rd->fd;
     if (fd < 0 || fd >= nslots || !slots[fd].drained || !cc__loop_task())
         return 0;
     slots[fd].drained = false;
     if (deadline != CC_FOREVER && deadline <= cc__now())
         return 0; /* no time to wait: try the system call only */
+    if (ring_read(rd, deadline))
+        return 1;
     if (cc__loop_others_ready()) {
         cc_yield();
         return 0;
@@ -341,30 +380,44 @@ static int before_read(int fd, cc_deadline deadline)
     return r == -ETIMEDOUT || r == -ECANCELED ? r : 0;
 }
 
-/* After a task's read of r bytes out of n: note whether it drained fd. */
-static void after_read(int fd, ssize_t r, size_t n)
+/* After a read failed with errno: 1 to retry at once, 0 when the ring did
+ * the read (rd->res), else the negative errno to return; waits for
+ * readiness first when the ring did not. */
+static int read_again(struct rd *rd, cc_deadline deadline)
 {
-    if (r <= 0 || (size_t)r >= n || !cc__loop_task())
-        return;
-    struct fd_slot *s = slot_get(fd);
-    if (s) /* else no hint: nothing lost */
-        s->drained = true;
+    int err = errno;
+    if ((err == EAGAIN || err == EWOULDBLOCK) && ring_read(rd, deadline))
+        return 0;
+    errno = err;
+    int again = retry_after(rd->fd, POLLIN, deadline);
+    return again == 0 ? 1 : again;
+}
+
+/* The read (or recv with flags) of a task or a thread. */
+static ssize_t do_read(struct rd *rd, int flags, cc_deadline deadline)
+{
+    int w = flags & MSG_PEEK ? 0 : before_read(rd, deadline);
+    if (w != 0)
+        return w < 0 ? w : rd->res;
+    for (;;) {
+        ssize_t r = rd->op == CC__IO_READ ? read(rd->fd, rd->buf, rd->n)
+                                          : recv(rd->fd, rd->buf, rd->n, flags);
+        if (!(flags & MSG_PEEK)) /* a short peek drains nothing */
+            after_read(rd->fd, r, rd->n);
+        if (r >= 0)
+            return r;
+        int again = read_again(rd, deadline);
+        if (again == 0)
+            return rd->res;
+        if (again < 0)
+            return again;
+    }
 }
 
 ssize_t cc_read(int fd, void *buf, size_t n, cc_deadline deadline)
 {
-    int w = before_read(fd, deadline);
-    if (w < 0)
-        return w;
-    for (;;) {
-        ssize_t r = read(fd, buf, n);
-        after_read(fd, r, n);
-        if (r >= 0)
-            return r;
-        int again = retry_after(fd, POLLIN, deadline);
-        if (again < 0)
-            return again;
-    }
+    struct rd rd = {CC__IO_READ, fd, buf, n, 0};
+    return do_read(&rd, 0, deadline);
 }
 
 ssize_t cc_write(int fd, const void *buf, size_t n, cc_deadline deadline)
@@ -381,20 +434,9 @@ ssize_t cc_write(int fd, const void *buf, size_t n, cc_deadline deadline)
 
 ssize_t cc_recv(int fd, void *buf, size_t n, int flags, cc_deadline deadline)
 {
-    bool peek = flags & MSG_PEEK; /* a short peek drains nothing */
-    int w = peek ? 0 : before_read(fd, deadline);
-    if (w < 0)
-        return w;
-    for (;;) {
-        ssize_t r = recv(fd, buf, n, flags);
-        if (!peek)
-            after_read(fd, r, n);
-        if (r >= 0)
-            return r;
-        int again = retry_after(fd, POLLIN, deadline);
-        if (again < 0)
-            return again;
-    }
+    /* The ring's recv takes no flags; a peek drains nothing (no hint). */
+    struct rd rd = {flags ? -1 : CC__IO_RECV, fd, buf, n, 0};
+    return do_read(&rd, flags, deadline);
 }
 
 ssize_t cc_send(int fd, const void *buf, size_t n, int flags,

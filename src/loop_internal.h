@@ -103,6 +103,22 @@ bool cc__loop_others_ready(void);
 void cc__loop_fd_ready(void *data, uint32_t events);
 void cc__loop_fd_close(void);
 
+/* loop_io.c, called by the loop: the I/O request submitted with `data`
+ * completed with `res` (poller.h's CC__POLL_IO). */
+void cc__loop_io_done(void *data, int32_t res);
+
+/*
+ * cc__loop_io_read: in a task, read up to n bytes of fd into buf through
+ * the loop's io_uring (op: CC__IO_RECV or CC__IO_READ of poller.h), parking
+ * until the kernel has done it. Returns 1 with the call's result in *out
+ * (bytes, 0 at end of file, or a negative errno: -ETIMEDOUT, -ECANCELED,
+ * the read's own), never before the kernel is done with buf; or 0 when it
+ * did not read (epoll backend, no memory, the deadline has passed, the file
+ * cannot be waited on this way): the caller waits for readiness instead.
+ */
+int cc__loop_io_read(int op, int fd, void *buf, size_t n,
+                     cc_deadline deadline, ssize_t *out);
+
 /* One parked party woken by the first of several sources (fds of the loop,
  * futures, ...): each source calls cc__wake_once_fire, only the first wakes
  * w, or, for a thread sleeping in poll(), writes the eventfd efd. */

@@ -282,20 +282,27 @@ int cc_wait_fd(int fd, short events, cc_deadline deadline);
  * cc_read / cc_write: read(2) / write(2) that, when fd is non-blocking
  * (O_NONBLOCK) and not ready, wait with cc_wait_fd and retry. Return the
  * bytes moved (cc_read: 0 at end of file; cc_write may move fewer than n, as
- * write(2)), -ETIMEDOUT, or read/write's negative errno. Restart after
- * EINTR. Park the task (block the thread outside tasks). In a task, a read
- * that follows a short read of the same fd (one that emptied it) first lets
- * the other ready tasks run, or waits for the fd when none is ready, instead
- * of a read that would most likely fail with EAGAIN (on a datagram socket,
- * whose reads are all short, that costs a wait per read: use recv(2)).
+ * write(2)), -ETIMEDOUT, -ECANCELED (the task was cancelled), or
+ * read/write's negative errno. Restart after EINTR. Park the task (block
+ * the thread outside tasks). In a task, a read that follows a short read of
+ * the same fd (one that emptied it) does not first try a read that would
+ * most likely fail with EAGAIN (on a datagram socket, whose reads are all
+ * short, that costs a wait per read: use recv(2)). On the io_uring poller
+ * a task's read that must wait (after such a short read, or EAGAIN) is
+ * handed to the kernel as an io_uring READ into buf, done when data comes;
+ * if the deadline passes or the task is cancelled meanwhile, the call
+ * cancels it and returns only once the kernel is done with buf: with the
+ * bytes, when the read won (data is never lost), else with the error. On
+ * epoll the task lets the other ready tasks run, or waits for the fd.
  */
 ssize_t cc_read(int fd, void *buf, size_t n, cc_deadline deadline);
 ssize_t cc_write(int fd, const void *buf, size_t n, cc_deadline deadline);
 
 /*
  * cc_recv / cc_send: recv(2) / send(2) with `flags`, waiting as cc_read /
- * cc_write do. cc_send adds MSG_NOSIGNAL: a closed peer gives -EPIPE, never
- * SIGPIPE. Same returns as cc_read / cc_write.
+ * cc_write do (cc_recv with flags 0 through an io_uring RECV as cc_read;
+ * with other flags through readiness). cc_send adds MSG_NOSIGNAL: a closed
+ * peer gives -EPIPE, never SIGPIPE. Same returns as cc_read / cc_write.
  */
 ssize_t cc_recv(int fd, void *buf, size_t n, int flags, cc_deadline deadline);
 ssize_t cc_send(int fd, const void *buf, size_t n, int flags,

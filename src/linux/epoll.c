@@ -147,6 +147,7 @@ int cc__epoll_wait(cc__epoll *p, cc_deadline deadline, cc__poll_event *out,
         }
         out[k].data = evs[i].data.ptr;
         out[k].events = evs[i].events;
+        out[k].res = 0;
         k++;
     }
     return k;

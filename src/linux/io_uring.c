@@ -17,6 +17,12 @@
  * POLLERR|POLLHUP|POLLNVAL.
  * Unlike epoll, a pending poll holds a reference to its file: closing an fd
  * while a task waits on it does not release the file until the wait ends.
+ * I/O requests (cc__uring_io: a RECV or READ that the kernel completes
+ * itself) live in a second table, ioslots, with a free list; their
+ * user_data is the slot's index with IO_TAG set (an fd never has bit 31)
+ * and the slot's generation, bumped when the completion is taken, so a
+ * cancel aimed at a request already reported finds nothing. Each request
+ * is reported exactly once (CC__POLL_IO, with its result).
  */
 #ifdef CONCUR_HAVE_IO_URING
 #include "poller_impl.h"
@@ -26,7 +32,9 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 enum { RING_ENTRIES = 256, CQ_ENTRIES = 4096 };
@@ -34,6 +42,21 @@ enum { RING_ENTRIES = 256, CQ_ENTRIES = 4096 };
 /* user_data of the eventfd's poll, and of POLL_REMOVE requests (ignored). */
 #define UD_NOTIFY UINT64_MAX
 #define UD_IGNORE (UINT64_MAX - 1)
+
+/* In the low word of an I/O request's user_data (an fd's is below 2^31). */
+#define IO_TAG 0x80000000u
+
+/* Bytes at most per request, as the kernel's own limit (MAX_RW_COUNT). */
+#define IO_MAX 0x7ffff000u
+
+/* One I/O request's slot. */
+struct ioslot {
+    void *data;   /* reported with its completion */
+    uint32_t gen; /* bumped when its completion is taken: old ids stale */
+    int32_t next; /* the next free slot (-1: none), or IO_BUSY */
+};
+
+enum { IO_BUSY = -2 };
 
 /* One fd's registration. */
 struct uslot {
@@ -48,6 +71,10 @@ struct cc__uring {
     int evfd;             /* the eventfd of cc__uring_notify */
     struct uslot *slots;  /* indexed by fd */
     int nslots;           /* entries in slots */
+    struct ioslot *io;    /* I/O requests, indexed by user_data's low bits */
+    int nio;              /* entries in io */
+    int io_free;          /* the first free entry of io, or -1 */
+    bool poll_first;      /* the kernel takes IORING_RECVSEND_POLL_FIRST */
 };
 
 static struct io_uring_sqe *get_sqe(cc__uring *p)
@@ -90,6 +117,17 @@ static int ring_init(struct io_uring *ring)
     return ring_init_flags(ring, 0);
 }
 
+/* Whether the kernel is Linux 5.19 or later (IORING_RECVSEND_POLL_FIRST;
+ * an older one fails such a recv with EINVAL). */
+static bool kernel_has_poll_first(void)
+{
+    struct utsname u;
+    int major = 0, minor = 0;
+    if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+        return false;
+    return major > 5 || (major == 5 && minor >= 19);
+}
+
 int cc__uring_new(cc__uring **out)
 {
     cc__uring *p = cc__calloc(1, sizeof *p);
@@ -107,6 +145,8 @@ int cc__uring_new(cc__uring **out)
         cc__free(p, sizeof *p);
         return r;
     }
+    p->io_free = -1;
+    p->poll_first = kernel_has_poll_first();
     arm_notify(p);
     *out = p;
     return 0;
@@ -117,6 +157,7 @@ void cc__uring_free(cc__uring *p)
     io_uring_queue_exit(&p->ring); /* cancels the polls in flight */
     close(p->evfd);
     cc__free(p->slots, (size_t)p->nslots * sizeof *p->slots);
+    cc__free(p->io, (size_t)p->nio * sizeof *p->io);
     cc__free(p, sizeof *p);
 }
 
@@ -209,6 +250,83 @@ void cc__uring_del(cc__uring *p, int fd)
     s->registered = false;
 }
 
+/* A free I/O slot's index (grown as need be), or -1 for ENOMEM. */
+static int io_alloc(cc__uring *p)
+{
+    if (p->io_free < 0) {
+        int n = p->nio ? p->nio * 2 : 64;
+        if (n <= p->nio || n > 1 << 30) /* index below UD_IGNORE's */
+            return -1;
+        struct ioslot *s = cc__realloc(p->io, (size_t)p->nio * sizeof *s,
+                                       (size_t)n * sizeof *s);
+        if (!s)
+            return -1;
+        for (int i = p->nio; i < n; i++)
+            s[i] = (struct ioslot){NULL, 0, i + 1 < n ? i + 1 : -1};
+        p->io = s;
+        p->io_free = p->nio;
+        p->nio = n;
+    }
+    int i = p->io_free;
+    p->io_free = p->io[i].next;
+    p->io[i].next = IO_BUSY;
+    return i;
+}
+
+static uint64_t io_user_data(int i, uint32_t gen)
+{
+    return (uint64_t)gen << 32 | IO_TAG | (uint32_t)i;
+}
+
+int cc__uring_io(cc__uring *p, enum cc__io_op op, int fd, void *buf,
+                 size_t n, void *data, uint64_t *id)
+{
+    int i = io_alloc(p);
+    if (i < 0)
+        return -ENOMEM;
+    p->io[i].data = data;
+    unsigned len = n < IO_MAX ? (unsigned)n : IO_MAX;
+    struct io_uring_sqe *sqe = get_sqe(p);
+    if (op == CC__IO_RECV) {
+        io_uring_prep_recv(sqe, fd, buf, len, 0);
+        /* The caller found nothing to read: wait before the first try
+         * (which would fail, and then wait). */
+        if (p->poll_first)
+            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    } else /* offset -1: the file's position, as read() */
+        io_uring_prep_read(sqe, fd, buf, len, (uint64_t)-1);
+    *id = io_user_data(i, p->io[i].gen);
+    io_uring_sqe_set_data64(sqe, *id);
+    return 0;
+}
+
+void cc__uring_cancel(cc__uring *p, uint64_t id)
+{
+    struct io_uring_sqe *sqe = get_sqe(p);
+    io_uring_prep_cancel64(sqe, id, 0);
+    io_uring_sqe_set_data64(sqe, UD_IGNORE); /* its own result: none */
+}
+
+/* An I/O request's completion: report it and free its slot, or 0 if the
+ * id is stale (it cannot be: each request completes once; kept as the
+ * fd table's discipline). */
+static int take_io(cc__uring *p, struct io_uring_cqe *cqe, uint64_t ud,
+                   cc__poll_event *out)
+{
+    uint32_t i = (uint32_t)ud & ~IO_TAG;
+    if (i >= (uint32_t)p->nio || p->io[i].next != IO_BUSY ||
+        p->io[i].gen != (uint32_t)(ud >> 32))
+        return 0;
+    struct ioslot *s = &p->io[i];
+    out->data = s->data;
+    out->events = CC__POLL_IO;
+    out->res = cqe->res;
+    s->gen++;
+    s->next = p->io_free;
+    p->io_free = (int)i;
+    return 1;
+}
+
 static void drain_notify(cc__uring *p)
 {
     uint64_t n;
@@ -228,6 +346,8 @@ static int take(cc__uring *p, struct io_uring_cqe *cqe, cc__poll_event *out)
     }
     if (ud == UD_IGNORE)
         return 0;
+    if ((uint32_t)ud & IO_TAG)
+        return take_io(p, cqe, ud, out);
     int fd = (int)(uint32_t)ud;
     struct uslot *s = fd < p->nslots ? &p->slots[fd] : NULL;
     if (!s || !s->armed || s->gen != (uint32_t)(ud >> 32))
@@ -240,6 +360,7 @@ static int take(cc__uring *p, struct io_uring_cqe *cqe, cc__poll_event *out)
     } else {
         out->events = (uint32_t)cqe->res;
     }
+    out->res = 0;
     return 1;
 }
 

@@ -94,6 +94,26 @@ void cc__poller_notify(cc__poller *p)
     PICK(p, cc__uring_notify(p->ur), cc__epoll_notify(p->ep));
 }
 
+int cc__poller_io(cc__poller *p, enum cc__io_op op, int fd, void *buf,
+                  size_t n, void *data, uint64_t *id)
+{
+#ifdef CONCUR_HAVE_IO_URING
+    if (p->uring)
+        return cc__uring_io(p->ur, op, fd, buf, n, data, id);
+#endif
+    (void)p, (void)op, (void)fd, (void)buf, (void)n, (void)data, (void)id;
+    return -ENOSYS;
+}
+
+void cc__poller_cancel(cc__poller *p, uint64_t id)
+{
+#ifdef CONCUR_HAVE_IO_URING
+    if (p->uring)
+        cc__uring_cancel(p->ur, id);
+#endif
+    (void)p, (void)id;
+}
+
 const char *cc__poller_backend(cc__poller *p)
 {
     return p->uring ? "io_uring" : "epoll";

@@ -30,6 +30,9 @@ void cc__uring_del(cc__uring *p, int fd);
 int cc__uring_wait(cc__uring *p, cc_deadline deadline, cc__poll_event *out,
                    int max);
 void cc__uring_notify(cc__uring *p);
+int cc__uring_io(cc__uring *p, enum cc__io_op op, int fd, void *buf,
+                 size_t n, void *data, uint64_t *id);
+void cc__uring_cancel(cc__uring *p, uint64_t id);
 #endif
 
 #endif
