@@ -61,10 +61,14 @@ typedef struct cc_worker cc_worker;
 
 /*
  * A worker function: arg is arg_len bytes (read-only; NULL when 0); append
- * the result to *result (zeroed on entry) with cc_bytes_append. Return the
- * exit code: 0 for success; values outside 0-255 become 1 (Python's exit
- * code for an exception). The result is delivered whatever the return
- * value; it is lost if the function does not return (exit, a signal).
+ * the result to *result (empty on entry: len 0) with cc_bytes_append, or
+ * replace *result with a cc_bytes of your own. In a process pool's worker
+ * the empty buffer already lies in shared memory (procpool.h), so never
+ * realloc or free its data yourself: cc_bytes_free and cc_bytes_append
+ * know it. Return the exit code: 0 for success; values outside 0-255
+ * become 1 (Python's exit code for an exception). The result is delivered
+ * whatever the return value; it is lost if the function does not return
+ * (exit, a signal).
  */
 typedef int (*cc_worker_fn)(const void *arg, size_t arg_len, cc_bytes *result);
 
