@@ -308,7 +308,7 @@ static int cancel_in_lane(struct cc__pp_slot *s, uint32_t l, cc_future *f)
         cc__store_relaxed(&s->ctl->lane[l].skip[i], 1);
         /* No worker: it died and its feeder, between reaping it and
          * clearing the lanes, will complete the task. */
-        if (s->w && i == done && (fin + 1) % CC__PP_LANES == l &&
+        if (s->w && i == done && s->ctl->lane_of[(fin + 1) % 2] == l &&
             cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK) {
             s->cancel_kill = true;
             cc_worker_kill(s->w);

@@ -45,6 +45,7 @@ struct batch {
     size_t n;                  /* how many */
     size_t used;               /* bytes of the control block's batch area */
     uint32_t seq;              /* its number at the worker; 0: not posted */
+    uint32_t lane;             /* the control block's lane, once posted */
 };
 
 /* A feeder's batches, in order (at most one per lane). */
@@ -388,14 +389,15 @@ static bool take_cancel_kill(struct cc__pp_slot *s)
 
 _Atomic(void (*)(void)) cc__pp_test_before_post;
 
-/* Write b into the next lane and wake the worker. */
+/* Write b into the free lane (lane 0 if both are: its memory is warm) and
+ * wake the worker. */
 static int post(struct cc__pp_slot *s, struct batch *b)
 {
     /* relaxed: a test's hook, set before the batch is submitted */
     void (*hook)(void) = cc__load_relaxed(&cc__pp_test_before_post);
     if (hook)
         hook();
-    uint32_t seq = s->seq + 1, lane = seq % CC__PP_LANES;
+    uint32_t seq = s->seq + 1, lane = s->cur[0] ? 1 : 0;
     struct cc__pp_lane *l = &s->ctl->lane[lane];
     struct cc__pp_map *m = &s->data[lane];
     size_t off = 0;
@@ -411,9 +413,13 @@ static int post(struct cc__pp_slot *s, struct batch *b)
         put_item(l, &off, t, inl);
     }
     l->n = (uint32_t)b->n;
+    /* Before set_current, whose lock shows it to a cancel; the entry of
+     * batch seq - 2, which it replaces, was read before that finished. */
+    s->ctl->lane_of[seq % 2] = lane;
     set_current(s, lane, b->t, b->n);
     /* relaxed: the worker reads done only after our release of req. */
     cc__store_relaxed(&l->done, 0);
+    b->lane = lane;
     b->seq = s->seq = seq;
     /* release: the batch above before the worker's acquire of req. */
     cc__store_rel(&s->ctl->req, seq);
@@ -499,7 +505,7 @@ static void collect_done(struct cc__pp_slot *s, struct batch *b, size_t k)
 {
     size_t roff = CC__PP_ARGS;
     for (size_t i = 0; i < k; i++)
-        collect(s, b->seq % CC__PP_LANES, b->t[i], &roff);
+        collect(s, b->lane, b->t[i], &roff);
     s->ntasks += k;
     shift(b, k);
 }
@@ -512,7 +518,7 @@ static bool collect_finished(struct cc__pp_slot *s, struct flight *fl)
     bool any = false;
     while (fl->nb && nth(fl, 0)->seq && nth(fl, 0)->seq <= fin) {
         struct batch *b = nth(fl, 0);
-        set_current(s, b->seq % CC__PP_LANES, NULL, 0);
+        set_current(s, b->lane, NULL, 0);
         collect_done(s, b, b->n);
         pop_first(fl);
         any = true;
@@ -542,7 +548,7 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
         return;
     struct batch *b = nth(fl, 0);
     /* acquire: the results counted were written before done was bumped. */
-    size_t k = cc__load_acq(&s->ctl->lane[b->seq % CC__PP_LANES].done);
+    size_t k = cc__load_acq(&s->ctl->lane[b->lane].done);
     collect_done(s, b, k < b->n ? k : b->n);
     /* Died idle (killed between batches): the batch never started; it goes
      * to a new worker, once (a worker that cannot even wait fails it). */
@@ -603,7 +609,7 @@ static void timed_out(struct cc__pp_slot *s, struct flight *fl)
         return;
     struct batch *b = nth(fl, 0);
     /* acquire: as in fail_dead */
-    size_t k = cc__load_acq(&s->ctl->lane[b->seq % CC__PP_LANES].done);
+    size_t k = cc__load_acq(&s->ctl->lane[b->lane].done);
     collect_done(s, b, k < b->n ? k : b->n);
     if (b->n == 0) {
         unpost(fl);

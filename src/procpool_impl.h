@@ -36,9 +36,11 @@ enum {
 
 /*
  * The control block, shared by the parent and one worker (a memfd mapped by
- * both). Batches are numbered 1, 2, ... (seq) and go to lane seq % 2, so
- * that the parent can post the next batch while the worker runs one (the
- * worker goes on without waiting for the parent). The parent writes a
+ * both). Batches are numbered 1, 2, ... (seq); batch seq goes to lane
+ * lane_of[seq % 2], the lane that holds no batch in flight (lane 0 when
+ * both are free, so that one batch at a time always finds lane 0's memory
+ * warm), so that the parent can post the next batch while the worker runs
+ * one (the worker goes on without waiting for the parent). The parent writes a
  * batch into its lane, then bumps req (release) and wakes the futex on it;
  * the worker writes each task's result record and bumps the lane's done
  * (release), and after the last bumps fin and signals the slot's eventfd.
@@ -75,7 +77,9 @@ struct cc__pp_ctl {
     cc__atomic_u32 stage; /* CC__PP_* stage of the worker (relaxed: read
                              only after the worker died, or as a hint) */
     uint32_t quit;        /* set with the last req: the worker returns */
-    struct cc__pp_lane lane[CC__PP_LANES]; /* lane seq % 2: batch seq */
+    uint32_t lane_of[2];  /* batch seq's lane is lane_of[seq % 2] (written
+                             before the release of req that posts it) */
+    struct cc__pp_lane lane[CC__PP_LANES]; /* the batches: see lane_of */
 };
 
 _Static_assert(sizeof(struct cc__pp_ctl) <= CC__PP_CTL_SIZE,

@@ -259,10 +259,10 @@ static void run_item(struct wk *k, uint32_t lane, uint32_t i, size_t *aoff,
     drop_result(k);
 }
 
-/* Run batch seq (its lane: seq % 2). */
+/* Run batch seq, in the lane the parent chose for it. */
 static void run_batch(struct wk *k, uint32_t seq)
 {
-    uint32_t lane = seq % CC__PP_LANES;
+    uint32_t lane = k->ctl->lane_of[seq % 2];
     struct cc__pp_lane *l = &k->ctl->lane[lane];
     size_t aoff = 0, roff = CC__PP_ARGS;
     uint64_t fd_off = 0;
@@ -330,7 +330,8 @@ int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result)
         if (k.ctl->quit) /* posted alone, with nothing before it to run */
             break;
         seen++;
-        n += k.ctl->lane[seen % CC__PP_LANES].n; /* never over max_tasks */
+        /* never over max_tasks */
+        n += k.ctl->lane[k.ctl->lane_of[seen % 2]].n;
         run_batch(&k, seen);
     }
     cc__store_rel(&cc__bytes_owner, NULL); /* release: as above */

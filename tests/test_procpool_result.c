@@ -3,7 +3,8 @@
  * function writes in place into shared memory (procpool_worker.c): grown by
  * many small appends past the first mapping, replaced by the function's own
  * buffer, freed and appended again, several in one batch, beside their
- * arguments in the same memfd, packed by a map,
+ * arguments in the same memfd, packed by a map, one at a time in the
+ * first lane,
  * after a worker died holding a half-written one, across worker
  * replacements; every one checked byte for byte.
  *
@@ -14,10 +15,14 @@
 
 #include <concur/procpool.h>
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- the argument and the expected bytes ---------------------------------- */
 
@@ -139,7 +144,7 @@ static void run_ask(cc_executor *ex, const struct ask *a)
 
 /* Several MiB grown by many small appends, past the first mapping (1 MiB)
  * and in one go past every earlier size; then small ones, then large again
- * (the kept mapping), in both lanes. */
+ * (the kept mapping). */
 static void results_grown_in_small_appends(void **state)
 {
     (void)state;
@@ -151,6 +156,47 @@ static void results_grown_in_small_appends(void **state)
     };
     for (size_t i = 0; i < sizeof asks / sizeof *asks; i++)
         run_ask(ex, &asks[i]);
+    cc_executor_free(ex);
+}
+
+/* The sizes of this process's data memfds of process pools, in size[]
+ * (at most max); returns how many there are. */
+static size_t data_memfd_sizes(off_t *size, size_t max)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[300], link[256];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(path, link, sizeof link - 1);
+        struct stat st;
+        if (k <= 0 || (link[k] = 0, !strstr(link, "memfd:concur-pool-data")))
+            continue;
+        assert_int_equal(stat(path, &st), 0);
+        if (n < max)
+            size[n] = st.st_size;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Tasks one at a time all take the first lane, whose memory is then warm:
+ * the second lane's memfd never grows (it did when batches alternated). */
+static void lone_batches_reuse_the_first_lane(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
+    for (uint8_t i = 0; i < 4; i++)
+        run_ask(ex, &(struct ask){8u << 20, 65536, i, 'a'});
+    off_t size[2];
+    assert_int_equal(data_memfd_sizes(size, 2), 2);
+    off_t big = size[0] > size[1] ? size[0] : size[1];
+    off_t small = size[0] > size[1] ? size[1] : size[0];
+    assert_true(big >= (off_t)8 << 20);
+    assert_true(small < (off_t)1 << 20);
     cc_executor_free(ex);
 }
 
@@ -308,6 +354,7 @@ int main(int argc, char **argv)
         CC_TEST(results_after_deaths_and_replacements),
         CC_TEST(results_beside_their_arguments),
         CC_TEST(map_chunks_of_large_results),
+        CC_TEST(lone_batches_reuse_the_first_lane),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -58,7 +58,9 @@
  * Transport: each worker has a shared control block (small arguments and
  * results inline) and two data memfds, mapped once on both sides and kept
  * (grown, never shrunk: a pool whose batch once moved N bytes, arguments
- * plus results, keeps up to 2 x N per worker), and the pool an arena
+ * plus results, keeps up to 2 x N per worker, and N when its worker never
+ * had two batches at once: a lone batch always takes the first memfd,
+ * whose pages are then warm), and the pool an arena
  * shared with every worker. A large argument (1 MiB to 1 GiB) is copied
  * once, at submit, into the arena when no other task holds it (else into
  * a buffer of its own, and from there into shared memory when it is
