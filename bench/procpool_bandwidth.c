@@ -2,10 +2,10 @@
  * procpool_bandwidth: a 64 MiB argument sent to a worker process, which
  * gives it back as its 64 MiB result, N times. Prints MiB moved per second
  * (argument plus result: 128 MiB per task), in the steady state: two
- * tasks first, untimed, so that the shared memory both lanes of the worker
- * use is faulted in (the first 64 MiB task costs a few hundred ms of fresh
- * pages), as the floor (peer memcpy) touches its buffers before its clock
- * starts. Peer: ProcessPoolExecutor with a 64 MiB bytes object echoed,
+ * tasks first, untimed, so that the shared memory the worker uses is
+ * faulted in (the first 64 MiB task costs 130-140 ms of fresh pages; the
+ * second finds them warm), as the floor (peer memcpy) touches its buffers
+ * before its clock starts. Peer: ProcessPoolExecutor with a 64 MiB bytes object echoed,
  * warmed up the same way.
  *
  * Usage: procpool_bandwidth [N]   (default 20)
@@ -35,7 +35,7 @@ int main(int argc, char **argv)
         big[i] = (char)(i * 31 + (i >> 16));
     cc_executor *ex = bench_pool(1);
     cc_bytes out = {0};
-    for (int i = 0; i < 2; i++) /* warm-up: both lanes, untimed */
+    for (int i = 0; i < 2; i++) /* warm-up, untimed */
         echo(ex, big, len, &out);
     int64_t t0 = cc_now();
     for (long i = 0; i < n; i++)
