@@ -49,8 +49,9 @@ void cc_bytes_free(cc_bytes *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Make room for `room` more bytes plus the NUL, doubling the capacity. */
-static int bytes_reserve(cc_bytes *b, size_t room)
+/* Make room for `room` more bytes plus the NUL, doubling the capacity
+ * (bytes_owner.h). */
+int cc__bytes_reserve(cc_bytes *b, size_t room)
 {
     if (b->cap - b->len > room)
         return 0;
@@ -69,14 +70,9 @@ static int bytes_reserve(cc_bytes *b, size_t room)
     return 0;
 }
 
-int cc__bytes_reserve(cc_bytes *b, size_t room)
-{
-    return bytes_reserve(b, room);
-}
-
 int cc_bytes_append(cc_bytes *b, const void *data, size_t len)
 {
-    int r = bytes_reserve(b, len);
+    int r = cc__bytes_reserve(b, len);
     if (r < 0)
         return r;
     if (len > 0)
@@ -93,7 +89,7 @@ int cc_bytes_append(cc_bytes *b, const void *data, size_t len)
 static ssize_t read_some(int *fd, cc_bytes *b)
 {
     char scratch[16384];
-    if (b && bytes_reserve(b, READ_ROOM) < 0)
+    if (b && cc__bytes_reserve(b, READ_ROOM) < 0)
         return -ENOMEM;
     char *dst = b ? b->data + b->len : scratch;
     size_t room = b ? b->cap - b->len - 1 : sizeof scratch;
