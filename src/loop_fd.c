@@ -23,6 +23,10 @@
  * the io_uring poller a task's read that would wait (drained, or EAGAIN)
  * is instead a RECV/READ request the kernel completes into the task's
  * buffer (loop_io.c); reads with recv flags, and threads, are as before.
+ * Such reads are linked in their fd's slot while in flight, so that
+ * cc_close can end every use of the fd by this loop's tasks before it
+ * closes it: waiters are handed POLLNVAL (-EBADF), reads cancelled (they
+ * give -EBADF unless their bytes won), the registration deleted.
  */
 #include "loop_internal.h"
 #include "poller.h"
@@ -91,6 +95,7 @@ static void fd_wait_fire(struct fd_wait *fw, uint32_t revents)
 /* The waiters on one fd of this thread's loop. */
 struct fd_slot {
     struct fd_wait *head; /* waiting tasks, newest first */
+    struct cc__io_read *reads; /* its reads in flight on the io_uring */
     bool registered;      /* the poller knows the fd */
     bool armed;           /* and may still report it (one-shot not fired) */
     bool drained;         /* a task's last read of it came back short */
@@ -129,6 +134,25 @@ static void unlink_wait(struct fd_slot *s, struct fd_wait *fw)
     for (struct fd_wait **p = &s->head; *p; p = &(*p)->next)
         if (*p == fw) {
             *p = fw->next;
+            return;
+        }
+}
+
+bool cc__loop_fd_track(int fd, struct cc__io_read *r)
+{
+    struct fd_slot *s = slot_get(fd);
+    if (!s)
+        return false;
+    r->next = s->reads;
+    s->reads = r;
+    return true;
+}
+
+void cc__loop_fd_untrack(int fd, struct cc__io_read *r)
+{
+    for (struct cc__io_read **p = &slots[fd].reads; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
             return;
         }
 }
@@ -374,10 +398,10 @@ static int before_read(struct rd *rd, cc_deadline deadline)
         return 0;
     }
     int r = wait_fd_task(fd, POLLIN, deadline);
-    /* A time-out or a cancellation ends the call; any other failure
-     * (-EPERM: a regular file, which never blocks; -EBADF) is left to
-     * the system call to report or not. */
-    return r == -ETIMEDOUT || r == -ECANCELED ? r : 0;
+    /* A time-out, a cancellation or a close (cc_close: the number may
+     * name another file by now) ends the call; -EPERM (a regular file,
+     * which never blocks) is left to the system call. */
+    return r == -ETIMEDOUT || r == -ECANCELED || r == -EBADF ? r : 0;
 }
 
 /* After a read failed with errno: 1 to retry at once, 0 when the ring did
@@ -479,4 +503,29 @@ int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         return -errno;
     return -err;
+}
+
+/* cc_close in a task: the loop lets go of fd before it is closed. */
+static void forget(struct fd_slot *s, int fd)
+{
+    struct cc__poller *p = cc__loop_poller();
+    wake_all_invalid(s);
+    if (s->registered)
+        cc__poller_del(p, fd);
+    for (struct cc__io_read *r = s->reads; r; r = r->next)
+        if (!r->closed) {
+            r->closed = true;
+            cc__poller_cancel(p, r->id);
+        }
+    s->registered = s->armed = s->drained = false;
+}
+
+int cc_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (fd < nslots && cc__loop_task())
+        forget(&slots[fd], fd);
+    /* Linux frees the number even when close is interrupted (EINTR). */
+    return close(fd) == 0 || errno == EINTR ? 0 : -errno;
 }

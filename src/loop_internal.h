@@ -107,12 +107,27 @@ void cc__loop_fd_close(void);
  * completed with `res` (poller.h's CC__POLL_IO). */
 void cc__loop_io_done(void *data, int32_t res);
 
+/* A task's read in flight on the loop's io_uring (loop_io.c), linked in its
+ * fd's slot (loop_fd.c) so that cc_close can cancel it. */
+struct cc__io_read {
+    struct cc__io_read *next; /* the next read in flight on the same fd */
+    uint64_t id;              /* the request (cc__poller_cancel) */
+    bool closed;              /* cc_close cancelled it: the read gives
+                                 -EBADF unless its bytes won the race */
+};
+
+/* Link r (its id set) in fd's slot, or unlink it. Linking fails only for
+ * want of memory (false): then cc_close cannot cancel it. */
+bool cc__loop_fd_track(int fd, struct cc__io_read *r);
+void cc__loop_fd_untrack(int fd, struct cc__io_read *r);
+
 /*
  * cc__loop_io_read: in a task, read up to n bytes of fd into buf through
  * the loop's io_uring (op: CC__IO_RECV or CC__IO_READ of poller.h), parking
  * until the kernel has done it. Returns 1 with the call's result in *out
  * (bytes, 0 at end of file, or a negative errno: -ETIMEDOUT, -ECANCELED,
- * the read's own), never before the kernel is done with buf; or 0 when it
+ * -EBADF when cc_close ended it, the read's own), never before the kernel
+ * is done with buf; or 0 when it
  * did not read (epoll backend, no memory, the deadline has passed, the file
  * cannot be waited on this way): the caller waits for readiness instead.
  */

@@ -13,7 +13,9 @@
  * the kernel to cancel the request and waits on, protected (cancellation
  * and deadline scopes ignored), for the completion. If the read won the
  * race, its bytes are returned (nothing is lost); if the cancel won, the
- * park's error is. As the loop runs until its last task ends, no request
+ * park's error is. A request is linked in its fd's slot while in flight:
+ * cc_close (loop_fd.c) cancels it too, and then the read gives -EBADF
+ * (unless its bytes won). As the loop runs until its last task ends, no request
  * is ever in flight when the loop frees its poller.
  */
 #include "loop_internal.h"
@@ -23,9 +25,10 @@
 
 /* A task's request in flight. */
 struct io_req {
-    cc__waiter w; /* the task, woken by the completion */
-    int32_t res;  /* the request's result, once done */
-    bool done;    /* the completion came (loop thread only) */
+    cc__waiter w;          /* the task, woken by the completion */
+    int32_t res;           /* the request's result, once done */
+    bool done;             /* the completion came (loop thread only) */
+    struct cc__io_read rd; /* its id, linked in the fd's slot */
 };
 
 void cc__loop_io_done(void *data, int32_t res)
@@ -38,9 +41,9 @@ void cc__loop_io_done(void *data, int32_t res)
 
 /* The park failed with err and q is still the kernel's: cancel it and wait
  * for its completion, which always comes. */
-static void cancel_and_wait(struct io_req *q, uint64_t id)
+static void cancel_and_wait(struct io_req *q)
 {
-    cc__poller_cancel(cc__loop_poller(), id);
+    cc__poller_cancel(cc__loop_poller(), q->rd.id);
     struct cc__protect p;
     cc__protect_begin(&p);
     while (!q->done)
@@ -49,29 +52,34 @@ static void cancel_and_wait(struct io_req *q, uint64_t id)
 }
 
 /* What the call returns: the request's bytes (or 0: end of file) even
- * when the park failed; the park's error when the cancel won (or the
- * request was refused: -EAGAIN). */
+ * when the park failed or the fd was closed; -EBADF when cc_close's
+ * cancel won; the park's error when its own cancel won (or the request
+ * was refused: -EAGAIN). */
 static ssize_t io_result(const struct io_req *q, int park)
 {
-    if (q->res >= 0 || park == 0)
+    if (q->res >= 0)
         return q->res;
     bool ended = q->res == -ECANCELED || q->res == -EINTR ||
                  q->res == -EAGAIN;
-    return ended ? park : q->res;
+    if (q->rd.closed && ended)
+        return -EBADF;
+    return park == 0 || !ended ? q->res : park;
 }
 
 /* Park until q's completion; returns the park's result (0 or the error
  * that made it cancel the request). */
-static int io_wait(struct io_req *q, uint64_t id, int fd,
-                   cc_deadline deadline)
+static int io_wait(struct io_req *q, int fd, cc_deadline deadline)
 {
+    bool tracked = cc__loop_fd_track(fd, &q->rd);
     cc__loop_fd_waits(1);
     cc__loop_note_wait("fd (read)", fd);
     int r = cc__waiter_park(&q->w, deadline);
     if (!q->done)
-        cancel_and_wait(q, id);
+        cancel_and_wait(q);
     cc__loop_note_wait(NULL, -1);
     cc__loop_fd_waits(-1);
+    if (tracked)
+        cc__loop_fd_untrack(fd, &q->rd);
     return r;
 }
 
@@ -82,12 +90,11 @@ int cc__loop_io_read(int op, int fd, void *buf, size_t n,
         return 0; /* the poll path gives -ETIMEDOUT without a request */
     struct io_req q = {.res = 0, .done = false};
     cc__waiter_init(&q.w);
-    uint64_t id;
     if (cc__poller_io(cc__loop_poller(), (enum cc__io_op)op, fd, buf, n,
-                      &q, &id) < 0)
+                      &q, &q.rd.id) < 0)
         return 0; /* epoll, or no memory: wait for readiness instead */
-    int r = io_wait(&q, id, fd, deadline);
-    if (q.res == -EAGAIN && r == 0)
+    int r = io_wait(&q, fd, deadline);
+    if (q.res == -EAGAIN && r == 0 && !q.rd.closed)
         return 0; /* the file cannot be waited on this way */
     *out = io_result(&q, r);
     return 1;
