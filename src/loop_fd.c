@@ -505,7 +505,11 @@ int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
     return -err;
 }
 
-/* cc_close in a task: the loop lets go of fd before it is closed. */
+/* cc_close in a task: the loop lets go of fd before it is closed. A read
+ * queued in this round has not looked fd up yet: submitted after the
+ * close, it would find whatever file takes the number next, and might
+ * read its data before the cancel comes. So the queue goes to the kernel
+ * first. */
 static void forget(struct fd_slot *s, int fd)
 {
     struct cc__poller *p = cc__loop_poller();
@@ -517,6 +521,8 @@ static void forget(struct fd_slot *s, int fd)
             r->closed = true;
             cc__poller_cancel(p, r->id);
         }
+    if (s->reads)
+        cc__poller_submit(p);
     s->registered = s->armed = s->drained = false;
 }
 

@@ -85,6 +85,13 @@ int cc__poller_io(cc__poller *p, enum cc__io_op op, int fd, void *buf,
  * stands); an id already reported is ignored. */
 void cc__poller_cancel(cc__poller *p, uint64_t id);
 
+/* cc__poller_submit: hand the kernel the requests queued so far now, not
+ * with the next wait (io_uring; epoll has none): each has looked its fd up
+ * when this returns, so the fd may be closed and its number reused (unless
+ * the kernel refused them, -EBUSY for a completion queue in overflow: then
+ * they go with the next wait). */
+void cc__poller_submit(cc__poller *p);
+
 /* cc__poller_backend: "io_uring" or "epoll" (diagnostics, tests). */
 const char *cc__poller_backend(cc__poller *p);
 

@@ -290,6 +290,65 @@ static void test_woken_reader_never_reads_the_next_file(void **state)
     assert_memory_equal(r.new_buf, "new", 3);
 }
 
+/* A read queued in the same round as the close: a reader parks (on the
+ * io_uring its READ is queued, not yet submitted), and before the loop
+ * polls again another task closes the pipe and puts a pipe with data
+ * under the same number. The read must not take that data. */
+struct round_run {
+    struct party reader;
+    int fd;         /* the reader's pipe, read end */
+    int other[2];   /* the pipe put under its number */
+    bool reused;    /* dup2 gave the number */
+    ssize_t later;  /* a read of the other pipe afterwards */
+    char buf[8];
+};
+
+static int close_and_reuse(void *arg, void **result)
+{
+    struct round_run *r = arg;
+    if (cc_close(r->fd) != 0)
+        abort();
+    r->reused = dup2(r->other[0], r->fd) == r->fd;
+    if (write(r->other[1], "new", 3) != 3)
+        abort();
+    return 0;
+}
+
+static int round_main(void *arg, void **result)
+{
+    struct round_run *r = arg;
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0 ||
+        pipe2(r->other, O_NONBLOCK | O_CLOEXEC) != 0)
+        abort();
+    r->fd = p[0];
+    r->reader = (struct party){.call = READ, .fd = p[0]};
+    cc_future *fr = spawn_party(&r->reader), *fc;
+    /* Spawned after the reader: runs after it in the same round. */
+    if (cc_spawn(close_and_reuse, r, &fc) != 0)
+        abort();
+    finish(fc);
+    finish(fr);
+    r->later = cc_read(r->other[0], r->buf, sizeof r->buf,
+                       cc_deadline_in(10 * CC_SEC));
+    close(p[0]); /* the dup of other[0] */
+    close(p[1]);
+    close(r->other[0]);
+    close(r->other[1]);
+    return 0;
+}
+
+static void test_read_queued_in_the_round_of_the_close(void **state)
+{
+    (void)state;
+    struct round_run r = {0};
+    assert_int_equal(cc_loop_run(round_main, &r, NULL), 0);
+    assert_true(r.reused);
+    assert_int_equal(r.reader.got, -EBADF);
+    assert_int_equal(r.later, 3);
+    assert_memory_equal(r.buf, "new", 3);
+}
+
 /* ---- outside a task ----------------------------------------------------- */
 
 static void test_close_outside_a_task(void **state)
@@ -311,6 +370,7 @@ int main(void)
         CC_TEST(test_close_wakes_a_parked_reader),
         CC_TEST(test_close_wakes_every_kind_of_wait),
         CC_TEST(test_woken_reader_never_reads_the_next_file),
+        CC_TEST(test_read_queued_in_the_round_of_the_close),
         CC_TEST(test_close_outside_a_task),
     };
     return CC_RUN_TESTS(tests);

@@ -307,6 +307,17 @@ void cc__uring_cancel(cc__uring *p, uint64_t id)
     io_uring_sqe_set_data64(sqe, UD_IGNORE); /* its own result: none */
 }
 
+void cc__uring_submit(cc__uring *p)
+{
+    int r;
+    while ((r = io_uring_submit(&p->ring)) == -EINTR)
+        ;
+    /* -EAGAIN, -EBUSY (a completion queue in overflow): they go with the
+     * next wait, as they would have anyway. */
+    if (r < 0 && r != -EAGAIN && r != -EBUSY)
+        cc__panic("io_uring_submit", r);
+}
+
 /* An I/O request's completion: report it and free its slot, or 0 if the
  * id is stale (it cannot be: each request completes once; kept as the
  * fd table's discipline). */

@@ -114,6 +114,15 @@ void cc__poller_cancel(cc__poller *p, uint64_t id)
     (void)p, (void)id;
 }
 
+void cc__poller_submit(cc__poller *p)
+{
+#ifdef CONCUR_HAVE_IO_URING
+    if (p->uring)
+        cc__uring_submit(p->ur);
+#endif
+    (void)p;
+}
+
 const char *cc__poller_backend(cc__poller *p)
 {
     return p->uring ? "io_uring" : "epoll";

@@ -33,6 +33,7 @@ void cc__uring_notify(cc__uring *p);
 int cc__uring_io(cc__uring *p, enum cc__io_op op, int fd, void *buf,
                  size_t n, void *data, uint64_t *id);
 void cc__uring_cancel(cc__uring *p, uint64_t id);
+void cc__uring_submit(cc__uring *p);
 #endif
 
 #endif
