@@ -12,7 +12,7 @@ PKGS_BENCH := wrk libuv1-dev libboost-context-dev libtbb-dev libglib2.0-dev gola
 
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-bench build demo check check-normal check-asan check-tsan check-fallback check-epoll bench install clean
+.PHONY: all deps deps-bench build demo check check-normal check-asan check-tsan check-fallback check-epoll bench bench-scaling install clean
 
 all: build
 
@@ -63,6 +63,12 @@ check-epoll:
 bench: deps-bench
 	$(MAKE) build BUILD=$(BUILD)-bench CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Release -DCONCUR_TESTS=OFF"
 	bash bench/run.sh $(BUILD)-bench '$(ONLY)'
+
+# How cost grows with the work (BENCHMARKS.md): the figures of bench/scaling.d,
+# each at several sizes (tasks, connections, children at once), 3 runs each.
+bench-scaling: deps-bench
+	$(MAKE) build BUILD=$(BUILD)-bench CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Release -DCONCUR_TESTS=OFF"
+	BENCH_FIGURES=bench/scaling.d BENCH_RUNS=$${BENCH_RUNS:-3} bash bench/run.sh $(BUILD)-bench '$(ONLY)'
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

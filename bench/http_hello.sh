@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # http_hello.sh SERVER [FIGURE]: start SERVER (it prints "port N" once it
-# listens on 127.0.0.1), run `wrk -t1 -c64 -d5s` against it, and print
+# listens on 127.0.0.1), run `wrk -t1 -c$HTTP_CONNS -d5s` against it
+# (HTTP_CONNS: 64 unless set; the scaling sweep goes from 1 to 10,000), and
+# print
 #   http_hello: REQ req/s
 #   http_hello_cpu: US µs/request
 # (server CPU: utime+stime from /proc/PID/stat over the run, divided by the
@@ -8,6 +10,8 @@
 # that line. Exits 127 when wrk or the server is missing; 1 on errors (a
 # non-2xx answer, a socket error, no request).
 set -u
+conns=${HTTP_CONNS:-64}
+ulimit -n $((conns + 1024)) 2>/dev/null # the server's and wrk's sockets
 server=$1
 only=${2:-}
 command -v wrk >/dev/null || exit 127
@@ -29,7 +33,7 @@ cpu_ticks() {
     sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }'
 }
 before=$(cpu_ticks)
-wrk -t1 -c64 -d5s "http://127.0.0.1:$port/" >"$tmp/wrk" 2>&1
+wrk -t1 -c"$conns" -d5s "http://127.0.0.1:$port/" >"$tmp/wrk" 2>&1
 after=$(cpu_ticks)
 hz=$(getconf CLK_TCK)
 

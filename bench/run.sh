@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# bench/run.sh BUILD_DIR [REGEX]: run every figure of bench/figures.d/*.txt whose name
-# matches REGEX, concur's and its peers', interleaved (A B C A B C ...) for
-# $BENCH_RUNS rounds (default 5), and print a markdown table of the medians.
+# bench/run.sh BUILD_DIR [REGEX]: run every figure of bench/figures.d/*.txt (or of
+# $BENCH_FIGURES/*.txt: bench/scaling.d for the scaling sweep) whose name matches
+# REGEX, concur's and its peers', interleaved (A B C A B C ...) for $BENCH_RUNS
+# rounds (default 5), and print a markdown table of the medians.
 #
 # ratio = how many times better concur is than the peer: peer/concur for figures where
 # lower is better (ns, us, ms, KiB, s), concur/peer where higher is better (x/s, x).
@@ -9,6 +10,7 @@ set -uo pipefail
 B=$(cd "${1:?usage: bench/run.sh BUILD_DIR [REGEX]}" && pwd)
 ONLY=${2:-.}
 RUNS=${BENCH_RUNS:-5}
+FIGDIR=${BENCH_FIGURES:-bench/figures.d}
 export B
 cd "$(dirname "$0")/.."
 
@@ -24,7 +26,7 @@ while IFS=$'\t' read -r fig who cmd; do
     [[ -n "${WHOS[$fig]+x}" ]] || { FIGURES+=("$fig"); WHOS[$fig]=""; }
     WHOS[$fig]+="$who "
     CMD["$fig|$who"]=$cmd
-done < <(cat bench/figures.d/*.txt 2>/dev/null)
+done < <(cat "$FIGDIR"/*.txt 2>/dev/null)
 
 # run_one FIGURE WHO: run the command once, record its value (or nothing).
 run_one() {
@@ -82,4 +84,6 @@ for fig in "${FIGURES[@]}"; do
     [[ "${WHOS[$fig]}" == "concur " ]] && echo "| $fig | $unit | $(human "$mine") | (no peer) | | |"
 done
 echo
-echo "Medians of $RUNS interleaved runs; $(nproc) cores; $(date -u +%Y-%m-%d); command: make bench ONLY='$ONLY'"
+target=bench
+[[ "$FIGDIR" == bench/scaling.d ]] && target=bench-scaling
+echo "Medians of $RUNS interleaved runs; $(nproc) cores; $(date -u +%Y-%m-%d); command: make $target ONLY='$ONLY'"
