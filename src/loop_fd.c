@@ -94,11 +94,12 @@ static void fd_wait_fire(struct fd_wait *fw, uint32_t revents)
 
 /* The waiters on one fd of this thread's loop. */
 struct fd_slot {
-    struct fd_wait *head; /* waiting tasks, newest first */
-    struct cc__io_read *reads; /* its reads in flight on the io_uring */
-    bool registered;      /* the poller knows the fd */
-    bool armed;           /* and may still report it (one-shot not fired) */
-    bool drained;         /* a task's last read of it came back short */
+    struct fd_wait *head;      /* waiting tasks, newest first */
+    struct cc__io_read *reads; /* their reads in flight on the io_uring */
+    bool registered;           /* the poller knows the fd */
+    bool armed;                /* and may still report it (one-shot not
+                                  fired) */
+    bool drained;              /* a task's last read of it came back short */
 };
 
 /* This thread's table (one loop per thread), indexed by fd. */

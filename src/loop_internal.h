@@ -127,9 +127,9 @@ void cc__loop_fd_untrack(int fd, struct cc__io_read *r);
  * until the kernel has done it. Returns 1 with the call's result in *out
  * (bytes, 0 at end of file, or a negative errno: -ETIMEDOUT, -ECANCELED,
  * -EBADF when cc_close ended it, the read's own), never before the kernel
- * is done with buf; or 0 when it
- * did not read (epoll backend, no memory, the deadline has passed, the file
- * cannot be waited on this way): the caller waits for readiness instead.
+ * is done with buf; or 0 when it did not read (epoll backend, no memory,
+ * the deadline has passed, the file cannot be waited on this way): the
+ * caller waits for readiness instead.
  */
 int cc__loop_io_read(int op, int fd, void *buf, size_t n,
                      cc_deadline deadline, ssize_t *out);

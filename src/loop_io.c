@@ -15,8 +15,8 @@
  * race, its bytes are returned (nothing is lost); if the cancel won, the
  * park's error is. A request is linked in its fd's slot while in flight:
  * cc_close (loop_fd.c) cancels it too, and then the read gives -EBADF
- * (unless its bytes won). As the loop runs until its last task ends, no request
- * is ever in flight when the loop frees its poller.
+ * (unless its bytes won). As the loop runs until its last task ends, no
+ * request is ever in flight when the loop frees its poller.
  */
 #include "loop_internal.h"
 #include "poller.h"
