@@ -33,7 +33,7 @@ static void settle(void)
 }
 
 /* A task that makes one call on fd and records what it returned. */
-enum call { RECV, READ, WAIT_IN, ACCEPT, SEND, RECV_AFTER_SHORT };
+enum call { RECV, READ, WAIT_IN, ACCEPT, SEND, RECV_AFTER_SHORT, WAIT_ANY };
 
 struct party {
     enum call call;
@@ -68,6 +68,14 @@ static int run_party(void *arg, void **result)
                 break;
         }
         break;
+    case WAIT_ANY: { /* the fd and a timer far away: the fd's revents */
+        cc_waitable w[2] = {
+            {.kind = CC_WAIT_TIMER, .at = d},
+            {.kind = CC_WAIT_FD, .fd = p->fd, .events = POLLIN},
+        };
+        p->got = cc_wait_any(w, 2, d) == 1 ? w[1].ready : -1;
+        break;
+    }
     case RECV_AFTER_SHORT: /* a short read first: the fd is drained */
         if (cc_recv(p->fd, p->buf, sizeof p->buf, 0, d) != 2)
             abort();
@@ -162,7 +170,7 @@ static void test_close_wakes_a_parked_reader(void **state)
 /* ---- every kind of wait, and the fds left alone ------------------------- */
 
 struct kinds_run {
-    struct party wait_in, accept, send, reader, writer, other;
+    struct party wait_in, accept, send, reader, writer, any, other;
     char other_buf[8];
 };
 
@@ -180,36 +188,39 @@ static int listener(void)
 static int kinds_main(void *arg, void **result)
 {
     struct kinds_run *k = arg;
-    int s1[2], s2[2], s3[2], s4[2];
+    int s1[2], s2[2], s3[2], s4[2], s5[2];
     sockpair(s1);
     sockpair(s2);
     sockpair(s3);
     sockpair(s4);
+    sockpair(s5);
     k->wait_in = (struct party){.call = WAIT_IN, .fd = s1[0]};
     k->accept = (struct party){.call = ACCEPT, .fd = listener()};
     k->send = (struct party){.call = SEND, .fd = s4[0]};
     /* A reader and a writer on one socket, its send buffer full. */
     k->reader = (struct party){.call = RECV, .fd = s2[0]};
     k->writer = (struct party){.call = SEND, .fd = s2[0]};
+    k->any = (struct party){.call = WAIT_ANY, .fd = s5[0]};
     k->other = (struct party){.call = RECV, .fd = s3[0]};
-    struct party *all[] = {&k->wait_in, &k->accept, &k->send,
-                           &k->reader, &k->writer, &k->other};
-    cc_future *f[6];
-    for (int i = 0; i < 6; i++)
+    struct party *all[] = {&k->wait_in, &k->accept, &k->send, &k->reader,
+                           &k->writer,  &k->any,    &k->other};
+    enum { CLOSED = 6 }; /* all but the last */
+    cc_future *f[CLOSED + 1];
+    for (int i = 0; i <= CLOSED; i++)
         f[i] = spawn_party(all[i]);
     settle();
-    for (int i = 0; i < 5; i++)
-        if (all[i]->done || (i != 4 && cc_close(all[i]->fd) != 0))
+    for (int i = 0; i < CLOSED; i++) /* s2[0] once, for its two tasks */
+        if (all[i]->done || (all[i] != &k->writer && cc_close(all[i]->fd)))
             abort();
-    /* s2[0] is closed once, for its two tasks. */
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < CLOSED; i++)
         finish(f[i]);
     if (k->other.done || write(s3[1], "later", 5) != 5)
         abort();
-    finish(f[5]);
+    finish(f[CLOSED]);
     close(s1[1]);
     close(s2[1]);
     close(s4[1]);
+    close(s5[1]);
     close(s3[0]);
     close(s3[1]);
     return 0;
@@ -225,6 +236,7 @@ static void test_close_wakes_every_kind_of_wait(void **state)
     assert_int_equal(k.send.got, -EBADF);
     assert_int_equal(k.reader.got, -EBADF);
     assert_int_equal(k.writer.got, -EBADF);
+    assert_true(k.any.got > 0 && (k.any.got & POLLNVAL));
     /* The task on another fd was not woken, and reads what comes. */
     assert_int_equal(k.other.got, 5);
     assert_memory_equal(k.other.buf, "later", 5);
