@@ -49,4 +49,14 @@ int cc__poll_wait(struct pollfd *fds, nfds_t n, cc_deadline deadline);
  */
 int cc__spawn_attr_init(posix_spawnattr_t *attr);
 
+/*
+ * cc__spawn_clone: start argv (envp; in cwd unless NULL) with fds 0-2 set
+ * as mode[i] says (cc_stdio_mode; src[i] the source of PIPE and FD, else
+ * -1), with cc__spawn_attr_init's attributes, and without copying the fd
+ * table (src/linux/spawn_clone.c). Returns 0 with *pid, -ENOSYS when this
+ * way is not available (use posix_spawn), or the exec's negative errno.
+ */
+int cc__spawn_clone(pid_t *pid, char *const argv[], char *const envp[],
+                    const char *cwd, const int src[3], const int mode[3]);
+
 #endif

@@ -2,10 +2,13 @@
  * subprocess.c: spawning, waiting for and signalling child processes
  * (include/concur/subprocess.h). communicate and run are in communicate.c.
  *
- * DESIGN. A child is started with posix_spawnp, which glibc implements with
- * clone(CLONE_VM|CLONE_VFORK): the parent is suspended until the child has
- * exec'd or failed, and an exec failure comes back as posix_spawn's own error,
- * never as an exit status of 127. The stdio plan (pipes, /dev/null, given fds)
+ * DESIGN. A child is started by cc__spawn_clone (src/linux/spawn_clone.c: a
+ * clone that does not copy our fd table), or where that is not available
+ * with posix_spawnp, which glibc implements with clone(CLONE_VM|CLONE_VFORK).
+ * Either way the parent is suspended until the child has exec'd or failed,
+ * and an exec failure comes back as the spawn's own error, never as an exit
+ * status of 127. The posix_spawn attributes and file actions below say what
+ * both children do. The stdio plan (pipes, /dev/null, given fds)
  * becomes file actions: dup2 onto 0, 1, 2 (dup2 clears close-on-exec on the
  * target), then closefrom(3), so the child holds nothing else whatever other
  * threads have open. Sources that sit on 0-2 themselves are first lifted
@@ -214,14 +217,18 @@ int cc__spawn_attr_init(posix_spawnattr_t *attr)
 static int start_child(cc_process *p, char *const argv[],
                        const cc_spawn_options *o, const stdio_plan *plan)
 {
+    char *const *envp = o->envp ? o->envp : environ;
+    int r = cc__spawn_clone(&p->pid, argv, envp, o->cwd, plan->src,
+                            plan->mode);
+    if (r != -ENOSYS)
+        return r;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
-    int r = make_actions(&fa, plan, o->cwd);
+    r = make_actions(&fa, plan, o->cwd);
     if (r < 0)
         return r;
     r = cc__spawn_attr_init(&attr);
     if (r == 0) {
-        char *const *envp = o->envp ? o->envp : environ;
         r = -posix_spawnp(&p->pid, argv[0], &fa, &attr, argv, envp);
         posix_spawnattr_destroy(&attr);
     }

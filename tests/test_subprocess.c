@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -357,6 +358,30 @@ static void child_gets_only_its_stdio(void **state)
     cc_bytes_free(&out);
     close(leaky[0]);
     close(leaky[1]);
+}
+
+/* The same with 3,000 inheritable fds open in the parent (the child takes
+ * no copy of them on the clone path, and still must hold none). */
+static void child_gets_only_its_stdio_among_many_fds(void **state)
+{
+    enum { N = 3000 };
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < N + 200) {
+        print_message("skipped: RLIMIT_NOFILE %lu\n", (unsigned long)rl.rlim_cur);
+        skip();
+    }
+    static int fds[N];
+    for (int i = 0; i < N; i++)
+        assert_true((fds[i] = open("/dev/null", O_RDONLY)) >= 0);
+    int rc;
+    cc_spawn_options o = {.stdin_io = pipe_io, .stderr_io = pipe_io};
+    cc_bytes out = run_out(ARGV("ls", "/proc/self/fd"), o, &rc);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out.data, "0\n1\n2\n3\n");
+    cc_bytes_free(&out);
 }
 
 static void *spawn_and_list_fds(void *arg)
@@ -754,6 +779,7 @@ int main(void)
         CC_TEST(stdio_given_fds),
         CC_TEST(stdio_given_low_fds_swap),
         CC_TEST(child_gets_only_its_stdio),
+        CC_TEST(child_gets_only_its_stdio_among_many_fds),
         CC_TEST(concurrent_spawns_leak_no_pipes),
         CC_TEST(many_spawns_leak_nothing),
         CC_TEST(terminate_kills_the_group),

@@ -81,14 +81,22 @@ static void on_alarm(int sig)
 static void *nothing(void *arg) { return arg; }
 
 /* Sanitizer runtimes start helper threads of their own at the first
- * pthread_create: start one before the first baseline is taken. */
-static void start_runtime_threads(void)
+ * pthread_create, and concur keeps the fds of its spawn slots from the
+ * first spawn on (src/linux/spawn_clone.c): make both happen before the
+ * first baseline is taken. */
+static void start_runtime_state(void)
 {
     static bool done;
     pthread_t t;
     if (done || pthread_create(&t, NULL, nothing, NULL) != 0)
         return;
     pthread_join(t, NULL);
+    cc_process *p;
+    char *argv[] = {"true", NULL};
+    if (cc_process_spawn(&p, argv, NULL) == 0) {
+        cc_process_wait(p, CC_FOREVER, NULL);
+        cc_process_free(p);
+    }
     usleep(10000);
     done = true;
 }
@@ -96,7 +104,7 @@ static void start_runtime_threads(void)
 int cc_test_setup(void **state)
 {
     (void)state;
-    start_runtime_threads();
+    start_runtime_state();
     start_fds = cc_test_count_fds();
     start_threads = cc_test_count_threads();
     signal(SIGALRM, on_alarm);

@@ -103,7 +103,11 @@ int cc_bytes_append(cc_bytes *b, const void *data, size_t len);
  * /dev/null, a given fd (dup'ed into place in the child; the caller keeps its
  * fd and may close it as soon as this returns), or, for stderr only,
  * CC_STDIO_STDOUT: the same file as the child's stdout. The child leads its
- * own process group and receives only fds 0, 1, 2 (header comment).
+ * own process group and receives only fds 0, 1, 2 (header comment). Its
+ * start costs the same however many fds the parent has open: from the first
+ * spawn on, the process keeps four fds of concur's own (close-on-exec, on
+ * /dev/null), the slots through which a child gets its stdio without a copy
+ * of the parent's fd table (docs/DESIGN.md).
  *
  * On success *out is a new process (free with cc_process_free) and 0 is
  * returned. A program that cannot be started fails this call itself, never as
@@ -116,7 +120,8 @@ int cc_bytes_append(cc_bytes *b, const void *data, size_t len);
  * -EBADF (a CC_STDIO_FD fd that is not open), -EMFILE/-ENFILE (no fd for a
  * pipe or the pidfd), -ENOMEM, -EAGAIN (process limit). On failure nothing is
  * left behind: no fd, no child, *out untouched. Blocks only for the clone and
- * the exec (tens of microseconds). Thread safe.
+ * the exec (tens of microseconds). Thread safe (threads take turns for the
+ * clone).
  */
 int cc_process_spawn(cc_process **out, char *const argv[], const cc_spawn_options *opts);
 

@@ -1,0 +1,307 @@
+/*
+ * spawn_clone.c: cc_process_spawn's child started without copying the
+ * parent's fd table (subprocess.c falls back to posix_spawn where this way
+ * is not available).
+ *
+ * DESIGN. posix_spawn's child gets a copy of the whole fd table and closes
+ * what it inherited (closefrom, or exec's close-on-exec): about 0.15 µs per
+ * fd open in the parent, so +1.9 ms per spawn with 10,000 open sockets,
+ * +0.3 ms per job at `concur run -j1000` (docs/benchmarks.md). Here the
+ * child shares the parent's table (clone CLONE_VM | CLONE_VFORK |
+ * CLONE_FILES) and its first act is close_range(keep, ~0U,
+ * CLOSE_RANGE_UNSHARE): the kernel gives it a private table holding only
+ * fds 0 to keep - 1 and drops its reference to the shared one, without
+ * closing anything. So the stdio sources must sit below keep: three slots,
+ * the lowest fds free at the first spawn (close-on-exec, holding
+ * /dev/null), into which the parent dup3s the sources under a mutex, and
+ * which it points back at /dev/null once the child has exec'd (else a pipe
+ * end would stay open in the parent). If the slots come out high (the
+ * process had many fds before its first spawn), or the kernel lacks
+ * CLOSE_RANGE_UNSHARE (before 5.9), posix_spawn it is, for good.
+ *
+ * The child runs on this file's own stack, in the parent's memory, while
+ * the parent's thread waits (CLONE_VFORK): it makes raw system calls only,
+ * and is not instrumented (no sanitizer may see a second thread of control
+ * on memory it thinks is the parent's). As glibc's posix_spawn: all
+ * signals blocked across the clone, the child resets every handler to the
+ * default before it unblocks (a handler must never run in the child,
+ * which shares the parent's memory), SIGPIPE and SIGXFSZ to the default
+ * (cc__spawn_attr_init's attributes), its own process group, the stdio
+ * dup3s, fds 3 and up closed (posix_spawn's closefrom(3)), chdir, then
+ * execve over the PATH candidates (the parent's PATH, searched as execvp:
+ * EACCES wins over ENOENT). An error comes back in memory, not as an exit
+ * status of 127.
+ */
+#include "../process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+
+/* ThreadSanitizer intercepts clone, and its bookkeeping of a CLONE_VM
+ * child upsets the parent's (it reported our mutex locked twice at the
+ * second spawn). Under TSan, posix_spawn it is. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+enum {
+    SLOT_LIMIT = 64,         /* slots above this: copying fds 0..slot
+                                costs what posix_spawn costs */
+    STACK_SIZE = 64 * 1024,  /* the child's stack */
+    NO_UNSHARE = -1,         /* child's err: close_range refused */
+};
+
+/* The process's slots; under `lock`. state: 0 not tried, 1 ready,
+ * -1 this way is not available (posix_spawn). */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int state;
+static int slot[3], nullfd = -1;
+static char *stack;
+
+/* A fork (the "fork" start method) may copy the mutex held: the child
+ * process starts with it free and the slots as they were. */
+static void after_fork_in_child(void) { pthread_mutex_init(&lock, NULL); }
+
+static int init_locked(void)
+{
+    const char *force = getenv("CONCUR_SPAWN");
+    if (UNDER_TSAN || (force && strcmp(force, "posix_spawn") == 0))
+        return -1; /* and tests of the fallback */
+    if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0)
+        return -1;
+    stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        stack = NULL;
+        return -1;
+    }
+    nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nullfd < 0)
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        slot[i] = fcntl(nullfd, F_DUPFD_CLOEXEC, 3);
+        if (slot[i] < 0 || slot[i] >= SLOT_LIMIT)
+            return -1; /* kept: they hold /dev/null, harmless */
+    }
+    return 1;
+}
+
+/* The kernel's struct sigaction (rt_sigaction takes this, not libc's). */
+struct ksigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+
+/* What the child needs; filled by the parent, err written by the child. */
+struct child {
+    const int *mode;   /* cc_stdio_mode of fds 0, 1, 2 */
+    const int *src;    /* their sources (-1: none), now in slot[i] */
+    unsigned keep;     /* fds below this survive the unshare */
+    const char *cwd;   /* or NULL */
+    char *const *argv, *const *envp;
+    char *paths;       /* NUL-separated execve candidates */
+    size_t npaths;
+    int err;           /* the child's failure (errno), or 0 */
+};
+
+#define NOSAN __attribute__((no_sanitize("address", "thread", "undefined")))
+
+NOSAN static long sys(long nr, long a, long b, long c, long d)
+{
+    return syscall(nr, a, b, c, d);
+}
+
+NOSAN static __attribute__((noreturn)) void fail(struct child *c, int err)
+{
+    c->err = err;
+    syscall(SYS_exit_group, 127);
+    __builtin_unreachable();
+}
+
+NOSAN static void reset_signals(void)
+{
+    for (long sig = 1; sig <= 64; sig++) {
+        struct ksigaction old, dfl = {.handler = SIG_DFL};
+        if (sig == SIGKILL || sig == SIGSTOP ||
+            sys(SYS_rt_sigaction, sig, 0, (long)&old, 8) < 0)
+            continue;
+        bool to_default = old.handler != SIG_DFL &&
+                          (old.handler != SIG_IGN || sig == SIGPIPE ||
+                           sig == SIGXFSZ);
+        if (to_default)
+            sys(SYS_rt_sigaction, sig, (long)&dfl, 0, 8);
+    }
+}
+
+NOSAN static void set_stdio(struct child *c)
+{
+    static const int devnull_flags[3] = {O_RDONLY, O_WRONLY, O_WRONLY};
+    for (int i = 0; i < 3; i++) {
+        long from = -1;
+        if (c->mode[i] == CC_STDIO_DEVNULL) {
+            from = sys(SYS_openat, AT_FDCWD, (long)"/dev/null",
+                       devnull_flags[i] | O_CLOEXEC, 0);
+            if (from < 0)
+                fail(c, errno);
+        } else if (c->mode[i] == CC_STDIO_STDOUT) {
+            from = 1; /* set by now */
+        } else if (c->src[i] >= 0) {
+            from = slot[i];
+        }
+        if (from >= 0 && sys(SYS_dup3, from, i, 0, 0) < 0)
+            fail(c, errno);
+    }
+}
+
+NOSAN static int child_main(void *arg)
+{
+    struct child *c = arg;
+    if (sys(SYS_close_range, c->keep, ~0U, CLOSE_RANGE_UNSHARE, 0) < 0)
+        fail(c, NO_UNSHARE); /* the parent falls back to posix_spawn */
+    reset_signals();
+    if (sys(SYS_setpgid, 0, 0, 0, 0) < 0)
+        fail(c, errno);
+    set_stdio(c);
+    /* As posix_spawn's closefrom(3): the slots, and whatever else sat
+     * below keep, inheritable or not. Cheap: the table is small now. */
+    sys(SYS_close_range, 3, ~0U, 0, 0);
+    if (c->cwd && sys(SYS_chdir, (long)c->cwd, 0, 0, 0) < 0)
+        fail(c, errno);
+    uint64_t none = 0;
+    sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
+    int err = ENOENT;
+    bool eacces = false;
+    const char *p = c->paths;
+    for (size_t i = 0; i < c->npaths; i++) {
+        sys(SYS_execve, (long)p, (long)c->argv, (long)c->envp, 0);
+        err = errno;
+        if (err == EACCES)
+            eacces = true;
+        else if (err != ENOENT && err != ESTALE && err != ENOTDIR &&
+                 err != ENODEV && err != ETIMEDOUT)
+            break; /* as execvp: a file found but not runnable */
+        while (*p++)
+            ;
+    }
+    fail(c, eacces && err != ENOEXEC ? EACCES : err);
+}
+
+/* The execve candidates for file, as execvp (a name with a slash as it is,
+ * else each directory of the parent's PATH): NUL-separated in *out
+ * (free it), their count in *n. 0 or -ENOMEM. */
+static int candidates(const char *file, char **out, size_t *n)
+{
+    const char *path = strchr(file, '/') ? "" : getenv("PATH");
+    if (!path)
+        path = "/bin:/usr/bin";
+    size_t flen = strlen(file), dirs = 1;
+    for (const char *s = path; *s; s++)
+        dirs += *s == ':';
+    char *buf = malloc(strlen(path) + dirs * (flen + 3) + 1);
+    if (!buf)
+        return -ENOMEM;
+    char *w = buf;
+    if (!*path) { /* a name with a slash */
+        memcpy(w, file, flen + 1);
+        *out = buf;
+        *n = 1;
+        return 0;
+    }
+    for (const char *s = path;; s++) {
+        const char *e = strchrnul(s, ':');
+        if (e == s)
+            *w++ = '.'; /* an empty entry: the current directory */
+        memcpy(w, s, (size_t)(e - s));
+        w += e - s;
+        *w++ = '/';
+        memcpy(w, file, flen + 1);
+        w += flen + 1;
+        s = e;
+        if (!*e)
+            break;
+    }
+    *out = buf;
+    *n = dirs;
+    return 0;
+}
+
+static int max3(int a, int b, int c)
+{
+    int m = a > b ? a : b;
+    return m > c ? m : c;
+}
+
+/* Point each slot used at its source, or back at /dev/null. */
+static int fill_slots(const int src[3], bool reset)
+{
+    for (int i = 0; i < 3; i++)
+        if (src[i] >= 0 &&
+            dup3(reset ? nullfd : src[i], slot[i], O_CLOEXEC) < 0)
+            return -errno;
+    return 0;
+}
+
+int cc__spawn_clone(pid_t *pid, char *const argv[], char *const envp[],
+                    const char *cwd, const int src[3], const int mode[3])
+{
+    struct child c = {.mode = mode, .src = src, .cwd = cwd, .argv = argv,
+                      .envp = envp};
+    if (!*argv[0])
+        return -ENOENT; /* as execvp */
+    int r = candidates(argv[0], &c.paths, &c.npaths);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&lock);
+    if (state == 0)
+        state = init_locked();
+    r = state > 0 ? fill_slots(src, false) : -ENOSYS;
+    if (r < 0 && state > 0)
+        fill_slots(src, true); /* -EBADF: drop what the others hold */
+    pid_t child = -1;
+    if (r == 0) {
+        c.keep = (unsigned)max3(slot[0], slot[1], slot[2]) + 1;
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        child = clone(child_main, stack + STACK_SIZE,
+                      CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &c);
+        r = child < 0 ? -errno : 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        fill_slots(src, true);
+    }
+    if (r == 0 && c.err == NO_UNSHARE)
+        state = -1; /* before Linux 5.9: posix_spawn from now on */
+    pthread_mutex_unlock(&lock);
+    free(c.paths);
+    if (r < 0)
+        return r;
+    if (c.err) { /* it never exec'd: reap it */
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return c.err == NO_UNSHARE ? -ENOSYS : -c.err;
+    }
+    *pid = child;
+    return 0;
+}
