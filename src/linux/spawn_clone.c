@@ -288,8 +288,10 @@ int cc__spawn_clone(pid_t *pid, char *const argv[], char *const envp[],
         child = clone(child_main, stack + STACK_SIZE,
                       CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &c);
         r = child < 0 ? -errno : 0;
-        if (r == -EINVAL || r == -ENOSYS || r == -EPERM)
-            state = -1, r = -ENOSYS; /* refused (seccomp?): posix_spawn */
+        if (r == -EINVAL || r == -ENOSYS || r == -EPERM) {
+            state = -1; /* refused (seccomp?): posix_spawn from now on */
+            r = -ENOSYS;
+        }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         fill_slots(src, true);
     }
