@@ -98,12 +98,20 @@ static int init_locked(void)
     nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (nullfd < 0)
         return -1;
-    for (int i = 0; i < 3; i++) {
-        slot[i] = fcntl(nullfd, F_DUPFD_CLOEXEC, 3);
-        if (slot[i] < 0 || slot[i] >= SLOT_LIMIT)
-            return -1; /* kept: they hold /dev/null, harmless */
+    int made = 0;
+    while (made < 3) {
+        slot[made] = fcntl(nullfd, F_DUPFD_CLOEXEC, 3);
+        if (slot[made] < 0 || slot[made] >= SLOT_LIMIT)
+            break;
+        made++;
     }
-    return 1;
+    if (made == 3)
+        return 1;
+    for (int i = 0; i <= made && i < 3; i++) /* the process keeps none */
+        if (slot[i] >= 0)
+            close(slot[i]);
+    close(nullfd);
+    return -1;
 }
 
 /* The kernel's struct sigaction (rt_sigaction takes this, not libc's). */
