@@ -166,13 +166,15 @@ NOSAN static void reset_signals(void)
 NOSAN static void set_stdio(struct child *c)
 {
     static const int devnull_flags[3] = {O_RDONLY, O_WRONLY, O_WRONLY};
-    for (int i = 0; i < 3; i++) {
+    for (long i = 0; i < 3; i++) {
         long from = -1;
-        if (c->mode[i] == CC_STDIO_DEVNULL) {
+        if (c->mode[i] == CC_STDIO_DEVNULL) { /* as posix_spawn's addopen */
             from = sys(SYS_openat, AT_FDCWD, (long)"/dev/null",
-                       devnull_flags[i] | O_CLOEXEC, 0);
+                       devnull_flags[i], 0);
             if (from < 0)
                 fail(c, errno);
+            if (from == i)
+                continue; /* fd i was closed: the open took its place */
         } else if (c->mode[i] == CC_STDIO_STDOUT) {
             from = 1; /* set by now */
         } else if (c->src[i] >= 0) {
@@ -180,6 +182,8 @@ NOSAN static void set_stdio(struct child *c)
         }
         if (from >= 0 && sys(SYS_dup3, from, i, 0, 0) < 0)
             fail(c, errno);
+        if (c->mode[i] == CC_STDIO_DEVNULL)
+            sys(SYS_close, from, 0, 0, 0);
     }
 }
 
