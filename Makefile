@@ -62,13 +62,13 @@ check-epoll:
 
 bench: deps-bench
 	$(MAKE) build BUILD=$(BUILD)-bench CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Release -DCONCUR_TESTS=OFF"
-	bash bench/run.sh $(BUILD)-bench '$(ONLY)'
+	bash bench/run.sh $(BUILD)-bench '$(value ONLY)'
 
 # How cost grows with the work (BENCHMARKS.md): the figures of bench/scaling.d,
 # each at several sizes (tasks, connections, children at once), 3 runs each.
 bench-scaling: deps-bench
 	$(MAKE) build BUILD=$(BUILD)-bench CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Release -DCONCUR_TESTS=OFF"
-	BENCH_FIGURES=bench/scaling.d BENCH_RUNS=$${BENCH_RUNS:-3} bash bench/run.sh $(BUILD)-bench '$(ONLY)'
+	BENCH_FIGURES=bench/scaling.d BENCH_RUNS=$${BENCH_RUNS:-3} bash bench/run.sh $(BUILD)-bench '$(value ONLY)'
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
