@@ -86,8 +86,7 @@ struct thread_state {
     cc__coro_stats stats; /* counters (stacks_cached kept up to date) */
 };
 
-static __thread struct thread_state tls
-    __attribute__((tls_model("initial-exec")));
+static CC__THREAD_LOCAL struct thread_state tls;
 
 /* Process-wide, set once under `once`. */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -174,11 +173,12 @@ static void fp_restore(const cc__coro *c)
     }
 }
 
-/* The coroutine being bootstrapped, and where its bootstrap returns to. */
-static __thread cc__coro *boot_coro;
-static __thread ucontext_t boot_return;
+/* The coroutine being bootstrapped, and where its bootstrap returns to (a
+ * context on arch_prepare's stack). */
+static CC__THREAD_LOCAL cc__coro *boot_coro;
+static CC__THREAD_LOCAL ucontext_t *boot_return;
 /* The switcher, handed to the resumed side (the assembly passes it in rax). */
-static __thread cc__coro *fallback_prev;
+static CC__THREAD_LOCAL cc__coro *fallback_prev;
 
 /* Runs once on the new stack (makecontext): plants the jump buffer that the
  * first switch lands on, then goes back to cc__coro_create. */
@@ -190,7 +190,7 @@ CC__CORO_NO_TSAN static void fallback_boot(void)
     cc__san_after_boot(&lo, &size);
     if (__builtin_setjmp(c->jb) == 0) {
         cc__san_before_boot_return(&c->san, &tls.current->san, lo, size);
-        setcontext(&boot_return);
+        setcontext(boot_return);
         cc__panic("setcontext", -errno);
     }
     fp_restore(c); /* the creator's, saved by arch_prepare */
@@ -199,7 +199,7 @@ CC__CORO_NO_TSAN static void fallback_boot(void)
 
 static void arch_prepare(cc__coro *c)
 {
-    ucontext_t uc;
+    ucontext_t uc, back;
     if (getcontext(&uc) < 0)
         cc__panic("getcontext", -errno);
     uc.uc_stack.ss_sp = c->stack_lo;
@@ -207,9 +207,10 @@ static void arch_prepare(cc__coro *c)
     uc.uc_link = NULL;
     makecontext(&uc, fallback_boot, 0);
     boot_coro = c;
+    boot_return = &back;
     void *fake = NULL;
     cc__san_before_boot(&c->san, &fake);
-    if (swapcontext(&boot_return, &uc) < 0)
+    if (swapcontext(&back, &uc) < 0)
         cc__panic("swapcontext", -errno);
     cc__san_after_boot_return(fake);
     fp_save(c);

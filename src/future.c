@@ -67,7 +67,7 @@ struct future_cache {
     bool registered; /* the exit destructor is set for this thread */
 };
 
-static __thread struct future_cache cache;
+static CC__THREAD_LOCAL struct future_cache cache;
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
@@ -453,7 +453,7 @@ void cc__future_unsubscribe(cc_future *f, cc__future_sub *s)
 
 /* The task running in this thread, for cc_task_set_error_message (swapped
  * with a coroutine's own by its loop on every switch: cc__task_ctx_swap). */
-static __thread struct cc__task_ctx current;
+static CC__THREAD_LOCAL struct cc__task_ctx current;
 
 void cc__task_ctx_swap(struct cc__task_ctx *other)
 {

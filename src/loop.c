@@ -108,8 +108,8 @@ struct cc_loop {
     size_t n_spare;             /* how many */
 };
 
-static __thread cc_loop *tls_loop;          /* this thread's running loop */
-static __thread struct cc__task *tls_task;  /* the task running here */
+static CC__THREAD_LOCAL cc_loop *tls_loop;         /* this thread's running loop */
+static CC__THREAD_LOCAL struct cc__task *tls_task; /* the task running here */
 
 /* ---- run queue -------------------------------------------------------------- */
 

@@ -51,8 +51,7 @@ struct bt_slot {
     void *frames[BT_MAX];    /* return addresses, innermost first */
 };
 
-static __thread struct bt_slot bt_tls
-    __attribute__((tls_model("initial-exec")));
+static CC__THREAD_LOCAL struct bt_slot bt_tls;
 
 struct cc__diag {
     cc_loop *loop;         /* whose diagnostics */

@@ -103,8 +103,8 @@ struct fd_slot {
 };
 
 /* This thread's table (one loop per thread), indexed by fd. */
-static __thread struct fd_slot *slots;
-static __thread int nslots;
+static CC__THREAD_LOCAL struct fd_slot *slots;
+static CC__THREAD_LOCAL int nslots;
 
 static struct fd_slot *slot_get(int fd)
 {

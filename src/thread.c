@@ -46,9 +46,9 @@ struct cc_thread {
 };
 
 /* The calling thread's handle, NULL until started or asked for. */
-static __thread cc_thread *self;
+static CC__THREAD_LOCAL cc_thread *self;
 /* Storage for the handle of a thread that concur did not start. */
-static __thread cc_thread foreign_self;
+static CC__THREAD_LOCAL cc_thread foreign_self;
 
 /* Numbers for default names ("concur-N", "Dummy-N"); relaxed: only uniqueness
  * matters, not ordering. */
