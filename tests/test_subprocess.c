@@ -672,6 +672,105 @@ static void run_timeout_does_not_wait_for_escaped_grandchild(void **state)
     cc_completed_process_free(&r);
 }
 
+/* ---- concur's own fds (the clone path's slots) --------------------------- */
+
+/* Spawn `echo hi` with stdout piped; 0 if it printed hi and its pipe reached
+ * EOF within five seconds (no copy of the write end stayed in this
+ * process), else a distinct non-zero code. No cmocka: runs in children. */
+static int echo_hi_reaches_eof(void)
+{
+    cc_run_options o = {.capture_output = true};
+    cc_completed_process r;
+    int e = cc_run(ARGV("echo", "hi"), &o, cc_deadline_in(5 * CC_SEC), &r);
+    bool ok = e == 0 && r.returncode == 0 && strcmp(r.out.data, "hi\n") == 0;
+    cc_completed_process_free(&r);
+    return ok ? 0 : e == -ETIMEDOUT ? 20 : 21;
+}
+
+/* Run in a fresh process (a re-exec of this test program) whose fd 0 was
+ * closed before its first spawn: that spawn must not keep fd 0 for itself.
+ * "lowest": the program's next open gets fd 0, as the close(0); open()
+ * idiom expects. "close-again": the program closes fd 0 again and puts a
+ * pipe's read end there; once it closed that end, a write gets EPIPE (no
+ * copy of it hides in concur's fds). 0 if so. */
+static int closed_stdin_helper(const char *what)
+{
+    close(0);
+    cc_process *p;
+    if (cc_process_spawn(&p, ARGV("true"), NULL) != 0)
+        return 10;
+    cc_process_wait(p, CC_FOREVER, NULL);
+    cc_process_free(p);
+    if (strcmp(what, "lowest") == 0) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        return fd == 0 ? echo_hi_reaches_eof() : 11;
+    }
+    close(0); /* ours, as far as this program knows, if anyone's */
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0 || pfd[0] != 0)
+        return 12;
+    int r = echo_hi_reaches_eof();
+    if (r)
+        return r;
+    close(pfd[0]); /* the pipe's only reader */
+    signal(SIGPIPE, SIG_IGN);
+    return write(pfd[1], "x", 1) < 0 && errno == EPIPE ? 0 : 13;
+}
+
+static void spawn_keeps_no_fd_the_program_closed(void **state)
+{
+    const char *whats[] = {"lowest", "close-again"};
+    for (int i = 0; i < 2; i++) {
+        char *argv[] = {"/proc/self/exe", "--closed-stdin-helper",
+                        (char *)whats[i], NULL};
+        cc_run_options o = {.capture_output = true};
+        cc_completed_process r;
+        assert_int_equal(cc_run(argv, &o, cc_deadline_in(60 * CC_SEC), &r), 0);
+        if (r.returncode != 0)
+            print_message("%s: %d %s%s\n", whats[i], r.returncode,
+                          r.out.data, r.err.data);
+        assert_int_equal(r.returncode, 0);
+        cc_completed_process_free(&r);
+    }
+}
+
+/* A daemon closes every fd above 2 (as after fork) and opens its own, which
+ * take the numbers concur's spawn fds had: a spawn must not dup over them,
+ * and its pipes must still reach EOF. In a forked child; 0 if all well. */
+static int fds_closed_under_concur(void *arg)
+{
+    enum { N = 40 }; /* pipe ends on fds 3 .. N + 2 */
+    (void)arg;
+    ino_t ino[N + 3];
+    close_range(3, ~0U, 0);
+    for (int fd = 3; fd < N + 3; fd += 2) {
+        int pfd[2];
+        if (pipe2(pfd, O_CLOEXEC) < 0 || pfd[0] != fd)
+            return 30;
+    }
+    for (int fd = 3; fd < N + 3; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            return 31;
+        ino[fd] = st.st_ino;
+    }
+    int r = echo_hi_reaches_eof();
+    r = r ? r : echo_hi_reaches_eof();
+    for (int fd = 3; fd < N + 3 && r == 0; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) < 0 || st.st_ino != ino[fd])
+            r = 40 + fd; /* a spawn replaced this fd of ours */
+    }
+    close_range(3, ~0U, 0);
+    return r;
+}
+
+static void spawn_survives_the_program_closing_its_fds(void **state)
+{
+    assert_int_equal(cc_test_reap(cc_test_fork(fds_closed_under_concur, NULL)),
+                     0);
+}
+
 /* ---- concurrency, signal state, allocation failures ---------------------- */
 
 struct shared_child {
@@ -760,8 +859,10 @@ static void allocation_failures_are_reported_and_recoverable(void **state)
     cc_test_alloc_normal();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--closed-stdin-helper") == 0)
+        return closed_stdin_helper(argv[2]);
     const struct CMUnitTest tests[] = {
         CC_TEST(wait_gives_exit_status),
         CC_TEST(wait_gives_minus_signal),
@@ -792,6 +893,8 @@ int main(void)
         CC_TEST(run_empty_output_is_an_empty_string),
         CC_TEST(run_timeout_kills_shell_and_grandchild),
         CC_TEST(run_timeout_does_not_wait_for_escaped_grandchild),
+        CC_TEST(spawn_keeps_no_fd_the_program_closed),
+        CC_TEST(spawn_survives_the_program_closing_its_fds),
         CC_TEST(concurrent_waiters_see_one_returncode),
         CC_TEST(child_signal_state_is_reset),
         CC_TEST(allocation_failures_are_reported_and_recoverable),
