@@ -193,6 +193,46 @@ static void spawn_not_executable_is_eacces_or_enoexec(void **state)
     assert_null(p);
 }
 
+/* As execvp: a PATH search that met a non-executable file (EACCES) and
+ * then a file that exists but cannot run reports that file's error, not
+ * EACCES. Here the second fails with E2BIG: one argument over the
+ * kernel's 128 KiB limit per string. */
+static void spawn_path_search_reports_the_found_files_error(void **state)
+{
+    char a[] = "/tmp/concur-test-XXXXXX", b[] = "/tmp/concur-test-XXXXXX";
+    char pa[64], pb[64], path[160];
+    assert_non_null(mkdtemp(a));
+    assert_non_null(mkdtemp(b));
+    snprintf(pa, sizeof pa, "%s/concur-prog", a);
+    snprintf(pb, sizeof pb, "%s/concur-prog", b);
+    int fd = open(pa, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(symlink("/bin/true", pb), 0);
+    char *old = getenv("PATH");
+    char *saved = old ? strdup(old) : NULL;
+    snprintf(path, sizeof path, "%s:%s", a, b);
+    setenv("PATH", path, 1);
+    size_t n = 200 * 1024;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    cc_process *p = NULL;
+    int r = cc_process_spawn(&p, ARGV("concur-prog", big), NULL);
+    int r2 = cc_process_spawn(&p, ARGV("concur-prog"), NULL);
+    if (r2 == 0) {
+        assert_int_equal(cc_process_wait(p, CC_FOREVER, NULL), 0);
+        cc_process_free(p);
+    }
+    saved ? setenv("PATH", saved, 1) : unsetenv("PATH");
+    free(saved);
+    free(big);
+    unlink(pa), unlink(pb), rmdir(a), rmdir(b);
+    assert_int_equal(r, -E2BIG);
+    assert_int_equal(r2, 0); /* and without the big argument, it runs */
+}
+
 static void spawn_rejects_bad_options(void **state)
 {
     cc_process *p = NULL;
@@ -871,6 +911,7 @@ int main(int argc, char **argv)
         CC_TEST(free_kills_and_reaps_a_running_child),
         CC_TEST(spawn_missing_program_is_enoent),
         CC_TEST(spawn_not_executable_is_eacces_or_enoexec),
+        CC_TEST(spawn_path_search_reports_the_found_files_error),
         CC_TEST(spawn_rejects_bad_options),
         CC_TEST(spawn_in_cwd),
         CC_TEST(spawn_with_env),

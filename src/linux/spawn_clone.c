@@ -284,11 +284,11 @@ NOSAN static int child_main(void *arg)
             eacces = true;
         else if (err != ENOENT && err != ESTALE && err != ENOTDIR &&
                  err != ENODEV && err != ETIMEDOUT)
-            break; /* as execvp: a file found but not runnable */
+            fail(c, err); /* as execvp: a file found but not runnable */
         while (*p++)
             ;
     }
-    fail(c, eacces && err != ENOEXEC ? EACCES : err);
+    fail(c, eacces ? EACCES : err);
 }
 
 /* The execve candidates for file, as execvp (a name with a slash as it is,
