@@ -155,13 +155,23 @@ static int open_fds(void)
     return made == 3 ? 1 : -1;
 }
 
-static int init_locked(void)
+/* The posix_spawn-only cases, and the fork handler, settled once before
+ * the lock is first taken: a fork can then never copy it held without the
+ * handler that frees it in the child (the handler was registered under
+ * the lock at the first spawn, and not at all with posix_spawn forced,
+ * which still took the lock at every spawn). */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static bool disabled; /* posix_spawn always; written once, in at_first */
+
+static void at_first(void)
 {
     const char *force = getenv("CONCUR_SPAWN");
-    if (UNDER_TSAN || (force && strcmp(force, "posix_spawn") == 0))
-        return -1; /* and tests of the fallback */
-    if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0)
-        return -1;
+    disabled = UNDER_TSAN || (force && strcmp(force, "posix_spawn") == 0) ||
+               pthread_atfork(NULL, NULL, after_fork_in_child) != 0;
+}
+
+static int init_locked(void)
+{
     stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) {
@@ -353,6 +363,9 @@ int cc__spawn_clone(pid_t *pid, char *const argv[], char *const envp[],
                       .envp = envp};
     if (!*argv[0])
         return -ENOENT; /* as execvp */
+    pthread_once(&once, at_first);
+    if (disabled)
+        return -ENOSYS; /* and tests of the fallback */
     int r = candidates(argv[0], &c.paths, &c.npaths);
     if (r < 0)
         return r;
