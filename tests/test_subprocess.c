@@ -811,6 +811,43 @@ static void spawn_survives_the_program_closing_its_fds(void **state)
                      0);
 }
 
+static void *spawn_true_loop(void *arg)
+{
+    _Atomic bool *stop = arg;
+    while (!*stop) {
+        cc_process *p;
+        if (cc_process_spawn(&p, ARGV("true"), &(cc_spawn_options){
+                                 .stdout_io = pipe_io}) != 0)
+            abort();
+        cc_process_wait(p, CC_FOREVER, NULL);
+        cc_process_free(p);
+    }
+    return NULL;
+}
+
+static int spawn_after_fork(void *arg)
+{
+    (void)arg;
+    alarm(5); /* a spawn lock copied held: SIGALRM aborts, the test fails */
+    return echo_hi_reaches_eof();
+}
+
+/* Forks while another thread spawns (often with concur's spawn lock held,
+ * across the clone and the exec): each forked child can spawn in turn. */
+static void fork_while_another_thread_spawns(void **state)
+{
+    _Atomic bool stop = false;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, spawn_true_loop, &stop), 0);
+    long n = cc_test_n(200);
+    int bad = 0;
+    for (long i = 0; i < n && !bad; i++)
+        bad = cc_test_reap(cc_test_fork(spawn_after_fork, NULL));
+    stop = true;
+    pthread_join(t, NULL);
+    assert_int_equal(bad, 0);
+}
+
 /* ---- concurrency, signal state, allocation failures ---------------------- */
 
 struct shared_child {
@@ -936,6 +973,7 @@ int main(int argc, char **argv)
         CC_TEST(run_timeout_does_not_wait_for_escaped_grandchild),
         CC_TEST(spawn_keeps_no_fd_the_program_closed),
         CC_TEST(spawn_survives_the_program_closing_its_fds),
+        CC_TEST(fork_while_another_thread_spawns),
         CC_TEST(concurrent_waiters_see_one_returncode),
         CC_TEST(child_signal_state_is_reset),
         CC_TEST(allocation_failures_are_reported_and_recoverable),
