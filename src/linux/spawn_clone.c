@@ -211,7 +211,8 @@ struct child {
     const char *cwd;   /* or NULL */
     char *const *argv, *const *envp;
     char *paths;       /* NUL-separated execve candidates */
-    size_t npaths;
+    size_t npaths;     /* their count */
+    size_t paths_size; /* paths' allocated size */
     int err;           /* the child's failure (errno), or 0 */
 };
 
@@ -302,9 +303,9 @@ NOSAN static int child_main(void *arg)
 }
 
 /* The execve candidates for file, as execvp (a name with a slash as it is,
- * else each directory of the parent's PATH): NUL-separated in *out
- * (free it), their count in *n. 0 or -ENOMEM. */
-static int candidates(const char *file, char **out, size_t *n)
+ * else each directory of the parent's PATH): NUL-separated in c->paths
+ * (cc__free it, c->paths_size), their count in c->npaths. 0 or -ENOMEM. */
+static int candidates(const char *file, struct child *c)
 {
     const char *path = strchr(file, '/') ? "" : getenv("PATH");
     if (!path)
@@ -312,14 +313,13 @@ static int candidates(const char *file, char **out, size_t *n)
     size_t flen = strlen(file), dirs = 1;
     for (const char *s = path; *s; s++)
         dirs += *s == ':';
-    char *buf = malloc(strlen(path) + dirs * (flen + 3) + 1);
-    if (!buf)
+    c->paths_size = strlen(path) + dirs * (flen + 3) + 1;
+    char *w = c->paths = cc__malloc(c->paths_size);
+    if (!w)
         return -ENOMEM;
-    char *w = buf;
+    c->npaths = dirs;
     if (!*path) { /* a name with a slash */
         memcpy(w, file, flen + 1);
-        *out = buf;
-        *n = 1;
         return 0;
     }
     for (const char *s = path;; s++) {
@@ -335,8 +335,6 @@ static int candidates(const char *file, char **out, size_t *n)
         if (!*e)
             break;
     }
-    *out = buf;
-    *n = dirs;
     return 0;
 }
 
@@ -366,7 +364,7 @@ int cc__spawn_clone(pid_t *pid, char *const argv[], char *const envp[],
     pthread_once(&once, at_first);
     if (disabled)
         return -ENOSYS; /* and tests of the fallback */
-    int r = candidates(argv[0], &c.paths, &c.npaths);
+    int r = candidates(argv[0], &c);
     if (r < 0)
         return r;
     pthread_mutex_lock(&lock);
@@ -393,7 +391,7 @@ int cc__spawn_clone(pid_t *pid, char *const argv[], char *const envp[],
     if (r == 0 && c.err == NO_UNSHARE)
         state = -1; /* before Linux 5.9: posix_spawn from now on */
     pthread_mutex_unlock(&lock);
-    free(c.paths);
+    cc__free(c.paths, c.paths_size);
     if (r < 0)
         return r;
     if (c.err) { /* it never exec'd: reap it */
