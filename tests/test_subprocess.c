@@ -233,6 +233,41 @@ static void spawn_path_search_reports_the_found_files_error(void **state)
     assert_int_equal(r2, 0); /* and without the big argument, it runs */
 }
 
+/* As execvp: an empty PATH entry (leading, inner or trailing) is the
+ * current directory, the child's (after cwd); an empty PATH is too. */
+static void spawn_path_empty_entry_is_the_cwd(void **state)
+{
+    char *old = getenv("PATH");
+    char *saved = old ? strdup(old) : NULL;
+    const char *paths[] = {":/nonexistent", "/nonexistent::/no", "/no:", ""};
+    int r[4], rc[4];
+    cc_spawn_options o = {.cwd = "/usr/bin"};
+    for (int i = 0; i < 4; i++) {
+        setenv("PATH", paths[i], 1);
+        cc_process *p;
+        rc[i] = -1;
+        r[i] = cc_process_spawn(&p, ARGV("true"), &o);
+        if (r[i] == 0) {
+            cc_process_wait(p, CC_FOREVER, &rc[i]);
+            cc_process_free(p);
+        }
+    }
+    setenv("PATH", "/nonexistent", 1);
+    cc_process *none = NULL;
+    int r_none = cc_process_spawn(&none, ARGV("true"), &o);
+    if (r_none == 0) {
+        cc_process_wait(none, CC_FOREVER, NULL);
+        cc_process_free(none);
+    }
+    saved ? setenv("PATH", saved, 1) : unsetenv("PATH");
+    free(saved);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(r[i], 0);
+        assert_int_equal(rc[i], 0);
+    }
+    assert_int_equal(r_none, -ENOENT); /* no empty entry: not searched */
+}
+
 static void spawn_rejects_bad_options(void **state)
 {
     cc_process *p = NULL;
@@ -1022,6 +1057,7 @@ int main(int argc, char **argv)
         CC_TEST(spawn_missing_program_is_enoent),
         CC_TEST(spawn_not_executable_is_eacces_or_enoexec),
         CC_TEST(spawn_path_search_reports_the_found_files_error),
+        CC_TEST(spawn_path_empty_entry_is_the_cwd),
         CC_TEST(spawn_rejects_bad_options),
         CC_TEST(spawn_in_cwd),
         CC_TEST(spawn_with_env),
