@@ -846,6 +846,77 @@ static void spawn_survives_the_program_closing_its_fds(void **state)
                      0);
 }
 
+/* The child's fds 0-2, as its shell sees them, one line each (no
+ * redirection: dash would apply it to itself around readlink); read from
+ * its stdout: a pipe, or the fd o gives, whose read end is `in`. */
+static int fd_links(cc_spawn_options o, int in, char *out, size_t size)
+{
+    char *argv[] = {"sh", "-c",
+                    "for f in 0 1 2; do "
+                    "readlink /proc/$$/fd/$f || echo closed; done",
+                    NULL};
+    cc_process *p;
+    if (in < 0)
+        o.stdout_io = pipe_io;
+    if (cc_process_spawn(&p, argv, &o) != 0)
+        return -1;
+    cc_bytes b = {0};
+    int r = in >= 0 ? cc_process_wait(p, cc_deadline_in(5 * CC_SEC), NULL)
+                    : cc_process_communicate(p, NULL, 0,
+                                             cc_deadline_in(5 * CC_SEC), &b,
+                                             NULL);
+    ssize_t n = in >= 0 ? read(in, out, size - 1) : 0;
+    if (in < 0)
+        snprintf(out, size, "%s", r == 0 && b.data ? b.data : "");
+    else
+        out[n > 0 ? n : 0] = '\0';
+    cc_bytes_free(&b);
+    cc_process_free(p);
+    return r;
+}
+
+/* With the parent's fds 0-2 closed (its pipes and /dev/null then land
+ * there, or the child's /dev/null opens do): each mode still puts the
+ * right file on each child fd. In a forked child; 0 if all well. */
+static int stdio_with_parent_stdio_closed(void *arg)
+{
+    (void)arg;
+    char a[256], b[256], c[256], want[256], pipe_line[64];
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return 49;
+    close(0), close(1), close(2);
+    cc_spawn_options dn_out = {.stdin_io = {.mode = CC_STDIO_DEVNULL},
+                               .stderr_io = {.mode = CC_STDIO_STDOUT}};
+    cc_spawn_options dn_fd = {
+        .stdin_io = {.mode = CC_STDIO_DEVNULL},
+        .stdout_io = {.mode = CC_STDIO_FD, .fd = pfd[1]},
+        .stderr_io = {.mode = CC_STDIO_DEVNULL}};
+    if (fd_links(dn_out, -1, a, sizeof a) != 0 ||
+        fd_links((cc_spawn_options){0}, -1, b, sizeof b) != 0 ||
+        fd_links(dn_fd, pfd[0], c, sizeof c) != 0)
+        return 50;
+    if (sscanf(a, "/dev/null\n%63s\n", pipe_line) != 1 ||
+        strncmp(pipe_line, "pipe:", 5) != 0)
+        return 51;
+    snprintf(want, sizeof want, "/dev/null\n%s\n%s\n", pipe_line, pipe_line);
+    if (strcmp(a, want) != 0)
+        return 52;
+    if (sscanf(b, "closed\n%63s\nclosed\n", pipe_line) != 1 ||
+        strncmp(pipe_line, "pipe:", 5) != 0)
+        return 53; /* inherited: closed as in the parent */
+    if (sscanf(c, "/dev/null\n%63s\n/dev/null\n", pipe_line) != 1 ||
+        strncmp(pipe_line, "pipe:", 5) != 0)
+        return 54;
+    return 0;
+}
+
+static void stdio_when_the_parents_stdio_is_closed(void **state)
+{
+    assert_int_equal(
+        cc_test_reap(cc_test_fork(stdio_with_parent_stdio_closed, NULL)), 0);
+}
+
 static void *spawn_true_loop(void *arg)
 {
     _Atomic bool *stop = arg;
@@ -1082,6 +1153,7 @@ int main(int argc, char **argv)
         CC_TEST(run_timeout_does_not_wait_for_escaped_grandchild),
         CC_TEST(spawn_keeps_no_fd_the_program_closed),
         CC_TEST(spawn_survives_the_program_closing_its_fds),
+        CC_TEST(stdio_when_the_parents_stdio_is_closed),
         CC_TEST(fork_while_another_thread_spawns),
         CC_TEST(concurrent_waiters_see_one_returncode),
         CC_TEST(child_signal_state_is_reset),
