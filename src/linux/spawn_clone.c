@@ -182,8 +182,8 @@ static int init_locked(void)
 }
 
 /* The slots ready (1), or -1: posix_spawn. Our fds are checked at every
- * spawn (8 system calls, about 1 µs) and opened again if the program
- * closed them. Under lock. */
+ * spawn (8 cheap system calls beside the clone and the exec) and opened
+ * again if the program closed them. Under lock. */
 static int ready_locked(void)
 {
     if (state == 0)
