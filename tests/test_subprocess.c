@@ -193,6 +193,81 @@ static void spawn_not_executable_is_eacces_or_enoexec(void **state)
     assert_null(p);
 }
 
+/* As execvp: a PATH search that met a non-executable file (EACCES) and
+ * then a file that exists but cannot run reports that file's error, not
+ * EACCES. Here the second fails with E2BIG: one argument over the
+ * kernel's 128 KiB limit per string. */
+static void spawn_path_search_reports_the_found_files_error(void **state)
+{
+    char a[] = "/tmp/concur-test-XXXXXX", b[] = "/tmp/concur-test-XXXXXX";
+    char pa[64], pb[64], path[160];
+    assert_non_null(mkdtemp(a));
+    assert_non_null(mkdtemp(b));
+    snprintf(pa, sizeof pa, "%s/concur-prog", a);
+    snprintf(pb, sizeof pb, "%s/concur-prog", b);
+    int fd = open(pa, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(symlink("/bin/true", pb), 0);
+    char *old = getenv("PATH");
+    char *saved = old ? strdup(old) : NULL;
+    snprintf(path, sizeof path, "%s:%s", a, b);
+    setenv("PATH", path, 1);
+    size_t n = 200 * 1024;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    cc_process *p = NULL;
+    int r = cc_process_spawn(&p, ARGV("concur-prog", big), NULL);
+    int r2 = cc_process_spawn(&p, ARGV("concur-prog"), NULL);
+    if (r2 == 0) {
+        assert_int_equal(cc_process_wait(p, CC_FOREVER, NULL), 0);
+        cc_process_free(p);
+    }
+    saved ? setenv("PATH", saved, 1) : unsetenv("PATH");
+    free(saved);
+    free(big);
+    unlink(pa), unlink(pb), rmdir(a), rmdir(b);
+    assert_int_equal(r, -E2BIG);
+    assert_int_equal(r2, 0); /* and without the big argument, it runs */
+}
+
+/* As execvp: an empty PATH entry (leading, inner or trailing) is the
+ * current directory, the child's (after cwd); an empty PATH is too. */
+static void spawn_path_empty_entry_is_the_cwd(void **state)
+{
+    char *old = getenv("PATH");
+    char *saved = old ? strdup(old) : NULL;
+    const char *paths[] = {":/nonexistent", "/nonexistent::/no", "/no:", ""};
+    int r[4], rc[4];
+    cc_spawn_options o = {.cwd = "/usr/bin"};
+    for (int i = 0; i < 4; i++) {
+        setenv("PATH", paths[i], 1);
+        cc_process *p;
+        rc[i] = -1;
+        r[i] = cc_process_spawn(&p, ARGV("true"), &o);
+        if (r[i] == 0) {
+            cc_process_wait(p, CC_FOREVER, &rc[i]);
+            cc_process_free(p);
+        }
+    }
+    setenv("PATH", "/nonexistent", 1);
+    cc_process *none = NULL;
+    int r_none = cc_process_spawn(&none, ARGV("true"), &o);
+    if (r_none == 0) {
+        cc_process_wait(none, CC_FOREVER, NULL);
+        cc_process_free(none);
+    }
+    saved ? setenv("PATH", saved, 1) : unsetenv("PATH");
+    free(saved);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(r[i], 0);
+        assert_int_equal(rc[i], 0);
+    }
+    assert_int_equal(r_none, -ENOENT); /* no empty entry: not searched */
+}
+
 static void spawn_rejects_bad_options(void **state)
 {
     cc_process *p = NULL;
@@ -672,6 +747,213 @@ static void run_timeout_does_not_wait_for_escaped_grandchild(void **state)
     cc_completed_process_free(&r);
 }
 
+/* ---- concur's own fds (the clone path's slots) --------------------------- */
+
+/* Spawn `echo hi` with stdout piped; 0 if it printed hi and its pipe reached
+ * EOF within five seconds (no copy of the write end stayed in this
+ * process), else a distinct non-zero code. No cmocka: runs in children. */
+static int echo_hi_reaches_eof(void)
+{
+    cc_run_options o = {.capture_output = true};
+    cc_completed_process r;
+    int e = cc_run(ARGV("echo", "hi"), &o, cc_deadline_in(5 * CC_SEC), &r);
+    bool ok = e == 0 && r.returncode == 0 && strcmp(r.out.data, "hi\n") == 0;
+    cc_completed_process_free(&r);
+    return ok ? 0 : e == -ETIMEDOUT ? 20 : 21;
+}
+
+/* Run in a fresh process (a re-exec of this test program) whose fd 0 was
+ * closed before its first spawn: that spawn must not keep fd 0 for itself.
+ * "lowest": the program's next open gets fd 0, as the close(0); open()
+ * idiom expects. "close-again": the program closes fd 0 again and puts a
+ * pipe's read end there; once it closed that end, a write gets EPIPE (no
+ * copy of it hides in concur's fds). 0 if so. */
+static int closed_stdin_helper(const char *what)
+{
+    close(0);
+    cc_process *p;
+    if (cc_process_spawn(&p, ARGV("true"), NULL) != 0)
+        return 10;
+    cc_process_wait(p, CC_FOREVER, NULL);
+    cc_process_free(p);
+    if (strcmp(what, "lowest") == 0) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        return fd == 0 ? echo_hi_reaches_eof() : 11;
+    }
+    close(0); /* ours, as far as this program knows, if anyone's */
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0 || pfd[0] != 0)
+        return 12;
+    int r = echo_hi_reaches_eof();
+    if (r)
+        return r;
+    close(pfd[0]); /* the pipe's only reader */
+    signal(SIGPIPE, SIG_IGN);
+    return write(pfd[1], "x", 1) < 0 && errno == EPIPE ? 0 : 13;
+}
+
+static void spawn_keeps_no_fd_the_program_closed(void **state)
+{
+    const char *whats[] = {"lowest", "close-again"};
+    for (int i = 0; i < 2; i++) {
+        char *argv[] = {"/proc/self/exe", "--closed-stdin-helper",
+                        (char *)whats[i], NULL};
+        cc_run_options o = {.capture_output = true};
+        cc_completed_process r;
+        assert_int_equal(cc_run(argv, &o, cc_deadline_in(60 * CC_SEC), &r), 0);
+        if (r.returncode != 0)
+            print_message("%s: %d %s%s\n", whats[i], r.returncode,
+                          r.out.data, r.err.data);
+        assert_int_equal(r.returncode, 0);
+        cc_completed_process_free(&r);
+    }
+}
+
+/* A daemon closes every fd above 2 (as after fork) and opens its own, which
+ * take the numbers concur's spawn fds had: a spawn must not dup over them,
+ * and its pipes must still reach EOF. In a forked child; 0 if all well. */
+static int fds_closed_under_concur(void *arg)
+{
+    enum { N = 40 }; /* pipe ends on fds 3 .. N + 2 */
+    (void)arg;
+    ino_t ino[N + 3];
+    close_range(3, ~0U, 0);
+    for (int fd = 3; fd < N + 3; fd += 2) {
+        int pfd[2];
+        if (pipe2(pfd, O_CLOEXEC) < 0 || pfd[0] != fd)
+            return 30;
+    }
+    for (int fd = 3; fd < N + 3; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            return 31;
+        ino[fd] = st.st_ino;
+    }
+    int r = echo_hi_reaches_eof();
+    r = r ? r : echo_hi_reaches_eof();
+    for (int fd = 3; fd < N + 3 && r == 0; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) < 0 || st.st_ino != ino[fd])
+            r = 40 + fd; /* a spawn replaced this fd of ours */
+    }
+    close_range(3, ~0U, 0);
+    return r;
+}
+
+static void spawn_survives_the_program_closing_its_fds(void **state)
+{
+    assert_int_equal(cc_test_reap(cc_test_fork(fds_closed_under_concur, NULL)),
+                     0);
+}
+
+/* The child's fds 0-2, as its shell sees them, one line each (no
+ * redirection: dash would apply it to itself around readlink); read from
+ * its stdout: a pipe, or the fd o gives, whose read end is `in`. */
+static int fd_links(cc_spawn_options o, int in, char *out, size_t size)
+{
+    char *argv[] = {"sh", "-c",
+                    "for f in 0 1 2; do "
+                    "readlink /proc/$$/fd/$f || echo closed; done",
+                    NULL};
+    cc_process *p;
+    if (in < 0)
+        o.stdout_io = pipe_io;
+    if (cc_process_spawn(&p, argv, &o) != 0)
+        return -1;
+    cc_bytes b = {0};
+    int r = in >= 0 ? cc_process_wait(p, cc_deadline_in(5 * CC_SEC), NULL)
+                    : cc_process_communicate(p, NULL, 0,
+                                             cc_deadline_in(5 * CC_SEC), &b,
+                                             NULL);
+    ssize_t n = in >= 0 ? read(in, out, size - 1) : 0;
+    if (in < 0)
+        snprintf(out, size, "%s", r == 0 && b.data ? b.data : "");
+    else
+        out[n > 0 ? n : 0] = '\0';
+    cc_bytes_free(&b);
+    cc_process_free(p);
+    return r;
+}
+
+/* With the parent's fds 0-2 closed (its pipes and /dev/null then land
+ * there, or the child's /dev/null opens do): each mode still puts the
+ * right file on each child fd. In a forked child; 0 if all well. */
+static int stdio_with_parent_stdio_closed(void *arg)
+{
+    (void)arg;
+    char a[256], b[256], c[256], want[256], pipe_line[64];
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return 49;
+    close(0), close(1), close(2);
+    cc_spawn_options dn_out = {.stdin_io = {.mode = CC_STDIO_DEVNULL},
+                               .stderr_io = {.mode = CC_STDIO_STDOUT}};
+    cc_spawn_options dn_fd = {
+        .stdin_io = {.mode = CC_STDIO_DEVNULL},
+        .stdout_io = {.mode = CC_STDIO_FD, .fd = pfd[1]},
+        .stderr_io = {.mode = CC_STDIO_DEVNULL}};
+    if (fd_links(dn_out, -1, a, sizeof a) != 0 ||
+        fd_links((cc_spawn_options){0}, -1, b, sizeof b) != 0 ||
+        fd_links(dn_fd, pfd[0], c, sizeof c) != 0)
+        return 50;
+    if (sscanf(a, "/dev/null\n%63s\n", pipe_line) != 1 ||
+        strncmp(pipe_line, "pipe:", 5) != 0)
+        return 51;
+    snprintf(want, sizeof want, "/dev/null\n%s\n%s\n", pipe_line, pipe_line);
+    if (strcmp(a, want) != 0)
+        return 52;
+    if (sscanf(b, "closed\n%63s\nclosed\n", pipe_line) != 1 ||
+        strncmp(pipe_line, "pipe:", 5) != 0)
+        return 53; /* inherited: closed as in the parent */
+    if (sscanf(c, "/dev/null\n%63s\n/dev/null\n", pipe_line) != 1 ||
+        strncmp(pipe_line, "pipe:", 5) != 0)
+        return 54;
+    return 0;
+}
+
+static void stdio_when_the_parents_stdio_is_closed(void **state)
+{
+    assert_int_equal(
+        cc_test_reap(cc_test_fork(stdio_with_parent_stdio_closed, NULL)), 0);
+}
+
+static void *spawn_true_loop(void *arg)
+{
+    _Atomic bool *stop = arg;
+    while (!*stop) {
+        cc_process *p;
+        if (cc_process_spawn(&p, ARGV("true"), &(cc_spawn_options){
+                                 .stdout_io = pipe_io}) != 0)
+            abort();
+        cc_process_wait(p, CC_FOREVER, NULL);
+        cc_process_free(p);
+    }
+    return NULL;
+}
+
+static int spawn_after_fork(void *arg)
+{
+    (void)arg;
+    alarm(5); /* a spawn lock copied held: SIGALRM aborts, the test fails */
+    return echo_hi_reaches_eof();
+}
+
+/* Forks while another thread spawns (often with concur's spawn lock held,
+ * across the clone and the exec): each forked child can spawn in turn. */
+static void fork_while_another_thread_spawns(void **state)
+{
+    _Atomic bool stop = false;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, spawn_true_loop, &stop), 0);
+    long n = cc_test_n(200);
+    int bad = 0;
+    for (long i = 0; i < n && !bad; i++)
+        bad = cc_test_reap(cc_test_fork(spawn_after_fork, NULL));
+    stop = true;
+    pthread_join(t, NULL);
+    assert_int_equal(bad, 0);
+}
+
 /* ---- concurrency, signal state, allocation failures ---------------------- */
 
 struct shared_child {
@@ -731,6 +1013,73 @@ static void child_signal_state_is_reset(void **state)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* A "SigXxx:" mask of /proc/<pid>/status (pid 0: this process); once the
+ * process runs `sleep` (it has exec'd). */
+static uint64_t sig_mask_of(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    if (pid)
+        snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    else
+        snprintf(path, sizeof path, "/proc/self/status");
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "re");
+        assert_non_null(f);
+        bool sleeping = pid == 0;
+        uint64_t v = ~0ULL;
+        while (fgets(line, sizeof line, f)) {
+            if (strcmp(line, "Name:\tsleep\n") == 0)
+                sleeping = true;
+            if (strncmp(line, field, strlen(field)) == 0)
+                v = strtoull(line + strlen(field) + 2, NULL, 16);
+        }
+        fclose(f);
+        if (sleeping)
+            return v;
+        usleep(10000);
+    }
+    fail_msg("%d never ran sleep", (int)pid);
+    return 0;
+}
+
+static void on_usr1(int sig) { (void)sig; }
+
+/* After exec: no signal blocked (real-time ones included), the parent's
+ * ignored signals still ignored but SIGPIPE and SIGXFSZ, as posix_spawn
+ * with concur's attributes. Signals 32 and 33 are not compared: glibc's
+ * posix_spawn leaves its internal signals ignored, the clone path not. */
+static void child_signal_masks_after_exec(void **state)
+{
+    const uint64_t glibc_internal = 3ULL << 31;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGRTMIN + 2);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    struct sigaction sa = {.sa_handler = on_usr1}, old_usr1;
+    sigaction(SIGUSR1, &sa, &old_usr1);
+    void (*old_usr2)(int) = signal(SIGUSR2, SIG_IGN);
+    void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
+    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+    uint64_t ign = sig_mask_of(0, "SigIgn");
+    cc_process *p;
+    assert_int_equal(cc_process_spawn(&p, ARGV("sleep", "100"), NULL), 0);
+    uint64_t blk = sig_mask_of(cc_process_pid(p), "SigBlk");
+    uint64_t cign = sig_mask_of(cc_process_pid(p), "SigIgn");
+    uint64_t cgt = sig_mask_of(cc_process_pid(p), "SigCgt");
+    cc_process_free(p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
+    signal(SIGUSR2, old_usr2);
+    signal(SIGPIPE, old_pipe);
+    signal(SIGXFSZ, old_xfsz);
+    assert_true(ign & (1ULL << (SIGUSR2 - 1))); /* /proc reads right */
+    assert_int_equal(blk, 0);
+    assert_int_equal(cgt, 0);
+    uint64_t dfl = (1ULL << (SIGPIPE - 1)) | (1ULL << (SIGXFSZ - 1));
+    assert_int_equal(cign & ~glibc_internal, ign & ~dfl & ~glibc_internal);
+}
+
 static void allocation_failures_are_reported_and_recoverable(void **state)
 {
     cc_process *p = NULL;
@@ -738,9 +1087,10 @@ static void allocation_failures_are_reported_and_recoverable(void **state)
     cc_test_alloc_fail_after(0);
     assert_int_equal(cc_process_spawn(&p, ARGV("true"), &o), -ENOMEM);
     assert_null(p);
-    cc_test_alloc_fail_after(1); /* the process itself, not the output buffer */
+    cc_test_alloc_normal();
     char *argv[] = {"sh", "-c", "echo partial", NULL};
     assert_int_equal(cc_process_spawn(&p, argv, &o), 0);
+    cc_test_alloc_fail_after(0); /* the output buffer */
     cc_bytes out = {0};
     assert_int_equal(cc_process_communicate(p, NULL, 0, CC_FOREVER, &out, NULL),
                      -ENOMEM);
@@ -750,18 +1100,25 @@ static void allocation_failures_are_reported_and_recoverable(void **state)
     assert_string_equal(out.data, "partial\n");
     cc_bytes_free(&out);
     cc_process_free(p);
+    /* Each allocation in turn fails: in the spawn (1 or 2 of them, the
+     * clone path's PATH candidates), then in the output, once started. */
     cc_completed_process r;
-    cc_test_alloc_fail_after(1);
-    o = (cc_spawn_options){0};
     cc_run_options ro = {.capture_output = true};
-    assert_int_equal(cc_run(argv, &ro, CC_FOREVER, &r), -ENOMEM);
-    assert_true(r.started); /* and the child was killed and reaped (teardown) */
-    cc_completed_process_free(&r);
+    bool started = false;
+    for (long k = 0; k < 4 && !started; k++) {
+        cc_test_alloc_fail_after(k);
+        assert_int_equal(cc_run(argv, &ro, CC_FOREVER, &r), -ENOMEM);
+        started = r.started;
+        cc_completed_process_free(&r);
+    }
+    assert_true(started); /* and the child was killed and reaped (teardown) */
     cc_test_alloc_normal();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--closed-stdin-helper") == 0)
+        return closed_stdin_helper(argv[2]);
     const struct CMUnitTest tests[] = {
         CC_TEST(wait_gives_exit_status),
         CC_TEST(wait_gives_minus_signal),
@@ -770,6 +1127,8 @@ int main(void)
         CC_TEST(free_kills_and_reaps_a_running_child),
         CC_TEST(spawn_missing_program_is_enoent),
         CC_TEST(spawn_not_executable_is_eacces_or_enoexec),
+        CC_TEST(spawn_path_search_reports_the_found_files_error),
+        CC_TEST(spawn_path_empty_entry_is_the_cwd),
         CC_TEST(spawn_rejects_bad_options),
         CC_TEST(spawn_in_cwd),
         CC_TEST(spawn_with_env),
@@ -792,8 +1151,13 @@ int main(void)
         CC_TEST(run_empty_output_is_an_empty_string),
         CC_TEST(run_timeout_kills_shell_and_grandchild),
         CC_TEST(run_timeout_does_not_wait_for_escaped_grandchild),
+        CC_TEST(spawn_keeps_no_fd_the_program_closed),
+        CC_TEST(spawn_survives_the_program_closing_its_fds),
+        CC_TEST(stdio_when_the_parents_stdio_is_closed),
+        CC_TEST(fork_while_another_thread_spawns),
         CC_TEST(concurrent_waiters_see_one_returncode),
         CC_TEST(child_signal_state_is_reset),
+        CC_TEST(child_signal_masks_after_exec),
         CC_TEST(allocation_failures_are_reported_and_recoverable),
     };
     return CC_RUN_TESTS(tests);

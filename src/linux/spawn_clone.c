@@ -12,12 +12,14 @@
  * CLOSE_RANGE_UNSHARE): the kernel gives it a private table holding only
  * fds 0 to keep - 1 and drops its reference to the shared one, without
  * closing anything. So the stdio sources must sit below keep: three slots,
- * the lowest fds free at the first spawn (close-on-exec, holding
+ * the lowest fds above 2 free at the first spawn (close-on-exec, holding
  * /dev/null), into which the parent dup3s the sources under a mutex, and
  * which it points back at /dev/null once the child has exec'd (else a pipe
- * end would stay open in the parent). If the slots come out high (the
- * process had many fds before its first spawn), or the kernel lacks
- * CLOSE_RANGE_UNSHARE (before 5.9), posix_spawn it is, for good.
+ * end would stay open in the parent). The program may close them (a
+ * closefrom after a fork) and reuse their numbers: each spawn checks that
+ * they are still ours and opens new ones if not. If the slots come out
+ * high (the process had many fds before its first spawn), or the kernel
+ * lacks CLOSE_RANGE_UNSHARE (before 5.9), posix_spawn it is, for good.
  *
  * The child runs on this file's own stack, in the parent's memory, while
  * the parent's thread waits (CLONE_VFORK): it makes raw system calls only,
@@ -42,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,27 +78,69 @@ enum {
  * -1 this way is not available (posix_spawn). */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int state;
-static int slot[3], nullfd = -1;
+static int slot[3] = {-1, -1, -1}, nullfd = -1;
 static char *stack;
 
 /* A fork (the "fork" start method) may copy the mutex held: the child
  * process starts with it free and the slots as they were. */
 static void after_fork_in_child(void) { pthread_mutex_init(&lock, NULL); }
 
-static int init_locked(void)
+/* Our /dev/null is opened with flags no program opens it with: with its
+ * device number, the mark by which we know our fds again. */
+#define NULL_FLAGS (O_RDWR | O_APPEND | O_NONBLOCK | O_DSYNC)
+static dev_t null_rdev;
+
+/* fd is still one of ours: the program has not closed it (closefrom after
+ * a fork, a daemon's close-all loop) and reused the number. */
+static bool ours(int fd)
 {
-    const char *force = getenv("CONCUR_SPAWN");
-    if (UNDER_TSAN || (force && strcmp(force, "posix_spawn") == 0))
-        return -1; /* and tests of the fallback */
-    if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0)
-        return -1;
-    stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
-        stack = NULL;
-        return -1;
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    return fl >= 0 && (fl & (O_ACCMODE | NULL_FLAGS)) == NULL_FLAGS &&
+           fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+           st.st_rdev == null_rdev;
+}
+
+static bool fds_intact(void)
+{
+    return ours(nullfd) && ours(slot[0]) && ours(slot[1]) && ours(slot[2]);
+}
+
+/* Close those of our fds that are still ours; forget the others' numbers
+ * (the program's now: a dup3 onto them would replace its files). */
+static void drop_fds(void)
+{
+    int *fds[4] = {&nullfd, &slot[0], &slot[1], &slot[2]};
+    for (int i = 0; i < 4; i++) {
+        if (*fds[i] >= 0 && ours(*fds[i]))
+            close(*fds[i]);
+        *fds[i] = -1;
     }
-    nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+}
+
+/* /dev/null above 2: fds 0-2 are the program's even while closed (it may
+ * close(0) and open() to reopen its stdin, or dup2 onto them). */
+static int open_null(void)
+{
+    struct stat st;
+    int fd = open("/dev/null", NULL_FLAGS | O_CLOEXEC);
+    if (fd >= 0 && fd < 3) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        close(fd);
+        fd = high;
+    }
+    if (fd >= 0 && fstat(fd, &st) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    null_rdev = fd >= 0 ? st.st_rdev : 0;
+    return fd;
+}
+
+/* nullfd and the slots: 1, or -1 if they came out high (or failed). */
+static int open_fds(void)
+{
+    nullfd = open_null();
     if (nullfd < 0)
         return -1;
     int made = 0;
@@ -105,13 +150,49 @@ static int init_locked(void)
             break;
         made++;
     }
-    if (made == 3)
-        return 1;
-    for (int i = 0; i <= made && i < 3; i++) /* the process keeps none */
-        if (slot[i] >= 0)
-            close(slot[i]);
-    close(nullfd);
-    return -1;
+    if (made < 3) /* the process keeps none */
+        drop_fds();
+    return made == 3 ? 1 : -1;
+}
+
+/* The posix_spawn-only cases, and the fork handler, settled once before
+ * the lock is first taken: a fork can then never copy it held without the
+ * handler that frees it in the child (the handler was registered under
+ * the lock at the first spawn, and not at all with posix_spawn forced,
+ * which still took the lock at every spawn). */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static bool disabled; /* posix_spawn always; written once, in at_first */
+
+static void at_first(void)
+{
+    const char *force = getenv("CONCUR_SPAWN");
+    disabled = UNDER_TSAN || (force && strcmp(force, "posix_spawn") == 0) ||
+               pthread_atfork(NULL, NULL, after_fork_in_child) != 0;
+}
+
+static int init_locked(void)
+{
+    stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        stack = NULL;
+        return -1;
+    }
+    return open_fds();
+}
+
+/* The slots ready (1), or -1: posix_spawn. Our fds are checked at every
+ * spawn (8 cheap system calls beside the clone and the exec) and opened
+ * again if the program closed them. Under lock. */
+static int ready_locked(void)
+{
+    if (state == 0)
+        return init_locked();
+    if (state > 0 && !fds_intact()) {
+        drop_fds();
+        return open_fds();
+    }
+    return state;
 }
 
 /* The kernel's struct sigaction (rt_sigaction takes this, not libc's). */
@@ -130,7 +211,8 @@ struct child {
     const char *cwd;   /* or NULL */
     char *const *argv, *const *envp;
     char *paths;       /* NUL-separated execve candidates */
-    size_t npaths;
+    size_t npaths;     /* their count */
+    size_t paths_size; /* paths' allocated size */
     int err;           /* the child's failure (errno), or 0 */
 };
 
@@ -213,17 +295,17 @@ NOSAN static int child_main(void *arg)
             eacces = true;
         else if (err != ENOENT && err != ESTALE && err != ENOTDIR &&
                  err != ENODEV && err != ETIMEDOUT)
-            break; /* as execvp: a file found but not runnable */
+            fail(c, err); /* as execvp: a file found but not runnable */
         while (*p++)
             ;
     }
-    fail(c, eacces && err != ENOEXEC ? EACCES : err);
+    fail(c, eacces ? EACCES : err);
 }
 
 /* The execve candidates for file, as execvp (a name with a slash as it is,
- * else each directory of the parent's PATH): NUL-separated in *out
- * (free it), their count in *n. 0 or -ENOMEM. */
-static int candidates(const char *file, char **out, size_t *n)
+ * else each directory of the parent's PATH): NUL-separated in c->paths
+ * (cc__free it, c->paths_size), their count in c->npaths. 0 or -ENOMEM. */
+static int candidates(const char *file, struct child *c)
 {
     const char *path = strchr(file, '/') ? "" : getenv("PATH");
     if (!path)
@@ -231,14 +313,13 @@ static int candidates(const char *file, char **out, size_t *n)
     size_t flen = strlen(file), dirs = 1;
     for (const char *s = path; *s; s++)
         dirs += *s == ':';
-    char *buf = malloc(strlen(path) + dirs * (flen + 3) + 1);
-    if (!buf)
+    c->paths_size = strlen(path) + dirs * (flen + 3) + 1;
+    char *w = c->paths = cc__malloc(c->paths_size);
+    if (!w)
         return -ENOMEM;
-    char *w = buf;
+    c->npaths = dirs;
     if (!*path) { /* a name with a slash */
         memcpy(w, file, flen + 1);
-        *out = buf;
-        *n = 1;
         return 0;
     }
     for (const char *s = path;; s++) {
@@ -254,8 +335,6 @@ static int candidates(const char *file, char **out, size_t *n)
         if (!*e)
             break;
     }
-    *out = buf;
-    *n = dirs;
     return 0;
 }
 
@@ -282,12 +361,14 @@ int cc__spawn_clone(pid_t *pid, char *const argv[], char *const envp[],
                       .envp = envp};
     if (!*argv[0])
         return -ENOENT; /* as execvp */
-    int r = candidates(argv[0], &c.paths, &c.npaths);
+    pthread_once(&once, at_first);
+    if (disabled)
+        return -ENOSYS; /* and tests of the fallback */
+    int r = candidates(argv[0], &c);
     if (r < 0)
         return r;
     pthread_mutex_lock(&lock);
-    if (state == 0)
-        state = init_locked();
+    state = ready_locked();
     r = state > 0 ? fill_slots(src, false) : -ENOSYS;
     if (r < 0 && state > 0)
         fill_slots(src, true); /* -EBADF: drop what the others hold */
@@ -310,7 +391,7 @@ int cc__spawn_clone(pid_t *pid, char *const argv[], char *const envp[],
     if (r == 0 && c.err == NO_UNSHARE)
         state = -1; /* before Linux 5.9: posix_spawn from now on */
     pthread_mutex_unlock(&lock);
-    free(c.paths);
+    cc__free(c.paths, c.paths_size);
     if (r < 0)
         return r;
     if (c.err) { /* it never exec'd: reap it */
