@@ -170,8 +170,19 @@ static void at_first(void)
                pthread_atfork(NULL, NULL, after_fork_in_child) != 0;
 }
 
+/* The child calls syscall and __errno_location through the PLT: bind both
+ * here, so that the dynamic linker's lazy binding never runs in the child
+ * (on the parent's memory and thread pointer, while the parent waits). */
+static void bind_child_calls(void)
+{
+    int saved = errno;
+    (void)syscall(SYS_getpid);
+    errno = saved;
+}
+
 static int init_locked(void)
 {
+    bind_child_calls();
     stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) {
