@@ -290,6 +290,24 @@ int cc_process_pool_worker_pids(cc_executor *ex, pid_t *pids, size_t n)
     return count;
 }
 
+/* Before killing the worker for task i of batch seq (lane l), which runs:
+ * ask it to wait for the kill if the task ends first (halt). True if the
+ * task had not ended then, false if it had (halt taken back: the worker
+ * goes on and must not be killed). Under p->m. */
+static bool halt_at(struct cc__pp_slot *s, uint32_t l, uint32_t seq, size_t i)
+{
+    cc__atomic_u32 *halt = &s->ctl->halt;
+    cc__store_relaxed(halt, cc__pp_task_id(seq, (uint32_t)i));
+    /* seq_cst: halt before the load of done, against the worker's bump of
+     * done before its load of halt (halt_if_asked). */
+    cc__fence_seq_cst();
+    if (cc__load_relaxed(&s->ctl->lane[l].done) <= i) /* relaxed: fence */
+        return true;
+    cc__store_relaxed(halt, 0);
+    syscall(SYS_futex, halt, FUTEX_WAKE, 1, NULL, NULL, 0);
+    return false;
+}
+
 /* Cancel f if lane l of slot s runs it (under p->m): 1 done, 0 not there,
  * -1 late. */
 static int cancel_in_lane(struct cc__pp_slot *s, uint32_t l, cc_future *f)
@@ -309,7 +327,8 @@ static int cancel_in_lane(struct cc__pp_slot *s, uint32_t l, cc_future *f)
         /* No worker: it died and its feeder, between reaping it and
          * clearing the lanes, will complete the task. */
         if (s->w && i == done && s->ctl->lane_of[(fin + 1) % 2] == l &&
-            cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK) {
+            cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK &&
+            halt_at(s, l, fin + 1, i)) {
             s->cancel_kill = true;
             cc_worker_kill(s->w);
         }

@@ -254,6 +254,8 @@ static void set_worker(struct cc__pp_slot *s, cc_worker *w)
 {
     cc__mutex_lock(&s->p->m);
     s->w = w;
+    if (w) /* a kill for a cancel aimed at the last one (timed out meanwhile) */
+        s->cancel_kill = false;
     cc__mutex_unlock(&s->p->m);
 }
 
@@ -275,6 +277,7 @@ static int start_worker(struct cc__pp_slot *s)
     cc__store_relaxed(&s->ctl->req, 0);
     cc__store_relaxed(&s->ctl->fin, 0);
     cc__store_relaxed(&s->ctl->stage, CC__PP_STARTING);
+    cc__store_relaxed(&s->ctl->halt, 0);
     s->ctl->quit = 0;
     s->seq = 0;
     s->ntasks = 0;
@@ -542,6 +545,7 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
     pid_t pid = cc_worker_pid(s->w);
     uint32_t stage = cc__load_relaxed(&s->ctl->stage);
     int code = retire_worker(s, CC_FOREVER);
+    bool cancel_kill = take_cancel_kill(s);
     clear_current(s);
     collect_finished(s, fl);
     if (fl->nb == 0 || nth(fl, 0)->seq == 0)
@@ -554,14 +558,17 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
      * to a new worker, once (a worker that cannot even wait fails it). */
     bool idle = stage == CC__PP_IDLE && k == 0 && !s->retried;
     s->retried = idle;
-    if (b->n == 0 || idle) {
+    /* Killed for a cancel of a task that ended first: the worker waited
+     * for the kill after it (halt), so the next one never started. */
+    bool spared = cancel_kill && b->n && !was_cancelled(s, b->t[0]);
+    if (b->n == 0 || idle || spared) {
         unpost(fl);
         return;
     }
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
     unpost(fl);
-    if (was_cancelled(s, t) && take_cancel_kill(s))
+    if (cancel_kill && was_cancelled(s, t))
         finish(t, -ECANCELED, "cancelled while running: worker %d killed",
                (int)pid);
     else if (code < 0)

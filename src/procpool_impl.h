@@ -77,6 +77,13 @@ struct cc__pp_ctl {
     cc__atomic_u32 stage; /* CC__PP_* stage of the worker (relaxed: read
                              only after the worker died, or as a hint) */
     uint32_t quit;        /* set with the last req: the worker returns */
+    cc__atomic_u32 halt;  /* 0, or the cc__pp_task_id of a task whose
+                             worker the parent kills for a cancel: if the
+                             task ends first, the worker waits here for
+                             the kill rather than start the next one
+                             (futex word; seq_cst fences on both sides
+                             between the store of one of halt and done
+                             and the load of the other) */
     uint32_t lane_of[2];  /* batch seq's lane is lane_of[seq % 2] (written
                              before the release of req that posts it) */
     struct cc__pp_lane lane[CC__PP_LANES]; /* the batches: see lane_of */
@@ -106,6 +113,13 @@ struct cc__pp_res {
     uint64_t len;    /* result bytes */
     uint64_t fd_off; /* CC__PP_NO_FD (inline) or its offset in the memfd */
 };
+
+/* The id of task i of batch seq for `halt` (never 0). */
+static inline uint32_t cc__pp_task_id(uint32_t seq, uint32_t i)
+{
+    uint32_t id = seq << 6 | i; /* i < CC__PP_BATCH_MAX = 64 */
+    return id ? id : 1;
+}
 
 #define CC__PP_ALIGN8(x) (((x) + 7) & ~(size_t)7)
 

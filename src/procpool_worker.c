@@ -259,6 +259,19 @@ static void run_item(struct wk *k, uint32_t lane, uint32_t i, size_t *aoff,
     drop_result(k);
 }
 
+/* The parent is killing this worker to cancel task id, which has just
+ * ended (its done is bumped): wait for the kill here, so that it cannot
+ * land in the next task, until the parent takes it back. */
+static void halt_if_asked(struct cc__pp_ctl *ctl, uint32_t id)
+{
+    /* seq_cst: our bump of done before the load of halt, against the
+     * parent's store of halt before its load of done (Dekker): either it
+     * sees the task ended and lets us go on, or we see halt and wait. */
+    cc__fence_seq_cst();
+    while (cc__load_relaxed(&ctl->halt) == id) /* relaxed: the fence */
+        syscall(SYS_futex, &ctl->halt, FUTEX_WAIT, id, NULL, NULL, 0);
+}
+
 /* Run batch seq, in the lane the parent chose for it. */
 static void run_batch(struct wk *k, uint32_t seq)
 {
@@ -271,6 +284,7 @@ static void run_batch(struct wk *k, uint32_t seq)
         run_item(k, lane, i, &aoff, &roff, &fd_off);
         /* release: the result record before the parent's acquire of done. */
         cc__store_rel(&l->done, i + 1);
+        halt_if_asked(k->ctl, cc__pp_task_id(seq, i));
     }
     set_stage(k->ctl, CC__PP_IDLE);
     /* release: every done above before the parent's acquire of fin. */

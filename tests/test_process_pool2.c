@@ -45,6 +45,34 @@ static int pp_plus1(const void *arg, size_t len, cc_bytes *result)
 }
 CC_WORKER_FUNCTION(pp_plus1)
 
+/* Name the process "cc-ec-N" (N: the int argument), then return as soon
+ * as the parent marks this very task cancelled in the control block
+ * (skip), before the kill that follows can land (5 s at most; then 5). */
+static int pp_end_on_cancel(const void *arg, size_t len, cc_bytes *result)
+{
+    (void)result;
+    static struct cc__pp_ctl *ctl; /* kept: no syscall once cancelled */
+    if (!ctl)
+        ctl = mmap(NULL, CC__PP_CTL_SIZE, PROT_READ, MAP_SHARED,
+                   cc_worker_passed_fd(0), 0);
+    if (ctl == MAP_FAILED || len != sizeof(int))
+        return 4;
+    uint32_t seq = cc__load_acq(&ctl->fin) + 1; /* the batch it is in */
+    uint32_t lane = ctl->lane_of[seq % 2];
+    uint32_t i = cc__load_acq(&ctl->lane[lane].done);
+    char name[16];
+    int n;
+    memcpy(&n, arg, sizeof n);
+    snprintf(name, sizeof name, "cc-ec-%d", n);
+    prctl(PR_SET_NAME, name);
+    int64_t end = cc_now() + 5 * CC_SEC;
+    while (!cc__load_relaxed(&ctl->lane[lane].skip[i]))
+        if (cc_now() > end)
+            return 5;
+    return 0;
+}
+CC_WORKER_FUNCTION(pp_end_on_cancel)
+
 /* ---- helpers -------------------------------------------------------------- */
 
 /* Wait (10 s at most) until the pool has n workers, none of them `not`. */
@@ -317,6 +345,68 @@ static void fork_warning_once(void **state)
     assert_int_equal(warnings, 1);
 }
 
+/* Cancelling a running task that ends just then (it returns as soon as it
+ * sees the cancel) must not kill the task after it in its batch: the kill
+ * is meant for the cancelled one only. The cancelled task keeps its
+ * outcome or fails with -ECANCELED; the next one always succeeds. The
+ * first post (of a 10 ms task) is held until the rest are queued, so that
+ * the cancelled task and the next go together in the batch posted ahead. */
+static void cancel_as_the_task_ends_spares_the_next(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
+    assert_true(workers_appear(ex, 1, 0));
+    enum { FILL = 6 };
+    int reps = cc_test_n(20) < 5 ? 5 : (int)cc_test_n(20);
+    for (int rep = 0; rep < reps; rep++) {
+        cc_future *f[3 + FILL];
+        cc_bytes out = {0};
+        cc_semaphore_init(&post_held, 0);
+        cc_semaphore_init(&post_go, 0);
+        cc__store_relaxed(&cc__pp_test_before_post, hold_post);
+        assert_int_equal(cc_process_pool_submit(ex, "pp_nap_pid", NULL, 0,
+                                                NULL, &f[0]), 0);
+        assert_int_equal(cc_semaphore_acquire(&post_held,
+                                              cc_deadline_in(10 * CC_SEC)), 0);
+        cc__store_relaxed(&cc__pp_test_before_post, NULL);
+        assert_int_equal(cc_process_pool_submit(ex, "pp_end_on_cancel", &rep,
+                                                sizeof rep, NULL, &f[1]), 0);
+        for (int i = 2; i < 3 + FILL; i++)
+            assert_int_equal(cc_process_pool_submit(ex, "pp_nap_pid", NULL, 0,
+                                                    i == 2 ? &out : NULL,
+                                                    &f[i]), 0);
+        cc_semaphore_release(&post_go, 1);
+        bool in_task = false;
+        char name[16];
+        snprintf(name, sizeof name, "cc-ec-%d", rep);
+        for (int64_t end = cc_now() + 10 * CC_SEC; !in_task && cc_now() < end;) {
+            pid_t pid;
+            if (cc_process_pool_worker_pids(ex, &pid, 1) == 1)
+                in_task = comm_is(pid, name);
+        }
+        assert_true(in_task);
+        assert_true(cc_process_pool_cancel(ex, f[1]));
+        for (int i = 0; i < 3 + FILL; i++)
+            assert_int_equal(cc_future_wait(f[i], cc_deadline_in(10 * CC_SEC)),
+                             0);
+        int ea = cc_future_error(f[1]);
+        if (ea != 0 && ea != -ECANCELED)
+            fail_msg("the cancelled task: %d (%s)", ea,
+                     cc_future_error_message(f[1]));
+        for (int i = 0; i < 3 + FILL; i++)
+            if (i != 1 && cc_future_error(f[i]) != 0)
+                fail_msg("rep %d: task %d failed: %s", rep, i,
+                         cc_future_error_message(f[i]));
+        assert_int_equal(out.len, sizeof(pid_t));
+        cc_bytes_free(&out);
+        for (int i = 0; i < 3 + FILL; i++)
+            cc_future_release(f[i]);
+        cc_semaphore_destroy(&post_held);
+        cc_semaphore_destroy(&post_go);
+    }
+    cc_executor_free(ex);
+}
+
 int main(int argc, char **argv)
 {
     cc_worker_main_hook(argc, argv); /* a spawned worker never returns */
@@ -327,6 +417,7 @@ int main(int argc, char **argv)
         CC_TEST(large_arguments_posted_ahead),
         CC_TEST(cancelled_large_argument),
         CC_TEST(cancel_between_take_and_post),
+        CC_TEST(cancel_as_the_task_ends_spares_the_next),
     };
     return CC_RUN_TESTS(tests);
 }
