@@ -45,6 +45,15 @@ static int pp_plus1(const void *arg, size_t len, cc_bytes *result)
 }
 CC_WORKER_FUNCTION(pp_plus1)
 
+/* Kill the worker (SIGKILL to itself). */
+static int pp_kill_self(const void *arg, size_t len, cc_bytes *result)
+{
+    (void)arg, (void)len, (void)result;
+    raise(SIGKILL);
+    return 9;
+}
+CC_WORKER_FUNCTION(pp_kill_self)
+
 /* Name the process "cc-ec-N" (N: the int argument), then return as soon
  * as the parent marks this very task cancelled in the control block
  * (skip), before the kill that follows can land (5 s at most; then 5). */
@@ -407,6 +416,71 @@ static void cancel_as_the_task_ends_spares_the_next(void **state)
     cc_executor_free(ex);
 }
 
+/* A new worker for every task (max_tasks_per_child 1) while tasks kill
+ * their worker, time out, or are released unwaited: every future completes
+ * with its own outcome within its deadline (no lost wakeup, no task lost
+ * with a dead worker). Then a shutdown that cancels the queue while
+ * workers die: every future is done once the pool is freed. CC_TEST
+ * checks that no fd or child is left. */
+static void deaths_and_timeouts_with_one_task_per_child(void **state)
+{
+    (void)state;
+    cc_process_pool_options o = {.max_workers = 2, .max_tasks_per_child = 1};
+    cc_executor *ex;
+    assert_int_equal(cc_process_pool_new(&ex, &o), 0);
+    int n = (int)cc_test_n(60);
+    if (n < 10)
+        n = 10;
+    cc_future **f = calloc((size_t)n, sizeof *f);
+    cc_bytes *out = calloc((size_t)n, sizeof *out);
+    assert_true(f && out);
+    for (int i = 0; i < n; i++) {
+        unsigned char a = (unsigned char)i;
+        int r = i % 5 == 1 ? cc_process_pool_submit(ex, "pp_kill_self", NULL,
+                                                    0, NULL, &f[i])
+              : i % 5 == 2 ? cc_process_pool_submit_timeout(
+                                 ex, "pp_sleep_forever", NULL, 0, 30000000,
+                                 NULL, &f[i])
+              : i % 5 == 3 ? cc_process_pool_submit(ex, "pp_plus1", &a, 1,
+                                                    NULL, NULL)
+                           : cc_process_pool_submit(ex, "pp_plus1", &a, 1,
+                                                    &out[i], &f[i]);
+        assert_int_equal(r, 0);
+    }
+    for (int i = 0; i < n; i++) {
+        if (i % 5 == 3)
+            continue;
+        assert_int_equal(cc_future_wait(f[i], cc_deadline_in(20 * CC_SEC)), 0);
+        int want = i % 5 == 1 ? -ECHILD : i % 5 == 2 ? -ETIMEDOUT : 0;
+        if (cc_future_error(f[i]) != want)
+            fail_msg("task %d: %d, not %d (%s)", i, cc_future_error(f[i]),
+                     want, cc_future_error_message(f[i]));
+        if (want == 0)
+            assert_true(out[i].len == 1 &&
+                        (unsigned char)out[i].data[0] == (unsigned char)(i + 1));
+        cc_bytes_free(&out[i]);
+        cc_future_release(f[i]);
+    }
+    /* The queue cancelled by the shutdown while its workers die. */
+    for (int i = 0; i < n; i++)
+        assert_int_equal(i % 2 ? cc_process_pool_submit(ex, "pp_kill_self",
+                                                        NULL, 0, NULL, &f[i])
+                               : cc_process_pool_submit(ex, "pp_plus1", "a", 1,
+                                                        NULL, &f[i]), 0);
+    usleep(2000);
+    cc_executor_shutdown(ex, false, true);
+    cc_executor_free(ex);
+    for (int i = 0; i < n; i++) {
+        assert_true(cc_future_done(f[i]));
+        int e = cc_future_error(f[i]);
+        if (e != 0 && e != -ECANCELED && !(i % 2 && e == -ECHILD))
+            fail_msg("task %d after the shutdown: %d", i, e);
+        cc_future_release(f[i]);
+    }
+    free(f);
+    free(out);
+}
+
 int main(int argc, char **argv)
 {
     cc_worker_main_hook(argc, argv); /* a spawned worker never returns */
@@ -418,6 +492,7 @@ int main(int argc, char **argv)
         CC_TEST(cancelled_large_argument),
         CC_TEST(cancel_between_take_and_post),
         CC_TEST(cancel_as_the_task_ends_spares_the_next),
+        CC_TEST(deaths_and_timeouts_with_one_task_per_child),
     };
     return CC_RUN_TESTS(tests);
 }
