@@ -256,6 +256,10 @@ static void set_worker(struct cc__pp_slot *s, cc_worker *w)
     s->w = w;
     if (w) /* a kill for a cancel aimed at the last one (timed out meanwhile) */
         s->cancel_kill = false;
+    /* Started while terminate signalled the others (it saw no worker
+     * here): its batch must not run on. */
+    if (w && s->p->terminated)
+        cc_worker_kill(w);
     cc__mutex_unlock(&s->p->m);
 }
 

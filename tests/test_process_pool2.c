@@ -481,6 +481,54 @@ static void deaths_and_timeouts_with_one_task_per_child(void **state)
     free(out);
 }
 
+/* Terminate while a feeder starts the worker that is to run a task left by
+ * a dead one (the queue is empty after a shutdown, so no worker was
+ * started ahead): the new worker is killed too, and the task fails rather
+ * than run on (here forever, and cc_executor_free would hang). */
+static void terminate_while_a_worker_starts(void **state)
+{
+    (void)state;
+    int reps = cc_test_n(12) < 4 ? 4 : (int)cc_test_n(12);
+    for (int rep = 0; rep < reps; rep++) {
+        cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
+        assert_true(workers_appear(ex, 1, 0));
+        cc_semaphore_init(&post_held, 0);
+        cc_semaphore_init(&post_go, 0);
+        cc__store_relaxed(&cc__pp_test_before_post, hold_post);
+        cc_future *fk, *fs;
+        assert_int_equal(cc_process_pool_submit(ex, "pp_kill_self", NULL, 0,
+                                                NULL, &fk), 0);
+        assert_int_equal(cc_semaphore_acquire(&post_held,
+                                              cc_deadline_in(10 * CC_SEC)), 0);
+        cc__store_relaxed(&cc__pp_test_before_post, NULL);
+        assert_int_equal(cc_process_pool_submit(ex, "pp_sleep_forever", NULL,
+                                                0, NULL, &fs), 0);
+        cc_semaphore_release(&post_go, 1);
+        /* Posted ahead (running), or left queued if the worker died first. */
+        int64_t end = cc_now() + 10 * CC_SEC;
+        while (!cc_future_running(fs) && !cc_future_done(fk) && cc_now() < end)
+            ;
+        cc_executor_shutdown(ex, false, true);
+        assert_int_equal(cc_future_wait(fk, cc_deadline_in(10 * CC_SEC)), 0);
+        assert_int_equal(cc_future_error(fk), -ECHILD);
+        usleep((useconds_t)(rep % 4) * 1000);
+        cc_process_pool_terminate(ex);
+        int r = cc_future_wait(fs, cc_deadline_in(5 * CC_SEC));
+        if (r != 0)
+            cc_process_pool_kill(ex); /* so that the free below ends */
+        cc_executor_free(ex);
+        if (r != 0)
+            fail_msg("rep %d: the task ran on after terminate", rep);
+        int e = cc_future_error(fs);
+        if (e != -ECHILD && e != -ECANCELED)
+            fail_msg("rep %d: %d (%s)", rep, e, cc_future_error_message(fs));
+        cc_future_release(fk);
+        cc_future_release(fs);
+        cc_semaphore_destroy(&post_held);
+        cc_semaphore_destroy(&post_go);
+    }
+}
+
 int main(int argc, char **argv)
 {
     cc_worker_main_hook(argc, argv); /* a spawned worker never returns */
@@ -493,6 +541,7 @@ int main(int argc, char **argv)
         CC_TEST(cancel_between_take_and_post),
         CC_TEST(cancel_as_the_task_ends_spares_the_next),
         CC_TEST(deaths_and_timeouts_with_one_task_per_child),
+        CC_TEST(terminate_while_a_worker_starts),
     };
     return CC_RUN_TESTS(tests);
 }
