@@ -54,6 +54,15 @@ static int pp_kill_self(const void *arg, size_t len, cc_bytes *result)
 }
 CC_WORKER_FUNCTION(pp_kill_self)
 
+/* pp_plus1 of one byte, but a worker given 'K' kills itself. */
+static int pp_plus1_or_die(const void *arg, size_t len, cc_bytes *result)
+{
+    if (len == 1 && *(const char *)arg == 'K')
+        raise(SIGKILL);
+    return pp_plus1(arg, len, result);
+}
+CC_WORKER_FUNCTION(pp_plus1_or_die)
+
 /* Name the process "cc-ec-N" (N: the int argument), then return as soon
  * as the parent marks this very task cancelled in the control block
  * (skip), before the kill that follows can land (5 s at most; then 5). */
@@ -529,6 +538,56 @@ static void terminate_while_a_worker_starts(void **state)
     }
 }
 
+/* The map's inputs: 'a', 'b', ... with a 'K' at index kill. */
+struct letters {
+    int next, n, kill; /* the next input, how many, the one that kills */
+    char cur;          /* the current input's byte */
+};
+
+static int next_letter(void *state, const void **arg, size_t *len)
+{
+    struct letters *g = state;
+    if (g->next == g->n)
+        return 0;
+    g->cur = g->next == g->kill ? 'K' : (char)('a' + g->next % 26);
+    g->next++;
+    *arg = &g->cur;
+    *len = 1;
+    return 1;
+}
+
+/* A worker that dies inside a chunk of a map fails exactly the inputs of
+ * that chunk (-ECHILD, the ones before the death included: the chunk is
+ * one task); the other chunks come through whole, in order, and the map
+ * goes on with the replacement. */
+static void map_chunk_with_a_death(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(2, CC_START_SPAWN, 0);
+    enum { N = 40, CHUNK = 4, KILL = 9 };
+    struct letters g = {.n = N, .kill = KILL};
+    cc_map_options mo = {.chunksize = CHUNK, .max_chunks = 3};
+    cc_process_map *m;
+    assert_int_equal(cc_process_pool_map(&m, ex, "pp_plus1_or_die",
+                                         next_letter, &g, &mo), 0);
+    for (int i = 0; i < N; i++) {
+        cc_bytes out = {0};
+        int r = cc_process_map_next(m, cc_deadline_in(10 * CC_SEC), &out);
+        if (i / CHUNK == KILL / CHUNK) {
+            assert_int_equal(r, -ECHILD);
+            assert_int_equal(out.len, 0);
+        } else {
+            assert_int_equal(r, 0);
+            assert_true(out.len == 1 && out.data[0] == 'a' + i % 26 + 1);
+        }
+        cc_bytes_free(&out);
+    }
+    assert_int_equal(cc_process_map_next(m, cc_deadline_in(10 * CC_SEC),
+                                         NULL), -ENOENT);
+    cc_process_map_free(m);
+    cc_executor_free(ex);
+}
+
 int main(int argc, char **argv)
 {
     cc_worker_main_hook(argc, argv); /* a spawned worker never returns */
@@ -542,6 +601,7 @@ int main(int argc, char **argv)
         CC_TEST(cancel_as_the_task_ends_spares_the_next),
         CC_TEST(deaths_and_timeouts_with_one_task_per_child),
         CC_TEST(terminate_while_a_worker_starts),
+        CC_TEST(map_chunk_with_a_death),
     };
     return CC_RUN_TESTS(tests);
 }
