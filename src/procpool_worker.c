@@ -22,7 +22,10 @@
  * into the lane; a large one stays where it is (no copy). A function that
  * replaced or freed its result leaves a buffer of its own: that one is
  * copied into the memfd, as every result once was, and freed.
- * `stage` tells the parent where a death happened. After max_tasks tasks,
+ * `stage` tells the parent where a death happened. After each task the
+ * worker looks at `halt`: the parent, killing it to cancel that task,
+ * asks it to wait there for the kill if the task ended first, so that the
+ * kill never lands in the next task. After max_tasks tasks,
  * or a `quit`, the loop returns and the worker exits with 0.
  */
 #include "procpool_impl.h"

@@ -2,7 +2,9 @@
  * test_process_pool2.c: the process pool's scheduling and worker lifetime
  * (concur/procpool.h): tasks spread over the workers, workers started with
  * the pool and replaced at once, batches posted ahead carrying large
- * arguments and results, the fork warning given once.
+ * arguments and results, the fork warning given once; races of a cancel
+ * with the task's end and of terminate with a worker's start; deaths and
+ * timeouts with one task per child; a death inside a map's chunk.
  *
  * main() calls cc_worker_main_hook first: a spawned worker is this very
  * program run again, and the functions below are found by name.
