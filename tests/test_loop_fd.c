@@ -510,6 +510,45 @@ static void test_io_bound_200_gets(void **state)
     assert_true(run.server.max_inflight > 1);
 }
 
+/* ---- files epoll cannot watch; many waiters; a growing fd table ---------- */
+
+struct nopoll_run {
+    int devnull_wait;   /* cc_wait_fd(/dev/null, POLLIN) in a task */
+    int file_wait;      /* cc_wait_fd(a regular file, POLLIN) in a task */
+    ssize_t devnull_rd; /* cc_read of /dev/null: 0 (end of file) */
+    ssize_t devnull_wr; /* cc_write of 3 bytes to /dev/null */
+};
+
+static int nopoll_main(void *arg, void **result)
+{
+    struct nopoll_run *n = arg;
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    int file = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || file < 0)
+        abort();
+    char c[4];
+    n->devnull_wait = cc_wait_fd(fd, POLLIN, cc_deadline_in(CC_SEC));
+    n->file_wait = cc_wait_fd(file, POLLIN, cc_deadline_in(CC_SEC));
+    n->devnull_rd = cc_read(fd, c, sizeof c, cc_deadline_in(CC_SEC));
+    n->devnull_wr = cc_write(fd, "abc", 3, cc_deadline_in(CC_SEC));
+    cc_close(file);
+    cc_close(fd);
+    return 0;
+}
+
+/* Files without readiness answer -EPERM on both pollers (as the header
+ * says), and their reads and writes never wait. */
+static void test_files_epoll_refuses(void **state)
+{
+    (void)state;
+    struct nopoll_run n = {0};
+    assert_int_equal(cc_loop_run(nopoll_main, &n, NULL), 0);
+    assert_int_equal(n.devnull_wait, -EPERM);
+    assert_int_equal(n.file_wait, -EPERM);
+    assert_int_equal(n.devnull_rd, 0);
+    assert_int_equal(n.devnull_wr, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +558,7 @@ int main(void)
         CC_TEST(test_socket_echo),
         CC_TEST(test_socket_errors),
         CC_TEST(test_io_bound_200_gets),
+        CC_TEST(test_files_epoll_refuses),
     };
     return CC_RUN_TESTS(tests);
 }
