@@ -549,6 +549,99 @@ static void test_files_epoll_refuses(void **state)
     assert_int_equal(n.devnull_wr, 3);
 }
 
+/* Tasks on one socket: two readers (the first times out), a writer
+ * parked on a full send buffer, and a wait on a high duplicate of the
+ * socket (its number past the fd tables' first size: they grow while the
+ * others' waits and reads are linked in them). Each must be woken for its
+ * own event only, on both pollers. */
+struct share_run {
+    int s[2];          /* the socket pair: tasks use s[0] */
+    ssize_t first;     /* reader 1: cc_recv with a short deadline */
+    ssize_t second;    /* reader 2: cc_recv, gets the byte */
+    char byte;         /* what reader 2 read */
+    int writer;        /* cc_wait_fd(POLLOUT) on the full socket */
+    bool drained;      /* the peer read the buffer (before the writer) */
+    bool writer_early; /* the writer was woken before the drain */
+    int high;          /* cc_wait_fd on the high duplicate */
+};
+
+static int share_reader1(void *arg, void **result)
+{
+    struct share_run *r = arg;
+    char c;
+    r->first = cc_recv(r->s[0], &c, 1, 0, cc_deadline_in(20 * CC_MSEC));
+    return 0;
+}
+
+static int share_reader2(void *arg, void **result)
+{
+    struct share_run *r = arg;
+    r->second = cc_recv(r->s[0], &r->byte, 1, 0, cc_deadline_in(10 * CC_SEC));
+    return 0;
+}
+
+static int share_writer(void *arg, void **result)
+{
+    struct share_run *r = arg;
+    r->writer = cc_wait_fd(r->s[0], POLLOUT, cc_deadline_in(10 * CC_SEC));
+    r->writer_early = !r->drained;
+    return 0;
+}
+
+static int share_high(void *arg, void **result)
+{
+    struct share_run *r = arg;
+    int hi = fcntl(r->s[0], F_DUPFD_CLOEXEC, 3000);
+    if (hi < 0)
+        abort();
+    r->high = cc_wait_fd(hi, POLLPRI, cc_deadline_in(30 * CC_MSEC));
+    cc_close(hi);
+    return 0;
+}
+
+static int share_main(void *arg, void **result)
+{
+    struct share_run *r = arg;
+    char fill[4096] = {0};
+    while (send(r->s[0], fill, sizeof fill, MSG_DONTWAIT) > 0)
+        ;
+    cc_future *f[4];
+    cc_spawn(share_reader1, r, &f[0]);
+    cc_spawn(share_reader2, r, &f[1]);
+    cc_spawn(share_writer, r, &f[2]);
+    cc_future_wait(f[0], CC_FOREVER); /* reader 1 timed out */
+    cc_spawn(share_high, r, &f[3]);
+    cc_future_wait(f[3], CC_FOREVER); /* the tables grew */
+    cc_sleep(5 * CC_MSEC);
+    if (write(r->s[1], "z", 1) != 1)
+        abort();
+    cc_future_wait(f[1], CC_FOREVER);
+    r->drained = true;
+    while (read(r->s[1], fill, sizeof fill) > 0)
+        ;
+    cc_future_wait(f[2], CC_FOREVER);
+    for (int i = 0; i < 4; i++)
+        cc_future_release(f[i]);
+    return 0;
+}
+
+static void test_tasks_sharing_a_socket(void **state)
+{
+    (void)state;
+    struct share_run r = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+                                SOCK_CLOEXEC, 0, r.s), 0);
+    assert_int_equal(cc_loop_run(share_main, &r, NULL), 0);
+    assert_int_equal(r.first, -ETIMEDOUT);
+    assert_int_equal(r.high, -ETIMEDOUT);
+    assert_int_equal(r.second, 1);
+    assert_int_equal(r.byte, 'z');
+    assert_true(r.writer > 0 && (r.writer & POLLOUT));
+    assert_false(r.writer_early);
+    close(r.s[0]);
+    close(r.s[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -559,6 +652,7 @@ int main(void)
         CC_TEST(test_socket_errors),
         CC_TEST(test_io_bound_200_gets),
         CC_TEST(test_files_epoll_refuses),
+        CC_TEST(test_tasks_sharing_a_socket),
     };
     return CC_RUN_TESTS(tests);
 }
