@@ -13,8 +13,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* ---- fds --------------------------------------------------------------- */
@@ -642,6 +645,60 @@ static void test_tasks_sharing_a_socket(void **state)
     close(r.s[1]);
 }
 
+/* A Unix-domain listener with a full backlog: cc_connect gives -EAGAIN
+ * at once, deadline or not (as loop.h says); a later try after an accept
+ * connects. */
+struct unix_run {
+    int first, full, after; /* the three cc_connect results */
+    int64_t waited;         /* how long the full one took, ns */
+};
+
+static int unix_connect(const struct sockaddr_un *a, socklen_t len,
+                        cc_deadline deadline, int *fd)
+{
+    *fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (*fd < 0)
+        abort();
+    return cc_connect(*fd, (const struct sockaddr *)a, len, deadline);
+}
+
+static int unix_main(void *arg, void **result)
+{
+    struct unix_run *u = arg;
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1,
+                     "concur-test-%d", (int)getpid());
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                                (size_t)n); /* an abstract address */
+    if (l < 0 || bind(l, (struct sockaddr *)&a, len) < 0 || listen(l, 0) < 0)
+        abort();
+    int c[3];
+    cc_deadline d = cc_deadline_in(10 * CC_SEC);
+    u->first = unix_connect(&a, len, d, &c[0]);
+    int64_t t0 = cc_now();
+    u->full = unix_connect(&a, len, d, &c[1]);
+    u->waited = cc_now() - t0;
+    int s = cc_accept(l, d);
+    u->after = unix_connect(&a, len, d, &c[2]);
+    for (int i = 0; i < 3; i++)
+        cc_close(c[i]);
+    cc_close(s);
+    cc_close(l);
+    return 0;
+}
+
+static void test_unix_connect_backlog_full(void **state)
+{
+    (void)state;
+    struct unix_run u = {0};
+    assert_int_equal(cc_loop_run(unix_main, &u, NULL), 0);
+    assert_int_equal(u.first, 0);
+    assert_int_equal(u.full, -EAGAIN);
+    assert_true(u.waited < 5 * CC_SEC);
+    assert_int_equal(u.after, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -653,6 +710,7 @@ int main(void)
         CC_TEST(test_io_bound_200_gets),
         CC_TEST(test_files_epoll_refuses),
         CC_TEST(test_tasks_sharing_a_socket),
+        CC_TEST(test_unix_connect_backlog_full),
     };
     return CC_RUN_TESTS(tests);
 }
