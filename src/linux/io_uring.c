@@ -36,15 +36,20 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 enum { RING_ENTRIES = 256, CQ_ENTRIES = 4096 };
 
-/* user_data of the eventfd's poll, and of POLL_REMOVE requests (ignored). */
-#define UD_NOTIFY UINT64_MAX
+/* user_data of the eventfd's poll, and of POLL_REMOVE requests (ignored).
+ * Not UINT64_MAX: that is LIBURING_UDATA_TIMEOUT, whose completions
+ * liburing takes itself before 5.11 (the notify poll's would be lost). */
+#define UD_NOTIFY (UINT64_MAX - 2)
 #define UD_IGNORE (UINT64_MAX - 1)
+_Static_assert(UD_NOTIFY != LIBURING_UDATA_TIMEOUT &&
+               UD_IGNORE != LIBURING_UDATA_TIMEOUT, "liburing's own");
 
 /* In the low word of an I/O request's user_data (an fd's is below 2^31). */
 #define IO_TAG 0x80000000u
@@ -132,6 +137,16 @@ static bool kernel_has_poll_first(void)
     return major > 5 || (major == 5 && minor >= 19);
 }
 
+/* CONCUR_IO_URING_NO_EXT_ARG=1 makes the ring act as on Linux before 5.11
+ * (no IORING_FEAT_EXT_ARG: liburing times a wait with a TIMEOUT request,
+ * whose completions it takes itself), so that tests reach that path. */
+static void maybe_old_kernel(struct io_uring *ring)
+{
+    const char *v = getenv("CONCUR_IO_URING_NO_EXT_ARG");
+    if (v && v[0] == '1' && !v[1])
+        ring->features &= ~IORING_FEAT_EXT_ARG;
+}
+
 int cc__uring_new(cc__uring **out)
 {
     cc__uring *p = cc__calloc(1, sizeof *p);
@@ -142,6 +157,7 @@ int cc__uring_new(cc__uring **out)
         cc__free(p, sizeof *p);
         return r;
     }
+    maybe_old_kernel(&p->ring);
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     p->probe = epoll_create1(EPOLL_CLOEXEC);
     if (p->evfd < 0 || p->probe < 0) {
