@@ -13,8 +13,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* ---- fds --------------------------------------------------------------- */
@@ -510,6 +513,192 @@ static void test_io_bound_200_gets(void **state)
     assert_true(run.server.max_inflight > 1);
 }
 
+/* ---- files epoll cannot watch; many waiters; a growing fd table ---------- */
+
+struct nopoll_run {
+    int devnull_wait;   /* cc_wait_fd(/dev/null, POLLIN) in a task */
+    int file_wait;      /* cc_wait_fd(a regular file, POLLIN) in a task */
+    ssize_t devnull_rd; /* cc_read of /dev/null: 0 (end of file) */
+    ssize_t devnull_wr; /* cc_write of 3 bytes to /dev/null */
+};
+
+static int nopoll_main(void *arg, void **result)
+{
+    struct nopoll_run *n = arg;
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    int file = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || file < 0)
+        abort();
+    char c[4];
+    n->devnull_wait = cc_wait_fd(fd, POLLIN, cc_deadline_in(CC_SEC));
+    n->file_wait = cc_wait_fd(file, POLLIN, cc_deadline_in(CC_SEC));
+    n->devnull_rd = cc_read(fd, c, sizeof c, cc_deadline_in(CC_SEC));
+    n->devnull_wr = cc_write(fd, "abc", 3, cc_deadline_in(CC_SEC));
+    cc_close(file);
+    cc_close(fd);
+    return 0;
+}
+
+/* Files without readiness answer -EPERM on both pollers (as the header
+ * says), and their reads and writes never wait. */
+static void test_files_epoll_refuses(void **state)
+{
+    (void)state;
+    struct nopoll_run n = {0};
+    assert_int_equal(cc_loop_run(nopoll_main, &n, NULL), 0);
+    assert_int_equal(n.devnull_wait, -EPERM);
+    assert_int_equal(n.file_wait, -EPERM);
+    assert_int_equal(n.devnull_rd, 0);
+    assert_int_equal(n.devnull_wr, 3);
+}
+
+/* Tasks on one socket: two readers (the first times out), a writer
+ * parked on a full send buffer, and a wait on a high duplicate of the
+ * socket (its number past the fd tables' first size: they grow while the
+ * others' waits and reads are linked in them). Each must be woken for its
+ * own event only, on both pollers. */
+struct share_run {
+    int s[2];          /* the socket pair: tasks use s[0] */
+    ssize_t first;     /* reader 1: cc_recv with a short deadline */
+    ssize_t second;    /* reader 2: cc_recv, gets the byte */
+    char byte;         /* what reader 2 read */
+    int writer;        /* cc_wait_fd(POLLOUT) on the full socket */
+    bool drained;      /* the peer read the buffer (before the writer) */
+    bool writer_early; /* the writer was woken before the drain */
+    int high;          /* cc_wait_fd on the high duplicate */
+};
+
+static int share_reader1(void *arg, void **result)
+{
+    struct share_run *r = arg;
+    char c;
+    r->first = cc_recv(r->s[0], &c, 1, 0, cc_deadline_in(20 * CC_MSEC));
+    return 0;
+}
+
+static int share_reader2(void *arg, void **result)
+{
+    struct share_run *r = arg;
+    r->second = cc_recv(r->s[0], &r->byte, 1, 0, cc_deadline_in(10 * CC_SEC));
+    return 0;
+}
+
+static int share_writer(void *arg, void **result)
+{
+    struct share_run *r = arg;
+    r->writer = cc_wait_fd(r->s[0], POLLOUT, cc_deadline_in(10 * CC_SEC));
+    r->writer_early = !r->drained;
+    return 0;
+}
+
+static int share_high(void *arg, void **result)
+{
+    struct share_run *r = arg;
+    int hi = fcntl(r->s[0], F_DUPFD_CLOEXEC, 3000);
+    if (hi < 0)
+        abort();
+    r->high = cc_wait_fd(hi, POLLPRI, cc_deadline_in(30 * CC_MSEC));
+    cc_close(hi);
+    return 0;
+}
+
+static int share_main(void *arg, void **result)
+{
+    struct share_run *r = arg;
+    char fill[4096] = {0};
+    while (send(r->s[0], fill, sizeof fill, MSG_DONTWAIT) > 0)
+        ;
+    cc_future *f[4];
+    cc_spawn(share_reader1, r, &f[0]);
+    cc_spawn(share_reader2, r, &f[1]);
+    cc_spawn(share_writer, r, &f[2]);
+    cc_future_wait(f[0], CC_FOREVER); /* reader 1 timed out */
+    cc_spawn(share_high, r, &f[3]);
+    cc_future_wait(f[3], CC_FOREVER); /* the tables grew */
+    cc_sleep(5 * CC_MSEC);
+    if (write(r->s[1], "z", 1) != 1)
+        abort();
+    cc_future_wait(f[1], CC_FOREVER);
+    r->drained = true;
+    while (read(r->s[1], fill, sizeof fill) > 0)
+        ;
+    cc_future_wait(f[2], CC_FOREVER);
+    for (int i = 0; i < 4; i++)
+        cc_future_release(f[i]);
+    return 0;
+}
+
+static void test_tasks_sharing_a_socket(void **state)
+{
+    (void)state;
+    struct share_run r = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+                                SOCK_CLOEXEC, 0, r.s), 0);
+    assert_int_equal(cc_loop_run(share_main, &r, NULL), 0);
+    assert_int_equal(r.first, -ETIMEDOUT);
+    assert_int_equal(r.high, -ETIMEDOUT);
+    assert_int_equal(r.second, 1);
+    assert_int_equal(r.byte, 'z');
+    assert_true(r.writer > 0 && (r.writer & POLLOUT));
+    assert_false(r.writer_early);
+    close(r.s[0]);
+    close(r.s[1]);
+}
+
+/* A Unix-domain listener with a full backlog: cc_connect gives -EAGAIN
+ * at once, deadline or not (as loop.h says); a later try after an accept
+ * connects. */
+struct unix_run {
+    int first, full, after; /* the three cc_connect results */
+    int64_t waited;         /* how long the full one took, ns */
+};
+
+static int unix_connect(const struct sockaddr_un *a, socklen_t len,
+                        cc_deadline deadline, int *fd)
+{
+    *fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (*fd < 0)
+        abort();
+    return cc_connect(*fd, (const struct sockaddr *)a, len, deadline);
+}
+
+static int unix_main(void *arg, void **result)
+{
+    struct unix_run *u = arg;
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1,
+                     "concur-test-%d", (int)getpid());
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                                (size_t)n); /* an abstract address */
+    if (l < 0 || bind(l, (struct sockaddr *)&a, len) < 0 || listen(l, 0) < 0)
+        abort();
+    int c[3];
+    cc_deadline d = cc_deadline_in(10 * CC_SEC);
+    u->first = unix_connect(&a, len, d, &c[0]);
+    int64_t t0 = cc_now();
+    u->full = unix_connect(&a, len, d, &c[1]);
+    u->waited = cc_now() - t0;
+    int s = cc_accept(l, d);
+    u->after = unix_connect(&a, len, d, &c[2]);
+    for (int i = 0; i < 3; i++)
+        cc_close(c[i]);
+    cc_close(s);
+    cc_close(l);
+    return 0;
+}
+
+static void test_unix_connect_backlog_full(void **state)
+{
+    (void)state;
+    struct unix_run u = {0};
+    assert_int_equal(cc_loop_run(unix_main, &u, NULL), 0);
+    assert_int_equal(u.first, 0);
+    assert_int_equal(u.full, -EAGAIN);
+    assert_true(u.waited < 5 * CC_SEC);
+    assert_int_equal(u.after, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +708,9 @@ int main(void)
         CC_TEST(test_socket_echo),
         CC_TEST(test_socket_errors),
         CC_TEST(test_io_bound_200_gets),
+        CC_TEST(test_files_epoll_refuses),
+        CC_TEST(test_tasks_sharing_a_socket),
+        CC_TEST(test_unix_connect_backlog_full),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -508,6 +508,68 @@ static void test_many_readers(void **state)
     free(m);
 }
 
+/* Far more readers than the completion queue's 4,096 entries, all made
+ * ready at once: their completions overflow the queue (the kernel keeps
+ * them aside), and the readers' next requests are submitted while it is
+ * in overflow. Each reader must get its own two bytes, none may hang. */
+struct flood_run {
+    int n;                /* readers */
+    int (*s)[2];          /* one socket pair per reader */
+    struct reader *r;     /* the readers */
+    long correct;         /* readers that got both their bytes */
+};
+
+static int flood_main(void *arg, void **result)
+{
+    struct flood_run *m = arg;
+    cc_future **f = calloc((size_t)m->n, sizeof *f);
+    if (!f)
+        abort();
+    for (int i = 0; i < m->n; i++) {
+        m->r[i] = (struct reader){.fd = m->s[i][0],
+                                  .deadline = cc_deadline_in(60 * CC_SEC)};
+        if (cc_spawn(many_reader, &m->r[i], &f[i]) != 0)
+            abort();
+    }
+    for (int k = 0; k < 2; k++) {
+        rounds(3);
+        cc_sleep(CC_MSEC);
+        for (int i = 0; i < m->n; i++) {
+            char b = (char)(i * 7 + k);
+            if (write(m->s[i][1], &b, 1) != 1)
+                abort();
+        }
+    }
+    for (int i = 0; i < m->n; i++) {
+        cc_future_wait(f[i], CC_FOREVER);
+        cc_future_release(f[i]);
+        m->correct += m->r[i].got == 2 && m->r[i].buf[0] == (char)(i * 7) &&
+                      m->r[i].buf[1] == (char)(i * 7 + 1);
+    }
+    free(f);
+    return 0;
+}
+
+static void test_readers_overflow_completion_queue(void **state)
+{
+    (void)state;
+    struct flood_run m = {.n = (int)cc_test_n(5000)};
+    m.s = calloc((size_t)m.n, sizeof *m.s);
+    m.r = calloc((size_t)m.n, sizeof *m.r);
+    assert_non_null(m.s);
+    assert_non_null(m.r);
+    for (int i = 0; i < m.n; i++)
+        sockpair(m.s[i]);
+    assert_int_equal(cc_loop_run(flood_main, &m, NULL), 0);
+    assert_int_equal(m.correct, m.n);
+    for (int i = 0; i < m.n; i++) {
+        close(m.s[i][0]);
+        close(m.s[i][1]);
+    }
+    free(m.s);
+    free(m.r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +580,7 @@ int main(void)
         CC_TEST(test_peer_close_gives_0),
         CC_TEST(test_reader_and_writer_share_socket),
         CC_TEST(test_many_readers),
+        CC_TEST(test_readers_overflow_completion_queue),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -3,7 +3,9 @@
  * io_uring.c) as the loop uses them: which one runs (CONCUR_NO_IO_URING),
  * more fds at once than the io_uring submission queue holds, a fd closed
  * and its number reused between waits, a wait re-armed while a poll is in
- * flight. `make check` runs every test_loop* program with both backends.
+ * flight, wakeups from other threads on a ring without IORING_FEAT_EXT_ARG
+ * (as before Linux 5.11). `make check` runs every test_loop* program with
+ * both backends.
  */
 #include "testutil.h"
 
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- which backend ----------------------------------------------------- */
@@ -166,12 +169,60 @@ static void test_fd_reuse_and_rearm(void **state)
     assert_int_equal(r.dup_w, POLLOUT);
 }
 
+/* ---- wakeups from other threads, as on Linux before 5.11 ----------------- */
+
+/* Without IORING_FEAT_EXT_ARG (CONCUR_IO_URING_NO_EXT_ARG=1 emulates it),
+ * liburing times each wait with a TIMEOUT request and silently takes the
+ * completions whose user_data is LIBURING_UDATA_TIMEOUT: the notify
+ * eventfd's poll must not use that value, or no wakeup from another
+ * thread ever reaches the loop (it wakes only at its next timer). */
+static void *nap_thread(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return NULL;
+}
+
+struct remote_run {
+    int joined;     /* joins that returned 0 */
+    int64_t slowest; /* the longest join, ns */
+};
+
+static int remote_main(void *arg, void **result)
+{
+    struct remote_run *r = arg;
+    for (int i = 0; i < 3; i++) {
+        cc_thread *t = start(nap_thread, NULL);
+        int64_t t0 = cc_now();
+        void *res;
+        r->joined += cc_thread_join(t, cc_deadline_in(3 * CC_SEC), &res) == 0;
+        int64_t took = cc_now() - t0;
+        r->slowest = took > r->slowest ? took : r->slowest;
+    }
+    return 0;
+}
+
+static void test_remote_wakeup_without_ext_arg(void **state)
+{
+    (void)state;
+    setenv("CONCUR_IO_URING_NO_EXT_ARG", "1", 1);
+    struct remote_run r = {0};
+    int rc = cc_loop_run(remote_main, &r, NULL);
+    unsetenv("CONCUR_IO_URING_NO_EXT_ARG");
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.joined, 3);
+    /* The thread ends after 10 ms; a lost wakeup waits out the 3 s. */
+    assert_true(r.slowest < 2 * CC_SEC);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CC_TEST(test_backend_chosen),
         CC_TEST(test_many_fds),
         CC_TEST(test_fd_reuse_and_rearm),
+        CC_TEST(test_remote_wakeup_without_ext_arg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -295,6 +295,9 @@ int cc_wait_fd(int fd, short events, cc_deadline deadline);
  * cancels it and returns only once the kernel is done with buf: with the
  * bytes, when the read won (data is never lost), else with the error. On
  * epoll the task lets the other ready tasks run, or waits for the fd.
+ * As write(2), cc_write to a socket or pipe whose reading end is gone
+ * raises SIGPIPE, which ends the process unless SIGPIPE is ignored or
+ * blocked: write to sockets with cc_send (-EPIPE, never SIGPIPE).
  */
 ssize_t cc_read(int fd, void *buf, size_t n, cc_deadline deadline);
 ssize_t cc_write(int fd, const void *buf, size_t n, cc_deadline deadline);
@@ -338,7 +341,10 @@ int cc_close(int fd);
 /*
  * cc_connect: connect a non-blocking socket, waiting for the handshake.
  * Returns 0, -ETIMEDOUT (the attempt goes on: close the socket), or the
- * connection's negative errno (-ECONNREFUSED, ...).
+ * connection's negative errno (-ECONNREFUSED, ...). A Unix-domain socket
+ * whose listener's backlog is full gives -EAGAIN at once, whatever the
+ * deadline (connect(2) starts no attempt, and nothing can be waited on
+ * for room: retry later, as with Go's net.Dial).
  */
 struct sockaddr;
 int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,

@@ -14,7 +14,9 @@
  * submits and flushes (io_uring_submit_and_get_events). Cross-thread
  * wakeups: an eventfd with its own poll, re-armed after each. Timers: the
  * wait's timeout (ns). A poll that fails (the fd was closed) reports
- * POLLERR|POLLHUP|POLLNVAL.
+ * POLLERR|POLLHUP|POLLNVAL. A file that epoll refuses (no poll method:
+ * a regular file, /dev/null) is refused here too (-EPERM), as a probe
+ * epoll instance tells, where io_uring would report it always ready.
  * Unlike epoll, a pending poll holds a reference to its file: closing an fd
  * while a task waits on it does not release the file until the wait ends.
  * I/O requests (cc__uring_io: a RECV or READ that the kernel completes
@@ -31,17 +33,23 @@
 #include <liburing.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 enum { RING_ENTRIES = 256, CQ_ENTRIES = 4096 };
 
-/* user_data of the eventfd's poll, and of POLL_REMOVE requests (ignored). */
-#define UD_NOTIFY UINT64_MAX
+/* user_data of the eventfd's poll, and of POLL_REMOVE requests (ignored).
+ * Not UINT64_MAX: that is LIBURING_UDATA_TIMEOUT, whose completions
+ * liburing takes itself before 5.11 (the notify poll's would be lost). */
+#define UD_NOTIFY (UINT64_MAX - 2)
 #define UD_IGNORE (UINT64_MAX - 1)
+_Static_assert(UD_NOTIFY != LIBURING_UDATA_TIMEOUT &&
+               UD_IGNORE != LIBURING_UDATA_TIMEOUT, "liburing's own");
 
 /* In the low word of an I/O request's user_data (an fd's is below 2^31). */
 #define IO_TAG 0x80000000u
@@ -69,6 +77,7 @@ struct uslot {
 struct cc__uring {
     struct io_uring ring; /* the ring (its fd is close-on-exec) */
     int evfd;             /* the eventfd of cc__uring_notify */
+    int probe;            /* an epoll instance: may an fd be polled? */
     struct uslot *slots;  /* indexed by fd */
     int nslots;           /* entries in slots */
     struct ioslot *io;    /* I/O requests, indexed by user_data's low bits */
@@ -128,6 +137,16 @@ static bool kernel_has_poll_first(void)
     return major > 5 || (major == 5 && minor >= 19);
 }
 
+/* CONCUR_IO_URING_NO_EXT_ARG=1 makes the ring act as on Linux before 5.11
+ * (no IORING_FEAT_EXT_ARG: liburing times a wait with a TIMEOUT request,
+ * whose completions it takes itself), so that tests reach that path. */
+static void maybe_old_kernel(struct io_uring *ring)
+{
+    const char *v = getenv("CONCUR_IO_URING_NO_EXT_ARG");
+    if (v && v[0] == '1' && !v[1])
+        ring->features &= ~IORING_FEAT_EXT_ARG;
+}
+
 int cc__uring_new(cc__uring **out)
 {
     cc__uring *p = cc__calloc(1, sizeof *p);
@@ -138,9 +157,15 @@ int cc__uring_new(cc__uring **out)
         cc__free(p, sizeof *p);
         return r;
     }
+    maybe_old_kernel(&p->ring);
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (p->evfd < 0) {
+    p->probe = epoll_create1(EPOLL_CLOEXEC);
+    if (p->evfd < 0 || p->probe < 0) {
         r = errno == ENOMEM ? -ENOMEM : -EMFILE;
+        if (p->evfd >= 0)
+            close(p->evfd);
+        if (p->probe >= 0)
+            close(p->probe);
         io_uring_queue_exit(&p->ring);
         cc__free(p, sizeof *p);
         return r;
@@ -156,6 +181,7 @@ void cc__uring_free(cc__uring *p)
 {
     io_uring_queue_exit(&p->ring); /* cancels the polls in flight */
     close(p->evfd);
+    close(p->probe);
     cc__free(p->slots, (size_t)p->nslots * sizeof *p->slots);
     cc__free(p->io, (size_t)p->nio * sizeof *p->io);
     cc__free(p, sizeof *p);
@@ -208,20 +234,30 @@ static void arm(cc__uring *p, struct uslot *s, int fd, uint32_t events,
 }
 
 /* epoll's synchronous answers for what io_uring would accept: a closed fd
- * (-EBADF) and files that are always ready (-EPERM). */
-static int check_fd(int fd)
+ * (-EBADF) and files without a poll method, always ready (-EPERM: regular
+ * files, directories, some devices such as /dev/null). Sockets and pipes
+ * can always be polled; any other file is asked of the probe instance. */
+static int check_fd(cc__uring *p, int fd)
 {
     struct stat st;
     if (fstat(fd, &st) < 0)
         return -errno;
-    return S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? -EPERM : 0;
+    if (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode))
+        return 0;
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+        return -EPERM;
+    struct epoll_event ev = {.events = EPOLLIN};
+    if (epoll_ctl(p->probe, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return errno == EPERM ? -EPERM : 0; /* else let the poll say */
+    epoll_ctl(p->probe, EPOLL_CTL_DEL, fd, NULL);
+    return 0;
 }
 
 int cc__uring_add(cc__uring *p, int fd, uint32_t events, void *data)
 {
     if (fd < 0)
         return -EBADF;
-    int r = check_fd(fd);
+    int r = check_fd(p, fd);
     if (r < 0)
         return r;
     struct uslot *s = slot_get(p, fd);
