@@ -77,7 +77,8 @@ struct uslot {
 struct cc__uring {
     struct io_uring ring; /* the ring (its fd is close-on-exec) */
     int evfd;             /* the eventfd of cc__uring_notify */
-    int probe;            /* an epoll instance: may an fd be polled? */
+    int probe;            /* an epoll instance: may an fd be polled?
+                             (-1 until a file needs asking) */
     struct uslot *slots;  /* indexed by fd */
     int nslots;           /* entries in slots */
     struct ioslot *io;    /* I/O requests, indexed by user_data's low bits */
@@ -159,13 +160,9 @@ int cc__uring_new(cc__uring **out)
     }
     maybe_old_kernel(&p->ring);
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    p->probe = epoll_create1(EPOLL_CLOEXEC);
-    if (p->evfd < 0 || p->probe < 0) {
+    p->probe = -1;
+    if (p->evfd < 0) {
         r = errno == ENOMEM ? -ENOMEM : -EMFILE;
-        if (p->evfd >= 0)
-            close(p->evfd);
-        if (p->probe >= 0)
-            close(p->probe);
         io_uring_queue_exit(&p->ring);
         cc__free(p, sizeof *p);
         return r;
@@ -181,7 +178,8 @@ void cc__uring_free(cc__uring *p)
 {
     io_uring_queue_exit(&p->ring); /* cancels the polls in flight */
     close(p->evfd);
-    close(p->probe);
+    if (p->probe >= 0)
+        close(p->probe);
     cc__free(p->slots, (size_t)p->nslots * sizeof *p->slots);
     cc__free(p->io, (size_t)p->nio * sizeof *p->io);
     cc__free(p, sizeof *p);
@@ -246,6 +244,8 @@ static int check_fd(cc__uring *p, int fd)
         return 0;
     if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
         return -EPERM;
+    if (p->probe < 0 && (p->probe = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        return 0; /* no probe: let the poll say */
     struct epoll_event ev = {.events = EPOLLIN};
     if (epoll_ctl(p->probe, EPOLL_CTL_ADD, fd, &ev) < 0)
         return errno == EPERM ? -EPERM : 0; /* else let the poll say */
