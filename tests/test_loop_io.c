@@ -438,15 +438,14 @@ static void test_reader_and_writer_share_socket(void **state)
     close(d.s[1]);
 }
 
-/* More readers parked at once than the ring's 256 submission entries;
- * each gets its own two bytes, sent one by one (a reader late to take the
- * first gets both at once). */
-enum { MANY = 400 };
-
+/* n readers, each on its own socket pair, parked at once; each gets its
+ * own two bytes, sent one by one (a reader late to take the first gets
+ * both at once). */
 struct many_run {
-    int s[MANY][2];       /* one socket pair per reader */
-    struct reader r[MANY]; /* the readers */
-    long correct;         /* reads that got their byte */
+    int n;            /* readers */
+    int (*s)[2];      /* one socket pair per reader */
+    struct reader *r; /* the readers */
+    long correct;     /* readers that got both their bytes */
 };
 
 static int many_reader(void *arg, void **result)
@@ -467,61 +466,6 @@ static int many_reader(void *arg, void **result)
 static int many_main(void *arg, void **result)
 {
     struct many_run *m = arg;
-    cc_future *f[MANY];
-    for (int i = 0; i < MANY; i++) {
-        m->r[i] = (struct reader){.fd = m->s[i][0],
-                                  .deadline = cc_deadline_in(60 * CC_SEC)};
-        if (cc_spawn(many_reader, &m->r[i], &f[i]) != 0)
-            abort();
-    }
-    for (int k = 0; k < 2; k++) {
-        rounds(3);
-        cc_sleep(CC_MSEC);
-        for (int i = 0; i < MANY; i++) {
-            char b = (char)(i * 7 + k);
-            if (write(m->s[i][1], &b, 1) != 1)
-                abort();
-        }
-    }
-    for (int i = 0; i < MANY; i++) {
-        cc_future_wait(f[i], CC_FOREVER);
-        cc_future_release(f[i]);
-        m->correct += m->r[i].got == 2 && m->r[i].buf[0] == (char)(i * 7) &&
-                      m->r[i].buf[1] == (char)(i * 7 + 1);
-    }
-    return 0;
-}
-
-static void test_many_readers(void **state)
-{
-    (void)state;
-    struct many_run *m = calloc(1, sizeof *m);
-    assert_non_null(m);
-    for (int i = 0; i < MANY; i++)
-        sockpair(m->s[i]);
-    assert_int_equal(cc_loop_run(many_main, m, NULL), 0);
-    assert_int_equal(m->correct, MANY);
-    for (int i = 0; i < MANY; i++) {
-        close(m->s[i][0]);
-        close(m->s[i][1]);
-    }
-    free(m);
-}
-
-/* Far more readers than the completion queue's 4,096 entries, all made
- * ready at once: their completions overflow the queue (the kernel keeps
- * them aside), and the readers' next requests are submitted while it is
- * in overflow. Each reader must get its own two bytes, none may hang. */
-struct flood_run {
-    int n;                /* readers */
-    int (*s)[2];          /* one socket pair per reader */
-    struct reader *r;     /* the readers */
-    long correct;         /* readers that got both their bytes */
-};
-
-static int flood_main(void *arg, void **result)
-{
-    struct flood_run *m = arg;
     cc_future **f = calloc((size_t)m->n, sizeof *f);
     if (!f)
         abort();
@@ -550,24 +494,40 @@ static int flood_main(void *arg, void **result)
     return 0;
 }
 
-static void test_readers_overflow_completion_queue(void **state)
+static void run_many_readers(int n)
 {
-    (void)state;
-    struct flood_run m = {.n = (int)cc_test_n(5000)};
-    m.s = calloc((size_t)m.n, sizeof *m.s);
-    m.r = calloc((size_t)m.n, sizeof *m.r);
+    struct many_run m = {.n = n};
+    m.s = calloc((size_t)n, sizeof *m.s);
+    m.r = calloc((size_t)n, sizeof *m.r);
     assert_non_null(m.s);
     assert_non_null(m.r);
-    for (int i = 0; i < m.n; i++)
+    for (int i = 0; i < n; i++)
         sockpair(m.s[i]);
-    assert_int_equal(cc_loop_run(flood_main, &m, NULL), 0);
-    assert_int_equal(m.correct, m.n);
-    for (int i = 0; i < m.n; i++) {
+    assert_int_equal(cc_loop_run(many_main, &m, NULL), 0);
+    assert_int_equal(m.correct, n);
+    for (int i = 0; i < n; i++) {
         close(m.s[i][0]);
         close(m.s[i][1]);
     }
     free(m.s);
     free(m.r);
+}
+
+/* More readers parked at once than the ring's 256 submission entries. */
+static void test_many_readers(void **state)
+{
+    (void)state;
+    run_many_readers(400);
+}
+
+/* Far more readers than the completion queue's 4,096 entries, all made
+ * ready at once: their completions overflow the queue (the kernel keeps
+ * them aside), and the readers' next requests are submitted while it is
+ * in overflow. Each reader must get its own two bytes, none may hang. */
+static void test_readers_overflow_completion_queue(void **state)
+{
+    (void)state;
+    run_many_readers((int)cc_test_n(5000));
 }
 
 int main(void)
