@@ -22,7 +22,7 @@ static void pipe_as_gnu_parallel(void **state)
         {0, "seq 1000", "--pipe --block 100 --recend '' -k md5sum", 0},
         {0, "head -c 3000 /dev/zero", "--pipe --block 1000 -k wc -c", 0},
         {0, "printf ''", "--pipe 'echo x'", 0},
-        {0, "seq 100000", "--pipe --block 100k --dry-run 'echo {#}'", 0},
+        {0, "seq 100000", "--pipe --block 100k -k --dry-run 'echo {#}'", 0},
         {0, "printf 'a\\nb'", "--pipe -k cat", 0},
         {0, "yes abcdefghijabcdefghijabcdefghij | head -30",
          "--pipe --block 10 -k wc -c", 0}, /* records longer than a block */
