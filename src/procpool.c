@@ -25,9 +25,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-#include <linux/futex.h>
 
 #include "concur/thread.h"
 
@@ -304,7 +302,7 @@ static bool halt_at(struct cc__pp_slot *s, uint32_t l, uint32_t seq, size_t i)
     if (cc__load_relaxed(&s->ctl->lane[l].done) <= i) /* relaxed: fence */
         return true;
     cc__store_relaxed(halt, 0);
-    syscall(SYS_futex, halt, FUTEX_WAKE, 1, NULL, NULL, 0);
+    cc__futex_wake(halt, 1, true); /* shared: the memfd both map */
     return false;
 }
 

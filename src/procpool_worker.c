@@ -272,7 +272,7 @@ static void halt_if_asked(struct cc__pp_ctl *ctl, uint32_t id)
      * sees the task ended and lets us go on, or we see halt and wait. */
     cc__fence_seq_cst();
     while (cc__load_relaxed(&ctl->halt) == id) /* relaxed: the fence */
-        syscall(SYS_futex, &ctl->halt, FUTEX_WAIT, id, NULL, NULL, 0);
+        cc__futex_wait(&ctl->halt, id, CC_FOREVER, true);
 }
 
 /* Run batch seq, in the lane the parent chose for it. */
