@@ -118,6 +118,14 @@ static int ring_init_flags(struct io_uring *ring, unsigned flags)
 
 static int ring_init(struct io_uring *ring)
 {
+#ifdef IORING_SETUP_DEFER_TASKRUN
+    /* Completions are worked on only when the loop waits (Linux 6.1):
+     * in one batch, not at the end of whatever system call the loop
+     * thread makes (a task's send) as COOP_TASKRUN does. */
+    if (ring_init_flags(ring, IORING_SETUP_SINGLE_ISSUER |
+                        IORING_SETUP_DEFER_TASKRUN) == 0)
+        return 0;
+#endif
 #if defined(IORING_SETUP_SINGLE_ISSUER) && defined(IORING_SETUP_COOP_TASKRUN)
     /* Only the loop thread submits; no IPI for completions (Linux 6.0). */
     if (ring_init_flags(ring, IORING_SETUP_SINGLE_ISSUER |
