@@ -25,13 +25,11 @@
 #include "bytes_owner.h"
 #include "future_internal.h"
 
-#include <linux/futex.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 /* ---- the queue ------------------------------------------------------------ */
@@ -430,7 +428,7 @@ static int post(struct cc__pp_slot *s, struct batch *b)
     b->seq = s->seq = seq;
     /* release: the batch above before the worker's acquire of req. */
     cc__store_rel(&s->ctl->req, seq);
-    syscall(SYS_futex, &s->ctl->req, FUTEX_WAKE, 1, NULL, NULL, 0);
+    cc__futex_wake(&s->ctl->req, 1, true);
     return 0;
 }
 
@@ -703,7 +701,7 @@ static void stop_worker(struct cc__pp_slot *s)
 {
     s->ctl->quit = 1;
     cc__store_rel(&s->ctl->req, ++s->seq); /* release: quit before it */
-    syscall(SYS_futex, &s->ctl->req, FUTEX_WAKE, 1, NULL, NULL, 0);
+    cc__futex_wake(&s->ctl->req, 1, true);
     retire_worker(s, cc_deadline_in(2000000000LL));
 }
 

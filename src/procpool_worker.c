@@ -32,12 +32,10 @@
 #include "bytes_owner.h"
 #include "worker_impl.h"
 
-#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 /* The worker's view of its pool slot. */
@@ -88,9 +86,9 @@ void cc__pp_map_drop(struct cc__pp_map *m)
 static void wait_for_task(struct cc__pp_ctl *ctl, uint32_t seen)
 {
     /* acquire: pairs with the parent's release bump of req. Shared futex
-     * (no FUTEX_PRIVATE_FLAG): the word lives in a memfd both processes map. */
+     * (shared: true): the word lives in a memfd both processes map. */
     while (cc__load_acq(&ctl->req) == seen)
-        syscall(SYS_futex, &ctl->req, FUTEX_WAIT, seen, NULL, NULL, 0);
+        cc__futex_wait(&ctl->req, seen, CC_FOREVER, true);
 }
 
 static void set_stage(struct cc__pp_ctl *ctl, uint32_t stage)
