@@ -74,8 +74,8 @@ void cc__poller_notify(cc__poller *p);
  * CC__POLL_IO event with `data` and the result (-ECANCELED when
  * cc__poller_cancel won, -EAGAIN when the file does not support waiting
  * this way). Stores in *id what cc__poller_cancel takes. Returns 0,
- * -ENOSYS (epoll: no such requests; poll and do the call yourself) or
- * -ENOMEM.
+ * -ENOSYS (epoll, or a ring without such requests: Linux 5.5; poll and do
+ * the call yourself) or -ENOMEM.
  */
 int cc__poller_io(cc__poller *p, enum cc__io_op op, int fd, void *buf,
                   size_t n, void *data, uint64_t *id);

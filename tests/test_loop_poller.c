@@ -4,7 +4,8 @@
  * more fds at once than the io_uring submission queue holds, a fd closed
  * and its number reused between waits, a wait re-armed while a poll is in
  * flight, wakeups from other threads on a ring without IORING_FEAT_EXT_ARG
- * (as before Linux 5.11). `make check` runs every test_loop* program with
+ * (as before Linux 5.11), reads on a ring without RECV and READ requests
+ * (as Linux 5.5). `make check` runs every test_loop* program with
  * both backends.
  */
 #include "testutil.h"
@@ -216,6 +217,66 @@ static void test_remote_wakeup_without_ext_arg(void **state)
     assert_true(r.slowest < 2 * CC_SEC);
 }
 
+/* ---- a ring without RECV and READ requests, as Linux 5.5 ---------------- */
+
+/* Linux 5.5 has io_uring but no RECV or READ request: a task's read that
+ * would wait must wait for readiness and then read, as on epoll
+ * (CONCUR_IO_URING_NO_IO=1 emulates that kernel). */
+struct no_io {
+    int sv[2], pp[2];    /* a socket pair and a pipe, non-blocking */
+    char sbuf[8], pbuf[8];
+    ssize_t got_recv;    /* what the task's cc_recv returned */
+    ssize_t got_read;    /* and its cc_read */
+};
+
+static int write_later(void *arg, void **result)
+{
+    struct no_io *n = arg;
+    cc_sleep(20 * CC_MSEC);
+    if (write(n->sv[1], "socket", 6) != 6 || write(n->pp[1], "pipe", 4) != 4)
+        abort();
+    return 0;
+}
+
+static int no_io_main(void *arg, void **result)
+{
+    struct no_io *n = arg;
+    if (cc_spawn(write_later, n, NULL) != 0)
+        abort();
+    cc_deadline d = cc_deadline_in(10 * CC_SEC);
+    n->got_recv = cc_recv(n->sv[0], n->sbuf, sizeof n->sbuf, 0, d);
+    n->got_read = cc_read(n->pp[0], n->pbuf, sizeof n->pbuf, d);
+    return 0;
+}
+
+static void test_ring_without_io_requests(void **state)
+{
+    (void)state;
+    struct no_io n = {.got_recv = -1, .got_read = -1};
+    assert_int_equal(
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, n.sv), 0);
+    assert_int_equal(pipe2(n.pp, O_NONBLOCK), 0);
+    setenv("CONCUR_IO_URING_NO_IO", "1", 1);
+    cc__poller *p;
+    assert_int_equal(cc__poller_new(&p), 0);
+    char b;
+    uint64_t id;
+    int refused = cc__poller_io(p, CC__IO_RECV, n.sv[0], &b, 1, &b, &id);
+    cc__poller_free(p);
+    int rc = cc_loop_run(no_io_main, &n, NULL);
+    unsetenv("CONCUR_IO_URING_NO_IO");
+    assert_int_equal(refused, -ENOSYS);
+    assert_int_equal(rc, 0);
+    assert_int_equal(n.got_recv, 6);
+    assert_memory_equal(n.sbuf, "socket", 6);
+    assert_int_equal(n.got_read, 4);
+    assert_memory_equal(n.pbuf, "pipe", 4);
+    for (int i = 0; i < 2; i++) {
+        close(n.sv[i]);
+        close(n.pp[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +284,7 @@ int main(void)
         CC_TEST(test_many_fds),
         CC_TEST(test_fd_reuse_and_rearm),
         CC_TEST(test_remote_wakeup_without_ext_arg),
+        CC_TEST(test_ring_without_io_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,9 @@
  * user_data is the slot's index with IO_TAG set (an fd never has bit 31)
  * and the slot's generation, bumped when the completion is taken, so a
  * cancel aimed at a request already reported finds nothing. Each request
- * is reported exactly once (CC__POLL_IO, with its result).
+ * is reported exactly once (CC__POLL_IO, with its result). A kernel
+ * without RECV and READ requests (5.5; the ring's probe tells) refuses
+ * them (-ENOSYS), and tasks wait for readiness as on epoll.
  */
 #ifdef CONCUR_HAVE_IO_URING
 #include "poller_impl.h"
@@ -85,6 +87,7 @@ struct cc__uring {
     int nio;              /* entries in io */
     int io_free;          /* the first free entry of io, or -1 */
     bool poll_first;      /* the kernel takes IORING_RECVSEND_POLL_FIRST */
+    bool has_io;          /* and IORING_OP_RECV and READ (Linux 5.6) */
 };
 
 static struct io_uring_sqe *get_sqe(cc__uring *p)
@@ -146,14 +149,40 @@ static bool kernel_has_poll_first(void)
     return major > 5 || (major == 5 && minor >= 19);
 }
 
-/* CONCUR_IO_URING_NO_EXT_ARG=1 makes the ring act as on Linux before 5.11
- * (no IORING_FEAT_EXT_ARG: liburing times a wait with a TIMEOUT request,
- * whose completions it takes itself), so that tests reach that path. */
-static void maybe_old_kernel(struct io_uring *ring)
+/* Whether the ring takes the RECV and READ requests of cc__uring_io. Linux
+ * 5.5 has io_uring but neither (a request would fail with EINVAL), nor the
+ * probe, which came with them in 5.6. */
+static bool kernel_has_io(struct io_uring *ring)
 {
-    const char *v = getenv("CONCUR_IO_URING_NO_EXT_ARG");
-    if (v && v[0] == '1' && !v[1])
-        ring->features &= ~IORING_FEAT_EXT_ARG;
+    union {
+        struct io_uring_probe probe;
+        char bytes[sizeof(struct io_uring_probe) +
+                   256 * sizeof(struct io_uring_probe_op)];
+    } u;
+    memset(&u, 0, sizeof u);
+    if (io_uring_register_probe(ring, &u.probe, 256) < 0)
+        return false;
+    return io_uring_opcode_supported(&u.probe, IORING_OP_RECV) &&
+           io_uring_opcode_supported(&u.probe, IORING_OP_READ);
+}
+
+static bool env_is_1(const char *name)
+{
+    const char *v = getenv(name);
+    return v && v[0] == '1' && !v[1];
+}
+
+/* Test knobs, so that tests reach the paths of older kernels:
+ * CONCUR_IO_URING_NO_EXT_ARG=1 acts as Linux before 5.11 (no
+ * IORING_FEAT_EXT_ARG: liburing times a wait with a TIMEOUT request, whose
+ * completions it takes itself); CONCUR_IO_URING_NO_IO=1 as Linux 5.5 (no
+ * RECV or READ requests: tasks wait for readiness instead). */
+static void maybe_old_kernel(cc__uring *p)
+{
+    if (env_is_1("CONCUR_IO_URING_NO_EXT_ARG"))
+        p->ring.features &= ~IORING_FEAT_EXT_ARG;
+    if (env_is_1("CONCUR_IO_URING_NO_IO"))
+        p->has_io = false;
 }
 
 int cc__uring_new(cc__uring **out)
@@ -166,7 +195,6 @@ int cc__uring_new(cc__uring **out)
         cc__free(p, sizeof *p);
         return r;
     }
-    maybe_old_kernel(&p->ring);
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     p->probe = -1;
     if (p->evfd < 0) {
@@ -177,6 +205,8 @@ int cc__uring_new(cc__uring **out)
     }
     p->io_free = -1;
     p->poll_first = kernel_has_poll_first();
+    p->has_io = kernel_has_io(&p->ring);
+    maybe_old_kernel(p);
     arm_notify(p);
     *out = p;
     return 0;
@@ -325,6 +355,8 @@ static uint64_t io_user_data(int i, uint32_t gen)
 int cc__uring_io(cc__uring *p, enum cc__io_op op, int fd, void *buf,
                  size_t n, void *data, uint64_t *id)
 {
+    if (!p->has_io)
+        return -ENOSYS;
     int i = io_alloc(p);
     if (i < 0)
         return -ENOMEM;
