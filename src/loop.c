@@ -264,11 +264,7 @@ static void switch_out(struct cc__task *t)
 {
     cc_loop *l = t->loop;
     struct cc__task *next = l->run_head;
-    if (next == t && l->budget > 0) { /* alone: carry on */
-        runq_pop(l);
-        l->budget--;
-        return;
-    }
+    /* budget <= run_len: a task queued alone (next == t) has none left. */
     if (!next || !next->started || l->budget == 0) {
         cc__coro_yield();
         return;
