@@ -334,6 +334,8 @@ struct misc_run {
     int nested_sleep;       /* a sleep after the inner of two shields */
     int after_shield;       /* the first sleep after the shield */
     bool shield_cleanup;    /* cleanup after the shield ran */
+    int running_future;     /* cc_task_cancel on a running non-task future */
+    int pending_future;     /* and on a pending one */
 };
 
 static int shielded(void *arg, void **result)
@@ -370,6 +372,18 @@ static int misc_main(void *arg, void **result)
     cc_task_cancel(f);
     cc_future_wait(f, CC_FOREVER);
     cc_future_release(f);
+    /* Futures that are not tasks (cc_future_new). */
+    cc_future *plain;
+    if (cc_future_new(&plain) != 0)
+        abort();
+    m->pending_future = cc_task_cancel(plain) == 0 && cc_future_cancelled(plain);
+    cc_future_release(plain);
+    if (cc_future_new(&plain) != 0 ||
+        !cc_future_set_running_or_notify_cancel(plain))
+        abort();
+    m->running_future = cc_task_cancel(plain);
+    cc_future_set_result(plain, NULL);
+    cc_future_release(plain);
     return 0;
 }
 
@@ -387,7 +401,15 @@ static void test_cancel_unstarted_done_and_shield(void **state)
     assert_int_equal(m.nested_sleep, 0); /* the outer shield still holds */
     assert_int_equal(m.after_shield, -ECANCELED);
     assert_true(m.shield_cleanup);
+    assert_true(m.pending_future);
+    assert_int_equal(m.running_future, -EINVAL);
     assert_int_equal(cc_task_cancel(NULL), -EINVAL);
+    /* Outside a loop. */
+    cc_future *f;
+    assert_int_equal(cc_future_new(&f), 0);
+    assert_int_equal(cc_task_cancel(f), -EPERM);
+    assert_false(cc_future_cancelled(f));
+    cc_future_release(f);
 }
 
 /* ---- deadline scopes ----------------------------------------------------------- */
@@ -490,6 +512,7 @@ static void test_deadline_scopes_nest(void **state)
     assert_int_equal(n.wins_end, 0);
     cc_deadline_scope sc;
     assert_int_equal(cc_deadline_scope_begin(&sc, CC_FOREVER), -EPERM);
+    assert_int_equal(cc_deadline_scope_end(&sc), -EPERM);
     cc_event_destroy(&n.later);
     cc_event_destroy(&n.ev);
 }

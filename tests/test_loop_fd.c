@@ -459,6 +459,70 @@ static void test_socket_errors(void **state)
     assert_int_equal(e.refused, -ECONNREFUSED);
 }
 
+/* ---- bad input ----------------------------------------------------------- */
+
+/* What cc_wait_fd and cc_close say to bad arguments, from a task (the
+ * loop's poller) and from a thread (poll). */
+struct bad_fd {
+    int open_fd;     /* a pipe's read end */
+    int closed_fd;   /* a number that names no file */
+    int negative;    /* cc_wait_fd(-1, POLLIN) */
+    int no_event;    /* cc_wait_fd(open_fd, 0) */
+    int only_hup;    /* cc_wait_fd(open_fd, POLLHUP): none of IN/OUT/PRI */
+    int not_open;    /* cc_wait_fd(closed_fd, POLLIN) */
+    int close_neg;   /* cc_close(-1) */
+};
+
+static void bad_fd_calls(struct bad_fd *b)
+{
+    cc_deadline d = cc_deadline_in(5 * CC_SEC);
+    b->negative = cc_wait_fd(-1, POLLIN, d);
+    b->no_event = cc_wait_fd(b->open_fd, 0, d);
+    b->only_hup = cc_wait_fd(b->open_fd, POLLHUP, d);
+    b->not_open = cc_wait_fd(b->closed_fd, POLLIN, d);
+    b->close_neg = cc_close(-1);
+}
+
+static int bad_fd_task(void *arg, void **result)
+{
+    bad_fd_calls(arg);
+    return 0;
+}
+
+static void *bad_fd_thread(void *arg)
+{
+    bad_fd_calls(arg);
+    return NULL;
+}
+
+static void check_bad_fd(const struct bad_fd *b)
+{
+    assert_int_equal(b->negative, -EBADF);
+    assert_int_equal(b->no_event, -EINVAL);
+    assert_int_equal(b->only_hup, -EINVAL);
+    assert_int_equal(b->not_open, -EBADF);
+    assert_int_equal(b->close_neg, -EBADF);
+}
+
+static void test_wait_fd_bad_input(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    /* High: the loop's own fds (its poller) take the lowest free numbers. */
+    int gone = fcntl(p[0], F_DUPFD_CLOEXEC, 900);
+    assert_true(gone >= 900);
+    close(gone);
+    struct bad_fd in_task = {.open_fd = p[0], .closed_fd = gone};
+    assert_int_equal(cc_loop_run(bad_fd_task, &in_task, NULL), 0);
+    check_bad_fd(&in_task);
+    struct bad_fd in_thread = {.open_fd = p[0], .closed_fd = gone};
+    join(start(bad_fd_thread, &in_thread));
+    check_bad_fd(&in_thread);
+    close(p[0]);
+    close(p[1]);
+}
+
 /* ---- 200 HTTP GETs, one task each, against a server that waits 10 ms ------- */
 
 enum { GETS = 200 };
@@ -707,6 +771,7 @@ int main(void)
         CC_TEST(test_recv_after_short_read),
         CC_TEST(test_socket_echo),
         CC_TEST(test_socket_errors),
+        CC_TEST(test_wait_fd_bad_input),
         CC_TEST(test_io_bound_200_gets),
         CC_TEST(test_files_epoll_refuses),
         CC_TEST(test_tasks_sharing_a_socket),

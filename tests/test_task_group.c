@@ -335,6 +335,18 @@ static void test_cancelled_task_shuts_pool_down(void **state)
     cc_executor_free(s.pool);
 }
 
+/* A bound the group's semaphore cannot count is refused, and nothing is
+ * made (the fixture's teardown counts leaks). */
+static void test_size_too_large(void **state)
+{
+    (void)state;
+    cc_task_group *g = NULL;
+    assert_int_equal(cc_task_group_new(&g, (size_t)UINT32_MAX + 1), -EINVAL);
+    assert_null(g);
+    assert_int_equal(cc_task_group_new(&g, UINT32_MAX), 0);
+    assert_int_equal(cc_task_group_close(g, false), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +356,7 @@ int main(void)
         CC_TEST(test_cancelled_closer_still_joins),
         CC_TEST(test_to_thread_parks_the_task),
         CC_TEST(test_cancelled_task_shuts_pool_down),
+        CC_TEST(test_size_too_large),
     };
     return CC_RUN_TESTS(tests);
 }

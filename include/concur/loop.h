@@ -129,9 +129,11 @@ int cc_call_soon_threadsafe(cc_loop *loop, void (*fn)(void *arg), void *arg);
  * future's outcome. A call that does not block (a free lock, a non-empty
  * queue) still succeeds. Cancelling oneself is allowed.
  *   task: a task's future (from cc_spawn), of the calling thread's loop.
- * Returns 0, -EALREADY (the task is done), -EINVAL (NULL, or not a task of
- * this loop), -EPERM (the calling thread runs no loop). Never blocks. Loop
- * thread only (cancel from elsewhere with cc_call_soon_threadsafe).
+ * Returns 0, -EALREADY (the task is done), -EINVAL (NULL, or a running
+ * future that is not a task of this loop), -EPERM (the calling thread runs
+ * no loop). A future that has not started, task or not, is cancelled as
+ * cc_future_cancel does (0). Never blocks. Loop thread only (cancel from
+ * elsewhere with cc_call_soon_threadsafe).
  */
 int cc_task_cancel(cc_future *task);
 
