@@ -123,6 +123,9 @@ static void deadlines_never_early_and_errors(void **state)
     close(p[0]);
     close(p[1]);
     assert_int_equal(cc_conn_from_fd(&c, 1000), -EBADF);
+    assert_int_equal(cc_conn_from_fd(NULL, 0), -EINVAL);
+    assert_int_equal(cc_pipe(NULL, &c, true), -EINVAL);
+    assert_int_equal(cc_pipe(&c, NULL, false), -EINVAL);
 }
 
 /* Read one message slowly: small deadlines, many resumptions. */

@@ -590,6 +590,35 @@ static void map_chunk_with_a_death(void **state)
     cc_executor_free(ex);
 }
 
+/* Options a pool cannot have are refused before anything starts (no
+ * process, thread or fd is left: the fixture's teardown counts them). */
+static void bad_options_refused(void **state)
+{
+    (void)state;
+    cc_executor *ex = NULL;
+    assert_int_equal(cc_process_pool_new(NULL, NULL), -EINVAL);
+    cc_process_pool_options o = {.max_workers = 1, .start_method = 99};
+    assert_int_equal(cc_process_pool_new(&ex, &o), -EINVAL);
+    o = (cc_process_pool_options){.max_workers = 1, .task_timeout_ns = -1};
+    assert_int_equal(cc_process_pool_new(&ex, &o), -EINVAL);
+    o = (cc_process_pool_options){.max_workers = 1, .initargs_len = 4};
+    assert_int_equal(cc_process_pool_new(&ex, &o), -EINVAL);
+    o = (cc_process_pool_options){.max_workers = 1,
+                                  .initializer = "no_such_function"};
+    assert_int_equal(cc_process_pool_new(&ex, &o), -ENOENT);
+    char longname[512];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    o.initializer = longname;
+    assert_int_equal(cc_process_pool_new(&ex, &o), -ENOENT);
+    assert_null(ex);
+    /* A thread pool is not a process pool. */
+    assert_int_equal(cc_thread_pool_new(&ex, NULL), 0);
+    pid_t pid;
+    assert_int_equal(cc_process_pool_worker_pids(ex, &pid, 1), -EINVAL);
+    cc_executor_free(ex);
+}
+
 int main(int argc, char **argv)
 {
     cc_worker_main_hook(argc, argv); /* a spawned worker never returns */
@@ -604,6 +633,7 @@ int main(int argc, char **argv)
         CC_TEST(deaths_and_timeouts_with_one_task_per_child),
         CC_TEST(terminate_while_a_worker_starts),
         CC_TEST(map_chunk_with_a_death),
+        CC_TEST(bad_options_refused),
     };
     return CC_RUN_TESTS(tests);
 }

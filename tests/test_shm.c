@@ -110,6 +110,7 @@ static void attach_rejects_what_is_not_a_segment(void **state)
     int fd = memfd_create("not-a-segment", MFD_CLOEXEC);
     assert_true(fd >= 0);
     assert_int_equal(cc_shm_attach(&s, fd), -EINVAL); /* empty */
+    assert_int_equal(cc_shm_attach(NULL, fd), -EINVAL);
     assert_int_equal(ftruncate(fd, 4096), 0);
     assert_int_equal(cc_shm_attach(&s, fd), -EINVAL); /* no header */
     close(fd);
@@ -165,6 +166,7 @@ static void named_errors(void **state)
     assert_int_equal(cc_shm_open(&s, "a/b", 1, 1, CC_SHM_CREATE), -EINVAL);
     assert_int_equal(cc_shm_open(&s, "", 1, 1, CC_SHM_CREATE), -EINVAL);
     assert_int_equal(cc_shm_open(&s, "..", 1, 1, CC_SHM_CREATE), -EINVAL);
+    assert_int_equal(cc_shm_open(&s, NULL, 1, 1, CC_SHM_CREATE), -EINVAL);
     assert_int_equal(cc_shm_open(&s, name, 1, 1, CC_SHM_EXCL), -EINVAL);
     assert_int_equal(cc_shm_open(&s, name, 0, 1, CC_SHM_CREATE), -EINVAL);
     char longname[CC_SHM_NAME_MAX + 2];
