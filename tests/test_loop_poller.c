@@ -5,7 +5,7 @@
  * and its number reused between waits, a wait re-armed while a poll is in
  * flight, wakeups from other threads on a ring without IORING_FEAT_EXT_ARG
  * (as before Linux 5.11), reads on a ring without RECV and READ requests
- * (as Linux 5.5). `make check` runs every test_loop* program with
+ * (as Linux 5.5). `make check` runs every test program with
  * both backends.
  */
 #include "testutil.h"
