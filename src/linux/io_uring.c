@@ -109,6 +109,30 @@ static void arm_notify(cc__uring *p)
     io_uring_sqe_set_data64(sqe, UD_NOTIFY);
 }
 
+static bool env_is_1(const char *name)
+{
+    const char *v = getenv(name);
+    return v && v[0] == '1' && !v[1];
+}
+
+/* Test knobs, so that tests reach the paths of older kernels:
+ * CONCUR_IO_URING_NO_EXT_ARG=1 acts as Linux before 5.11 (no
+ * IORING_FEAT_EXT_ARG: liburing times a wait with a TIMEOUT request, whose
+ * completions it takes itself); CONCUR_IO_URING_NO_IO=1 as Linux 5.5 (no
+ * RECV or READ requests: tasks wait for readiness instead). Either also
+ * leaves out what later kernels brought (the setup flags, POLL_FIRST), as
+ * such a kernel would: liburing's wait without EXT_ARG does not work on a
+ * DEFER_TASKRUN ring, which no such kernel has. */
+static bool knob_no_ext_arg(void)
+{
+    return env_is_1("CONCUR_IO_URING_NO_EXT_ARG");
+}
+
+static bool knob_no_io(void)
+{
+    return env_is_1("CONCUR_IO_URING_NO_IO");
+}
+
 /* A completion queue larger than the default 2 x RING_ENTRIES: every armed
  * fd may complete in one round, and a full queue makes submissions fail
  * with EBUSY on older kernels. */
@@ -119,8 +143,10 @@ static int ring_init_flags(struct io_uring *ring, unsigned flags)
     return io_uring_queue_init_params(RING_ENTRIES, ring, &p);
 }
 
-static int ring_init(struct io_uring *ring)
+static int ring_init(struct io_uring *ring, bool old_kernel)
 {
+    if (old_kernel) /* as before Linux 5.11: none of the flags below */
+        return ring_init_flags(ring, 0);
 #ifdef IORING_SETUP_DEFER_TASKRUN
     /* Completions are worked on only when the loop waits (Linux 6.1):
      * in one batch, not at the end of whatever system call the loop
@@ -166,31 +192,13 @@ static bool kernel_has_io(struct io_uring *ring)
            io_uring_opcode_supported(&u.probe, IORING_OP_READ);
 }
 
-static bool env_is_1(const char *name)
-{
-    const char *v = getenv(name);
-    return v && v[0] == '1' && !v[1];
-}
-
-/* Test knobs, so that tests reach the paths of older kernels:
- * CONCUR_IO_URING_NO_EXT_ARG=1 acts as Linux before 5.11 (no
- * IORING_FEAT_EXT_ARG: liburing times a wait with a TIMEOUT request, whose
- * completions it takes itself); CONCUR_IO_URING_NO_IO=1 as Linux 5.5 (no
- * RECV or READ requests: tasks wait for readiness instead). */
-static void maybe_old_kernel(cc__uring *p)
-{
-    if (env_is_1("CONCUR_IO_URING_NO_EXT_ARG"))
-        p->ring.features &= ~IORING_FEAT_EXT_ARG;
-    if (env_is_1("CONCUR_IO_URING_NO_IO"))
-        p->has_io = false;
-}
-
 int cc__uring_new(cc__uring **out)
 {
     cc__uring *p = cc__calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
-    int r = ring_init(&p->ring);
+    bool no_ext_arg = knob_no_ext_arg(), no_io = knob_no_io();
+    int r = ring_init(&p->ring, no_ext_arg || no_io);
     if (r < 0) {
         cc__free(p, sizeof *p);
         return r;
@@ -204,9 +212,10 @@ int cc__uring_new(cc__uring **out)
         return r;
     }
     p->io_free = -1;
-    p->poll_first = kernel_has_poll_first();
-    p->has_io = kernel_has_io(&p->ring);
-    maybe_old_kernel(p);
+    p->poll_first = !no_ext_arg && !no_io && kernel_has_poll_first();
+    p->has_io = !no_io && kernel_has_io(&p->ring);
+    if (no_ext_arg)
+        p->ring.features &= ~IORING_FEAT_EXT_ARG;
     arm_notify(p);
     *out = p;
     return 0;
