@@ -85,8 +85,8 @@ void cc__pp_map_drop(struct cc__pp_map *m)
 
 static void wait_for_task(struct cc__pp_ctl *ctl, uint32_t seen)
 {
-    /* acquire: pairs with the parent's release bump of req. Shared futex
-     * (shared: true): the word lives in a memfd both processes map. */
+    /* acquire: pairs with the parent's release bump of req. A shared
+     * futex: the word lives in a memfd both processes map. */
     while (cc__load_acq(&ctl->req) == seen)
         cc__futex_wait(&ctl->req, seen, CC_FOREVER, true);
 }

@@ -30,6 +30,7 @@
  */
 #ifdef CONCUR_HAVE_IO_URING
 #include "poller_impl.h"
+#include "../atomics.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -115,24 +116,6 @@ static bool env_is_1(const char *name)
     return v && v[0] == '1' && !v[1];
 }
 
-/* Test knobs, so that tests reach the paths of older kernels:
- * CONCUR_IO_URING_NO_EXT_ARG=1 acts as Linux before 5.11 (no
- * IORING_FEAT_EXT_ARG: liburing times a wait with a TIMEOUT request, whose
- * completions it takes itself); CONCUR_IO_URING_NO_IO=1 as Linux 5.5 (no
- * RECV or READ requests: tasks wait for readiness instead). Either also
- * leaves out what later kernels brought (the setup flags, POLL_FIRST), as
- * such a kernel would: liburing's wait without EXT_ARG does not work on a
- * DEFER_TASKRUN ring, which no such kernel has. */
-static bool knob_no_ext_arg(void)
-{
-    return env_is_1("CONCUR_IO_URING_NO_EXT_ARG");
-}
-
-static bool knob_no_io(void)
-{
-    return env_is_1("CONCUR_IO_URING_NO_IO");
-}
-
 /* A completion queue larger than the default 2 x RING_ENTRIES: every armed
  * fd may complete in one round, and a full queue makes submissions fail
  * with EBUSY on older kernels. */
@@ -192,13 +175,40 @@ static bool kernel_has_io(struct io_uring *ring)
            io_uring_opcode_supported(&u.probe, IORING_OP_READ);
 }
 
+/* What the kernel offers, found with the process's first ring (a uname
+ * and a probe; the kernel does not change): CAPS_KNOWN | CAP_*, or 0 not
+ * yet. Threads that race to find it store the same value. */
+enum { CAPS_KNOWN = 1, CAP_POLL_FIRST = 2, CAP_IO = 4 };
+static cc__atomic_u32 kernel_caps;
+
+static uint32_t caps_of(struct io_uring *ring)
+{
+    uint32_t caps = cc__load_relaxed(&kernel_caps);
+    if (!caps) {
+        caps = CAPS_KNOWN | (kernel_has_poll_first() ? CAP_POLL_FIRST : 0) |
+               (kernel_has_io(ring) ? CAP_IO : 0);
+        cc__store_relaxed(&kernel_caps, caps);
+    }
+    return caps;
+}
+
 int cc__uring_new(cc__uring **out)
 {
     cc__uring *p = cc__calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
-    bool no_ext_arg = knob_no_ext_arg(), no_io = knob_no_io();
-    int r = ring_init(&p->ring, no_ext_arg || no_io);
+    /* Test knobs, so that tests reach the paths of older kernels:
+     * CONCUR_IO_URING_NO_EXT_ARG=1 acts as Linux before 5.11 (no
+     * IORING_FEAT_EXT_ARG: liburing times a wait with a TIMEOUT request,
+     * whose completions it takes itself); CONCUR_IO_URING_NO_IO=1 as Linux
+     * 5.5 (no RECV or READ requests: tasks wait for readiness instead).
+     * Either also leaves out what later kernels brought (the setup flags,
+     * POLL_FIRST), as such a kernel would: liburing's wait without EXT_ARG
+     * does not work on a DEFER_TASKRUN ring, which no such kernel has. */
+    bool no_ext_arg = env_is_1("CONCUR_IO_URING_NO_EXT_ARG");
+    bool no_io = env_is_1("CONCUR_IO_URING_NO_IO");
+    bool old_kernel = no_ext_arg || no_io;
+    int r = ring_init(&p->ring, old_kernel);
     if (r < 0) {
         cc__free(p, sizeof *p);
         return r;
@@ -212,8 +222,9 @@ int cc__uring_new(cc__uring **out)
         return r;
     }
     p->io_free = -1;
-    p->poll_first = !no_ext_arg && !no_io && kernel_has_poll_first();
-    p->has_io = !no_io && kernel_has_io(&p->ring);
+    uint32_t caps = caps_of(&p->ring);
+    p->poll_first = !old_kernel && (caps & CAP_POLL_FIRST);
+    p->has_io = !no_io && (caps & CAP_IO);
     if (no_ext_arg)
         p->ring.features &= ~IORING_FEAT_EXT_ARG;
     arm_notify(p);
