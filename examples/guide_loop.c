@@ -124,7 +124,7 @@ static int echo_server(void *arg, void **result)
     char buf[64];
     ssize_t n;
     while ((n = cc_recv(fd, buf, sizeof buf, 0, CC_FOREVER)) > 0)
-        if (cc_send(fd, buf, (size_t)n, 0, CC_FOREVER) != n)
+        if (cc_sendall(fd, buf, (size_t)n, 0, CC_FOREVER) != 0)
             return -EIO;
     return (int)n; /* 0 at end of stream */
 }
@@ -138,7 +138,7 @@ static int sockets(void)
     CHECK(cc_spawn(echo_server, (void *)(intptr_t)sv[1], &server) == 0);
     char buf[8] = {0};
     cc_deadline d = cc_deadline_in(10 * CC_SEC);
-    CHECK(cc_send(sv[0], "ping", 4, 0, d) == 4);
+    CHECK(cc_sendall(sv[0], "ping", 4, 0, d) == 0);
     CHECK(cc_recv(sv[0], buf, sizeof buf, 0, d) == 4);
     CHECK(memcmp(buf, "ping", 4) == 0);
     shutdown(sv[0], SHUT_WR); /* the server sees the end and returns */

@@ -467,8 +467,43 @@ ssize_t cc_recv(int fd, void *buf, size_t n, int flags, cc_deadline deadline)
 ssize_t cc_send(int fd, const void *buf, size_t n, int flags,
                 cc_deadline deadline)
 {
+    return cc_sendto(fd, buf, n, flags, NULL, 0, deadline);
+}
+
+int cc_sendall(int fd, const void *buf, size_t n, int flags,
+               cc_deadline deadline)
+{
+    const char *p = buf;
+    do { /* once even for n == 0: a bad fd still gets its error */
+        ssize_t r = cc_send(fd, p, n, flags, deadline);
+        if (r < 0)
+            return (int)r;
+        p += r;
+        n -= (size_t)r;
+    } while (n > 0);
+    return 0;
+}
+
+ssize_t cc_recvfrom(int fd, void *buf, size_t n, int flags,
+                    struct sockaddr *addr, unsigned *addrlen,
+                    cc_deadline deadline)
+{
     for (;;) {
-        ssize_t r = send(fd, buf, n, flags | MSG_NOSIGNAL);
+        ssize_t r = recvfrom(fd, buf, n, flags, addr, addrlen);
+        if (r >= 0)
+            return r;
+        int again = retry_after(fd, POLLIN, deadline);
+        if (again < 0)
+            return again;
+    }
+}
+
+ssize_t cc_sendto(int fd, const void *buf, size_t n, int flags,
+                  const struct sockaddr *addr, unsigned addrlen,
+                  cc_deadline deadline)
+{
+    for (;;) {
+        ssize_t r = sendto(fd, buf, n, flags | MSG_NOSIGNAL, addr, addrlen);
         if (r >= 0)
             return r;
         int again = retry_after(fd, POLLOUT, deadline);

@@ -315,6 +315,42 @@ ssize_t cc_send(int fd, const void *buf, size_t n, int flags,
                 cc_deadline deadline);
 
 /*
+ * cc_sendall: send all n bytes of buf on a stream socket, calling cc_send
+ * (flags, MSG_NOSIGNAL added) until every byte is sent or one call fails,
+ * as Python's socket.sendall and asyncio's loop.sock_sendall. Returns 0
+ * (n == 0 included), or the failing cc_send's negative errno: -ETIMEDOUT
+ * (the deadline bounds the whole call), -ECANCELED, -EPIPE, -EBADF, ...
+ * After an error an unknown prefix of buf may have been sent (as Python:
+ * there is no way to know how much), so the stream's framing is lost:
+ * close the connection. Parks the task (blocks the thread outside tasks)
+ * while the socket's buffer is full; the caller keeps buf. Two tasks or
+ * threads sending on one socket at once may interleave their bytes.
+ */
+int cc_sendall(int fd, const void *buf, size_t n, int flags,
+               cc_deadline deadline);
+
+/*
+ * cc_recvfrom / cc_sendto: recvfrom(2) / sendto(2), for datagram sockets
+ * (UDP, Unix datagrams), waiting for readiness as cc_wait_fd does when the
+ * non-blocking socket is not ready, as asyncio's loop.sock_recvfrom and
+ * loop.sock_sendto. addr and *addrlen as in recvfrom(2) (NULL, NULL: the
+ * sender is not wanted; *addrlen is a socklen_t) and sendto(2) (NULL, 0:
+ * the connected peer). cc_sendto adds MSG_NOSIGNAL (-EPIPE, never
+ * SIGPIPE). Returns the bytes received (a datagram longer than n is cut to
+ * n unless flags has MSG_TRUNC) or sent, -ETIMEDOUT, -ECANCELED (the task
+ * was cancelled), -EBADF (cc_close from another task), or the system
+ * call's negative errno. Restart after EINTR. Park the task (block the
+ * thread outside tasks); thread safe as the system calls.
+ */
+struct sockaddr;
+ssize_t cc_recvfrom(int fd, void *buf, size_t n, int flags,
+                    struct sockaddr *addr, unsigned *addrlen,
+                    cc_deadline deadline);
+ssize_t cc_sendto(int fd, const void *buf, size_t n, int flags,
+                  const struct sockaddr *addr, unsigned addrlen,
+                  cc_deadline deadline);
+
+/*
  * cc_accept: accept a connection on a non-blocking listening socket,
  * waiting while none is pending. The new socket is non-blocking and
  * close-on-exec; the caller owns it. Returns it (>= 0), -ETIMEDOUT, or
@@ -325,12 +361,13 @@ int cc_accept(int fd, cc_deadline deadline);
 /*
  * cc_close: close fd, first waking every task of the calling thread's loop
  * that waits on it, as gevent's socket.close() (cancel_wait): their
- * cc_wait_fd, cc_read, cc_recv, cc_write, cc_send, cc_accept and
- * cc_connect return -EBADF (a cc_read or cc_recv whose bytes had already
- * come returns them), and cc_wait_any reports fd ready with POLLNVAL. On
- * the io_uring poller their reads in flight are cancelled, and the kernel
- * lets go of the file once it has taken the cancellation, at the loop's
- * next turn; until then the peer does not see the close. Tasks of other
+ * cc_wait_fd, cc_read, cc_recv, cc_recvfrom, cc_write, cc_send,
+ * cc_sendall, cc_sendto, cc_accept and cc_connect return -EBADF (a
+ * cc_read or cc_recv whose bytes had already come returns them), and
+ * cc_wait_any reports fd ready with POLLNVAL. On the io_uring poller
+ * their reads in flight are cancelled, and the kernel lets go of the file
+ * once it has taken the cancellation, at the loop's next turn; until then
+ * the peer does not see the close. Tasks of other
  * threads' loops, and threads blocked on fd, are not woken: close an fd
  * from the loop whose tasks use it, or cancel them first. Outside a task
  * it is close(2). Returns 0, -EBADF (fd < 0, or not open) or close's
@@ -348,7 +385,6 @@ int cc_close(int fd);
  * deadline (connect(2) starts no attempt, and nothing can be waited on
  * for room: retry later, as with Go's net.Dial).
  */
-struct sockaddr;
 int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
                cc_deadline deadline);
 
