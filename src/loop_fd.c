@@ -26,7 +26,9 @@
  * Such reads are linked in their fd's slot while in flight, so that
  * cc_close can end every use of the fd by this loop's tasks before it
  * closes it: waiters are handed POLLNVAL (-EBADF), reads cancelled (they
- * give -EBADF unless their bytes won), the registration deleted.
+ * give -EBADF unless their bytes won), the registration deleted; a call
+ * that the poller woke before the close, and that has not run yet, sees
+ * the slot's close count changed and gives -EBADF too.
  */
 #include "loop_internal.h"
 #include "poller.h"
@@ -100,6 +102,9 @@ struct fd_slot {
     bool armed;                /* and may still report it (one-shot not
                                   fired) */
     bool drained;              /* a task's last read of it came back short */
+    uint32_t closes;           /* times cc_close let go of it: a call that
+                                  sees this change while it is off the CPU
+                                  never touches the number again */
 };
 
 /* This thread's table (one loop per thread), indexed by fd. */
@@ -128,6 +133,16 @@ void cc__loop_fd_close(void)
     cc__free(slots, nslots * sizeof *slots);
     slots = NULL;
     nslots = 0;
+}
+
+/* How many times a task of this loop has cc_closed fd. A call samples it
+ * before it waits and looks again once it runs: a change means that fd
+ * was closed meanwhile, even after the poller woke the call (then it was
+ * no longer linked for cc_close to hand POLLNVAL), and that the number
+ * may name another file. */
+static uint32_t closes_of(int fd)
+{
+    return fd < nslots ? slots[fd].closes : 0;
 }
 
 static void unlink_wait(struct fd_slot *s, struct fd_wait *fw)
@@ -304,10 +319,13 @@ static int wait_fds_task(struct pollfd *fds, nfds_t n, cc_deadline deadline)
 static int wait_fd_task(int fd, short events, cc_deadline deadline)
 {
     struct pollfd p = {.fd = fd, .events = events};
+    uint32_t closes = closes_of(fd);
     int r = wait_fds_task(&p, 1, deadline);
     if (r < 0)
         return r;
-    return p.revents & POLLNVAL ? -EBADF : p.revents;
+    if (p.revents & POLLNVAL || closes_of(fd) != closes)
+        return -EBADF;
+    return p.revents;
 }
 
 int cc__wait_fds(struct pollfd *fds, nfds_t n, cc_deadline deadline)
@@ -525,6 +543,7 @@ static void forget(struct fd_slot *s, int fd)
     if (s->reads)
         cc__poller_submit(p);
     s->registered = s->armed = s->drained = false;
+    s->closes++;
 }
 
 int cc_close(int fd)
