@@ -400,7 +400,7 @@ static bool ring_read(struct rd *rd, cc_deadline deadline)
  * none is ready, wait for readiness before the system call. Only a hint: a
  * stale one (the fd number reused) costs a yield or a wait that the poller
  * answers at once (it reports the level when armed). Returns 0 (now do the
- * system call), 1, -ETIMEDOUT or -ECANCELED.
+ * system call), 1, -ETIMEDOUT, -ECANCELED or -EBADF (cc_close meanwhile).
  */
 static int before_read(struct rd *rd, cc_deadline deadline)
 {
@@ -413,8 +413,9 @@ static int before_read(struct rd *rd, cc_deadline deadline)
     if (ring_read(rd, deadline))
         return 1;
     if (cc__loop_others_ready()) {
-        cc_yield();
-        return 0;
+        uint32_t closes = closes_of(fd);
+        cc_yield(); /* they may cc_close fd: then it is not ours to read */
+        return closes_of(fd) != closes ? -EBADF : 0;
     }
     int r = wait_fd_task(fd, POLLIN, deadline);
     /* A time-out, a cancellation or a close (cc_close: the number may

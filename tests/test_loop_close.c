@@ -303,15 +303,16 @@ static void test_woken_reader_never_reads_the_next_file(void **state)
 }
 
 /* A read queued in the same round as the close: a reader parks (on the
- * io_uring its READ is queued, not yet submitted), and before the loop
- * polls again another task closes the pipe and puts a pipe with data
- * under the same number. The read must not take that data. */
+ * io_uring its READ is queued, not yet submitted), or, after a short read,
+ * lets the other ready task run before its system call (on epoll), and
+ * before the loop polls again that task closes the reader's fd and puts a
+ * file with data under the same number. The read must not take that data. */
 struct round_run {
     struct party reader;
-    int fd;         /* the reader's pipe, read end */
-    int other[2];   /* the pipe put under its number */
+    int fd;         /* the reader's file */
+    int other[2];   /* the file put under its number */
     bool reused;    /* dup2 gave the number */
-    ssize_t later;  /* a read of the other pipe afterwards */
+    ssize_t later;  /* a read of the other file afterwards */
     char buf[8];
 };
 
@@ -326,15 +327,24 @@ static int close_and_reuse(void *arg, void **result)
     return 0;
 }
 
+/* The file a reader's call reads: a pipe for cc_read, else a socket. */
+static void pair_for(enum call call, int p[2])
+{
+    if (call != READ)
+        sockpair(p);
+    else if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
+        abort();
+}
+
 static int round_main(void *arg, void **result)
 {
     struct round_run *r = arg;
     int p[2];
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0 ||
-        pipe2(r->other, O_NONBLOCK | O_CLOEXEC) != 0)
+    pair_for(r->reader.call, p);
+    pair_for(r->reader.call, r->other);
+    if (r->reader.call == RECV_AFTER_SHORT && write(p[1], "hi", 2) != 2)
         abort();
-    r->fd = p[0];
-    r->reader = (struct party){.call = READ, .fd = p[0]};
+    r->fd = r->reader.fd = p[0];
     cc_future *fr = spawn_party(&r->reader), *fc;
     /* Spawned after the reader: runs after it in the same round. */
     if (cc_spawn(close_and_reuse, r, &fc) != 0)
@@ -350,15 +360,26 @@ static int round_main(void *arg, void **result)
     return 0;
 }
 
-static void test_read_queued_in_the_round_of_the_close(void **state)
+static void run_round(enum call call)
 {
-    (void)state;
-    struct round_run r = {0};
+    struct round_run r = {.reader.call = call};
     assert_int_equal(cc_loop_run(round_main, &r, NULL), 0);
     assert_true(r.reused);
     assert_int_equal(r.reader.got, -EBADF);
     assert_int_equal(r.later, 3);
     assert_memory_equal(r.buf, "new", 3);
+}
+
+static void test_read_queued_in_the_round_of_the_close(void **state)
+{
+    (void)state;
+    run_round(READ);
+}
+
+static void test_yielded_reader_never_reads_the_next_file(void **state)
+{
+    (void)state;
+    run_round(RECV_AFTER_SHORT);
 }
 
 /* Two writers, each parked on its own full pipe, are woken by the poller
@@ -481,6 +502,7 @@ int main(void)
         CC_TEST(test_woken_reader_never_reads_the_next_file),
         CC_TEST(test_read_queued_in_the_round_of_the_close),
         CC_TEST(test_woken_writer_never_writes_the_next_file),
+        CC_TEST(test_yielded_reader_never_reads_the_next_file),
         CC_TEST(test_close_outside_a_task),
     };
     return CC_RUN_TESTS(tests);
