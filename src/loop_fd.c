@@ -26,7 +26,9 @@
  * Such reads are linked in their fd's slot while in flight, so that
  * cc_close can end every use of the fd by this loop's tasks before it
  * closes it: waiters are handed POLLNVAL (-EBADF), reads cancelled (they
- * give -EBADF unless their bytes won), the registration deleted.
+ * give -EBADF unless their bytes won), the registration deleted; a call
+ * that the poller woke before the close, and that has not run yet, sees
+ * the slot's close count changed and gives -EBADF too.
  */
 #include "loop_internal.h"
 #include "poller.h"
@@ -100,6 +102,9 @@ struct fd_slot {
     bool armed;                /* and may still report it (one-shot not
                                   fired) */
     bool drained;              /* a task's last read of it came back short */
+    uint32_t closes;           /* times cc_close let go of it: a call that
+                                  sees this change while it is off the CPU
+                                  never touches the number again */
 };
 
 /* This thread's table (one loop per thread), indexed by fd. */
@@ -128,6 +133,16 @@ void cc__loop_fd_close(void)
     cc__free(slots, nslots * sizeof *slots);
     slots = NULL;
     nslots = 0;
+}
+
+/* How many times a task of this loop has cc_closed fd. A call samples it
+ * before it waits and looks again once it runs: a change means that fd
+ * was closed meanwhile, even after the poller woke the call (then it was
+ * no longer linked for cc_close to hand POLLNVAL), and that the number
+ * may name another file. */
+static uint32_t closes_of(int fd)
+{
+    return fd < nslots ? slots[fd].closes : 0;
 }
 
 static void unlink_wait(struct fd_slot *s, struct fd_wait *fw)
@@ -304,10 +319,13 @@ static int wait_fds_task(struct pollfd *fds, nfds_t n, cc_deadline deadline)
 static int wait_fd_task(int fd, short events, cc_deadline deadline)
 {
     struct pollfd p = {.fd = fd, .events = events};
+    uint32_t closes = closes_of(fd);
     int r = wait_fds_task(&p, 1, deadline);
     if (r < 0)
         return r;
-    return p.revents & POLLNVAL ? -EBADF : p.revents;
+    if (p.revents & POLLNVAL || closes_of(fd) != closes)
+        return -EBADF;
+    return p.revents;
 }
 
 int cc__wait_fds(struct pollfd *fds, nfds_t n, cc_deadline deadline)
@@ -382,7 +400,7 @@ static bool ring_read(struct rd *rd, cc_deadline deadline)
  * none is ready, wait for readiness before the system call. Only a hint: a
  * stale one (the fd number reused) costs a yield or a wait that the poller
  * answers at once (it reports the level when armed). Returns 0 (now do the
- * system call), 1, -ETIMEDOUT or -ECANCELED.
+ * system call), 1, -ETIMEDOUT, -ECANCELED or -EBADF (cc_close meanwhile).
  */
 static int before_read(struct rd *rd, cc_deadline deadline)
 {
@@ -395,8 +413,9 @@ static int before_read(struct rd *rd, cc_deadline deadline)
     if (ring_read(rd, deadline))
         return 1;
     if (cc__loop_others_ready()) {
-        cc_yield();
-        return 0;
+        uint32_t closes = closes_of(fd);
+        cc_yield(); /* they may cc_close fd: then it is not ours to read */
+        return closes_of(fd) != closes ? -EBADF : 0;
     }
     int r = wait_fd_task(fd, POLLIN, deadline);
     /* A time-out, a cancellation or a close (cc_close: the number may
@@ -560,6 +579,7 @@ static void forget(struct fd_slot *s, int fd)
     if (s->reads)
         cc__poller_submit(p);
     s->registered = s->armed = s->drained = false;
+    s->closes++;
 }
 
 int cc_close(int fd)

@@ -303,15 +303,16 @@ static void test_woken_reader_never_reads_the_next_file(void **state)
 }
 
 /* A read queued in the same round as the close: a reader parks (on the
- * io_uring its READ is queued, not yet submitted), and before the loop
- * polls again another task closes the pipe and puts a pipe with data
- * under the same number. The read must not take that data. */
+ * io_uring its READ is queued, not yet submitted), or, after a short read,
+ * lets the other ready task run before its system call (on epoll), and
+ * before the loop polls again that task closes the reader's fd and puts a
+ * file with data under the same number. The read must not take that data. */
 struct round_run {
     struct party reader;
-    int fd;         /* the reader's pipe, read end */
-    int other[2];   /* the pipe put under its number */
+    int fd;         /* the reader's file */
+    int other[2];   /* the file put under its number */
     bool reused;    /* dup2 gave the number */
-    ssize_t later;  /* a read of the other pipe afterwards */
+    ssize_t later;  /* a read of the other file afterwards */
     char buf[8];
 };
 
@@ -326,15 +327,24 @@ static int close_and_reuse(void *arg, void **result)
     return 0;
 }
 
+/* The file a reader's call reads: a pipe for cc_read, else a socket. */
+static void pair_for(enum call call, int p[2])
+{
+    if (call != READ)
+        sockpair(p);
+    else if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
+        abort();
+}
+
 static int round_main(void *arg, void **result)
 {
     struct round_run *r = arg;
     int p[2];
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0 ||
-        pipe2(r->other, O_NONBLOCK | O_CLOEXEC) != 0)
+    pair_for(r->reader.call, p);
+    pair_for(r->reader.call, r->other);
+    if (r->reader.call == RECV_AFTER_SHORT && write(p[1], "hi", 2) != 2)
         abort();
-    r->fd = p[0];
-    r->reader = (struct party){.call = READ, .fd = p[0]};
+    r->fd = r->reader.fd = p[0];
     cc_future *fr = spawn_party(&r->reader), *fc;
     /* Spawned after the reader: runs after it in the same round. */
     if (cc_spawn(close_and_reuse, r, &fc) != 0)
@@ -350,15 +360,123 @@ static int round_main(void *arg, void **result)
     return 0;
 }
 
-static void test_read_queued_in_the_round_of_the_close(void **state)
+static void run_round(enum call call)
 {
-    (void)state;
-    struct round_run r = {0};
+    struct round_run r = {.reader.call = call};
     assert_int_equal(cc_loop_run(round_main, &r, NULL), 0);
     assert_true(r.reused);
     assert_int_equal(r.reader.got, -EBADF);
     assert_int_equal(r.later, 3);
     assert_memory_equal(r.buf, "new", 3);
+}
+
+static void test_read_queued_in_the_round_of_the_close(void **state)
+{
+    (void)state;
+    run_round(READ);
+}
+
+static void test_yielded_reader_never_reads_the_next_file(void **state)
+{
+    (void)state;
+    run_round(RECV_AFTER_SHORT);
+}
+
+/* Two writers, each parked on its own full pipe, are woken by the poller
+ * in one batch (both pipes drained at once). The first to run closes the
+ * other's pipe and puts an empty pipe under its number before the other
+ * runs: woken but not yet run, the other must not write into that pipe. */
+struct woken_run {
+    int pipes[2][2];  /* the writers' pipes */
+    int fresh[2];     /* the pipe put under the closed number */
+    int closer;       /* the writer that ran first, or -1 */
+    bool reused;      /* dup2 gave the number */
+    ssize_t got[2];   /* what each writer's cc_write returned */
+    ssize_t in_fresh; /* bytes that reached the fresh pipe */
+};
+
+struct woken_writer {
+    struct woken_run *run;
+    int i; /* which writer */
+};
+
+static int woken_write(void *arg, void **result)
+{
+    struct woken_writer *w = arg;
+    struct woken_run *r = w->run;
+    static char big[1 << 16];
+    r->got[w->i] = cc_write(r->pipes[w->i][1], big, sizeof big,
+                            cc_deadline_in(60 * CC_SEC));
+    if (r->closer < 0) { /* first: the other is woken, not yet run */
+        r->closer = w->i;
+        int fd = r->pipes[!w->i][1];
+        if (cc_close(fd) != 0)
+            abort();
+        r->reused = dup2(r->fresh[1], fd) == fd;
+    }
+    return 0;
+}
+
+/* Fill a non-blocking pipe until a write would block. */
+static void fill(int fd)
+{
+    static char chunk[4096];
+    while (write(fd, chunk, sizeof chunk) > 0)
+        ;
+}
+
+/* Empty a non-blocking pipe; returns the bytes it held. */
+static ssize_t drain(int fd)
+{
+    char buf[4096];
+    ssize_t n, total = 0;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        total += n;
+    return total;
+}
+
+static int woken_main(void *arg, void **result)
+{
+    struct woken_run *r = arg;
+    for (int i = 0; i < 2; i++) {
+        if (pipe2(r->pipes[i], O_NONBLOCK | O_CLOEXEC) != 0)
+            abort();
+        fill(r->pipes[i][1]);
+    }
+    if (pipe2(r->fresh, O_NONBLOCK | O_CLOEXEC) != 0)
+        abort();
+    struct woken_writer w[2] = {{r, 0}, {r, 1}};
+    cc_future *f[2];
+    for (int i = 0; i < 2; i++)
+        if (cc_spawn(woken_write, &w[i], &f[i]) != 0)
+            abort();
+    settle();
+    if (r->got[0] || r->got[1])
+        abort(); /* a writer did not wait */
+    drain(r->pipes[0][0]); /* no yield between: one batch wakes both */
+    drain(r->pipes[1][0]);
+    finish(f[0]);
+    finish(f[1]);
+    r->in_fresh = drain(r->fresh[0]);
+    for (int i = 0; i < 2; i++) {
+        close(r->pipes[i][0]);
+        close(r->pipes[i][1]); /* the closed one's number: the dup */
+    }
+    close(r->fresh[0]);
+    close(r->fresh[1]);
+    return 0;
+}
+
+static void test_woken_writer_never_writes_the_next_file(void **state)
+{
+    (void)state;
+    struct woken_run r = {.closer = -1};
+    assert_int_equal(cc_loop_run(woken_main, &r, NULL), 0);
+    assert_true(r.reused);
+    assert_true(r.closer == 0 || r.closer == 1);
+    assert_true(r.got[r.closer] > 0);
+    assert_int_equal(r.got[!r.closer], -EBADF);
+    assert_int_equal(r.in_fresh, 0);
 }
 
 /* ---- outside a task ----------------------------------------------------- */
@@ -383,6 +501,8 @@ int main(void)
         CC_TEST(test_close_wakes_every_kind_of_wait),
         CC_TEST(test_woken_reader_never_reads_the_next_file),
         CC_TEST(test_read_queued_in_the_round_of_the_close),
+        CC_TEST(test_woken_writer_never_writes_the_next_file),
+        CC_TEST(test_yielded_reader_never_reads_the_next_file),
         CC_TEST(test_close_outside_a_task),
     };
     return CC_RUN_TESTS(tests);

@@ -274,7 +274,8 @@ int cc_to_thread(struct cc_executor *ex, cc_task_fn fn, void *arg,
  * one fd (a reader and a writer of a socket): each is woken when what it
  * waits for is ready. Elsewhere it blocks the thread in poll().
  * Returns the events that are ready (> 0; POLLERR and POLLHUP may be set
- * whatever was asked), -ETIMEDOUT, -EBADF, -EINVAL (no event asked), -EPERM
+ * whatever was asked), -ETIMEDOUT, -ECANCELED (the task was cancelled),
+ * -EBADF (also: cc_close'd meanwhile), -EINVAL (no event asked), -EPERM
  * (an fd that epoll cannot watch, such as a regular file) or -ENOMEM.
  * Closing fd with close(2) while tasks wait on it leaves them waiting until
  * their deadline: close it with cc_close, which wakes them.
@@ -353,8 +354,8 @@ ssize_t cc_sendto(int fd, const void *buf, size_t n, int flags,
 /*
  * cc_accept: accept a connection on a non-blocking listening socket,
  * waiting while none is pending. The new socket is non-blocking and
- * close-on-exec; the caller owns it. Returns it (>= 0), -ETIMEDOUT, or
- * accept4's negative errno.
+ * close-on-exec; the caller owns it. Returns it (>= 0), -ETIMEDOUT,
+ * -ECANCELED (the task was cancelled), or accept4's negative errno.
  */
 int cc_accept(int fd, cc_deadline deadline);
 
@@ -379,11 +380,12 @@ int cc_close(int fd);
 
 /*
  * cc_connect: connect a non-blocking socket, waiting for the handshake.
- * Returns 0, -ETIMEDOUT (the attempt goes on: close the socket), or the
- * connection's negative errno (-ECONNREFUSED, ...). A Unix-domain socket
- * whose listener's backlog is full gives -EAGAIN at once, whatever the
- * deadline (connect(2) starts no attempt, and nothing can be waited on
- * for room: retry later, as with Go's net.Dial).
+ * Returns 0, -ETIMEDOUT (the attempt goes on: close the socket),
+ * -ECANCELED (the task was cancelled; likewise), or the connection's
+ * negative errno (-ECONNREFUSED, ...). A Unix-domain socket whose
+ * listener's backlog is full gives -EAGAIN at once, whatever the deadline
+ * (connect(2) starts no attempt, and nothing can be waited on for room:
+ * retry later, as with Go's net.Dial).
  */
 int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
                cc_deadline deadline);
