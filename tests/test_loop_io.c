@@ -530,6 +530,70 @@ static void test_readers_overflow_completion_queue(void **state)
     run_many_readers((int)cc_test_n(5000));
 }
 
+/* A whole queue of requests asked for while completions wait on the ring:
+ * EARLY readers get their bytes (their completions come, and wait, as the
+ * loop takes POLL_BATCH at a time), then LATE readers start in one round,
+ * more than the 256 entries of the submission queue, so a submission is
+ * made to free it while completions wait. Older kernels refuse that one
+ * (-EBUSY) as long as the ring holds their overflow, and the io_uring
+ * test knobs (make check-old-kernels) refuse it as long as any completion
+ * waits: without moving the completions off the ring first, the loop
+ * spun for ever. Every reader must get its byte. */
+enum { EARLY = 200, LATE = 300 };
+
+struct queue_run {
+    int s[EARLY + LATE][2];
+    struct reader r[EARLY + LATE];
+};
+
+static int queue_main(void *arg, void **result)
+{
+    struct queue_run *q = arg;
+    cc_future *f[EARLY + LATE];
+    for (int i = 0; i < EARLY + LATE; i++)
+        q->r[i] = (struct reader){.fd = q->s[i][0],
+                                  .deadline = cc_deadline_in(60 * CC_SEC)};
+    for (int i = 0; i < EARLY; i++)
+        if (cc_spawn(read_once, &q->r[i], &f[i]) != 0)
+            abort();
+    rounds(3);
+    cc_sleep(CC_MSEC); /* the early reads are the kernel's */
+    for (int i = 0; i < EARLY; i++)
+        if (write(q->s[i][1], "x", 1) != 1)
+            abort();
+    for (int i = EARLY; i < EARLY + LATE; i++)
+        if (cc_spawn(read_once, &q->r[i], &f[i]) != 0)
+            abort();
+    rounds(3);
+    cc_sleep(CC_MSEC); /* the late reads are the kernel's too */
+    for (int i = EARLY; i < EARLY + LATE; i++)
+        if (write(q->s[i][1], "x", 1) != 1)
+            abort();
+    for (int i = 0; i < EARLY + LATE; i++) {
+        cc_future_wait(f[i], CC_FOREVER);
+        cc_future_release(f[i]);
+    }
+    return 0;
+}
+
+static void test_requests_while_completions_wait(void **state)
+{
+    (void)state;
+    struct queue_run *q = calloc(1, sizeof *q);
+    assert_non_null(q);
+    for (int i = 0; i < EARLY + LATE; i++)
+        sockpair(q->s[i]);
+    assert_int_equal(cc_loop_run(queue_main, q, NULL), 0);
+    int correct = 0;
+    for (int i = 0; i < EARLY + LATE; i++) {
+        correct += q->r[i].got == 1 && q->r[i].buf[0] == 'x';
+        close(q->s[i][0]);
+        close(q->s[i][1]);
+    }
+    assert_int_equal(correct, EARLY + LATE);
+    free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +605,7 @@ int main(void)
         CC_TEST(test_reader_and_writer_share_socket),
         CC_TEST(test_many_readers),
         CC_TEST(test_readers_overflow_completion_queue),
+        CC_TEST(test_requests_while_completions_wait),
     };
     return CC_RUN_TESTS(tests);
 }

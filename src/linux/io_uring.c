@@ -89,15 +89,66 @@ struct cc__uring {
     int io_free;          /* the first free entry of io, or -1 */
     bool poll_first;      /* the kernel takes IORING_RECVSEND_POLL_FIRST */
     bool has_io;          /* and IORING_OP_RECV and READ (Linux 5.6) */
+    bool busy_if_cqes;    /* test knob: refuse submissions as old kernels
+                             may (submit_now) */
+    struct held *held;    /* completions taken off the ring, not reported */
+    uint32_t nheld;       /* how many (the first `reported` are done) */
+    uint32_t reported;
+    uint32_t held_cap;    /* room in held */
 };
+
+/* A completion moved off the ring before the loop could report it. */
+struct held {
+    uint64_t ud;
+    int32_t res;
+};
+
+/* Move every completion off the ring, to be reported by the next wait.
+ * Older kernels (5.10, Debian 11's, among them) refuse submissions
+ * (-EBUSY) while completions that found the ring full wait in their
+ * overflow list, and only the application can make room: without this, a
+ * submission made to free the full queue of requests would be refused
+ * for ever. */
+static void hold_completions(cc__uring *p)
+{
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&p->ring, &cqe) == 0) {
+        if (p->nheld == p->held_cap) {
+            uint32_t n = p->held_cap ? 2 * p->held_cap : 256;
+            struct held *h = cc__realloc(p->held, p->held_cap * sizeof *h,
+                                         n * sizeof *h);
+            if (!h)
+                cc__panic("io_uring: no memory for completions", -ENOMEM);
+            p->held = h;
+            p->held_cap = n;
+        }
+        p->held[p->nheld++] = (struct held){cqe->user_data, cqe->res};
+        io_uring_cqe_seen(&p->ring, cqe);
+    }
+}
+
+/* Hand the queued requests to the kernel now (-EBUSY: after making room
+ * for its completions). */
+static void submit_now(cc__uring *p)
+{
+    for (;;) {
+        int r = p->busy_if_cqes && io_uring_cq_ready(&p->ring)
+                    ? -EBUSY
+                    : io_uring_submit(&p->ring);
+        if (r >= 0 || r == -EAGAIN) /* -EAGAIN: they go with the wait */
+            return;
+        if (r == -EBUSY)
+            hold_completions(p);
+        else if (r != -EINTR)
+            cc__panic("io_uring_submit", r);
+    }
+}
 
 static struct io_uring_sqe *get_sqe(cc__uring *p)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
     while (!sqe) { /* the queue is full: hand it to the kernel now */
-        int r = io_uring_submit(&p->ring);
-        if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
-            cc__panic("io_uring_submit", r);
+        submit_now(p);
         sqe = io_uring_get_sqe(&p->ring);
     }
     return sqe;
@@ -204,7 +255,10 @@ int cc__uring_new(cc__uring **out)
      * 5.5 (no RECV or READ requests: tasks wait for readiness instead).
      * Either also leaves out what later kernels brought (the setup flags,
      * POLL_FIRST), as such a kernel would: liburing's wait without EXT_ARG
-     * does not work on a DEFER_TASKRUN ring, which no such kernel has. */
+     * does not work on a DEFER_TASKRUN ring, which no such kernel has.
+     * And either refuses a submission while completions wait on the ring
+     * (more often than such a kernel, which does only when they overflowed
+     * it), so that hold_completions runs in the tests. */
     bool no_ext_arg = env_is_1("CONCUR_IO_URING_NO_EXT_ARG");
     bool no_io = env_is_1("CONCUR_IO_URING_NO_IO");
     bool old_kernel = no_ext_arg || no_io;
@@ -225,6 +279,7 @@ int cc__uring_new(cc__uring **out)
     uint32_t caps = caps_of(&p->ring);
     p->poll_first = !old_kernel && (caps & CAP_POLL_FIRST);
     p->has_io = !no_io && (caps & CAP_IO);
+    p->busy_if_cqes = old_kernel;
     if (no_ext_arg)
         p->ring.features &= ~IORING_FEAT_EXT_ARG;
     arm_notify(p);
@@ -240,6 +295,7 @@ void cc__uring_free(cc__uring *p)
         close(p->probe);
     cc__free(p->slots, (size_t)p->nslots * sizeof *p->slots);
     cc__free(p->io, (size_t)p->nio * sizeof *p->io);
+    cc__free(p->held, p->held_cap * sizeof *p->held);
     cc__free(p, sizeof *p);
 }
 
@@ -403,21 +459,12 @@ void cc__uring_cancel(cc__uring *p, uint64_t id)
     io_uring_sqe_set_data64(sqe, UD_IGNORE); /* its own result: none */
 }
 
-void cc__uring_submit(cc__uring *p)
-{
-    int r;
-    while ((r = io_uring_submit(&p->ring)) == -EINTR)
-        ;
-    /* -EAGAIN, -EBUSY (a completion queue in overflow): they go with the
-     * next wait, as they would have anyway. */
-    if (r < 0 && r != -EAGAIN && r != -EBUSY)
-        cc__panic("io_uring_submit", r);
-}
+void cc__uring_submit(cc__uring *p) { submit_now(p); }
 
 /* An I/O request's completion: report it and free its slot, or 0 if the
  * id is stale (it cannot be: each request completes once; kept as the
  * fd table's discipline). */
-static int take_io(cc__uring *p, struct io_uring_cqe *cqe, uint64_t ud,
+static int take_io(cc__uring *p, uint64_t ud, int32_t res,
                    cc__poll_event *out)
 {
     uint32_t i = (uint32_t)ud & ~IO_TAG;
@@ -427,7 +474,7 @@ static int take_io(cc__uring *p, struct io_uring_cqe *cqe, uint64_t ud,
     struct ioslot *s = &p->io[i];
     out->data = s->data;
     out->events = CC__POLL_IO;
-    out->res = cqe->res;
+    out->res = res;
     s->gen++;
     s->next = p->io_free;
     p->io_free = (int)i;
@@ -442,11 +489,10 @@ static void drain_notify(cc__uring *p)
     arm_notify(p);
 }
 
-/* One completion: store it in *out and return 1, or 0 if it reports
- * nothing (a wakeup, a removal, a stale poll). */
-static int take(cc__uring *p, struct io_uring_cqe *cqe, cc__poll_event *out)
+/* One completion (its user_data and result): store it in *out and return
+ * 1, or 0 if it reports nothing (a wakeup, a removal, a stale poll). */
+static int take(cc__uring *p, uint64_t ud, int32_t res, cc__poll_event *out)
 {
-    uint64_t ud = io_uring_cqe_get_data64(cqe);
     if (ud == UD_NOTIFY) {
         drain_notify(p);
         return 0;
@@ -454,18 +500,18 @@ static int take(cc__uring *p, struct io_uring_cqe *cqe, cc__poll_event *out)
     if (ud == UD_IGNORE)
         return 0;
     if ((uint32_t)ud & IO_TAG)
-        return take_io(p, cqe, ud, out);
+        return take_io(p, ud, res, out);
     int fd = (int)(uint32_t)ud;
     struct uslot *s = fd < p->nslots ? &p->slots[fd] : NULL;
     if (!s || !s->armed || s->gen != (uint32_t)(ud >> 32))
         return 0;
     s->armed = false;
     out->data = s->data;
-    if (cqe->res < 0) { /* closed meanwhile: nothing will ever be ready */
+    if (res < 0) { /* closed meanwhile: nothing will ever be ready */
         s->registered = false;
         out->events = POLLERR | POLLHUP | POLLNVAL;
     } else {
-        out->events = (uint32_t)cqe->res;
+        out->events = (uint32_t)res;
     }
     out->res = 0;
     return 1;
@@ -492,14 +538,25 @@ static int submit_and_wait(cc__uring *p, cc_deadline deadline)
 int cc__uring_wait(cc__uring *p, cc_deadline deadline, cc__poll_event *out,
                    int max)
 {
+    if (p->reported < p->nheld)
+        deadline = CC_NOWAIT; /* held completions are ready to report */
     int r = submit_and_wait(p, deadline);
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
         cc__panic("io_uring_submit_and_wait_timeout", r);
     int k = 0;
+    for (; k < max && p->reported < p->nheld; p->reported++) {
+        struct held *h = &p->held[p->reported];
+        k += take(p, h->ud, h->res, &out[k]);
+    }
+    if (p->reported == p->nheld) /* all told (older than the ring's) */
+        p->reported = p->nheld = 0;
     struct io_uring_cqe *cqe;
     while (k < max && io_uring_peek_cqe(&p->ring, &cqe) == 0) {
-        k += take(p, cqe, &out[k]);
+        /* Off the ring before take: its re-arm may hold the rest. */
+        uint64_t ud = cqe->user_data;
+        int32_t res = cqe->res;
         io_uring_cqe_seen(&p->ring, cqe);
+        k += take(p, ud, res, &out[k]);
     }
     return k;
 }
