@@ -11,7 +11,10 @@
  * stale and dropped. SQEs are not submitted one by one: they go to the
  * kernel with the next wait (io_uring_submit_and_wait_timeout), one system
  * call for a whole round of re-arms; a poll that must not sleep only
- * submits and flushes (io_uring_submit_and_get_events). Cross-thread
+ * submits and flushes (io_uring_submit_and_get_events); a submission the
+ * kernel refuses while its completion queue overflows (-EBUSY, older
+ * kernels) first moves the ring's completions aside, to be reported by
+ * the next wait (hold_completions). Cross-thread
  * wakeups: an eventfd with its own poll, re-armed after each. Timers: the
  * wait's timeout (ns). A poll that fails (the fd was closed) reports
  * POLLERR|POLLHUP|POLLNVAL. A file that epoll refuses (no poll method:
