@@ -29,6 +29,8 @@ int cc_task_cancel(cc_future *task)
         return -EINVAL;
     if (!cc_loop_current()) /* before touching a task another loop may free */
         return -EPERM;
+    if (cc_future_done(task)) /* cc_future_cancel is true if cancelled */
+        return -EALREADY;
     if (cc_future_cancel(task)) /* not started: it never will */
         return 0;
     if (cc_future_done(task))

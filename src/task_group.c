@@ -12,7 +12,9 @@
  * The first member to fail with an error other than -ECANCELED records the
  * error and cancels its siblings (cc_task_cancel); the group then refuses
  * new members. Closing cancels (or not) and joins, protected from the
- * closer's own cancellation, so that no member outlives the group.
+ * closer's own cancellation, so that no member outlives the group; then it
+ * lets the spawns that waited for a place leave (the members' ends woke
+ * them, they see the group closing) before it frees the group.
  */
 #include "concur/sync.h"
 #include "loop_internal.h"
@@ -28,6 +30,7 @@ struct member {
 struct cc_task_group {
     struct member *head;   /* live members, newest first */
     size_t live;           /* how many */
+    size_t spawners;       /* spawns waiting for a place (bounded) */
     size_t max_size;       /* 0: unbounded; else the semaphore's units */
     cc_semaphore slots;    /* free places, when bounded */
     cc_event empty;        /* set while live == 0 */
@@ -135,7 +138,9 @@ int cc_task_group_spawn(cc_task_group *g, cc_task_fn fn, void *arg,
     if (g->closing)
         return -ESHUTDOWN;
     if (g->max_size) {
+        g->spawners++;
         int r = cc_semaphore_acquire(&g->slots, deadline);
+        g->spawners--; /* no park below: the closer cannot free g first */
         if (r < 0)
             return r;
         if (g->closing) { /* failed while we waited */
@@ -174,6 +179,10 @@ int cc_task_group_close(cc_task_group *g, bool cancel)
         cc_event_wait(&g->empty, CC_FOREVER);
         cc__protect_end(&p);
     }
+    /* Spawns that waited for a place get one now that no member lives (each
+     * hands it on as it sees the group closing); they touch g until then. */
+    while (g->spawners > 0)
+        cc_yield();
     int err = g->first_err ? g->first_err : r;
     cc_event_destroy(&g->empty);
     cc_semaphore_destroy(&g->slots);

@@ -328,6 +328,7 @@ struct misc_run {
     bool ran;               /* the task cancelled before its start ran */
     int unstarted_cancel;   /* cc_task_cancel on it */
     bool unstarted_cancelled; /* its future is cancelled */
+    int again_cancel;       /* cc_task_cancel on it a second time */
     int done_cancel;        /* cc_task_cancel on a finished task */
     int shielded_sleep;     /* a sleep in a shield, cancelled meanwhile */
     bool saw_cancelled;     /* cc_task_cancelled inside the shield */
@@ -361,6 +362,7 @@ static int misc_main(void *arg, void **result)
     m->unstarted_cancel = cc_task_cancel(f);
     cc_future_wait(f, CC_FOREVER);
     m->unstarted_cancelled = cc_future_cancelled(f);
+    m->again_cancel = cc_task_cancel(f);
     cc_future_release(f);
     bool flag = false;
     cc_spawn(set_flag, &flag, &f);
@@ -395,6 +397,7 @@ static void test_cancel_unstarted_done_and_shield(void **state)
     assert_false(m.ran);
     assert_int_equal(m.unstarted_cancel, 0);
     assert_true(m.unstarted_cancelled);
+    assert_int_equal(m.again_cancel, -EALREADY); /* done: as asyncio */
     assert_int_equal(m.done_cancel, -EALREADY);
     assert_int_equal(m.shielded_sleep, 0);
     assert_true(m.saw_cancelled);

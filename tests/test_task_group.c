@@ -222,6 +222,53 @@ static void test_cancelled_closer_still_joins(void **state)
     cc_event_destroy(&c.m.go);
 }
 
+/* A task that is not a member waits to spawn into a full group while
+ * another closes it: it gets -ESHUTDOWN, and the close does not free the
+ * group under it (its wait ends in the group's semaphore). */
+struct late_run {
+    struct member_run m; /* the one member, cancelled by the close */
+    cc_task_group *g;    /* bounded: one member */
+    int spawn;           /* the waiting spawn's outcome */
+    int close;           /* the close */
+};
+
+static int late_spawner(void *arg, void **result)
+{
+    struct late_run *l = arg;
+    l->spawn = cc_task_group_spawn(l->g, waiter, &l->m, NULL, NULL,
+                                   cc_deadline_in(30 * CC_SEC));
+    return 0;
+}
+
+static int late_main(void *arg, void **result)
+{
+    struct late_run *l = arg;
+    if (cc_task_group_new(&l->g, 1) != 0)
+        abort();
+    cc_task_group_spawn(l->g, waiter, &l->m, NULL, NULL, CC_FOREVER);
+    cc_future *s;
+    cc_spawn(late_spawner, l, &s);
+    cc_yield(); /* the member parks, the spawner waits for room */
+    l->close = cc_task_group_close(l->g, true);
+    cc_future_wait(s, CC_FOREVER);
+    cc_future_release(s);
+    return 0;
+}
+
+static void test_close_with_a_spawn_waiting(void **state)
+{
+    (void)state;
+    struct late_run l = {0};
+    l.spawn = 1;
+    cc_event_init(&l.m.go);
+    assert_int_equal(cc_loop_run(late_main, &l, NULL), 0);
+    assert_int_equal(l.close, 0);
+    assert_int_equal(l.spawn, -ESHUTDOWN);
+    assert_int_equal(l.m.got[0], -ECANCELED);
+    assert_int_equal(l.m.idx, 1); /* nothing was spawned after the close */
+    cc_event_destroy(&l.m.go);
+}
+
 /* ---- to_thread ------------------------------------------------------------------ */
 
 struct thread_run {
@@ -354,6 +401,7 @@ int main(void)
         CC_TEST(test_close_cancels_or_waits),
         CC_TEST(test_bounded_group_makes_spawn_wait),
         CC_TEST(test_cancelled_closer_still_joins),
+        CC_TEST(test_close_with_a_spawn_waiting),
         CC_TEST(test_to_thread_parks_the_task),
         CC_TEST(test_cancelled_task_shuts_pool_down),
         CC_TEST(test_size_too_large),
