@@ -13,8 +13,9 @@
  * error and cancels its siblings (cc_task_cancel); the group then refuses
  * new members. Closing cancels (or not) and joins, protected from the
  * closer's own cancellation, so that no member outlives the group; then it
- * lets the spawns that waited for a place leave (the members' ends woke
- * them, they see the group closing) before it frees the group.
+ * lets the tasks still inside a wait on the group leave (spawns that
+ * waited for a place, joins: the members' ends woke them) before it frees
+ * the group.
  */
 #include "concur/sync.h"
 #include "loop_internal.h"
@@ -30,7 +31,8 @@ struct member {
 struct cc_task_group {
     struct member *head;   /* live members, newest first */
     size_t live;           /* how many */
-    size_t spawners;       /* spawns waiting for a place (bounded) */
+    size_t visitors;       /* tasks in a spawn's wait for a place or in a
+                              join: close frees the group once they left */
     size_t max_size;       /* 0: unbounded; else the semaphore's units */
     cc_semaphore slots;    /* free places, when bounded */
     cc_event empty;        /* set while live == 0 */
@@ -138,9 +140,9 @@ int cc_task_group_spawn(cc_task_group *g, cc_task_fn fn, void *arg,
     if (g->closing)
         return -ESHUTDOWN;
     if (g->max_size) {
-        g->spawners++;
+        g->visitors++;
         int r = cc_semaphore_acquire(&g->slots, deadline);
-        g->spawners--; /* no park below: the closer cannot free g first */
+        g->visitors--; /* no park below: the closer cannot free g first */
         if (r < 0)
             return r;
         if (g->closing) { /* failed while we waited */
@@ -160,7 +162,9 @@ size_t cc_task_group_size(const cc_task_group *g) { return g->live; }
 
 int cc_task_group_join(cc_task_group *g, cc_deadline deadline)
 {
+    g->visitors++;
     int r = cc_event_wait(&g->empty, deadline);
+    g->visitors--;
     return g->first_err ? g->first_err : r;
 }
 
@@ -179,9 +183,10 @@ int cc_task_group_close(cc_task_group *g, bool cancel)
         cc_event_wait(&g->empty, CC_FOREVER);
         cc__protect_end(&p);
     }
-    /* Spawns that waited for a place get one now that no member lives (each
-     * hands it on as it sees the group closing); they touch g until then. */
-    while (g->spawners > 0)
+    /* Tasks woken in a wait on g still touch it: spawns that waited for a
+     * place get one now that no member lives (each hands it on as it sees
+     * the group closing), joins see it empty. */
+    while (g->visitors > 0)
         cc_yield();
     int err = g->first_err ? g->first_err : r;
     cc_event_destroy(&g->empty);

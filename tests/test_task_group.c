@@ -269,6 +269,64 @@ static void test_close_with_a_spawn_waiting(void **state)
     cc_event_destroy(&l.m.go);
 }
 
+/* A task joins a group while another closes it, and the closer waited
+ * first (so the member's end wakes it first): the join returns 0, and the
+ * close does not free the group under it (its wait ends in the group's
+ * event). */
+struct join_close_run {
+    struct member_run m; /* the one member, let go by main */
+    cc_task_group *g;
+    int join;            /* the joiner's outcome */
+    int close;           /* the closer's */
+};
+
+static int joiner(void *arg, void **result)
+{
+    struct join_close_run *j = arg;
+    j->join = cc_task_group_join(j->g, cc_deadline_in(30 * CC_SEC));
+    return 0;
+}
+
+static int group_closer(void *arg, void **result)
+{
+    struct join_close_run *j = arg;
+    j->close = cc_task_group_close(j->g, false);
+    return 0;
+}
+
+static int join_close_main(void *arg, void **result)
+{
+    struct join_close_run *j = arg;
+    if (cc_task_group_new(&j->g, 0) != 0)
+        abort();
+    cc_task_group_spawn(j->g, waiter, &j->m, NULL, NULL, CC_FOREVER);
+    cc_future *c, *f;
+    cc_spawn(group_closer, j, &c);
+    cc_yield(); /* the member parks, then the closer */
+    cc_spawn(joiner, j, &f);
+    cc_yield(); /* the joiner parks after the closer */
+    cc_event_set(&j->m.go);
+    cc_future_wait(c, CC_FOREVER);
+    cc_future_wait(f, CC_FOREVER);
+    cc_future_release(c);
+    cc_future_release(f);
+    return 0;
+}
+
+static void test_close_with_a_join_waiting(void **state)
+{
+    (void)state;
+    struct join_close_run j = {0};
+    j.join = 1;
+    j.close = 1;
+    cc_event_init(&j.m.go);
+    assert_int_equal(cc_loop_run(join_close_main, &j, NULL), 0);
+    assert_int_equal(j.close, 0);
+    assert_int_equal(j.join, 0);
+    assert_int_equal(j.m.got[0], 0);
+    cc_event_destroy(&j.m.go);
+}
+
 /* ---- to_thread ------------------------------------------------------------------ */
 
 struct thread_run {
@@ -402,6 +460,7 @@ int main(void)
         CC_TEST(test_bounded_group_makes_spawn_wait),
         CC_TEST(test_cancelled_closer_still_joins),
         CC_TEST(test_close_with_a_spawn_waiting),
+        CC_TEST(test_close_with_a_join_waiting),
         CC_TEST(test_to_thread_parks_the_task),
         CC_TEST(test_cancelled_task_shuts_pool_down),
         CC_TEST(test_size_too_large),

@@ -237,8 +237,8 @@ int cc_task_group_join(cc_task_group *g, cc_deadline deadline);
  * cc_task_group_close: close the group: with cancel, cancel every member
  * first (gevent's Group.kill); without, let them run (leaving
  * asyncio.TaskGroup's `async with`). Then wait until every member has
- * returned (and every spawn that waited for room has returned -ESHUTDOWN),
- * and free the group. If the caller is cancelled (or a deadline
+ * returned (and every spawn that waited for room has returned -ESHUTDOWN,
+ * every join of another task has returned), and free the group. If the caller is cancelled (or a deadline
  * scope ends) while it waits, the members are cancelled and the wait goes
  * on, ignoring that: no member outlives its group. Returns the first member
  * failure, else 0, else -ECANCELED / -ETIMEDOUT (the caller's wait was
