@@ -43,13 +43,15 @@ static void count_done_locked(struct wait_group *g, const cc_future *f)
 
 static bool satisfied(const struct wait_group *g, size_t n, cc_return_when when)
 {
+    if (g->done == n) /* every condition holds then, n == 0 included */
+        return true;
     switch (when) {
     case CC_FIRST_COMPLETED:
         return g->done > 0;
     case CC_FIRST_EXCEPTION:
-        return g->failed || g->done == n;
+        return g->failed;
     default:
-        return g->done == n;
+        return false;
     }
 }
 

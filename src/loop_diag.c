@@ -15,7 +15,8 @@
  * handler does not dlopen. Deadlock: when the loop is about to sleep
  * with no task ready, no timer (no task has a deadline) and no fd wait,
  * only another thread (or a signal handler) could wake a task. If the
- * process has no other thread, it is certainly a deadlock: report and
+ * process has no other thread (the loop's own watchdog, which wakes no
+ * task, not counted), it is certainly a deadlock: report and
  * abort, as Go does. Else, after a quiet period with no task run, report a
  * "possible deadlock" once and go on sleeping. Dumps: a SIGQUIT handler
  * bumps a generation and wakes every opted-in loop's poller
@@ -494,8 +495,10 @@ static void report_deadlock(struct cc__diag *d, bool certain)
 static cc_deadline check_deadlock(struct cc__diag *d)
 {
     /* Threads first, then the hand-over stack: a thread that woke a task
-     * and exited in between is seen through its push. */
-    if (count_threads() == 1 && !cc__loop_remote_pending(d->loop)) {
+     * and exited in between is seen through its push. Our own watchdog
+     * wakes no task and lives as long as the loop: it does not count. */
+    long others = count_threads() - (d->stall_ns ? 1 : 0);
+    if (others == 1 && !cc__loop_remote_pending(d->loop)) {
         report_deadlock(d, true);
         abort();
     }

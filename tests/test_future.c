@@ -221,6 +221,19 @@ static void wait_first_completed(void **state)
     release_futures(fs, 3);
 }
 
+/* n == 0 returns 0 at once, whatever return_when (as Python's wait([])). */
+static void wait_none_returns_at_once(void **state)
+{
+    static const cc_return_when whens[] = {CC_FIRST_COMPLETED,
+                                           CC_FIRST_EXCEPTION, CC_ALL_COMPLETED};
+    for (size_t i = 0; i < sizeof whens / sizeof whens[0]; i++) {
+        int64_t t0 = cc_now();
+        assert_int_equal(cc_futures_wait(NULL, 0, whens[i],
+                                         cc_deadline_in(CC_SEC)), 0);
+        assert_true(cc_now() - t0 < CC_SEC / 2);
+    }
+}
+
 static void wait_first_exception(void **state)
 {
     cc_future *fs[3];
@@ -437,6 +450,7 @@ int main(void)
         CC_TEST(callbacks_run_once_in_order),
         CC_TEST(callbacks_run_on_cancel),
         CC_TEST(wait_first_completed),
+        CC_TEST(wait_none_returns_at_once),
         CC_TEST(wait_first_exception),
         CC_TEST(wait_all_completed),
         CC_TEST(as_completed_yields_each_once_in_order),

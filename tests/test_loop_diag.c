@@ -174,6 +174,28 @@ static void test_deadlock_reported(void **state)
     assert_false(WIFEXITED(o.status)); /* aborted, or killed by us */
 }
 
+static int deadlock_stall_child(void)
+{
+    cc_event_init(&ev);
+    cc_loop_set_diag(&(cc_loop_diag_opts){.stall_ms = 60000, .deadlock = true,
+                                          .deadlock_quiet_ms = 100});
+    cc_loop_run(deadlock_main, NULL, NULL);
+    return 3; /* not reached */
+}
+
+/* The stall detector's watchdog thread wakes no task: a deadlock is as
+ * certain with it as without it (certain in both, or, where a sanitizer
+ * runs a thread of its own, possible in both). */
+static void test_deadlock_certain_with_stall_watchdog(void **state)
+{
+    static struct child_out plain, stall;
+    run_child(deadlock_child, "\"waiter_a\" parked", &plain);
+    run_child(deadlock_stall_child, "\"waiter_a\" parked", &stall);
+    assert_non_null(strstr(stall.text, "deadlock: "));
+    assert_int_equal(strstr(plain.text, "concur: deadlock: ") != NULL,
+                     strstr(stall.text, "concur: deadlock: ") != NULL);
+}
+
 static void *set_later(void *arg)
 {
     cc_sleep(600 * CC_MSEC);
@@ -309,6 +331,7 @@ int main(void)
         CC_TEST(test_stall_reported),
         CC_TEST(test_stall_off_by_default),
         CC_TEST(test_deadlock_reported),
+        CC_TEST(test_deadlock_certain_with_stall_watchdog),
         CC_TEST(test_possible_deadlock_then_woken),
         CC_TEST(test_dump),
         CC_TEST(test_dump_on_sigquit),

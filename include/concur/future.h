@@ -165,11 +165,13 @@ typedef enum cc_return_when {
 /*
  * cc_futures_wait: block until the condition `return_when` holds for the n
  * futures fs[0..n-1], or the deadline passes (as Python's concurrent.futures.wait;
- * a deadline is not an error: the call just returns). Returns the number of
- * futures done at return (the caller checks cc_future_done on each); -EINVAL for
- * a bad return_when; -ENOMEM if the bookkeeping (one node per future for
- * FIRST_COMPLETED / FIRST_EXCEPTION) cannot be allocated. The futures stay
- * owned by the caller. n == 0 returns 0 at once. Blocks.
+ * a deadline is not an error: the call just returns, as it does when a task's
+ * deadline scope ends). Returns the number of futures done at return (the
+ * caller checks cc_future_done on each); -EINVAL for a bad return_when;
+ * -ENOMEM if the bookkeeping (one node per future for FIRST_COMPLETED /
+ * FIRST_EXCEPTION) cannot be allocated; in a task (loop.h), -ECANCELED when
+ * the task is cancelled. The futures stay owned by the caller. n == 0
+ * returns 0 at once. Blocks (parks a task).
  */
 int cc_futures_wait(cc_future *const *fs, size_t n, cc_return_when return_when,
                     cc_deadline deadline);
@@ -183,7 +185,9 @@ int cc_futures_wait(cc_future *const *fs, size_t n, cc_return_when return_when,
  * caller may release its own). Returns 0, or -ENOMEM. Never blocks.
  * cc_as_completed_next: the next done future in *out (borrowed: valid until
  * cc_as_completed_free). Returns 0; -ETIMEDOUT if none became done by the
- * deadline; -ENOENT when all n were yielded. Blocks. One consumer at a time.
+ * deadline (or a task's deadline scope ended); -ENOENT when all n were
+ * yielded; in a task, -ECANCELED when the task is cancelled. Blocks (parks
+ * a task). One consumer at a time.
  * cc_as_completed_free: stop and free (drops the references). NULL is ignored.
  */
 typedef struct cc_as_completed cc_as_completed;

@@ -449,7 +449,8 @@ typedef struct cc_loop_diag_opts {
  * Deadlock: the loop checks when it would sleep with no task ready, no task
  * with a deadline (no timer) and no task waiting for an fd (cc_wait_fd,
  * sockets, cc_signal_wait). Then only another thread (or a signal handler)
- * could wake a task. If the process has no other thread, the loop KNOWS it
+ * could wake a task. If the process has no other thread (the loop's own
+ * stall watchdog does not count: it wakes no task), the loop KNOWS it
  * is a deadlock: it prints "concur: deadlock: ..." with every task, its
  * state and what it waits on (a wait queue, or an fd, or a sleep), and
  * aborts (as Go's "all goroutines are asleep"). With other threads, after
