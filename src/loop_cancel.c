@@ -31,7 +31,7 @@ int cc_task_cancel(cc_future *task)
         return -EPERM;
     if (cc_future_done(task)) /* cc_future_cancel is true if cancelled */
         return -EALREADY;
-    if (cc_future_cancel(task)) /* not started: it never will */
+    if (cc_future_cancel(task)) /* not started, or a pool kill_on_cancel */
         return 0;
     if (cc_future_done(task))
         return -EALREADY;

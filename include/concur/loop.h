@@ -131,8 +131,10 @@ int cc_call_soon_threadsafe(cc_loop *loop, void (*fn)(void *arg), void *arg);
  *   task: a task's future (from cc_spawn), of the calling thread's loop.
  * Returns 0, -EALREADY (the task is done), -EINVAL (NULL, or a running
  * future that is not a task of this loop), -EPERM (the calling thread runs
- * no loop). A future that has not started, task or not, is cancelled as
- * cc_future_cancel does (0). Never blocks. Loop thread only (cancel from
+ * no loop). A future that is not a task is cancelled as cc_future_cancel
+ * does, with 0, when that cancels it: one that has not started, or a
+ * running process-pool future with kill_on_cancel (its worker is killed).
+ * Never blocks. Loop thread only (cancel from
  * elsewhere with cc_call_soon_threadsafe).
  */
 int cc_task_cancel(cc_future *task);
