@@ -382,13 +382,26 @@ static uint64_t drop_all(cc_queue *q)
     }
 }
 
+/* Count n dropped items done, but never past the puts: task_done may have
+ * run ahead of the gets (Python decrements only while tasks are unfinished).
+ * enq is frozen once shut down and drained of claims. */
+static void count_dropped_done(struct cc__ring *r, uint64_t n)
+{
+    uint64_t enq = enq_pos(r);
+    uint64_t done = cc__load_relaxed(&r->done);
+    /* seq_cst: as task_done's, before the joiners are woken. */
+    while (!cc__cas_weak_seq_cst(&r->done, &done,
+                                 enq - done > n ? done + n : enq))
+        ;
+}
+
 void cc__ring_shutdown(cc_queue *q, bool immediate)
 {
     struct cc__ring *r = &q->ring;
     /* seq_cst: every put claims before this or sees it (the CAS fails). */
     cc__fetch_or_seq_cst(&r->enq, CC__RING_SHUT);
     if (immediate)
-        cc__fetch_add_seq_cst(&r->done, drop_all(q));
+        count_dropped_done(r, drop_all(q));
     cc__mutex_lock(&q->lock);
     cc__wake_all(&q->getters, 0);
     cc__wake_all(&q->putters, 0);

@@ -479,6 +479,25 @@ static void immediate_shutdown_drops_items(void **state)
     }
 }
 
+/* Python lets task_done run ahead of the gets (the count is of puts); the
+ * items an immediate shutdown then drops count done only down to 0, so join
+ * returns at once. */
+static void immediate_shutdown_after_early_task_done_lets_join_return(void **state)
+{
+    for (size_t s = 0; s < LEN(all_shapes); s++) {
+        cc_queue *q = new_queue(all_shapes[s].kind, all_shapes[s].maxsize);
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(cc_queue_put(q, ITEM(i), CC_NOWAIT), 0);
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(cc_queue_task_done(q), 0);
+        assert_int_equal(cc_queue_task_done(q), -EINVAL);
+        cc_queue_shutdown(q, true);
+        assert_int_equal(cc_queue_join(q, CC_NOWAIT), 0);
+        assert_int_equal(cc_queue_task_done(q), -EINVAL);
+        cc_queue_free(q);
+    }
+}
+
 static void free_passes_items_left_to_destructor(void **state)
 {
     for (size_t s = 0; s < LEN(all_shapes); s++) {
@@ -595,6 +614,7 @@ int main(void)
         CC_TEST(join_waits_for_every_task_done),
         CC_TEST(shutdown_fails_puts_and_drains_gets),
         CC_TEST(immediate_shutdown_drops_items),
+        CC_TEST(immediate_shutdown_after_early_task_done_lets_join_return),
         CC_TEST(free_passes_items_left_to_destructor),
         CC_TEST(immediate_shutdown_wakes_every_blocked_caller),
         CC_TEST(shutdown_wakes_blocked_getters),
