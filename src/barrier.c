@@ -169,7 +169,9 @@ uint32_t cc_barrier_n_waiting(cc_barrier *barrier)
 {
     struct barrier *B = impl(barrier);
     cc__mutex_lock(&B->wait.guard);
-    uint32_t n = B->count < B->parties ? B->count : 0;
+    /* A broken barrier keeps the count of its round until reset, but has
+     * woken those waiters; a full one is running its action. */
+    uint32_t n = B->broken || B->count == B->parties ? 0 : B->count;
     cc__mutex_unlock(&B->wait.guard);
     return n;
 }

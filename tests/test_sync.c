@@ -638,6 +638,24 @@ static void barrier_timeout_breaks_it(void **state)
     assert_int_equal(cc_barrier_wait(&b, CC_NOWAIT), -EPIPE);
 }
 
+/* Python's n_waiting counts the threads inside wait(); a broken barrier has
+ * none (its waiters were woken, new ones fail at once), until reset. */
+static void barrier_n_waiting_is_0_once_broken(void **state)
+{
+    cc_barrier b;
+    assert_int_equal(cc_barrier_init(&b, 3, NULL, NULL), 0);
+    cc_thread *t = start(wait_barrier, &b);
+    wait_parked(&b.wait_, 1);
+    assert_int_equal(cc_barrier_n_waiting(&b), 1);
+    cc_barrier_abort(&b);
+    assert_int_equal(join(t), -EPIPE);
+    assert_int_equal(cc_barrier_n_waiting(&b), 0);
+    cc_barrier_reset(&b);
+    assert_int_equal(cc_barrier_wait(&b, cc_deadline_in(CC_MSEC)), -ETIMEDOUT);
+    assert_int_equal(cc_barrier_n_waiting(&b), 0);
+    cc_barrier_destroy(&b);
+}
+
 static int fail_action(void *arg) { return -EIO; }
 
 static void barrier_failed_action_breaks_it(void **state)
@@ -738,6 +756,7 @@ int main(void)
         CC_TEST(barrier_indices_are_a_permutation),
         CC_TEST(barrier_abort_breaks_waiters),
         CC_TEST(barrier_timeout_breaks_it),
+        CC_TEST(barrier_n_waiting_is_0_once_broken),
         CC_TEST(barrier_failed_action_breaks_it),
         CC_TEST(barrier_arrivals_during_action_wait),
         CC_TEST(debug_release_by_non_owner_aborts),
