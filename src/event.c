@@ -10,7 +10,9 @@
  * late, a waiter that began after the flag was seen and cleared. A woken
  * waiter returns 0 without looking at the flag again, so a clear() right after
  * set() cannot strand it (Python's semantics). clear() is a plain store: it
- * wakes nobody.
+ * wakes nobody. A wait that sees the flag without the guard returns only once
+ * the guard is free (the setter is done with the event), so its caller may
+ * destroy the event at once, as POSIX allows after sem_wait.
  */
 #include "sync_impl.h"
 
@@ -66,8 +68,12 @@ bool cc_event_is_set(const cc_event *event)
 int cc_event_wait(cc_event *event, cc_deadline deadline)
 {
     struct event *E = impl(event);
-    if (cc_event_is_set(event))
+    if (cc_event_is_set(event)) {
+        /* The setter may still be in set(); our caller may free the event
+         * on our return. */
+        cc__mutex_wait_unlocked(&E->wait.guard);
         return 0;
+    }
     if (deadline == CC_NOWAIT)
         return -ETIMEDOUT;
     cc__waiter w;
@@ -76,8 +82,8 @@ int cc_event_wait(cc_event *event, cc_deadline deadline)
     int r = cc_event_is_set(event)
                 ? 0
                 : cc__wait_on(&E->wait.q, &E->wait.guard, &w, deadline);
+    if (r == -ETIMEDOUT && cc_event_is_set(event)) /* under the guard: */
+        r = 0;                                     /* its setter is done */
     cc__mutex_unlock(&E->wait.guard);
-    if (r == -ETIMEDOUT && cc_event_is_set(event))
-        r = 0;
     return r;
 }

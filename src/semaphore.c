@@ -8,7 +8,9 @@
  * unit"), adding only what is left to the counter. The counter grows only under
  * the guard, so an acquirer that saw zero under the guard and parked will be
  * found by the next release: no lost wakeups, and no woken thread ever finds
- * its unit stolen.
+ * its unit stolen. An acquire that takes a unit without the guard returns only
+ * once the guard is free (its releaser is done), so its caller may destroy the
+ * semaphore at once, as POSIX's sem_destroy after sem_wait.
  */
 #include "sync_impl.h"
 
@@ -75,7 +77,12 @@ static int acquire_slow(struct semaphore *S, cc_deadline deadline)
 int cc_semaphore_acquire(cc_semaphore *sem, cc_deadline deadline)
 {
     struct semaphore *S = impl(sem);
-    return CC__LIKELY(try_take(S)) ? 0 : acquire_slow(S, deadline);
+    if (CC__UNLIKELY(!try_take(S)))
+        return acquire_slow(S, deadline);
+    /* Our unit's releaser may still be in release(); our caller may free
+     * the semaphore on our return. */
+    cc__mutex_wait_unlocked(&S->wait.guard);
+    return 0;
 }
 
 /* Under the guard: would n more units pass the limit? */

@@ -64,6 +64,24 @@ static inline void cc__mutex_unlock(cc__mutex *m)
     cc__mutex_unlock_slow(m);
 }
 
+/*
+ * cc__mutex_wait_unlocked: return once whoever holds m now has released it.
+ * For a caller that saw, without m, a change that another party made under m
+ * (an event's flag, a semaphore's unit) and may destroy the object as soon as
+ * it returns: that party's last access is its unlock's exchange (a futex_wake
+ * after it only passes the address, which may be stale: see
+ * cc__waiter_wake). Costs one load when m is free.
+ */
+static inline void cc__mutex_wait_unlocked(cc__mutex *m)
+{
+    /* acquire: pairs with the unlock's release exchange. Seeing the change
+     * made under m, we see m at least as taken by its maker; 0 is its unlock. */
+    if (CC__LIKELY(cc__load_acq(&m->state) == 0))
+        return;
+    cc__mutex_lock(m);
+    cc__mutex_unlock(m);
+}
+
 /* ---- waiters and wait queues --------------------------------------------- */
 
 enum {

@@ -6,7 +6,9 @@
 
 #include "sync_impl.h"
 
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -701,6 +703,71 @@ static void barrier_arrivals_during_action_wait(void **state)
     assert_false(cc_barrier_broken(&b));
 }
 
+/* ---- destroyed as soon as the wait returns ------------------------------------- */
+
+/*
+ * The completion idiom: a waiter owns an event (or a semaphore), another
+ * thread sets (releases) it, and the waiter destroys and frees it as soon as
+ * its wait returns, with nobody waiting any more. A wait that sees the flag
+ * (a unit) without parking must not return while the waker still touches the
+ * object (POSIX's rule for sem_post and sem_destroy). Under TSan or ASan the
+ * waker's late accesses show as races with the free, or uses after it.
+ */
+enum { COMPLETIONS = 2000 };
+
+struct completer {
+    _Atomic(void *) mailbox; /* the next object to complete, or NULL */
+    bool semaphore;          /* release a cc_semaphore, else set a cc_event */
+};
+
+static void *complete_each(void *arg)
+{
+    struct completer *c = arg;
+    for (int i = 0; i < COMPLETIONS; i++) {
+        void *obj;
+        while (!(obj = atomic_exchange(&c->mailbox, NULL)))
+            sched_yield();
+        if (c->semaphore)
+            cc_semaphore_release(obj, 1);
+        else
+            cc_event_set(obj);
+    }
+    return NULL;
+}
+
+static void destroy_as_soon_as_waited(bool semaphore)
+{
+    struct completer c = {.semaphore = semaphore};
+    cc_thread *t = start(complete_each, &c);
+    for (int i = 0; i < COMPLETIONS; i++) {
+        cc_event *e = malloc(sizeof *e);
+        cc_semaphore *sem = malloc(sizeof *sem);
+        assert_non_null(e);
+        assert_non_null(sem);
+        cc_event_init(e);
+        cc_semaphore_init(sem, 0);
+        atomic_store(&c.mailbox, semaphore ? (void *)sem : (void *)e);
+        while ((semaphore ? cc_semaphore_acquire(sem, CC_NOWAIT)
+                          : cc_event_wait(e, CC_NOWAIT)) != 0)
+            cc__cpu_relax();
+        cc_event_destroy(e);
+        cc_semaphore_destroy(sem);
+        free(e);
+        free(sem);
+    }
+    assert_int_equal(join(t), 0);
+}
+
+static void event_destroyed_as_soon_as_wait_returns(void **state)
+{
+    destroy_as_soon_as_waited(false);
+}
+
+static void semaphore_destroyed_as_soon_as_acquire_returns(void **state)
+{
+    destroy_as_soon_as_waited(true);
+}
+
 /* ---- debug ownership checks ----------------------------------------------------- */
 
 #ifdef CONCUR_DEBUG
@@ -759,6 +826,8 @@ int main(void)
         CC_TEST(barrier_n_waiting_is_0_once_broken),
         CC_TEST(barrier_failed_action_breaks_it),
         CC_TEST(barrier_arrivals_during_action_wait),
+        CC_TEST(event_destroyed_as_soon_as_wait_returns),
+        CC_TEST(semaphore_destroyed_as_soon_as_acquire_returns),
         CC_TEST(debug_release_by_non_owner_aborts),
     };
     return CC_RUN_TESTS(tests);

@@ -203,7 +203,9 @@ typedef struct cc_semaphore {
  * cc_semaphore_init: a semaphore with `value` units (Python's Semaphore(value)).
  * cc_bounded_semaphore_init: one whose value may never exceed `value` (Python's
  * BoundedSemaphore(value)). Never fail. cc_semaphore_destroy: end its life; no
- * thread may be waiting.
+ * thread may be waiting. A thread whose acquire returned may destroy it at
+ * once, even while the release that gave the unit is still returning (as
+ * POSIX's sem_destroy after sem_wait).
  */
 void cc_semaphore_init(cc_semaphore *sem, uint32_t value);
 void cc_bounded_semaphore_init(cc_semaphore *sem, uint32_t value);
@@ -244,7 +246,9 @@ typedef struct cc_event {
 #define CC_EVENT_INIT {0}
 
 /* cc_event_init: a clear event (same as CC_EVENT_INIT). cc_event_destroy: end
- * its life; no thread may be waiting. Never fail. */
+ * its life; no thread may be waiting. A thread whose wait returned 0 may
+ * destroy it at once, even while the set() that it saw is still returning.
+ * Never fail. */
 void cc_event_init(cc_event *event);
 void cc_event_destroy(cc_event *event);
 
