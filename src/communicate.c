@@ -179,22 +179,43 @@ static int pump_run(pump *pm, cc_deadline deadline)
 
 /* ---- SIGPIPE ------------------------------------------------------------- */
 
-/* Block SIGPIPE in this thread; say whether one was pending already. */
-static bool sigpipe_block(sigset_t *old)
+/*
+ * The mask is per thread, and the tasks of a loop share their thread: two
+ * communicates parked in it at once must not each restore the mask they
+ * found (the first to end would unblock SIGPIPE under the other's writes, and
+ * the last would leave it blocked). So the first one in blocks it and the
+ * last one out consumes what their writes raised and restores the mask.
+ */
+static CC__THREAD_LOCAL struct {
+    int depth;        /* communicates in progress in this thread */
+    sigset_t old;     /* the mask the first one found */
+    bool was_pending; /* a SIGPIPE was pending before it (not ours) */
+    bool raised;      /* a write of one of them raised SIGPIPE */
+} sigpipe;
+
+/* Block SIGPIPE in this thread, unless a communicate of it already did. */
+static void sigpipe_block(void)
 {
+    if (sigpipe.depth++ > 0)
+        return;
     sigset_t set, pending;
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, old);
+    pthread_sigmask(SIG_BLOCK, &set, &sigpipe.old);
     sigpending(&pending);
-    return sigismember(&pending, SIGPIPE);
+    sigpipe.was_pending = sigismember(&pending, SIGPIPE);
+    sigpipe.raised = false;
 }
 
-/* Consume the SIGPIPE our own write raised (unless one was pending before,
- * which is then left for its owner), then restore the mask. */
-static void sigpipe_restore(const sigset_t *old, bool was_pending, bool raised)
+/* The last communicate out consumes the SIGPIPE their writes raised (unless
+ * one was pending before, which is then left for its owner), then restores
+ * the mask. */
+static void sigpipe_restore(bool raised)
 {
-    if (raised && !was_pending) {
+    sigpipe.raised |= raised;
+    if (--sigpipe.depth > 0)
+        return;
+    if (sigpipe.raised && !sigpipe.was_pending) {
         sigset_t set;
         sigemptyset(&set);
         sigaddset(&set, SIGPIPE);
@@ -202,7 +223,7 @@ static void sigpipe_restore(const sigset_t *old, bool was_pending, bool raised)
         while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
             ;
     }
-    pthread_sigmask(SIG_SETMASK, old, NULL);
+    pthread_sigmask(SIG_SETMASK, &sigpipe.old, NULL);
 }
 
 /* ---- communicate --------------------------------------------------------- */
@@ -235,10 +256,9 @@ int cc_process_communicate(cc_process *p, const void *input, size_t input_len,
         return r;
     pump pm = {
         .p = p, .input = input, .len = input_len, .sink = {NULL, out, err}};
-    sigset_t old;
-    bool was_pending = sigpipe_block(&old);
+    sigpipe_block();
     r = pump_run(&pm, deadline);
-    sigpipe_restore(&old, was_pending, pm.epipe);
+    sigpipe_restore(pm.epipe);
     if (r < 0)
         return r;
     return cc_process_wait(p, deadline, NULL);

@@ -195,6 +195,92 @@ static void test_cancel_wait(void **state)
     assert_int_equal(c.code, -SIGKILL);
 }
 
+/* ---- two communicates interleaved on one loop -------------------------- */
+
+/* SIGPIPE is blocked per thread, and a loop's tasks share the thread: the
+ * first communicate to finish must not unblock it under another that is
+ * still writing (its EPIPE would then kill the process), and the last must
+ * leave the mask as it was. */
+
+/* One side: a `sleep 30` child and a communicate with it. */
+struct comm_side {
+    cc_spawn_options o; /* which of its stdio are pipes */
+    const char *input;  /* communicate's input, or NULL */
+    size_t len;         /* its bytes */
+    cc_process *p;      /* the child, set just before communicate */
+    int r;              /* communicate's result */
+};
+
+#define PAIR_INPUT (1u << 20)
+
+static int comm_sleeper(void *arg, void **result)
+{
+    struct comm_side *s = arg;
+    char *argv[] = {"sleep", "30", NULL};
+    if (cc_process_spawn(&s->p, argv, &s->o) != 0)
+        abort();
+    s->r = cc_process_communicate(s->p, s->input, s->len, CC_FOREVER, NULL,
+                                  NULL);
+    return 0;
+}
+
+/* A reads its child's stdout; B writes more than a pipe holds to a child
+ * that never reads. */
+struct pipe_pair {
+    struct comm_side a, b; /* the two communicates */
+    int code;              /* B's child's returncode */
+};
+
+static int comm_pair(void *arg, void **result)
+{
+    struct pipe_pair *pp = arg;
+    cc_future *a, *b;
+    if (cc_spawn(comm_sleeper, &pp->a, &a) != 0 ||
+        cc_spawn(comm_sleeper, &pp->b, &b) != 0)
+        abort();
+    while (!pp->a.p || !pp->b.p) /* both park in communicate */
+        cc_sleep(CC_MSEC);
+    cc_process_kill(pp->a.p); /* A ends first... */
+    if (cc_future_wait(a, cc_deadline_in(60 * CC_SEC)) != 0)
+        abort();
+    cc_process_kill(pp->b.p); /* ... then B's write fails with EPIPE */
+    if (cc_future_wait(b, cc_deadline_in(60 * CC_SEC)) != 0)
+        abort();
+    cc_process_poll(pp->b.p, &pp->code);
+    cc_future_release(a);
+    cc_future_release(b);
+    cc_process_free(pp->a.p);
+    cc_process_free(pp->b.p);
+    return 0;
+}
+
+static bool sigpipe_blocked(void)
+{
+    sigset_t set;
+    pthread_sigmask(SIG_SETMASK, NULL, &set);
+    return sigismember(&set, SIGPIPE);
+}
+
+static void test_communicates_interleaved(void **state)
+{
+    char *input = calloc(1, PAIR_INPUT);
+    assert_non_null(input);
+    struct pipe_pair pp = {
+        .a = {.o = {.stdout_io = {CC_STDIO_PIPE}}, .r = 1},
+        .b = {.o = {.stdin_io = {CC_STDIO_PIPE}}, .input = input,
+              .len = PAIR_INPUT, .r = 1}};
+    assert_false(sigpipe_blocked());
+    assert_int_equal(cc_loop_run(comm_pair, &pp, NULL), 0);
+    assert_int_equal(pp.a.r, 0);
+    assert_int_equal(pp.b.r, 0); /* EPIPE only ends the input */
+    assert_int_equal(pp.code, -SIGKILL);
+    assert_false(sigpipe_blocked());
+    sigset_t pending;
+    sigpending(&pending);
+    assert_false(sigismember(&pending, SIGPIPE));
+    free(input);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +288,7 @@ int main(void)
         CC_TEST(test_communicate_big),
         CC_TEST(test_run_in_task),
         CC_TEST(test_cancel_wait),
+        CC_TEST(test_communicates_interleaved),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -157,8 +157,10 @@ int cc_process_stderr_fd(const cc_process *p); /* -1 unless CC_STDIO_PIPE */
  * On 0, *returncode (may be NULL) is as Python's returncode: the exit status
  * (0-255), or -N when signal N ended the child. Once reaped, every later wait
  * or poll returns 0 at once with the same returncode.
- * Returns 0, -ETIMEDOUT (the child still runs; never before the deadline), or
- * -ECHILD (the application reaped the child itself: see the header comment).
+ * Returns 0, -ETIMEDOUT (the child still runs; never before the deadline, or
+ * a task's deadline scope ended), -ECHILD (the application reaped the child
+ * itself: see the header comment), or in a task (loop.h), -ECANCELED when
+ * the task is cancelled (the child still runs).
  * Does not touch the pipes: a child that fills a pipe nobody reads never
  * exits (use communicate). Blocks. Thread safe.
  */
@@ -218,8 +220,9 @@ int cc_process_kill(cc_process *p);
  * Other errors: -EINVAL (input_len > 0 but stdin is not a pipe, or input NULL
  * with input_len > 0), -ENOMEM (a buffer could not grow; what was read is
  * kept and the call may be repeated), -ECHILD (as cc_process_wait), -EIO or
- * another read/write errno (that pipe is then closed). Blocks. Not thread
- * safe on the same process (header comment).
+ * another read/write errno (that pipe is then closed); in a task, -ECANCELED
+ * when the task is cancelled (as -ETIMEDOUT: progress kept). Blocks. Not
+ * thread safe on the same process (header comment).
  */
 int cc_process_communicate(cc_process *p, const void *input, size_t input_len,
                            cc_deadline deadline, cc_bytes *out, cc_bytes *err);
@@ -269,8 +272,9 @@ typedef struct cc_completed_process {
  * cc_completed_process_free. Returns 0; -ECHILD with check set and a non-zero
  * returncode (Python's CalledProcessError; *result is complete); -ETIMEDOUT
  * as above; an error of cc_process_spawn (result->started is false); -ENOMEM
- * or a pipe error of communicate (the group is then killed and the child
- * reaped). Blocks. Thread safe (calls share nothing).
+ * or a pipe error of communicate, or in a task -ECANCELED when the task is
+ * cancelled (the group is then killed and the child reaped). Blocks. Thread
+ * safe (calls share nothing).
  */
 int cc_run(char *const argv[], const cc_run_options *opts,
            cc_deadline deadline, cc_completed_process *result);

@@ -67,7 +67,9 @@ int cc_thread_start(cc_thread **out, cc_thread_fn fn, void *arg,
  * at the deadline; t stays valid and may be joined or detached later),
  * -EDEADLK (t is the calling thread; Python raises RuntimeError), -EINVAL (t
  * was detached and still runs, or concur did not start it, e.g. the main
- * thread's handle; a detached thread that ended has no handle left to pass).
+ * thread's handle; a detached thread that ended has no handle left to pass),
+ * or in a task (loop.h), -ECANCELED when the task is cancelled (t stays
+ * valid, as for -ETIMEDOUT).
  * Blocks through concur's wait queues (a coroutine waiting here will not block
  * its event loop). Not thread safe on one handle: at most one thread may join or
  * detach a given thread, once it has succeeded the handle is gone.
