@@ -184,11 +184,13 @@ static int pump_run(pump *pm, cc_deadline deadline)
  * communicates parked in it at once must not each restore the mask they
  * found (the first to end would unblock SIGPIPE under the other's writes, and
  * the last would leave it blocked). So the first one in blocks it and the
- * last one out consumes what their writes raised and restores the mask.
+ * last one out consumes what their writes raised and gives SIGPIPE back its
+ * state, and only SIGPIPE: other tasks may have changed the rest of the mask
+ * meanwhile (cc_signal_wait blocks its signals for good).
  */
 static CC__THREAD_LOCAL struct {
     int depth;        /* communicates in progress in this thread */
-    sigset_t old;     /* the mask the first one found */
+    bool was_blocked; /* SIGPIPE was blocked before the first one */
     bool was_pending; /* a SIGPIPE was pending before it (not ours) */
     bool raised;      /* a write of one of them raised SIGPIPE */
 } sigpipe;
@@ -198,32 +200,34 @@ static void sigpipe_block(void)
 {
     if (sigpipe.depth++ > 0)
         return;
-    sigset_t set, pending;
+    sigset_t set, old, pending;
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &sigpipe.old);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    sigpipe.was_blocked = sigismember(&old, SIGPIPE);
     sigpending(&pending);
     sigpipe.was_pending = sigismember(&pending, SIGPIPE);
     sigpipe.raised = false;
 }
 
 /* The last communicate out consumes the SIGPIPE their writes raised (unless
- * one was pending before, which is then left for its owner), then restores
- * the mask. */
+ * one was pending before, which is then left for its owner), then unblocks
+ * SIGPIPE if it was not blocked before. */
 static void sigpipe_restore(bool raised)
 {
     sigpipe.raised |= raised;
     if (--sigpipe.depth > 0)
         return;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
     if (sigpipe.raised && !sigpipe.was_pending) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGPIPE);
         static const struct timespec zero = {0, 0};
         while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
             ;
     }
-    pthread_sigmask(SIG_SETMASK, &sigpipe.old, NULL);
+    if (!sigpipe.was_blocked)
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 /* ---- communicate --------------------------------------------------------- */

@@ -281,6 +281,51 @@ static void test_communicates_interleaved(void **state)
     free(input);
 }
 
+/* A task's cc_signal_wait blocks its signal in the thread for good while a
+ * communicate of another task runs: the communicate's end gives SIGPIPE
+ * back its state and leaves the rest of the mask as it is now. */
+struct mask_run {
+    struct comm_side a; /* reads a `sleep 30` child's stdout */
+    int waited;         /* cc_signal_wait(SIGUSR2) with a short deadline */
+};
+
+static int mask_main(void *arg, void **result)
+{
+    struct mask_run *m = arg;
+    cc_future *a;
+    if (cc_spawn(comm_sleeper, &m->a, &a) != 0)
+        abort();
+    while (!m->a.p) /* it parks in communicate */
+        cc_sleep(CC_MSEC);
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    m->waited = cc_signal_wait(&usr2, cc_deadline_in(CC_MSEC));
+    cc_process_kill(m->a.p);
+    if (cc_future_wait(a, cc_deadline_in(60 * CC_SEC)) != 0)
+        abort();
+    cc_future_release(a);
+    cc_process_free(m->a.p);
+    return 0;
+}
+
+static void test_communicate_keeps_the_rest_of_the_mask(void **state)
+{
+    struct mask_run m = {.a = {.o = {.stdout_io = {CC_STDIO_PIPE}}, .r = 1}};
+    assert_int_equal(cc_loop_run(mask_main, &m, NULL), 0);
+    assert_int_equal(m.waited, -ETIMEDOUT);
+    assert_int_equal(m.a.r, 0);
+    sigset_t set;
+    pthread_sigmask(SIG_SETMASK, NULL, &set);
+    bool usr2 = sigismember(&set, SIGUSR2), pipe = sigismember(&set, SIGPIPE);
+    sigset_t usr2_set;
+    sigemptyset(&usr2_set);
+    sigaddset(&usr2_set, SIGUSR2);
+    pthread_sigmask(SIG_UNBLOCK, &usr2_set, NULL);
+    assert_true(usr2);  /* cc_signal_wait leaves it blocked */
+    assert_false(pipe); /* as before the communicate */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +334,7 @@ int main(void)
         CC_TEST(test_run_in_task),
         CC_TEST(test_cancel_wait),
         CC_TEST(test_communicates_interleaved),
+        CC_TEST(test_communicate_keeps_the_rest_of_the_mask),
     };
     return CC_RUN_TESTS(tests);
 }

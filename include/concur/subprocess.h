@@ -207,9 +207,11 @@ int cc_process_kill(cc_process *p);
  * too); out or err may be NULL to read and discard that pipe. A stream that is
  * not a pipe is left alone. If the child stops reading its stdin (exits,
  * closes it), the rest of the input is dropped: EPIPE is not an error and no
- * SIGPIPE is delivered (SIGPIPE is blocked in the calling thread meanwhile,
- * and the one our write raised is consumed; a SIGPIPE already pending from
- * elsewhere is kept). Pipes reaching their end are closed (their fd getters
+ * SIGPIPE is delivered (SIGPIPE is blocked in the calling thread while any
+ * communicate of the thread runs, tasks of its loop included, and the ones
+ * their writes raised are consumed; a SIGPIPE already pending from elsewhere
+ * is kept; the rest of the signal mask is left alone). Pipes reaching their
+ * end are closed (their fd getters
  * return -1 afterwards).
  *
  * Returns 0 once the child has exited and was reaped (its returncode from
