@@ -1,12 +1,12 @@
 /*
  * concur/subprocess.h: child processes (Python's subprocess.Popen and run).
  *
- * OWNER: the subprocess helper fills in docstrings and may add functions; the
- * signatures below are relied on by the CLI and must stay.
- *
- * How children are made. cc_process_spawn uses posix_spawn (glibc runs it as
- * clone(CLONE_VM|CLONE_VFORK): no fork of a threaded parent, no copy of its
- * memory), never a shell. Each child:
+ * How children are made. cc_process_spawn uses clone(CLONE_VM|CLONE_VFORK|
+ * CLONE_FILES), whose child drops the shared fd table for one holding only
+ * its stdio (close_range with CLOSE_RANGE_UNSHARE, Linux 5.9), and falls back
+ * to posix_spawn (which glibc also runs as a vfork-style clone) where that is
+ * not available: no fork of a threaded parent, no copy of its memory or of
+ * its fd table, never a shell. Each child:
  *   - leads a new process group (its pgid is its pid), so that terminate and
  *     kill reach everything it started (a shell's grandchildren included);
  *     hence it is not in the terminal's foreground group: a Ctrl-C at the
