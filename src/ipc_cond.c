@@ -9,7 +9,9 @@
  * A waiter count (seq_cst against the notifier's bump, Dekker style) spares
  * the wake syscall when nobody waits. The barrier keeps its state under a
  * robust lock of its own and sleeps on its generation word, which is bumped
- * whenever a round ends, passed or broken (ended_broken says which). A
+ * whenever a round ends, passed or broken (broken_rounds keeps which, for
+ * the last 32 rounds: a party of a passed round may wake only after the
+ * next one broke, and must still see its own round passed). A
  * process that dies holding the barrier's lock breaks the barrier: its
  * count can no longer be trusted.
  */
@@ -70,8 +72,10 @@ void cc_ipc_condition_notify_all(cc_ipc_condition *c) { notify(c, INT32_MAX); }
  * waiters. */
 static void end_round_locked(cc_ipc_barrier *b, bool broken)
 {
+    uint32_t bit = 1u << (cc__load_relaxed(word(&b->generation)) % 32);
     b->count = 0;
-    b->ended_broken = broken;
+    b->broken_rounds = broken ? b->broken_rounds | bit
+                              : b->broken_rounds & ~bit;
     cc__fetch_add(word(&b->generation), 1); /* the waiters' futex word */
     cc__futex_wake(word(&b->generation), INT32_MAX, true);
 }
@@ -102,7 +106,7 @@ int cc_ipc_barrier_init(cc_ipc_barrier *b, uint32_t parties)
     if (parties == 0 || parties > INT32_MAX)
         return -EINVAL;
     b->parties = parties;
-    b->count = b->broken = b->ended_broken = 0;
+    b->count = b->broken = b->broken_rounds = 0;
     cc__store_relaxed(word(&b->generation), 0);
     return cc_ipc_lock_init(&b->lock);
 }
@@ -137,7 +141,7 @@ int cc_ipc_barrier_wait(cc_ipc_barrier *b, cc_deadline deadline)
     if (cc__load_relaxed(word(&b->generation)) == gen) {
         break_locked(b); /* our deadline passed first */
         r = -ETIMEDOUT;
-    } else if (b->ended_broken) {
+    } else if (b->broken_rounds & 1u << (gen % 32)) {
         r = -EPIPE;
     }
     barrier_unlock(b);

@@ -2,7 +2,8 @@
  * test_ipc.c: cross-process primitives (include/concur/ipc.h) between a
  * parent and forked children sharing a cc_shm segment: the robust lock
  * (a holder that dies is reported, and the lock goes on), the event, the
- * semaphore, the condition, the barrier, and the queue (order, wrap-around, sizes, timeouts, a 10 MiB
+ * semaphore, the condition, the barrier (a party of a passed round keeps its
+ * index when the next round breaks first), and the queue (order, wrap-around, sizes, timeouts, a 10 MiB
  * message, producers in two processes, consumers killed in mid-get).
  */
 #include "testutil.h"
@@ -384,6 +385,51 @@ static void barrier_timeout_and_abort_break_it(void **state)
     shared_free();
 }
 
+/* One wait; exits 0 if it passed as the first arrival, 2 on -EPIPE. */
+static int child_barrier_first(void *arg)
+{
+    (void)arg;
+    shared *sh = cc_shm_data(segment);
+    int r = cc_ipc_barrier_wait(&sh->barrier, SEC_DEADLINE(20));
+    return r == 0 ? 0 : r == -EPIPE ? 2 : 3;
+}
+
+/* Stop the child once it waits in the barrier with the barrier's lock
+ * free (it may be caught holding it: then let it go on and retry). */
+static void stop_while_waiting(shared *sh, pid_t pid)
+{
+    while (__atomic_load_n(&sh->barrier.count, __ATOMIC_ACQUIRE) != 1)
+        usleep(1000);
+    for (;;) {
+        int st;
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        assert_int_equal(waitpid(pid, &st, WUNTRACED), pid);
+        if (cc_ipc_lock_acquire(&sh->barrier.lock, CC_NOWAIT) == 0) {
+            cc_ipc_lock_release(&sh->barrier.lock);
+            return;
+        }
+        assert_int_equal(kill(pid, SIGCONT), 0);
+        usleep(1000);
+    }
+}
+
+/* A party whose round passed keeps its index even if, before it woke, the
+ * next round broke (as Python, whose next round waits for the last one to
+ * drain). */
+static void barrier_round_passed_stays_passed(void **state)
+{
+    (void)state;
+    shared *sh = shared_new(64);
+    assert_int_equal(cc_ipc_barrier_init(&sh->barrier, 2), 0);
+    pid_t pid = cc_test_fork(child_barrier_first, NULL);
+    stop_while_waiting(sh, pid);
+    assert_int_equal(cc_ipc_barrier_wait(&sh->barrier, CC_FOREVER), 1);
+    assert_int_equal(cc_ipc_barrier_wait(&sh->barrier, CC_NOWAIT), -ETIMEDOUT);
+    assert_int_equal(kill(pid, SIGCONT), 0);
+    assert_int_equal(cc_test_reap(pid), 0); /* index 0, not -EPIPE */
+    shared_free();
+}
+
 /* ---- queue --------------------------------------------------------------- */
 
 /* Message `seed` of len bytes: a pattern that a lost or torn copy breaks. */
@@ -624,6 +670,7 @@ int main(void)
         CC_TEST(condition_between_processes),
         CC_TEST(barrier_between_processes),
         CC_TEST(barrier_timeout_and_abort_break_it),
+        CC_TEST(barrier_round_passed_stays_passed),
         CC_TEST(queue_keeps_order_and_wraps),
         CC_TEST(queue_sizes_and_timeouts),
         CC_TEST(queue_carries_10mib_between_processes),

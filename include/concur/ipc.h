@@ -184,12 +184,12 @@ void cc_ipc_condition_notify_all(cc_ipc_condition *c);
  * round after round; no action (a function pointer means nothing in a
  * spawned process). Private fields. */
 typedef struct cc_ipc_barrier {
-    cc_ipc_lock lock;      /* guards the fields below but generation's wait */
-    uint32_t parties;      /* arrivals per round */
-    uint32_t count;        /* arrived in this round */
-    uint32_t generation;   /* futex word: bumped when a round ends or breaks */
-    uint32_t broken;       /* broken until reset */
-    uint32_t ended_broken; /* the last round to end was broken, not passed */
+    cc_ipc_lock lock;       /* guards the fields below but generation's wait */
+    uint32_t parties;       /* arrivals per round */
+    uint32_t count;         /* arrived in this round */
+    uint32_t generation;    /* futex word: bumped when a round ends or breaks */
+    uint32_t broken;        /* broken until reset */
+    uint32_t broken_rounds; /* bit g % 32: round g ended broken, not passed */
 } cc_ipc_barrier;
 
 /*
@@ -206,7 +206,9 @@ int cc_ipc_barrier_init(cc_ipc_barrier *b, uint32_t parties);
  * that died inside the barrier's own lock; -ETIMEDOUT (never before the
  * deadline), which breaks the barrier for the others. A party that dies
  * while merely waiting is not noticed: the others wait for their deadline.
- * Blocks the calling thread.
+ * A party of a round that passed gets its index even when it wakes only
+ * after later rounds broke (the outcome of a round is kept for the 31
+ * rounds after it). Blocks the calling thread.
  */
 int cc_ipc_barrier_wait(cc_ipc_barrier *b, cc_deadline deadline);
 
