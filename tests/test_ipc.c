@@ -4,7 +4,8 @@
  * (a holder that dies is reported, and the lock goes on), the event, the
  * semaphore, the condition, the barrier (a party of a passed round keeps its
  * index when the next round breaks first), and the queue (order, wrap-around, sizes, timeouts, a 10 MiB
- * message, producers in two processes, consumers killed in mid-get).
+ * message, the largest message of a ring, producers in two processes,
+ * consumers killed in mid-get).
  */
 #include "testutil.h"
 
@@ -498,6 +499,24 @@ static void queue_sizes_and_timeouts(void **state)
     shared_free();
 }
 
+/* The largest message fits a ring whose memory is not a multiple of 8. */
+static void queue_largest_message_of_an_odd_size(void **state)
+{
+    (void)state;
+    static _Alignas(64) unsigned char mem[4096];
+    static unsigned char msg[200], out[200];
+    cc_ipc_queue *q = (cc_ipc_queue *)mem;
+    size_t len = 0, size = cc_ipc_queue_header_size() + 100; /* ring: 96 */
+    assert_true(size <= sizeof mem);
+    assert_int_equal(cc_ipc_queue_init(q, size), 0);
+    assert_int_equal(cc_ipc_queue_put(q, msg, 89, CC_NOWAIT), -EMSGSIZE);
+    fill(msg, 88, 3);
+    assert_int_equal(cc_ipc_queue_put(q, msg, 88, CC_NOWAIT), 0);
+    assert_int_equal(cc_ipc_queue_get(q, out, sizeof out, &len, CC_NOWAIT), 0);
+    assert_int_equal(len, 88);
+    assert_true(intact(out, 88, 3));
+}
+
 /* Put a 10 MiB message, then wait for the parent to have checked it. */
 static int child_puts_10mib(void *arg)
 {
@@ -673,6 +692,7 @@ int main(void)
         CC_TEST(barrier_round_passed_stays_passed),
         CC_TEST(queue_keeps_order_and_wraps),
         CC_TEST(queue_sizes_and_timeouts),
+        CC_TEST(queue_largest_message_of_an_odd_size),
         CC_TEST(queue_carries_10mib_between_processes),
         CC_TEST(queue_orders_each_producer_across_processes),
         CC_TEST(queue_survives_a_consumer_killed_while_waiting),

@@ -231,7 +231,8 @@ size_t cc_ipc_queue_header_size(void);
  * aligned, shared; cc_shm_data of a segment qualifies). The ring is what
  * remains after the header, rounded down to 8 bytes; a message takes 8 bytes
  * plus its length rounded up to 8, so the queue is bounded in bytes, not in
- * messages, and one message of up to mem_size - header - 8 bytes fits. Other
+ * messages, and one message of up to the ring's size - 8 bytes fits (100
+ * bytes after the header: a ring of 96, a message of 88). Other
  * processes use the queue at the same place of their own mapping (a cast of
  * their pointer). Returns 0, -EINVAL (q NULL or misaligned, or a ring under
  * 64 bytes), -ENOMEM, -ENOTSUP. Never blocks.
