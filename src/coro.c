@@ -376,11 +376,11 @@ static void stack_unmap(cc__coro *c)
 
 static int stack_get(cc__coro **out, size_t size)
 {
+    if (size > ((size_t)1 << 40)) /* before rounding, which would wrap */
+        return -ENOMEM;
     size = round_to_pages(size ? size : CC__CORO_STACK_DEFAULT);
     if (size < 2 * page_size)
         size = 2 * page_size; /* room for the header and a few frames */
-    if (size > ((size_t)1 << 40))
-        return -ENOMEM;
     if (size != CC__CORO_STACK_DEFAULT || !tls.cache)
         return stack_map(out, size);
     cc__coro *c = tls.cache;

@@ -316,6 +316,21 @@ static void stack_size_is_configurable(void **state)
         -ENOMEM);
 }
 
+/* A size so big that rounding it up to pages wraps around (a -1 passed as a
+ * size) is too large, not a tiny stack. */
+static void stack_size_too_large_to_round_fails(void **state)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t sizes[] = {SIZE_MAX, SIZE_MAX - (size_t)page + 2};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        cc__coro *c = NULL;
+        int r = cc__coro_create(&c, note_and_return, NULL, sizes[i], "wrap");
+        if (r == 0)
+            cc__coro_destroy(c);
+        assert_int_equal(r, -ENOMEM);
+    }
+}
+
 /* ---- the stack cache ------------------------------------------------- */
 
 static void touch_and_yield(void *arg)
@@ -823,6 +838,7 @@ int main(int argc, char **argv)
         CC_TEST(nested_resume_returns_to_resumer),
         CC_TEST(switched_coroutine_returns_to_switcher),
         CC_TEST(stack_size_is_configurable),
+        CC_TEST(stack_size_too_large_to_round_fails),
         CC_TEST(stacks_are_cached_and_reused),
         CC_TEST(stack_cache_is_bounded),
         CC_TEST(parked_coroutine_costs_little_memory),
