@@ -497,19 +497,29 @@ static _Noreturn void report_overflow(const cc__coro *c)
     abort();
 }
 
+static void segv_default(int sig)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+}
+
 /* Hand a fault that is not ours to whoever handled SIGSEGV before us. */
 static void pass_on(int sig, siginfo_t *si, void *uctx)
 {
     const struct sigaction *p = &previous_segv;
+    /* A one-shot handler (a crash reporter that returns to let the fault
+     * kill) gets the disposition the kernel would have left behind it, else
+     * the fault executed again would call it forever. */
+    if (p->sa_flags & SA_RESETHAND)
+        segv_default(sig);
     if (p->sa_flags & SA_SIGINFO) {
         p->sa_sigaction(sig, si, uctx);
     } else if (p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN) {
         p->sa_handler(sig);
     } else {
         /* Default action: returning re-executes the fault, which now kills. */
-        struct sigaction dfl = {.sa_handler = SIG_DFL};
-        sigemptyset(&dfl.sa_mask);
-        sigaction(sig, &dfl, NULL);
+        segv_default(sig);
     }
 }
 

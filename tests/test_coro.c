@@ -585,6 +585,14 @@ static void on_previous_segv(int sig)
     _exit(42);
 }
 
+/* A crash reporter's way: one shot (SA_RESETHAND), report, return, and let
+ * the fault, executed again, kill the process by the default action. */
+static void on_previous_segv_once(int sig)
+{
+    static const char msg[] = "one-shot handler ran\n";
+    (void)!write(2, msg, sizeof msg - 1);
+}
+
 static long race_target;
 
 static void race_writer(void *arg)
@@ -746,6 +754,21 @@ static void other_faults_are_passed_on(void **state)
     assert_non_null(strstr(err, "previous handler ran"));
 }
 
+/* A previous handler installed with SA_RESETHAND runs once, as it would
+ * without concur: the fault then kills the process instead of calling the
+ * handler again forever. */
+static void one_shot_previous_handler_runs_once(void **state)
+{
+    char err[8192];
+    int status = run_child(exec_self, "one-shot", err, sizeof err);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+    const char *first = strstr(err, "one-shot handler ran");
+    assert_non_null(first);
+    if (strstr(first + 1, "one-shot handler ran"))
+        fail_msg("the one-shot handler ran more than once");
+}
+
 static void create_without_memory(const char *unused)
 {
     /* Room for a few small stacks, not for a 256 MiB one. */
@@ -809,6 +832,16 @@ static int child_main(const char *what)
             cc__coro_resume(c);
         return 1;
     }
+    if (!strcmp(what, "one-shot")) {
+        struct sigaction sa = {.sa_handler = on_previous_segv_once,
+                               .sa_flags = SA_RESETHAND};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, NULL); /* before concur's handler */
+        alarm(10); /* a handler called forever ends here, by SIGALRM */
+        if (cc__coro_create(&c, bad_write, NULL, 0, "one-shot") == 0)
+            cc__coro_resume(c);
+        return 1;
+    }
     if (!strncmp(what, "overflow:", 9)) { /* as overflow_in_child */
         child_signals();
         overflow_coroutine((void *)(what + 9));
@@ -849,6 +882,7 @@ int main(int argc, char **argv)
         CC_TEST(stack_overflow_is_reported_every_time),
         CC_TEST(stack_overflow_is_reported_with_mprotect_guards),
         CC_TEST(other_faults_are_passed_on),
+        CC_TEST(one_shot_previous_handler_runs_once),
         CC_TEST(create_fails_cleanly_without_memory),
         CC_TEST(race_between_coroutines_is_caught),
     };
