@@ -517,9 +517,15 @@ static void pass_on(int sig, siginfo_t *si, void *uctx)
         p->sa_sigaction(sig, si, uctx);
     } else if (p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN) {
         p->sa_handler(sig);
-    } else {
-        /* Default action: returning re-executes the fault, which now kills. */
+    } else if (si->si_code > 0) {
+        /* Default action: returning re-executes the fault, which now kills
+         * (an ignored fault kills too: the kernel forces it). */
         segv_default(sig);
+    } else if (p->sa_handler == SIG_DFL) {
+        /* Sent (kill, raise), not a fault: nothing happens again, so send
+         * it again under the default action. An ignored one stays so. */
+        segv_default(sig);
+        raise(sig);
     }
 }
 

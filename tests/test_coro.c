@@ -769,6 +769,27 @@ static void one_shot_previous_handler_runs_once(void **state)
         fail_msg("the one-shot handler ran more than once");
 }
 
+static void raise_segv_in_child(const char *unused)
+{
+    child_signals();
+    cc__coro_thread_init();
+    raise(SIGSEGV);
+    _exit(0);
+}
+
+/* SIGSEGV sent by a process (kill -SEGV, raise) with no handler before
+ * concur's takes the default action: the process dies. */
+static void sent_segv_kills(void **state)
+{
+#if defined(TEST_TSAN) || defined(__SANITIZE_ADDRESS__)
+    skip(); /* the runtime's handler may see it first */
+#endif
+    char err[4096];
+    int status = run_child(raise_segv_in_child, NULL, err, sizeof err);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+}
+
 static void create_without_memory(const char *unused)
 {
     /* Room for a few small stacks, not for a 256 MiB one. */
@@ -883,6 +904,7 @@ int main(int argc, char **argv)
         CC_TEST(stack_overflow_is_reported_with_mprotect_guards),
         CC_TEST(other_faults_are_passed_on),
         CC_TEST(one_shot_previous_handler_runs_once),
+        CC_TEST(sent_segv_kills),
         CC_TEST(create_fails_cleanly_without_memory),
         CC_TEST(race_between_coroutines_is_caught),
     };
