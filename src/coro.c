@@ -229,6 +229,7 @@ arch_swap(cc__coro *from, cc__coro *to)
     fallback_prev = from;
     if (__builtin_setjmp(from->jb) == 0)
         fallback_jump(to);
+    tls.current = from; /* before fp_restore goes deeper: cc__coro_switch */
     fp_restore(from);
     return fallback_prev;
 }
@@ -240,9 +241,12 @@ arch_swap(cc__coro *from, cc__coro *to)
 void cc__coro_switch(cc__coro *from, cc__coro *to)
 {
     assert(from == tls.current && to != from && !to->done);
-    tls.current = to;
     cc__san_before_switch(&from->san, false, &to->san);
     cc__coro *prev = arch_swap(from, to);
+    /* The resumed side sets current: until the swap is done, a stack
+     * overflow (in its pushes) is from's, and the SIGSEGV handler must
+     * find from's guard page. */
+    tls.current = from;
     cc__san_after_switch(&from->san, &prev->san);
 }
 
@@ -264,13 +268,13 @@ void cc__coro_yield(void)
  * fallback_boot); prev is the coroutine that switched in. */
 void cc__coro_main(cc__coro *c, cc__coro *prev)
 {
+    tls.current = c;
     cc__san_after_switch(&c->san, &prev->san);
     if (!c->caller)
         c->caller = prev; /* started by cc__coro_switch, not resume */
     c->fn(c->arg);
     c->done = true;
     cc__coro *to = c->caller;
-    tls.current = to;
     cc__san_before_switch(&c->san, true, &to->san); /* c's fake stack dies */
     arch_swap(c, to);
     cc__panic("a finished coroutine was switched into", -EINVAL);

@@ -728,6 +728,52 @@ static void stack_overflow_is_reported_with_mprotect_guards(void **state)
     }
 }
 
+/* Recursion that yields at every level: the stack runs out at some point of
+ * a level's frame or of its switch out, wherever the starting offset puts
+ * the guard page. */
+static void __attribute__((noinline)) recurse_yielding(int depth)
+{
+    volatile char frame[256];
+    frame[0] = (char)depth;
+    cc__coro_yield();
+    if (depth >= 0) /* always: keeps the compiler from seeing it infinite */
+        recurse_yielding(depth + 1);
+    frame[1] = frame[0];
+}
+
+static void overflow_yielding(void *offset)
+{
+    volatile char *shift = __builtin_alloca((size_t)offset + 1);
+    shift[0] = 0;
+    recurse_yielding(0);
+}
+
+static void overflow_yielding_in_child(const char *offset)
+{
+    child_signals();
+    cc__coro *c;
+    if (cc__coro_create(&c, overflow_yielding,
+                        (void *)(uintptr_t)atoi(offset), 16384, "yielder") < 0)
+        return;
+    while (!cc__coro_done(c))
+        cc__coro_resume(c);
+}
+
+/* An overflow is reported by name wherever it faults, in the coroutine's
+ * switch out included (where the running coroutine is already the other). */
+static void stack_overflow_in_a_switch_is_reported(void **state)
+{
+    cc__coro_thread_init();
+    for (int offset = 0; offset < 512; offset += 8) {
+        char arg[16], err[8192];
+        snprintf(arg, sizeof arg, "%d", offset);
+        int status = run_child(overflow_yielding_in_child, arg, err, sizeof err);
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT ||
+            !strstr(err, "stack overflow in coroutine 'yielder'"))
+            fail_msg("offset %d: status %#x, stderr: %s", offset, status, err);
+    }
+}
+
 static void deref_in_child(const char *unused)
 {
     cc__coro *c;
@@ -902,6 +948,7 @@ int main(int argc, char **argv)
         CC_TEST(coroutine_moves_between_threads),
         CC_TEST(stack_overflow_is_reported_every_time),
         CC_TEST(stack_overflow_is_reported_with_mprotect_guards),
+        CC_TEST(stack_overflow_in_a_switch_is_reported),
         CC_TEST(other_faults_are_passed_on),
         CC_TEST(one_shot_previous_handler_runs_once),
         CC_TEST(sent_segv_kills),
