@@ -229,6 +229,7 @@ arch_swap(cc__coro *from, cc__coro *to)
     fallback_prev = from;
     if (__builtin_setjmp(from->jb) == 0)
         fallback_jump(to);
+    tls.current = from; /* before fp_restore goes deeper: cc__coro_switch */
     fp_restore(from);
     return fallback_prev;
 }
@@ -240,9 +241,12 @@ arch_swap(cc__coro *from, cc__coro *to)
 void cc__coro_switch(cc__coro *from, cc__coro *to)
 {
     assert(from == tls.current && to != from && !to->done);
-    tls.current = to;
     cc__san_before_switch(&from->san, false, &to->san);
     cc__coro *prev = arch_swap(from, to);
+    /* The resumed side sets current: until the swap is done, a stack
+     * overflow (in its pushes) is from's, and the SIGSEGV handler must
+     * find from's guard page. */
+    tls.current = from;
     cc__san_after_switch(&from->san, &prev->san);
 }
 
@@ -264,13 +268,13 @@ void cc__coro_yield(void)
  * fallback_boot); prev is the coroutine that switched in. */
 void cc__coro_main(cc__coro *c, cc__coro *prev)
 {
+    tls.current = c;
     cc__san_after_switch(&c->san, &prev->san);
     if (!c->caller)
         c->caller = prev; /* started by cc__coro_switch, not resume */
     c->fn(c->arg);
     c->done = true;
     cc__coro *to = c->caller;
-    tls.current = to;
     cc__san_before_switch(&c->san, true, &to->san); /* c's fake stack dies */
     arch_swap(c, to);
     cc__panic("a finished coroutine was switched into", -EINVAL);
@@ -376,11 +380,11 @@ static void stack_unmap(cc__coro *c)
 
 static int stack_get(cc__coro **out, size_t size)
 {
+    if (size > ((size_t)1 << 40)) /* before rounding, which would wrap */
+        return -ENOMEM;
     size = round_to_pages(size ? size : CC__CORO_STACK_DEFAULT);
     if (size < 2 * page_size)
         size = 2 * page_size; /* room for the header and a few frames */
-    if (size > ((size_t)1 << 40))
-        return -ENOMEM;
     if (size != CC__CORO_STACK_DEFAULT || !tls.cache)
         return stack_map(out, size);
     cc__coro *c = tls.cache;
@@ -497,19 +501,35 @@ static _Noreturn void report_overflow(const cc__coro *c)
     abort();
 }
 
+static void segv_default(int sig)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+}
+
 /* Hand a fault that is not ours to whoever handled SIGSEGV before us. */
 static void pass_on(int sig, siginfo_t *si, void *uctx)
 {
     const struct sigaction *p = &previous_segv;
+    /* A one-shot handler (a crash reporter that returns to let the fault
+     * kill) gets the disposition the kernel would have left behind it, else
+     * the fault executed again would call it forever. */
+    if (p->sa_flags & SA_RESETHAND)
+        segv_default(sig);
     if (p->sa_flags & SA_SIGINFO) {
         p->sa_sigaction(sig, si, uctx);
     } else if (p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN) {
         p->sa_handler(sig);
-    } else {
-        /* Default action: returning re-executes the fault, which now kills. */
-        struct sigaction dfl = {.sa_handler = SIG_DFL};
-        sigemptyset(&dfl.sa_mask);
-        sigaction(sig, &dfl, NULL);
+    } else if (si->si_code > 0) {
+        /* Default action: returning re-executes the fault, which now kills
+         * (an ignored fault kills too: the kernel forces it). */
+        segv_default(sig);
+    } else if (p->sa_handler == SIG_DFL) {
+        /* Sent (kill, raise), not a fault: nothing happens again, so send
+         * it again under the default action. An ignored one stays so. */
+        segv_default(sig);
+        raise(sig);
     }
 }
 

@@ -316,6 +316,21 @@ static void stack_size_is_configurable(void **state)
         -ENOMEM);
 }
 
+/* A size so big that rounding it up to pages wraps around (a -1 passed as a
+ * size) is too large, not a tiny stack. */
+static void stack_size_too_large_to_round_fails(void **state)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t sizes[] = {SIZE_MAX, SIZE_MAX - (size_t)page + 2};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        cc__coro *c = NULL;
+        int r = cc__coro_create(&c, note_and_return, NULL, sizes[i], "wrap");
+        if (r == 0)
+            cc__coro_destroy(c);
+        assert_int_equal(r, -ENOMEM);
+    }
+}
+
 /* ---- the stack cache ------------------------------------------------- */
 
 static void touch_and_yield(void *arg)
@@ -570,6 +585,14 @@ static void on_previous_segv(int sig)
     _exit(42);
 }
 
+/* A crash reporter's way: one shot (SA_RESETHAND), report, return, and let
+ * the fault, executed again, kill the process by the default action. */
+static void on_previous_segv_once(int sig)
+{
+    static const char msg[] = "one-shot handler ran\n";
+    (void)!write(2, msg, sizeof msg - 1);
+}
+
 static long race_target;
 
 static void race_writer(void *arg)
@@ -705,6 +728,52 @@ static void stack_overflow_is_reported_with_mprotect_guards(void **state)
     }
 }
 
+/* Recursion that yields at every level: the stack runs out at some point of
+ * a level's frame or of its switch out, wherever the starting offset puts
+ * the guard page. */
+static void __attribute__((noinline)) recurse_yielding(int depth)
+{
+    volatile char frame[256];
+    frame[0] = (char)depth;
+    cc__coro_yield();
+    if (depth >= 0) /* always: keeps the compiler from seeing it infinite */
+        recurse_yielding(depth + 1);
+    frame[1] = frame[0];
+}
+
+static void overflow_yielding(void *offset)
+{
+    volatile char *shift = __builtin_alloca((size_t)offset + 1);
+    shift[0] = 0;
+    recurse_yielding(0);
+}
+
+static void overflow_yielding_in_child(const char *offset)
+{
+    child_signals();
+    cc__coro *c;
+    if (cc__coro_create(&c, overflow_yielding,
+                        (void *)(uintptr_t)atoi(offset), 16384, "yielder") < 0)
+        return;
+    while (!cc__coro_done(c))
+        cc__coro_resume(c);
+}
+
+/* An overflow is reported by name wherever it faults, in the coroutine's
+ * switch out included (where the running coroutine is already the other). */
+static void stack_overflow_in_a_switch_is_reported(void **state)
+{
+    cc__coro_thread_init();
+    for (int offset = 0; offset < 512; offset += 8) {
+        char arg[16], err[8192];
+        snprintf(arg, sizeof arg, "%d", offset);
+        int status = run_child(overflow_yielding_in_child, arg, err, sizeof err);
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT ||
+            !strstr(err, "stack overflow in coroutine 'yielder'"))
+            fail_msg("offset %d: status %#x, stderr: %s", offset, status, err);
+    }
+}
+
 static void deref_in_child(const char *unused)
 {
     cc__coro *c;
@@ -729,6 +798,42 @@ static void other_faults_are_passed_on(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 42);
     assert_non_null(strstr(err, "previous handler ran"));
+}
+
+/* A previous handler installed with SA_RESETHAND runs once, as it would
+ * without concur: the fault then kills the process instead of calling the
+ * handler again forever. */
+static void one_shot_previous_handler_runs_once(void **state)
+{
+    char err[8192];
+    int status = run_child(exec_self, "one-shot", err, sizeof err);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+    const char *first = strstr(err, "one-shot handler ran");
+    assert_non_null(first);
+    if (strstr(first + 1, "one-shot handler ran"))
+        fail_msg("the one-shot handler ran more than once");
+}
+
+static void raise_segv_in_child(const char *unused)
+{
+    child_signals();
+    cc__coro_thread_init();
+    raise(SIGSEGV);
+    _exit(0);
+}
+
+/* SIGSEGV sent by a process (kill -SEGV, raise) with no handler before
+ * concur's takes the default action: the process dies. */
+static void sent_segv_kills(void **state)
+{
+#if defined(TEST_TSAN) || defined(__SANITIZE_ADDRESS__)
+    skip(); /* the runtime's handler may see it first */
+#endif
+    char err[4096];
+    int status = run_child(raise_segv_in_child, NULL, err, sizeof err);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
 }
 
 static void create_without_memory(const char *unused)
@@ -794,6 +899,16 @@ static int child_main(const char *what)
             cc__coro_resume(c);
         return 1;
     }
+    if (!strcmp(what, "one-shot")) {
+        struct sigaction sa = {.sa_handler = on_previous_segv_once,
+                               .sa_flags = SA_RESETHAND};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, NULL); /* before concur's handler */
+        alarm(10); /* a handler called forever ends here, by SIGALRM */
+        if (cc__coro_create(&c, bad_write, NULL, 0, "one-shot") == 0)
+            cc__coro_resume(c);
+        return 1;
+    }
     if (!strncmp(what, "overflow:", 9)) { /* as overflow_in_child */
         child_signals();
         overflow_coroutine((void *)(what + 9));
@@ -823,6 +938,7 @@ int main(int argc, char **argv)
         CC_TEST(nested_resume_returns_to_resumer),
         CC_TEST(switched_coroutine_returns_to_switcher),
         CC_TEST(stack_size_is_configurable),
+        CC_TEST(stack_size_too_large_to_round_fails),
         CC_TEST(stacks_are_cached_and_reused),
         CC_TEST(stack_cache_is_bounded),
         CC_TEST(parked_coroutine_costs_little_memory),
@@ -832,7 +948,10 @@ int main(int argc, char **argv)
         CC_TEST(coroutine_moves_between_threads),
         CC_TEST(stack_overflow_is_reported_every_time),
         CC_TEST(stack_overflow_is_reported_with_mprotect_guards),
+        CC_TEST(stack_overflow_in_a_switch_is_reported),
         CC_TEST(other_faults_are_passed_on),
+        CC_TEST(one_shot_previous_handler_runs_once),
+        CC_TEST(sent_segv_kills),
         CC_TEST(create_fails_cleanly_without_memory),
         CC_TEST(race_between_coroutines_is_caught),
     };
