@@ -512,14 +512,17 @@ static void segv_default(int sig)
 static void pass_on(int sig, siginfo_t *si, void *uctx)
 {
     const struct sigaction *p = &previous_segv;
+    /* SIG_DFL and SIG_IGN are no functions, even with SA_SIGINFO set (the
+     * handler fields share their storage). */
+    bool function = p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN;
     /* A one-shot handler (a crash reporter that returns to let the fault
      * kill) gets the disposition the kernel would have left behind it, else
      * the fault executed again would call it forever. */
-    if (p->sa_flags & SA_RESETHAND)
+    if (function && (p->sa_flags & SA_RESETHAND))
         segv_default(sig);
-    if (p->sa_flags & SA_SIGINFO) {
+    if (function && (p->sa_flags & SA_SIGINFO)) {
         p->sa_sigaction(sig, si, uctx);
-    } else if (p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN) {
+    } else if (function) {
         p->sa_handler(sig);
     } else if (si->si_code > 0) {
         /* Default action: returning re-executes the fault, which now kills
