@@ -154,6 +154,19 @@ static void ctrl_c_terminates_jobs(void **state)
            0, "130\n0\t15\n0\t15\nExitval\tSignal\nnone left\n");
 }
 
+/* A signal that comes while we wait for input still ends the run: the input
+ * that comes after it starts no job, and we die of it, even when no job ran
+ * at the time (not exit 0). */
+static void signal_while_reading_input(void **state)
+{
+    expect("{ echo a; sleep 1.5; } | $C run -j1 echo >/dev/null & pid=$!;"
+           " sleep 0.5; kill -TERM $pid; wait $pid; echo $?",
+           0, "143\n");
+    expect("{ echo a; sleep 2; echo b; } | $C run -j1 --joblog log echo >/dev/null &"
+           " pid=$!; sleep 0.5; kill -INT $pid; wait $pid; echo $?; cut -f 1,9 log",
+           0, "130\nSeq\tCommand\n1\techo a\n");
+}
+
 /* ---- errors ------------------------------------------------------------------- */
 
 static void option_errors(void **state)
@@ -187,6 +200,7 @@ int main(void)
         TEST(signal_stops_and_logs_every_job),
         TEST(signal_then_kill),
         TEST(ctrl_c_terminates_jobs),
+        TEST(signal_while_reading_input),
         TEST(option_errors),
     };
     return CC_RUN_TESTS(tests);

@@ -13,8 +13,9 @@
  * size and a cap on held outputs bound what waiting for a slow job may cost:
  * at the cap, no new job starts until the slow one ends. Per job, the runner
  * costs a spawn (no shell unless needed: template.c), one epoll_ctl, one
- * waitid and two fstat calls: every buffer and output file is reused; what
- * only some options need (a clock, the command line) is done only for them.
+ * waitid and two fstat calls (and a read of the signalfd when its input may
+ * have blocked): every buffer and output file is reused; what only some
+ * options need (a clock, the command line) is done only for them.
  */
 #include "runner.h"
 
@@ -234,24 +235,42 @@ static int next_input(runner *r)
     return blockreader_next(&r->blocks, &r->next_in);
 }
 
+/* --pipe: close the block that was read for a job that does not start. */
+static void drop_block(runner *r)
+{
+    if (r->next_in >= 0)
+        close(r->next_in);
+    r->next_in = -1;
+}
+
+/* Whether reading the next input may have blocked (a streamed source,
+ * --pipe): a signal that came meanwhile was not seen by epoll_wait. */
+static bool input_may_block(const runner *r)
+{
+    return r->o->pipe || (r->o->in.nsrc > 0 && r->o->in.src[0].stream);
+}
+
+static void on_signal(runner *r);
+
 /* Start jobs while slots and inputs allow. */
 static void fill(runner *r)
 {
     while (can_start(r)) {
         int got = next_input(r);
-        if (got <= 0) {
+        if (got > 0 && input_may_block(r))
+            on_signal(r); /* one that came while we waited: start no job */
+        if (got <= 0 || r->signalled) {
             if (got < 0)
                 fprintf(stderr, "concur run: cannot read input: %s\n", strerror(-got));
             r->error |= got < 0;
             r->input_done = true;
+            drop_block(r);
             return;
         }
         long seq = r->next_seq++;
         if (r->skip && resume_skips(r, seq)) {
             skip_job(r, seq);
-            if (r->next_in >= 0)
-                close(r->next_in);
-            r->next_in = -1;
+            drop_block(r);
         }
         else
             start_job(r, seq);
@@ -275,7 +294,9 @@ static void signal_jobs(runner *r, int sig)
  * SIGINT, as background jobs of a shell do, still stops); the jobs then
  * end as usual (printed, logged), those still running after SIGNAL_GRACE
  * are killed (run_due), and so are they all at a second signal. Once none
- * runs, we die of the first signal (die_now).
+ * runs, we die of the first signal (die_now). epoll_wait sees signals only
+ * while jobs run: one that comes while we wait for input is read after that
+ * input (fill) and when the last job has ended (run_jobs).
  */
 static void on_signal(runner *r)
 {
@@ -353,9 +374,7 @@ static int dry_run(runner *r)
     int got;
     inputs *in = &r->o->in;
     while ((got = next_input(r)) > 0) {
-        if (r->next_in >= 0)
-            close(r->next_in); /* --pipe: its block is not shown */
-        r->next_in = -1;
+        drop_block(r); /* --pipe: its block is not shown */
         long seq = r->next_seq++;
         long slot = (seq - 1) % r->o->jobs + 1;
         tmpl_expand(&r->t, in->vals, in->nvals, seq, slot, &r->x);
@@ -457,6 +476,8 @@ int run_jobs(run_opts *o)
         wait_jobs(&r);
     }
     progress_end(&r);
+    if (!r.signalled)
+        on_signal(&r); /* one that came while no job ran (reading input) */
     if (r.signalled)
         die_now(&r);
     status = run_status(&r);
