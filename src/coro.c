@@ -158,10 +158,10 @@ arch_swap(cc__coro *from, cc__coro *to)
  * touch that frame's lowest byte (x86-64: the 56 bytes it pushes, and a
  * return address where the compiler calls it instead of jumping to it: 64;
  * aarch64: 176), so that a stack overflow there faults while from is
- * current, and is reported in its name. Naming the target before the swap (not on the resumed side, after)
- * lets the compiler make the call a jump: the swap resumes the other side
- * straight in its caller, with no return the predictor would miss (that
- * cost 8 ns per switch).
+ * current, and is reported in its name. Naming the target before the swap
+ * (not on the resumed side, after) lets the compiler make the call a jump:
+ * the swap resumes the other side straight in its caller, with no return
+ * the predictor would miss (that cost 8 ns per switch).
  */
 __attribute__((always_inline)) static inline void
 arch_name_current(cc__coro *to)
@@ -298,7 +298,7 @@ void cc__coro_yield(void)
  * fallback_boot); prev is the coroutine that switched in. */
 void cc__coro_main(cc__coro *c, cc__coro *prev)
 {
-    tls.current = c;
+    tls.current = c; /* the fallback's switch in leaves that to us */
     cc__san_after_switch(&c->san, &prev->san);
     if (!c->caller)
         c->caller = prev; /* started by cc__coro_switch, not resume */

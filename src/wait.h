@@ -75,7 +75,8 @@ static inline void cc__mutex_unlock(cc__mutex *m)
 static inline void cc__mutex_wait_unlocked(cc__mutex *m)
 {
     /* acquire: pairs with the unlock's release exchange. Seeing the change
-     * made under m, we see m at least as taken by its maker; 0 is its unlock. */
+     * made under m, we see m at least as taken by its maker; 0 is its
+     * unlock. */
     if (CC__LIKELY(cc__load_acq(&m->state) == 0))
         return;
     cc__mutex_lock(m);

@@ -3,9 +3,9 @@
  * parent and forked children sharing a cc_shm segment: the robust lock
  * (a holder that dies is reported, and the lock goes on), the event, the
  * semaphore, the condition, the barrier (a party of a passed round keeps its
- * index when the next round breaks first), and the queue (order, wrap-around, sizes, timeouts, a 10 MiB
- * message, the largest message of a ring, producers in two processes,
- * consumers killed in mid-get).
+ * index when the next round breaks first), and the queue (order,
+ * wrap-around, sizes, timeouts, a 10 MiB message, the largest message of a
+ * ring, producers in two processes, consumers killed in mid-get).
  */
 #include "testutil.h"
 

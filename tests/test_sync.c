@@ -703,7 +703,7 @@ static void barrier_arrivals_during_action_wait(void **state)
     assert_false(cc_barrier_broken(&b));
 }
 
-/* ---- destroyed as soon as the wait returns ------------------------------------- */
+/* ---- destroyed as soon as the wait returns ------------------------------ */
 
 /*
  * The completion idiom: a waiter owns an event (or a semaphore), another

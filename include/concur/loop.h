@@ -134,8 +134,8 @@ int cc_call_soon_threadsafe(cc_loop *loop, void (*fn)(void *arg), void *arg);
  * no loop). A future that is not a task is cancelled as cc_future_cancel
  * does, with 0, when that cancels it: one that has not started, or a
  * running process-pool future with kill_on_cancel (its worker is killed).
- * Never blocks. Loop thread only (cancel from
- * elsewhere with cc_call_soon_threadsafe).
+ * Never blocks. Loop thread only (cancel from elsewhere with
+ * cc_call_soon_threadsafe).
  */
 int cc_task_cancel(cc_future *task);
 
@@ -240,7 +240,8 @@ int cc_task_group_join(cc_task_group *g, cc_deadline deadline);
  * first (gevent's Group.kill); without, let them run (leaving
  * asyncio.TaskGroup's `async with`). Then wait until every member has
  * returned (and every spawn that waited for room has returned -ESHUTDOWN,
- * every join of another task has returned), and free the group. If the caller is cancelled (or a deadline
+ * every join of another task has returned), and free the group. If the
+ * caller is cancelled (or a deadline
  * scope ends) while it waits, the members are cancelled and the wait goes
  * on, ignoring that: no member outlives its group. Returns the first member
  * failure, else 0, else -ECANCELED / -ETIMEDOUT (the caller's wait was

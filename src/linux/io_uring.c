@@ -94,16 +94,16 @@ struct cc__uring {
     bool has_io;          /* and IORING_OP_RECV and READ (Linux 5.6) */
     bool busy_if_cqes;    /* test knob: refuse submissions as old kernels
                              may (submit_now) */
-    struct held *held;    /* completions taken off the ring, not reported */
-    uint32_t nheld;       /* how many (the first `reported` are done) */
-    uint32_t reported;
+    struct held *held;    /* completions taken off the ring (below) */
+    uint32_t nheld;       /* how many */
+    uint32_t reported;    /* of those, the ones a wait reported already */
     uint32_t held_cap;    /* room in held */
 };
 
 /* A completion moved off the ring before the loop could report it. */
 struct held {
-    uint64_t ud;
-    int32_t res;
+    uint64_t ud;  /* its user_data */
+    int32_t res;  /* its result */
 };
 
 /* Move every completion off the ring, to be reported by the next wait.
