@@ -244,8 +244,9 @@ int cc_shm_open(cc_shm **out, const char *name, size_t elem_size, size_t count,
         return -EINVAL;
     for (;;) {
         r = create ? shm_create_named(out, path, elem_size, count) : -EEXIST;
-        if (r == -EEXIST && !excl)
-            r = shm_open_existing(out, path, elem_size, count);
+        if (r != -EEXIST || excl)
+            break; /* made, or failed (-ENOENT: no /dev/shm) */
+        r = shm_open_existing(out, path, elem_size, count);
         if (r == -ENOENT && create)
             continue; /* unlinked between our link and our open: again */
         if (r != 1)

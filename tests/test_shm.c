@@ -11,10 +11,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -254,6 +256,36 @@ static void the_last_closer_unlinks_whoever_it_is(void **state)
     }
 }
 
+/* ---- no /dev/shm --------------------------------------------------------- */
+
+/* In a mount namespace of its own where /dev is an empty tmpfs (no
+ * /dev/shm, as in some containers): 0 when creating a named segment
+ * fails with -ENOENT, 77 when the namespace cannot be made. The alarm
+ * turns a hang into a death by SIGALRM. */
+static int child_open_without_dev_shm(void *name)
+{
+    if (unshare(CLONE_NEWNS) < 0 &&
+        unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+        return 77;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("none", "/dev", "tmpfs", 0, NULL) < 0)
+        return 77;
+    alarm(5);
+    cc_shm *s;
+    int r = cc_shm_open(&s, name, 1, 64, CC_SHM_CREATE);
+    return r == -ENOENT ? 0 : 3;
+}
+
+static void missing_dev_shm_is_an_error(void **state)
+{
+    (void)state;
+    int st = cc_test_reap(cc_test_fork(child_open_without_dev_shm,
+                                       (void *)test_name()));
+    if (st == 77)
+        skip(); /* no mount namespace here */
+    assert_int_equal(st, 0);
+}
+
 /* ---- allocation failures ------------------------------------------------- */
 
 static void allocation_failures_leave_nothing_behind(void **state)
@@ -285,6 +317,7 @@ int main(void)
         CC_TEST(unlink_removes_the_name_not_the_memory),
         CC_TEST(a_dead_user_does_not_keep_the_name),
         CC_TEST(the_last_closer_unlinks_whoever_it_is),
+        CC_TEST(missing_dev_shm_is_an_error),
         CC_TEST(allocation_failures_leave_nothing_behind),
     };
     return CC_RUN_TESTS(tests);

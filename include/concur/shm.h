@@ -77,7 +77,8 @@ int cc_shm_attach(cc_shm **out, int fd);
  * size) with CC_SHM_EXCL; without EXCL, open-or-create). When opening an
  * existing segment, elem_size and count of 0 accept any shape; otherwise they
  * must match. Cleanup is in the header comment. Returns 0 with *out set;
- * -ENOENT (missing, no CC_SHM_CREATE), -EEXIST (CC_SHM_EXCL and it exists),
+ * -ENOENT (missing, no CC_SHM_CREATE; or no /dev/shm directory, as in some
+ * containers), -EEXIST (CC_SHM_EXCL and it exists),
  * -EINVAL (bad name or flags, out NULL, a shape that does not match, a file
  * that is not a concur segment, or creating with a 0 shape), -ENAMETOOLONG,
  * -EACCES, -ENOMEM, -EMFILE/-ENFILE, -ENOSPC. Never blocks (the flocks it
