@@ -229,6 +229,26 @@ static void drop_result(struct wk *k)
     k->cur = NULL;
 }
 
+_Atomic(void (*)(void)) cc__pp_test_at_start;
+
+static void at_start(void)
+{
+    /* relaxed: set by the worker's own initializer, in this thread */
+    void (*hook)(void) = cc__load_relaxed(&cc__pp_test_at_start);
+    if (hook)
+        hook();
+}
+
+/* Take task i of lane l to run it: false if a cancel took it first. */
+static bool claim(struct cc__pp_lane *l, uint32_t i)
+{
+    uint32_t st = CC__PP_QUEUED;
+    /* acq_rel: against the parent's CAS to CANCELLED (cancel_in_lane);
+     * the release also publishes the stage and done before, which the
+     * parent reads after it sees RUNNING. */
+    return cc__cas(&l->state[i], &st, CC__PP_RUNNING);
+}
+
 /* Run task i of the batch in lane l, described at *aoff; its result at
  * *roff. */
 static void run_item(struct wk *k, uint32_t lane, uint32_t i, size_t *aoff,
@@ -247,9 +267,11 @@ static void run_item(struct wk *k, uint32_t lane, uint32_t i, size_t *aoff,
     const void *arg = map_arg(k, &k->data[lane], &it, inl);
     cc_worker_fn fn = cc__worker_lookup(name);
     r.err = it.len && !arg ? -ENOMEM : !fn ? -ENOENT : 0;
-    if (cc__load_relaxed(&l->skip[i])) /* relaxed: see the field */
+    set_stage(k->ctl, CC__PP_TASK); /* first: a claimed task is in TASK */
+    if (!claim(l, i))
         r.err = -ECANCELED;
-    set_stage(k->ctl, CC__PP_TASK);
+    else if (!r.err)
+        at_start();
     point_result(k, &k->view[lane], *fd_off);
     if (!r.err && (it.flags & CC__PP_CHUNK))
         r.err = run_chunk(fn, arg, it.len, &k->res);
