@@ -5,12 +5,15 @@
  * registered function cc__procpool_worker, with five fds passed: the
  * control memfd (struct cc__pp_ctl, mapped shared), two data memfds (large
  * arguments and results of each lane), an eventfd and the pool's arena (a
- * large argument copied there at submit). It runs the
- * initializer, then loops: sleep on the shared futex `req` until the parent
- * has posted a batch it has not run (the parent may post the next one
- * while it runs one: then it goes straight on), run the function on each
- * task (the argument read in place, inline in the lane, in the arena or in
- * the lane's data memfd, whose mappings are kept from task to task), count
+ * large argument copied there at submit). It runs the initializer, then
+ * loops: sleep on the shared futex `req` until the parent has posted a
+ * batch it has not run (the parent may post the next one while it runs
+ * one: then it goes straight on), claim each task (a CAS of its state word
+ * in the lane from QUEUED to RUNNING, against a cancel's CAS to CANCELLED:
+ * a worker that loses skips the task, a cancel that loses kills the worker
+ * if the task still runs), run the function on each claimed task (the
+ * argument read in place, inline in the lane, in the arena or in the
+ * lane's data memfd, whose mappings are kept from task to task), count
  * each result in the lane's `done`, and after the batch bump `fin` and
  * signal the eventfd, which the parent polls together with the worker's
  * pidfd (so a death is seen as soon as a result). The function's result
@@ -21,12 +24,12 @@
  * and cc_bytes_free only detaches. A small result is then copied inline
  * into the lane; a large one stays where it is (no copy). A function that
  * replaced or freed its result leaves a buffer of its own: that one is
- * copied into the memfd, as every result once was, and freed.
- * `stage` tells the parent where a death happened. After each task the
- * worker looks at `halt`: the parent, killing it to cancel that task,
- * asks it to wait there for the kill if the task ended first, so that the
- * kill never lands in the next task. After max_tasks tasks,
- * or a `quit`, the loop returns and the worker exits with 0.
+ * copied into the memfd, as every result once was, and freed. `stage`
+ * tells the parent where a death happened. After each task the worker
+ * looks at `halt`: the parent, killing it to cancel that task, asks it to
+ * wait there for the kill if the task ended first, so that the kill never
+ * lands in the next task. After max_tasks tasks, or a `quit`, the loop
+ * returns and the worker exits with 0.
  */
 #include "procpool_impl.h"
 #include "bytes_owner.h"
