@@ -8,6 +8,7 @@
 #include "concur/ipc.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 
 /*
  * cc__robust_mutex_init: a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST
@@ -22,5 +23,12 @@ int cc__robust_mutex_init(pthread_mutex_t *m);
  * -EDEADLK. Blocks the calling thread.
  */
 int cc__robust_mutex_lock(pthread_mutex_t *m, cc_deadline deadline);
+
+/*
+ * Tests only: when set, a process's put (put true) or get (false) of an
+ * ipc queue calls it right after its commit, with the queue's lock held,
+ * so that a test can make the process die there.
+ */
+extern _Atomic(void (*)(bool put)) cc__ipc_queue_test_after_commit;
 
 #endif

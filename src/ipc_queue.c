@@ -15,8 +15,10 @@
  * (shared) on it; every commit bumps the sequence under the lock, so no
  * wakeup is lost, and wakes all sleepers of the other side (a woken sleeper
  * may die or may find the message too big for its buffer: waking one could
- * strand the rest). Copies happen under the lock: a 10 MiB message holds it
- * for a few milliseconds.
+ * strand the rest), before the commit and under the lock, so that a
+ * process dying between its commit and its wake cannot strand them (see
+ * wake_before_commit). Copies happen under the lock: a 10 MiB message
+ * holds it for a few milliseconds.
  */
 #include "atomics.h"
 #include "internal.h"
@@ -125,11 +127,30 @@ static int wait_locked(cc_ipc_queue *q, uint32_t *sleepers, cc__atomic_u32 *seq,
     return r == -ETIMEDOUT ? r : 0;
 }
 
-/* Under the lock: bump seq; after the unlock, wake its sleepers if any. */
-static bool bump(cc__atomic_u32 *seq, uint32_t sleepers)
+/*
+ * Under the lock, before the commit: bump seq and wake its sleepers if
+ * any. Before, not after: a process that dies after its commit dies
+ * holding the lock, and the sleepers, woken already, wait for the lock,
+ * which the kernel hands on with EOWNERDEAD (queue_lock); they then find
+ * the commit. Woken after the commit, they would sleep on, the message
+ * there, until their deadline. One that dies before it commits only
+ * wakes them for nothing. Without sleepers (the fast path) no syscall.
+ */
+static void wake_before_commit(cc__atomic_u32 *seq, uint32_t sleepers)
 {
     cc__fetch_add_relaxed(seq, 1); /* the lock orders it with the waiters */
-    return sleepers > 0;
+    if (sleepers > 0)
+        cc__futex_wake(seq, INT32_MAX, true);
+}
+
+_Atomic(void (*)(bool put)) cc__ipc_queue_test_after_commit;
+
+static void after_commit(bool put)
+{
+    /* relaxed: a test sets it in this process before the call */
+    void (*hook)(bool) = cc__load_relaxed(&cc__ipc_queue_test_after_commit);
+    if (hook)
+        hook(put);
 }
 
 int cc_ipc_queue_init(cc_ipc_queue *q, size_t mem_size)
@@ -190,12 +211,11 @@ int cc_ipc_queue_put(cc_ipc_queue *q, const void *msg, size_t len,
     uint64_t tail = cc__load_relaxed(&q->tail);
     ring_write(q, tail, &len64, sizeof len64);
     ring_write(q, tail + RECORD_HEADER, msg, len);
+    wake_before_commit(&q->put_seq, q->getters);
     cc__store_rel(&q->tail, tail + need); /* commit: after the copy */
+    after_commit(true);
     q->count++;
-    bool wake = bump(&q->put_seq, q->getters);
     queue_unlock(q);
-    if (wake)
-        cc__futex_wake(&q->put_seq, INT32_MAX, true);
     return 0;
 }
 
@@ -214,13 +234,12 @@ int cc_ipc_queue_get(cc_ipc_queue *q, void *buf, size_t cap, size_t *len,
         return -EMSGSIZE;
     }
     ring_read(q, head + RECORD_HEADER, buf, mlen);
+    wake_before_commit(&q->get_seq, q->putters);
     /* commit, after the copy (release: the copy is not moved past it) */
     cc__store_rel(&q->head, head + record_size(mlen));
+    after_commit(false);
     q->count--;
-    bool wake = bump(&q->get_seq, q->putters);
     queue_unlock(q);
-    if (wake)
-        cc__futex_wake(&q->get_seq, INT32_MAX, true);
     return 0;
 }
 

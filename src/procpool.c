@@ -306,31 +306,42 @@ static bool halt_at(struct cc__pp_slot *s, uint32_t l, uint32_t seq, size_t i)
     return false;
 }
 
-/* Cancel f if lane l of slot s runs it (under p->m): 1 done, 0 not there,
- * -1 late. */
+/* Task i of lane l of slot s was claimed by the worker: kill the worker
+ * if it still runs the task. True if killed; false if the task ended or
+ * its worker died (its feeder completes it). Under p->m. */
+static bool kill_running(struct cc__pp_slot *s, uint32_t l, size_t i)
+{
+    /* acquire, after the acquire of the state that showed RUNNING: the
+     * worker bumped fin for the batch before (lane l's batch starts only
+     * then), so fin + 1 is lane l's batch unless it ended (then done is
+     * its n: both were stored before fin). */
+    uint32_t fin = cc__load_acq(&s->ctl->fin);
+    if (cc__load_acq(&s->ctl->lane[l].done) > i || !s->w)
+        return false;
+    if (!halt_at(s, l, fin + 1, i))
+        return false;
+    s->cur[l][i]->cancel = true;
+    s->cancel_kill = s->cur[l][i];
+    cc_worker_kill(s->w);
+    return true;
+}
+
+/* Cancel f if lane l of slot s has it (under p->m): 1 done, 0 not there,
+ * -1 late (it ran). */
 static int cancel_in_lane(struct cc__pp_slot *s, uint32_t l, cc_future *f)
 {
     for (size_t i = 0; i < s->cur_n[l]; i++) {
         if (s->cur[l][i]->f != f)
             continue;
-        /* acquire: as the feeder's reads of the results counted; fin
-         * first, so that a lane seen running has not finished then. */
-        uint32_t fin = cc__load_acq(&s->ctl->fin);
-        size_t done = cc__load_acq(&s->ctl->lane[l].done);
-        if (i < done)
-            return -1;
-        s->cur[l][i]->cancel = true;
-        /* relaxed: see the field */
-        cc__store_relaxed(&s->ctl->lane[l].skip[i], 1);
-        /* No worker: it died and its feeder, between reaping it and
-         * clearing the lanes, will complete the task. */
-        if (s->w && i == done && s->ctl->lane_of[(fin + 1) % 2] == l &&
-            cc__load_relaxed(&s->ctl->stage) == CC__PP_TASK &&
-            halt_at(s, l, fin + 1, i)) {
-            s->cancel_kill = true;
-            cc_worker_kill(s->w);
+        uint32_t st = CC__PP_QUEUED;
+        /* acq_rel: against the worker's claim (claim in
+         * procpool_worker.c); whichever moves the state first wins. */
+        if (cc__cas(&s->ctl->lane[l].state[i], &st, CC__PP_CANCELLED) ||
+            st == CC__PP_CANCELLED) {
+            s->cur[l][i]->cancel = true;
+            return 1; /* the worker skips it: it never runs */
         }
-        return 1;
+        return kill_running(s, l, (uint32_t)i) ? 1 : -1;
     }
     return 0;
 }
@@ -376,7 +387,8 @@ bool cc__pp_cancel_requested(struct cc__pp_pool *p, cc_future *f)
 }
 
 /* f runs and no lane has it: a feeder took it and has not posted it yet
- * (or is completing it). Ask its post to skip it. Under p->m: 1, or 0 (no
+ * (a task that ended is done before its lane stops showing it:
+ * collect_finished). Ask its post to skip it. Under p->m: 1, or 0 (no
  * memory: not cancelled). */
 static int cancel_when_posted(struct cc__pp_pool *p, cc_future *f)
 {

@@ -212,20 +212,39 @@ static char *vformat(const char *fmt, va_list ap)
     return msg;
 }
 
+static void vcomplete(struct cc__pp_task *t, int err, const char *fmt,
+                      va_list ap)
+{
+    char *msg = fmt ? vformat(fmt, ap) : NULL;
+    drop_arg(t); /* first: the next submit may want the arena */
+    cc__future_finish(t->f, err, err ? NULL : t->result, msg);
+}
+
+/* Complete t's future; the pool's reference and the task stay (a lane
+ * may still show it to a cancel) until drop_task. */
+static void complete(struct cc__pp_task *t, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vcomplete(t, err, fmt, ap);
+    va_end(ap);
+}
+
+/* Drop the pool's reference to t's completed future, and the task. */
+static void drop_task(struct cc__pp_task *t)
+{
+    cc_future_release(t->f);
+    cc__pp_task_free(t);
+}
+
 /* Complete t's future and drop the pool's reference and the task. */
 static void finish(struct cc__pp_task *t, int err, const char *fmt, ...)
 {
-    char *msg = NULL;
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        msg = vformat(fmt, ap);
-        va_end(ap);
-    }
-    drop_arg(t); /* first: the next submit may want the arena */
-    cc__future_finish(t->f, err, err ? NULL : t->result, msg);
-    cc_future_release(t->f);
-    cc__pp_task_free(t);
+    va_list ap;
+    va_start(ap, fmt);
+    vcomplete(t, err, fmt, ap);
+    va_end(ap);
+    drop_task(t);
 }
 
 /* Drop the first k tasks of b (completed), keeping the rest in order. */
@@ -253,7 +272,7 @@ static void set_worker(struct cc__pp_slot *s, cc_worker *w)
     cc__mutex_lock(&s->p->m);
     s->w = w;
     if (w) /* a kill for a cancel aimed at the last one (timed out meanwhile) */
-        s->cancel_kill = false;
+        s->cancel_kill = NULL;
     /* Started while terminate signalled the others (it saw no worker
      * here): its batch must not run on. */
     if (w && s->p->terminated)
@@ -364,7 +383,8 @@ static void set_current(struct cc__pp_slot *s, uint32_t lane,
     for (size_t i = 0; i < n && s->p->ncancels; i++)
         t[i]->cancel |= cc__pp_cancel_requested(s->p, t[i]->f);
     for (size_t i = 0; i < n; i++) /* relaxed: published by req */
-        cc__store_relaxed(&s->ctl->lane[lane].skip[i], t[i]->cancel ? 1u : 0u);
+        cc__store_relaxed(&s->ctl->lane[lane].state[i],
+                          t[i]->cancel ? CC__PP_CANCELLED : CC__PP_QUEUED);
     cc__mutex_unlock(&s->p->m);
 }
 
@@ -374,21 +394,26 @@ static void clear_current(struct cc__pp_slot *s)
         set_current(s, l, NULL, 0);
 }
 
-static bool was_cancelled(struct cc__pp_slot *s, struct cc__pp_task *t)
+/* The task whose cancel killed the worker, or NULL; clears it. */
+static struct cc__pp_task *take_cancel_kill(struct cc__pp_slot *s)
 {
     cc__mutex_lock(&s->p->m);
-    bool c = t->cancel;
+    struct cc__pp_task *k = s->cancel_kill;
+    s->cancel_kill = NULL;
     cc__mutex_unlock(&s->p->m);
-    return c;
+    return k;
 }
 
-/* Whether the worker was killed for a cancel; clears it. */
-static bool take_cancel_kill(struct cc__pp_slot *s)
+/* Of the first k tasks of b, those before `killed`: the killed task's
+ * cancel was reported made, so a result it wrote before the kill landed
+ * (it ended between the cancel's look and the kill, then waited at halt)
+ * is not taken. */
+static size_t before_killed(const struct batch *b, size_t k,
+                            const struct cc__pp_task *killed)
 {
-    cc__mutex_lock(&s->p->m);
-    bool k = s->cancel_kill;
-    s->cancel_kill = false;
-    cc__mutex_unlock(&s->p->m);
+    for (size_t i = 0; killed && i < k; i++)
+        if (b->t[i] == killed)
+            return i;
     return k;
 }
 
@@ -495,27 +520,39 @@ static void collect(struct cc__pp_slot *s, uint32_t lane,
     if (!err)
         err = take_bytes(s, lane, &r, d + sizeof r, t->result);
     if (r.err == -ENOENT)
-        finish(t, err, "no worker function named %s", t->name);
+        complete(t, err, "no worker function named %s", t->name);
     else if (r.err == -ECANCELED)
-        finish(t, err, "cancelled before it ran");
+        complete(t, err, "cancelled before it ran");
     else if (err)
-        finish(t, err, "task %s failed: %d", t->name, err);
+        complete(t, err, "task %s failed: %d", t->name, err);
     else
-        finish(t, 0, NULL);
+        complete(t, 0, NULL);
 }
 
-/* Complete the first k tasks of b (posted) from their results, and shift
- * them out. */
-static void collect_done(struct cc__pp_slot *s, struct batch *b, size_t k)
+/* Complete the first k tasks of b (posted) from their results; they stay
+ * in b, and in its lane, for drop_done. */
+static void complete_done(struct cc__pp_slot *s, struct batch *b, size_t k)
 {
     size_t roff = CC__PP_ARGS;
     for (size_t i = 0; i < k; i++)
         collect(s, b->lane, b->t[i], &roff);
+}
+
+/* Drop the first k tasks of b, completed, once its lane no longer shows
+ * them, and shift them out. */
+static void drop_done(struct cc__pp_slot *s, struct batch *b, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        drop_task(b->t[i]);
     s->ntasks += k;
     shift(b, k);
 }
 
-/* Complete the batches the worker finished; true if there were any. */
+/* Complete the batches the worker finished; true if there were any. Each
+ * future is done before its lane stops showing the task: a cancel in
+ * between finds it ran (late), never a task that no lane has and that is
+ * not done (which it would take for one not posted yet, and report a
+ * cancel made). */
 static bool collect_finished(struct cc__pp_slot *s, struct flight *fl)
 {
     /* acquire: every result of the batches counted in fin. */
@@ -523,12 +560,39 @@ static bool collect_finished(struct cc__pp_slot *s, struct flight *fl)
     bool any = false;
     while (fl->nb && nth(fl, 0)->seq && nth(fl, 0)->seq <= fin) {
         struct batch *b = nth(fl, 0);
+        complete_done(s, b, b->n);
         set_current(s, b->lane, NULL, 0);
-        collect_done(s, b, b->n);
+        drop_done(s, b, b->n);
         pop_first(fl);
         any = true;
     }
     return any;
+}
+
+/* After the worker's death (reaped: s->w is NULL): complete what it
+ * finished and stop showing the lanes to cancels, in that order (as
+ * collect_finished). Returns the first batch still posted, its finished
+ * tasks shifted out (the task killed for a cancel and those after it
+ * stay), or NULL. */
+static struct batch *collect_dead(struct cc__pp_slot *s, struct flight *fl,
+                                  const struct cc__pp_task *killed,
+                                  size_t *kp)
+{
+    collect_finished(s, fl);
+    struct batch *b = fl->nb && nth(fl, 0)->seq ? nth(fl, 0) : NULL;
+    size_t k = 0;
+    if (b) {
+        /* acquire: the results counted were written before done was
+         * bumped. */
+        k = cc__load_acq(&s->ctl->lane[b->lane].done);
+        k = before_killed(b, k < b->n ? k : b->n, killed);
+        complete_done(s, b, k);
+    }
+    clear_current(s);
+    if (b)
+        drop_done(s, b, k);
+    *kp = k;
+    return b;
 }
 
 /* The batches go to the next worker from its first lane on. */
@@ -547,22 +611,19 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
     pid_t pid = cc_worker_pid(s->w);
     uint32_t stage = cc__load_relaxed(&s->ctl->stage);
     int code = retire_worker(s, CC_FOREVER);
-    bool cancel_kill = take_cancel_kill(s);
-    clear_current(s);
-    collect_finished(s, fl);
-    if (fl->nb == 0 || nth(fl, 0)->seq == 0)
+    struct cc__pp_task *killed = take_cancel_kill(s);
+    size_t k;
+    struct batch *b = collect_dead(s, fl, killed, &k);
+    if (!b)
         return;
-    struct batch *b = nth(fl, 0);
-    /* acquire: the results counted were written before done was bumped. */
-    size_t k = cc__load_acq(&s->ctl->lane[b->lane].done);
-    collect_done(s, b, k < b->n ? k : b->n);
     /* Died idle (killed between batches): the batch never started; it goes
      * to a new worker, once (a worker that cannot even wait fails it). */
     bool idle = stage == CC__PP_IDLE && k == 0 && !s->retried;
     s->retried = idle;
-    /* Killed for a cancel of a task that ended first: the worker waited
-     * for the kill after it (halt), so the next one never started. */
-    bool spared = cancel_kill && b->n && !was_cancelled(s, b->t[0]);
+    /* Killed for a cancel of another task than the one first here (the
+     * killed one ended first and waited for the kill at halt): this one
+     * never started. */
+    bool spared = killed && b->n && b->t[0] != killed;
     if (b->n == 0 || idle || spared) {
         unpost(fl);
         return;
@@ -570,7 +631,7 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
     unpost(fl);
-    if (cancel_kill && was_cancelled(s, t))
+    if (killed == t)
         finish(t, -ECANCELED, "cancelled while running: worker %d killed",
                (int)pid);
     else if (code < 0)
@@ -612,14 +673,11 @@ static void timed_out(struct cc__pp_slot *s, struct flight *fl)
     pid_t pid = cc_worker_pid(s->w);
     int64_t to = flight_timeout(s, fl);
     retire_worker(s, CC_NOWAIT); /* kills it */
-    clear_current(s);
-    collect_finished(s, fl);
-    if (fl->nb == 0)
+    struct cc__pp_task *killed = take_cancel_kill(s); /* as in fail_dead */
+    size_t k;
+    struct batch *b = collect_dead(s, fl, killed, &k);
+    if (!b)
         return;
-    struct batch *b = nth(fl, 0);
-    /* acquire: as in fail_dead */
-    size_t k = cc__load_acq(&s->ctl->lane[b->lane].done);
-    collect_done(s, b, k < b->n ? k : b->n);
     if (b->n == 0) {
         unpost(fl);
         return;
@@ -627,7 +685,11 @@ static void timed_out(struct cc__pp_slot *s, struct flight *fl)
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
     unpost(fl);
-    finish(t, -ETIMEDOUT, "task %s timed out after %lld ms; worker %d killed",
+    if (killed == t)
+        finish(t, -ECANCELED, "cancelled while running: worker %d killed",
+               (int)pid);
+    else
+        finish(t, -ETIMEDOUT, "task %s timed out after %lld ms; worker %d killed",
            t->name, (long long)(to / 1000000), (int)pid);
 }
 

@@ -29,6 +29,13 @@ enum {
     CC__PP_RESULT = 4,   /* delivering the result */
 };
 
+/* A task's state in its lane (cc__pp_lane.state). */
+enum {
+    CC__PP_QUEUED = 0,    /* posted, not started: a cancel may still win */
+    CC__PP_RUNNING = 1,   /* claimed by the worker: it runs (or ran) */
+    CC__PP_CANCELLED = 2, /* claimed by a cancel: the worker skips it */
+};
+
 /* Task flags. */
 enum {
     CC__PP_CHUNK = 1, /* the argument is a chunk of a map (packed) */
@@ -60,9 +67,12 @@ struct cc__pp_lane {
                              worker; acquire by the parent after a death
                              or fin) */
     uint32_t n;           /* tasks in the batch */
-    cc__atomic_u32 skip[CC__PP_BATCH_MAX]; /* 1: task i of the batch was
-                             cancelled, do not run it (relaxed: a late
-                             skip only means the task ran) */
+    cc__atomic_u32 state[CC__PP_BATCH_MAX]; /* CC__PP_QUEUED/RUNNING/
+                             CANCELLED of task i of the batch: moved once
+                             from QUEUED by a CAS (acq_rel), by the worker
+                             to RUNNING before it runs the task, by a
+                             cancel to CANCELLED; whichever wins decides
+                             whether the task runs */
     unsigned char data[CC__PP_INLINE]; /* the batch, then the results */
 };
 
@@ -208,7 +218,8 @@ struct cc__pp_slot {
     struct cc__pp_task **cur[CC__PP_LANES]; /* each lane's batch posted,
                                  or NULL (under p->m: cancel looks) */
     size_t cur_n[CC__PP_LANES]; /* tasks in it */
-    bool cancel_kill;        /* the worker was killed for a cancel */
+    struct cc__pp_task *cancel_kill; /* the task whose cancel killed the
+                                worker, or NULL (under p->m) */
     bool retried;            /* the batch is resent after an idle death */
 };
 
@@ -263,6 +274,11 @@ bool cc__pp_cancel_requested(struct cc__pp_pool *p, cc_future *f);
 /* Tests only: when set, a feeder calls it (no lock held) before it hands a
  * batch to its worker, so a test can act in between. */
 extern _Atomic(void (*)(void)) cc__pp_test_before_post;
+
+/* Tests only: when set in a worker (by its initializer), the worker calls
+ * it when it has taken a task to run, just before the function, so that a
+ * test can widen the moment a cancel races with the task's start. */
+extern _Atomic(void (*)(void)) cc__pp_test_at_start;
 
 /* The worker loop (procpool_worker.c), registered as CC__PP_WORKER_FN. */
 int cc__pp_worker_main(const void *arg, size_t len, cc_bytes *result);

@@ -5,12 +5,15 @@
  * registered function cc__procpool_worker, with five fds passed: the
  * control memfd (struct cc__pp_ctl, mapped shared), two data memfds (large
  * arguments and results of each lane), an eventfd and the pool's arena (a
- * large argument copied there at submit). It runs the
- * initializer, then loops: sleep on the shared futex `req` until the parent
- * has posted a batch it has not run (the parent may post the next one
- * while it runs one: then it goes straight on), run the function on each
- * task (the argument read in place, inline in the lane, in the arena or in
- * the lane's data memfd, whose mappings are kept from task to task), count
+ * large argument copied there at submit). It runs the initializer, then
+ * loops: sleep on the shared futex `req` until the parent has posted a
+ * batch it has not run (the parent may post the next one while it runs
+ * one: then it goes straight on), claim each task (a CAS of its state word
+ * in the lane from QUEUED to RUNNING, against a cancel's CAS to CANCELLED:
+ * a worker that loses skips the task, a cancel that loses kills the worker
+ * if the task still runs), run the function on each claimed task (the
+ * argument read in place, inline in the lane, in the arena or in the
+ * lane's data memfd, whose mappings are kept from task to task), count
  * each result in the lane's `done`, and after the batch bump `fin` and
  * signal the eventfd, which the parent polls together with the worker's
  * pidfd (so a death is seen as soon as a result). The function's result
@@ -21,12 +24,12 @@
  * and cc_bytes_free only detaches. A small result is then copied inline
  * into the lane; a large one stays where it is (no copy). A function that
  * replaced or freed its result leaves a buffer of its own: that one is
- * copied into the memfd, as every result once was, and freed.
- * `stage` tells the parent where a death happened. After each task the
- * worker looks at `halt`: the parent, killing it to cancel that task,
- * asks it to wait there for the kill if the task ended first, so that the
- * kill never lands in the next task. After max_tasks tasks,
- * or a `quit`, the loop returns and the worker exits with 0.
+ * copied into the memfd, as every result once was, and freed. `stage`
+ * tells the parent where a death happened. After each task the worker
+ * looks at `halt`: the parent, killing it to cancel that task, asks it to
+ * wait there for the kill if the task ended first, so that the kill never
+ * lands in the next task. After max_tasks tasks, or a `quit`, the loop
+ * returns and the worker exits with 0.
  */
 #include "procpool_impl.h"
 #include "bytes_owner.h"
@@ -229,6 +232,26 @@ static void drop_result(struct wk *k)
     k->cur = NULL;
 }
 
+_Atomic(void (*)(void)) cc__pp_test_at_start;
+
+static void at_start(void)
+{
+    /* relaxed: set by the worker's own initializer, in this thread */
+    void (*hook)(void) = cc__load_relaxed(&cc__pp_test_at_start);
+    if (hook)
+        hook();
+}
+
+/* Take task i of lane l to run it: false if a cancel took it first. */
+static bool claim(struct cc__pp_lane *l, uint32_t i)
+{
+    uint32_t st = CC__PP_QUEUED;
+    /* acq_rel: against the parent's CAS to CANCELLED (cancel_in_lane);
+     * the release also publishes the stage and done before, which the
+     * parent reads after it sees RUNNING. */
+    return cc__cas(&l->state[i], &st, CC__PP_RUNNING);
+}
+
 /* Run task i of the batch in lane l, described at *aoff; its result at
  * *roff. */
 static void run_item(struct wk *k, uint32_t lane, uint32_t i, size_t *aoff,
@@ -247,9 +270,11 @@ static void run_item(struct wk *k, uint32_t lane, uint32_t i, size_t *aoff,
     const void *arg = map_arg(k, &k->data[lane], &it, inl);
     cc_worker_fn fn = cc__worker_lookup(name);
     r.err = it.len && !arg ? -ENOMEM : !fn ? -ENOENT : 0;
-    if (cc__load_relaxed(&l->skip[i])) /* relaxed: see the field */
+    set_stage(k->ctl, CC__PP_TASK); /* first: a claimed task is in TASK */
+    if (!claim(l, i))
         r.err = -ECANCELED;
-    set_stage(k->ctl, CC__PP_TASK);
+    else if (!r.err)
+        at_start();
     point_result(k, &k->view[lane], *fd_off);
     if (!r.err && (it.flags & CC__PP_CHUNK))
         r.err = run_chunk(fn, arg, it.len, &k->res);

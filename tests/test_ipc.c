@@ -8,6 +8,8 @@
  * ring, producers in two processes, consumers killed in mid-get).
  */
 #include "testutil.h"
+#include "atomics.h"
+#include "ipc_impl.h"
 
 #include <concur/ipc.h>
 #include <concur/shm.h>
@@ -15,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -676,6 +679,101 @@ static void queue_survives_a_consumer_killed_mid_get(void **state)
     shared_free();
 }
 
+/* The hook of a child that must die right after its commit. */
+static void die_after_commit(bool put)
+{
+    (void)put;
+    raise(SIGKILL);
+}
+
+/* Put (arg non-NULL) or get one message, dying right after the commit. */
+static int child_dies_after_commit(void *arg)
+{
+    cc_ipc_queue *q = queue_of(cc_shm_data(segment));
+    cc__store_relaxed(&cc__ipc_queue_test_after_commit, die_after_commit);
+    char buf[16];
+    size_t len;
+    if (arg)
+        cc_ipc_queue_put(q, "item", 4, SEC_DEADLINE(20));
+    else
+        cc_ipc_queue_get(q, buf, sizeof buf, &len, SEC_DEADLINE(20));
+    return 1; /* not reached */
+}
+
+/* Get "item" (arg NULL) or put one more message (arg non-NULL), waiting
+ * as long as it takes: 0 when done. */
+static int child_waits_forever(void *arg)
+{
+    cc_ipc_queue *q = queue_of(cc_shm_data(segment));
+    char buf[16];
+    size_t len;
+    int r = arg ? cc_ipc_queue_put(q, "more", 4, CC_FOREVER)
+                : cc_ipc_queue_get(q, buf, sizeof buf, &len, CC_FOREVER);
+    return r == 0 && (arg || (len == 4 && !memcmp(buf, "item", 4))) ? 0 : 3;
+}
+
+/* cc_test_reap, but a child still running after 10 s is killed: -1. */
+static int reap_within_10s(pid_t pid)
+{
+    int st;
+    for (int64_t end = cc_now() + 10 * CC_SEC; cc_now() < end; usleep(1000)) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        assert_true(r >= 0 || errno == EINTR);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    kill(pid, SIGKILL);
+    cc_test_reap(pid);
+    return -1;
+}
+
+/* Wait (10 s at most) until process pid sleeps (state S), then 20 ms. */
+static void wait_asleep(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (int64_t end = cc_now() + 10 * CC_SEC; cc_now() < end;) {
+        char buf[256] = "";
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        const char *st = n > 0 ? strrchr(buf, ')') : NULL;
+        if (st && st[1] == ' ' && st[2] == 'S')
+            break;
+        usleep(1000);
+    }
+    usleep(20000);
+}
+
+/* A putter (get: a getter) that dies after its commit, before it wakes
+ * the other side: a getter (putter) asleep before the commit, with no
+ * deadline, is woken and takes the message (puts into the room made). */
+static void queue_wakes_despite_a_death_after_commit(void **state)
+{
+    (void)state;
+    for (int put = 1; put >= 0; put--) {
+        shared *sh = shared_new(64); /* a ring of 64 bytes */
+        cc_ipc_queue *q = queue_of(sh);
+        if (!put) { /* full (16 + 48 bytes): the putter must wait */
+            char fill[40] = "fill";
+            assert_int_equal(cc_ipc_queue_put(q, "item", 4, CC_NOWAIT), 0);
+            assert_int_equal(cc_ipc_queue_put(q, fill, sizeof fill,
+                                              CC_NOWAIT), 0);
+            assert_int_equal(cc_ipc_queue_put(q, "more", 4, CC_NOWAIT),
+                             -ETIMEDOUT);
+        }
+        pid_t waiter = cc_test_fork(child_waits_forever, put ? NULL : q);
+        wait_asleep(waiter);
+        pid_t dier = cc_test_fork(child_dies_after_commit, put ? q : NULL);
+        assert_int_equal(cc_test_reap(dier), 128 + SIGKILL);
+        assert_int_equal(reap_within_10s(waiter), 0); /* -1: stranded */
+        /* The queue goes on: the dead one's lock was repaired. */
+        assert_int_equal(cc_ipc_queue_count(q), put ? 0 : 2);
+        shared_free();
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -697,6 +795,7 @@ int main(void)
         CC_TEST(queue_orders_each_producer_across_processes),
         CC_TEST(queue_survives_a_consumer_killed_while_waiting),
         CC_TEST(queue_survives_a_consumer_killed_mid_get),
+        CC_TEST(queue_wakes_despite_a_death_after_commit),
     };
     return CC_RUN_TESTS(tests);
 }

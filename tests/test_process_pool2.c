@@ -66,8 +66,9 @@ static int pp_plus1_or_die(const void *arg, size_t len, cc_bytes *result)
 CC_WORKER_FUNCTION(pp_plus1_or_die)
 
 /* Name the process "cc-ec-N" (N: the int argument), then return as soon
- * as the parent marks this very task cancelled in the control block
- * (skip), before the kill that follows can land (5 s at most; then 5). */
+ * as the parent, cancelling this very task, asks the worker to wait for
+ * the kill after it (halt), before the kill can land (5 s at most; then
+ * 5). */
 static int pp_end_on_cancel(const void *arg, size_t len, cc_bytes *result)
 {
     (void)result;
@@ -77,21 +78,52 @@ static int pp_end_on_cancel(const void *arg, size_t len, cc_bytes *result)
                    cc_worker_passed_fd(0), 0);
     if (ctl == MAP_FAILED || len != sizeof(int))
         return 4;
-    uint32_t seq = cc__load_acq(&ctl->fin) + 1; /* the batch it is in */
-    uint32_t lane = ctl->lane_of[seq % 2];
-    uint32_t i = cc__load_acq(&ctl->lane[lane].done);
     char name[16];
     int n;
     memcpy(&n, arg, sizeof n);
     snprintf(name, sizeof name, "cc-ec-%d", n);
     prctl(PR_SET_NAME, name);
     int64_t end = cc_now() + 5 * CC_SEC;
-    while (!cc__load_relaxed(&ctl->lane[lane].skip[i]))
+    while (!cc__load_relaxed(&ctl->halt)) /* relaxed: a flag to poll */
         if (cc_now() > end)
             return 5;
     return 0;
 }
 CC_WORKER_FUNCTION(pp_end_on_cancel)
+
+/* Shared with the forked workers of cancel_races_the_start: ran[n] is 1
+ * once the function of task n has started. */
+static cc__atomic_u32 *ran;
+
+static void spin_ns(int64_t ns)
+{
+    for (int64_t end = cc_now() + ns; cc_now() < end;)
+        cc__cpu_relax();
+}
+
+/* The at-start hook: the start of a task takes 20 us more. */
+static void slow_start(void) { spin_ns(20000); }
+
+/* Initializer: slow the start of every task of this worker. */
+static int pp_slow_start(const void *arg, size_t len, cc_bytes *result)
+{
+    (void)arg, (void)len, (void)result;
+    cc__store_relaxed(&cc__pp_test_at_start, slow_start); /* relaxed: ours */
+    return 0;
+}
+CC_WORKER_FUNCTION(pp_slow_start)
+
+/* Mark task n (the int argument) as run in `ran`, then give n back. */
+static int pp_mark_ran(const void *arg, size_t len, cc_bytes *result)
+{
+    int n;
+    if (len != sizeof n)
+        return 4;
+    memcpy(&n, arg, sizeof n);
+    cc__store_relaxed(&ran[n], 1); /* relaxed: read after the future */
+    return cc_bytes_append(result, &n, sizeof n) == 0 ? 0 : 3;
+}
+CC_WORKER_FUNCTION(pp_mark_ran)
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -367,8 +399,9 @@ static void fork_warning_once(void **state)
 
 /* Cancelling a running task that ends just then (it returns as soon as it
  * sees the cancel) must not kill the task after it in its batch: the kill
- * is meant for the cancelled one only. The cancelled task keeps its
- * outcome or fails with -ECANCELED; the next one always succeeds. The
+ * is meant for the cancelled one only. The cancelled task fails with
+ * -ECANCELED if the cancel was made, else keeps its outcome; the next one
+ * always succeeds. The
  * first post (of a 10 ms task) is held until the rest are queued, so that
  * the cancelled task and the next go together in the batch posted ahead. */
 static void cancel_as_the_task_ends_spares_the_next(void **state)
@@ -405,13 +438,14 @@ static void cancel_as_the_task_ends_spares_the_next(void **state)
                 in_task = comm_is(pid, name);
         }
         assert_true(in_task);
-        assert_true(cc_process_pool_cancel(ex, f[1]));
+        bool made = cc_process_pool_cancel(ex, f[1]);
         for (int i = 0; i < 3 + FILL; i++)
             assert_int_equal(cc_future_wait(f[i], cc_deadline_in(10 * CC_SEC)),
                              0);
         int ea = cc_future_error(f[1]);
-        if (ea != 0 && ea != -ECANCELED)
-            fail_msg("the cancelled task: %d (%s)", ea,
+        if (ea != (made ? -ECANCELED : 0))
+            fail_msg("the cancelled task (%s): %d (%s)",
+                     made ? "made" : "refused", ea,
                      cc_future_error_message(f[1]));
         for (int i = 0; i < 3 + FILL; i++)
             if (i != 1 && cc_future_error(f[i]) != 0)
@@ -425,6 +459,77 @@ static void cancel_as_the_task_ends_spares_the_next(void **state)
         cc_semaphore_destroy(&post_go);
     }
     cc_executor_free(ex);
+}
+
+/* Check task n after cc_process_pool_cancel said `made`: a cancel made
+ * means the future fails with -ECANCELED, and the function never started
+ * unless its worker was killed while running it; one not made means the
+ * task ran and its result came back. */
+static void check_cancelled_or_ran(cc_future *f, int n, bool made,
+                                   cc_bytes *out)
+{
+    assert_int_equal(cc_future_wait(f, cc_deadline_in(10 * CC_SEC)), 0);
+    int e = cc_future_error(f);
+    const char *msg = cc_future_error_message(f);
+    bool killed = msg && strstr(msg, "while running");
+    bool started = cc__load_relaxed(&ran[n]); /* relaxed: the worker is
+                                                 past it */
+    if (made && (e != -ECANCELED || (started && !killed)))
+        fail_msg("task %d: cancel made, yet %d (%s), function %s", n, e,
+                 msg ? msg : "", started ? "started" : "not started");
+    if (!made && (e != 0 || !started || out->len != sizeof n ||
+                  memcmp(out->data, &n, sizeof n)))
+        fail_msg("task %d: cancel refused, yet %d (%s), %zu bytes", n, e,
+                 msg ? msg : "", out->len);
+}
+
+/* A cancel racing with the start of the task it cancels, at random
+ * moments around it (its worker's start widened by 20 us): the cancel is
+ * made and the task never starts (or its worker is killed while it runs),
+ * or it is refused and the result arrives; never a cancel made whose task
+ * then runs to its result. Two tasks a round, the second cancelled, so
+ * that it is sometimes the first of its batch and sometimes not. */
+static void cancel_races_the_start(void **state)
+{
+    (void)state;
+    long rounds = cc_test_n(1500);
+    ran = mmap(NULL, 2 * rounds * sizeof *ran, PROT_READ | PROT_WRITE,
+               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(ran != MAP_FAILED);
+    cc_process_pool_options o = {.max_workers = 1,
+                                 .start_method = CC_START_FORK,
+                                 .initializer = "pp_slow_start"};
+    cc_executor *ex;
+    assert_int_equal(cc_process_pool_new(&ex, &o), 0);
+    assert_true(workers_appear(ex, 1, 0));
+    unsigned seed = 12345;
+    int64_t end = cc_now() + 3 * CC_SEC; /* bounded: a few seconds */
+    long how[4] = {0}; /* refused, pending, skipped, killed */
+    for (long r = 0; r < rounds && cc_now() < end; r++) {
+        int n[2] = {2 * (int)r, 2 * (int)r + 1};
+        cc_future *f[2];
+        cc_bytes out[2] = {{0}};
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(cc_process_pool_submit(ex, "pp_mark_ran", &n[k],
+                                                    sizeof n[k], &out[k],
+                                                    &f[k]), 0);
+        seed = seed * 1103515245u + 12345u;
+        spin_ns((seed >> 8) % 300000); /* 0 to 300 us */
+        bool made = cc_process_pool_cancel(ex, f[1]);
+        check_cancelled_or_ran(f[0], n[0], false, &out[0]);
+        check_cancelled_or_ran(f[1], n[1], made, &out[1]);
+        const char *msg = cc_future_error_message(f[1]);
+        how[!made ? 0 : cc_future_cancelled(f[1]) ? 1
+            : strstr(msg, "before") ? 2 : 3]++;
+        for (int k = 0; k < 2; k++) {
+            cc_bytes_free(&out[k]);
+            cc_future_release(f[k]);
+        }
+    }
+    cc_executor_free(ex);
+    munmap(ran, 2 * rounds * sizeof *ran);
+    print_message("cancels refused %ld; made: pending %ld, skipped %ld, "
+                  "killed %ld\n", how[0], how[1], how[2], how[3]);
 }
 
 /* A new worker for every task (max_tasks_per_child 1) while tasks kill
@@ -630,6 +735,7 @@ int main(int argc, char **argv)
         CC_TEST(cancelled_large_argument),
         CC_TEST(cancel_between_take_and_post),
         CC_TEST(cancel_as_the_task_ends_spares_the_next),
+        CC_TEST(cancel_races_the_start),
         CC_TEST(deaths_and_timeouts_with_one_task_per_child),
         CC_TEST(terminate_while_a_worker_starts),
         CC_TEST(map_chunk_with_a_death),

@@ -174,12 +174,17 @@ void cc_process_pool_kill(cc_executor *ex);
  * cc_process_pool_cancel: cancel f, a future of this pool, even when its
  * task runs (Python cannot): a pending one as cc_future_cancel; one taken
  * by its worker's feeder or sent to the worker, and not started, is skipped
- * ("cancelled before it ran"); a running one has its worker killed
- * (SIGKILL) and replaced. The future then fails with -ECANCELED ("cancelled
- * while running: worker PID killed"), or, if the task finished first,
- * keeps its outcome. The tasks sent after it go on in the new worker.
- * Returns true if the cancellation was made (pending, skipped or killed),
- * false if f is done, not of this pool, or NULL. Never blocks. Thread safe.
+ * (it never runs; the future fails with -ECANCELED, "cancelled before it
+ * ran"); a running one has its worker killed (SIGKILL) and replaced, and
+ * the future fails with -ECANCELED ("cancelled while running: worker PID
+ * killed"; the task may have done part of its work, or all of it if it
+ * ended as the kill came: its result is dropped). The tasks sent after it
+ * go on in the new worker. Whether the worker starts the task or the
+ * cancel skips it is settled by one atomic step in shared memory. Returns
+ * true if the cancellation was made (pending, skipped or killed: the
+ * future fails with -ECANCELED, never with the task's result), false if
+ * f is done, its task ended (its outcome stands), not of this pool, or
+ * NULL. Never blocks. Thread safe.
  * With the option kill_on_cancel, cc_future_cancel(f) does the same (do
  * not call it concurrently with cc_executor_free of the pool).
  */
