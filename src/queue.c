@@ -200,6 +200,9 @@ static void locked_shutdown(cc_queue *q, bool immediate)
     struct cc__store dropped;
     cc__store_init(&dropped, q->kind);
     cc__mutex_lock(&q->lock);
+    /* Read under the lock: a getter woken below may free q at once. */
+    cc_queue_destructor dtor = q->dtor;
+    void *dtor_arg = q->dtor_arg;
     /* relaxed: readers under the lock are ordered by it; is_shutdown is a
      * snapshot. */
     cc__store_relaxed(&q->locked.shut, 1);
@@ -209,7 +212,7 @@ static void locked_shutdown(cc_queue *q, bool immediate)
     cc__wake_all(&q->putters, 0);
     cc__queue_notify_held(q);
     cc__mutex_unlock(&q->lock);
-    cc__store_destroy(&dropped, q->dtor, q->dtor_arg);
+    cc__store_destroy(&dropped, dtor, dtor_arg);
 }
 
 /* ---- public calls: dispatch ---------------------------------------------- */

@@ -37,13 +37,20 @@ struct cc__ring {
                                     cc__queue_subs (seq_cst, below): a put
                                     that sees 0 skips the lock */
     cc__atomic_u32 put_waiters;  /* putters past their spin (seq_cst) */
-    cc__atomic_u32 join_waiters; /* callers in join (seq_cst) */
+    cc__atomic_u32 join_waiters; /* callers in join; changed under the lock
+                                    (relaxed), read by tests */
+    uint32_t shutting;           /* shutdowns under way; under the lock */
     alignas(CC__CACHE_LINE)
-    cc__atomic_u64 done;         /* task_done calls plus dropped items */
+    cc__atomic_u64 done;         /* task_done calls plus dropped items;
+                                    CC__RING_JOINING while join_waiters */
 };
 
 /* Set in ring.enq by shutdown: a put's CAS on enq then fails for good. */
 #define CC__RING_SHUT ((uint64_t)1 << 63)
+
+/* Set in ring.done while a caller is in join: task_done then counts under
+ * the lock (queue_ring.c). */
+#define CC__RING_JOINING ((uint64_t)1 << 63)
 
 /* One entry of the priority heap. */
 struct cc__qentry {

@@ -17,11 +17,21 @@
  * same check serves them (queue_sub.c). Shutdown sets a bit in enq, so a put
  * either claimed its slot before the shutdown or fails; a get fails once deq
  * reaches the frozen enq.
- * Join counts done tasks against enq: unfinished = enq - done.
+ * Join counts done tasks against enq: unfinished = enq - done; a joiner
+ * sets a bit in done, so that task_done's CAS fails while one may be
+ * parked, and counts under the lock instead.
+ * Freeing: the caller of a put, get or join may free q as soon as it
+ * returns, while the call it saw is still returning (queue.h). So a call
+ * touches q after its publishing store only if nobody can have seen it: one
+ * that wakes someone holds the lock from before that store to its end, and
+ * a caller that took a slot (saw the count) without the lock waits for the
+ * lock to be free first (one load when it is). A shutdown counts itself in
+ * `shutting` until it is done; callers that see it shut wait for that.
  */
 #include "queue_impl.h"
 
 #include "concur/loop.h"
+#include "loop_internal.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -62,12 +72,46 @@ static inline uint64_t enq_pos(struct cc__ring *r)
 }
 
 /*
- * try_put: claim and fill a slot. Returns 0, -EAGAIN when the slot at *pos
- * is still taken (full), -ESHUTDOWN. *wake: a getter may be parked.
+ * Publish a slot (store its seq) when the other side may be parked (it
+ * announced itself): under q->lock, then wake one of it (a put: one getter
+ * and, not instead of it, every cc_wait_any subscription, queue_sub.c). A
+ * caller that takes the slot without the lock waits for our unlock first
+ * (take_published), so our wake is over when its call returns.
  */
-static inline int try_put(struct cc__ring *r, void *item, uint64_t *pos_out,
-                          bool *wake)
+static void publish_and_wake(cc_queue *q, cc__atomic_u64 *seq, uint64_t v,
+                             bool put, bool held)
 {
+    if (!held)
+        cc__mutex_lock(&q->lock);
+    /* release: as the plain publish, in try_put and try_get. */
+    cc__store_rel(seq, v);
+    cc__wake_one(put ? &q->getters : &q->putters, 0);
+    if (put && q->subs)
+        cc__queue_notify_held(q);
+    if (!held)
+        cc__mutex_unlock(&q->lock);
+}
+
+/* After claiming a slot that the other side published, and before our own
+ * publish (after it, our caller's partner may free q): if its publisher
+ * took q->lock to wake us, wait until it is out (our caller may free q as
+ * soon as we return). One load when the lock is free; nothing when we hold
+ * it (then that wake is over). */
+static inline void take_published(cc_queue *q, bool held)
+{
+    if (!held)
+        cc__mutex_wait_unlocked(&q->lock);
+}
+
+/*
+ * try_put: claim and fill a slot, waking a getter if one may be parked.
+ * Returns 0, -EAGAIN when the slot at *pos is still taken (full),
+ * -ESHUTDOWN. held: the caller holds q->lock.
+ */
+static inline int try_put(cc_queue *q, void *item, uint64_t *pos_out,
+                          bool held)
+{
+    struct cc__ring *r = &q->ring;
     uint64_t pos = cc__load_relaxed(&r->enq);
     struct cc__ring_cell *c;
     for (;;) {
@@ -87,18 +131,22 @@ static inline int try_put(struct cc__ring *r, void *item, uint64_t *pos_out,
             pos = cc__load_relaxed(&r->enq);
         }
     }
-    *wake = cc__load_seq_cst(&r->get_waiters) != 0;
+    bool wake = cc__load_seq_cst(&r->get_waiters) != 0;
+    take_published(q, held);
     c->item = item;
-    /* release: the item is written before a getter can see the slot full. */
-    cc__store_rel(&c->seq, 2 * pos + 1);
+    if (CC__UNLIKELY(wake))
+        publish_and_wake(q, &c->seq, 2 * pos + 1, true, held);
+    else /* release: the item is written before a getter sees the slot */
+        cc__store_rel(&c->seq, 2 * pos + 1);
     return 0;
 }
 
 /* try_get: as try_put, the other way; -EAGAIN when the slot at *pos is
  * empty. */
-static inline int try_get(struct cc__ring *r, void **item, uint64_t *pos_out,
-                          bool *wake)
+static inline int try_get(cc_queue *q, void **item, uint64_t *pos_out,
+                          bool held)
 {
+    struct cc__ring *r = &q->ring;
     uint64_t pos = cc__load_relaxed(&r->deq);
     struct cc__ring_cell *c;
     for (;;) {
@@ -116,41 +164,56 @@ static inline int try_get(struct cc__ring *r, void **item, uint64_t *pos_out,
             pos = cc__load_relaxed(&r->deq);
         }
     }
-    *wake = cc__load_seq_cst(&r->put_waiters) != 0;
+    bool wake = cc__load_seq_cst(&r->put_waiters) != 0;
+    take_published(q, held);
     *item = c->item;
-    /* release: our read of the item precedes the next lap's put. */
-    cc__store_rel(&c->seq, 2 * (pos + r->cap));
+    if (CC__UNLIKELY(wake))
+        publish_and_wake(q, &c->seq, 2 * (pos + r->cap), false, held);
+    else /* release: our read of the item precedes the next lap's put */
+        cc__store_rel(&c->seq, 2 * (pos + r->cap));
     return 0;
 }
 
-static void wake_one(cc_queue *q, cc__waitq *wq)
+/* The slot at pos is claimed and being filled or emptied: let its claimer
+ * finish, without the lock (it may need it: take_published, or its wake),
+ * until the slot's seq reaches `want`. */
+static void let_claimer_finish(cc_queue *q, uint64_t pos, uint64_t want)
 {
-    cc__mutex_lock(&q->lock);
-    cc__wake_one(wq, 0);
+    struct cc__ring_cell *c = cell_at(&q->ring, pos);
     cc__mutex_unlock(&q->lock);
+    /* acquire: as try_put's and try_get's loads of seq. */
+    while (cc__load_acq(&c->seq) < want)
+        cc_yield();
+    cc__mutex_lock(&q->lock);
 }
 
-/* After a put that saw get_waiters: wake one getter and, not instead of it,
- * every cc_wait_any subscription (queue_sub.c). */
-static void wake_getter(cc_queue *q)
+/*
+ * A caller that saw the queue shut down (put, get, join) returns only once
+ * every shutdown under way is done with q: its caller may free q then.
+ * Under q->lock; parks on joiners (only ever woken all at once), protected
+ * from the caller's cancellation (the wait is short).
+ */
+static void wait_shutdowns_held(cc_queue *q)
 {
-    cc__mutex_lock(&q->lock);
-    cc__wake_one(&q->getters, 0);
-    if (q->subs)
-        cc__queue_notify_held(q);
-    cc__mutex_unlock(&q->lock);
+    struct cc__protect p;
+    cc__protect_begin(&p);
+    while (q->ring.shutting > 0) {
+        cc__waiter w;
+        cc__waiter_init(&w);
+        cc__wait_on(&q->joiners, &q->lock, &w, CC_FOREVER);
+    }
+    cc__protect_end(&p);
 }
 
-/* A claimed slot is being filled or emptied: let its owner finish. */
-static void let_claimer_finish(cc_queue *q)
+static void wait_shutdowns(cc_queue *q)
 {
-    cc__mutex_unlock(&q->lock);
-    cc_yield();
     cc__mutex_lock(&q->lock);
+    wait_shutdowns_held(q);
+    cc__mutex_unlock(&q->lock);
 }
 
 /* Spin a little for a partner on another vCPU. Returns what try_put did. */
-static int spin_put(cc_queue *q, void *item, uint64_t *pos, bool *wake)
+static int spin_put(cc_queue *q, void *item, uint64_t *pos)
 {
     int r = -EAGAIN;
     for (int i = 0; i < RING_SPINS + RING_YIELDS && r == -EAGAIN; i++) {
@@ -158,23 +221,23 @@ static int spin_put(cc_queue *q, void *item, uint64_t *pos, bool *wake)
             cc__cpu_relax();
         else
             cc_yield();
-        r = try_put(&q->ring, item, pos, wake);
+        r = try_put(q, item, pos, false);
     }
     return r;
 }
 
 /* Under q->lock, announced in put_waiters: put or park until the deadline. */
-static int put_parked(cc_queue *q, void *item, cc_deadline deadline, bool *wake)
+static int put_parked(cc_queue *q, void *item, cc_deadline deadline)
 {
     struct cc__ring *r = &q->ring;
     for (;;) {
         uint64_t pos;
-        int ret = try_put(r, item, &pos, wake);
+        int ret = try_put(q, item, &pos, true);
         if (ret != -EAGAIN)
             return ret;
         /* seq_cst: the deq claim of a getter that missed us is visible. */
         if (cc__load_seq_cst(&r->deq) + r->cap > pos) {
-            let_claimer_finish(q);
+            let_claimer_finish(q, pos, 2 * pos); /* emptied */
             continue;
         }
         cc__waiter w;
@@ -190,36 +253,30 @@ static int put_parked(cc_queue *q, void *item, cc_deadline deadline, bool *wake)
 static int put_slow(cc_queue *q, void *item, cc_deadline deadline)
 {
     uint64_t pos;
-    bool wake = false;
-    int ret = spin_put(q, item, &pos, &wake);
+    int ret = spin_put(q, item, &pos);
     if (ret == -EAGAIN) {
         cc__mutex_lock(&q->lock);
         /* seq_cst: announce before looking again (see DESIGN). */
         cc__fetch_add_seq_cst(&q->ring.put_waiters, 1);
-        ret = put_parked(q, item, deadline, &wake);
+        ret = put_parked(q, item, deadline);
         cc__fetch_sub(&q->ring.put_waiters, 1);
         cc__mutex_unlock(&q->lock);
     }
-    if (ret == 0 && wake)
-        wake_getter(q);
     return ret;
 }
 
 int cc__ring_put(cc_queue *q, void *item, cc_deadline deadline)
 {
     uint64_t pos;
-    bool wake;
-    int ret = try_put(&q->ring, item, &pos, &wake);
-    if (CC__LIKELY(ret == 0)) {
-        if (CC__UNLIKELY(wake))
-            wake_getter(q);
+    int ret = try_put(q, item, &pos, false);
+    if (CC__LIKELY(ret == 0))
         return 0;
-    }
-    if (ret != -EAGAIN)
-        return ret;
-    if (cc__deadline_passed(deadline))
-        return -ETIMEDOUT;
-    return put_slow(q, item, deadline);
+    if (ret == -EAGAIN)
+        ret = cc__deadline_passed(deadline) ? -ETIMEDOUT
+                                            : put_slow(q, item, deadline);
+    if (ret == -ESHUTDOWN)
+        wait_shutdowns(q);
+    return ret;
 }
 
 /* After a failed try_get at pos: whether the ring is shut down and drained. */
@@ -229,7 +286,7 @@ static bool drained(struct cc__ring *r, uint64_t pos)
     return (enq & CC__RING_SHUT) && (enq & ~CC__RING_SHUT) <= pos;
 }
 
-static int spin_get(cc_queue *q, void **item, uint64_t *pos, bool *wake)
+static int spin_get(cc_queue *q, void **item, uint64_t *pos)
 {
     int r = -EAGAIN;
     for (int i = 0; i < RING_SPINS + RING_YIELDS && r == -EAGAIN; i++) {
@@ -237,7 +294,7 @@ static int spin_get(cc_queue *q, void **item, uint64_t *pos, bool *wake)
             cc__cpu_relax();
         else
             cc_yield();
-        r = try_get(&q->ring, item, pos, wake);
+        r = try_get(q, item, pos, false);
         if (r == -EAGAIN && drained(&q->ring, *pos))
             return -ESHUTDOWN;
     }
@@ -245,18 +302,17 @@ static int spin_get(cc_queue *q, void **item, uint64_t *pos, bool *wake)
 }
 
 /* Under q->lock, announced in get_waiters: get or park until the deadline. */
-static int get_parked(cc_queue *q, void **item, cc_deadline deadline,
-                      bool *wake)
+static int get_parked(cc_queue *q, void **item, cc_deadline deadline)
 {
     struct cc__ring *r = &q->ring;
     for (;;) {
         uint64_t pos;
-        if (try_get(r, item, &pos, wake) == 0)
+        if (try_get(q, item, &pos, true) == 0)
             return 0;
         uint64_t enq = cc__load_seq_cst(&r->enq);
         if ((enq & ~CC__RING_SHUT) > pos) {
-            /* A put claimed the slot (after missing us) and is filling it. */
-            let_claimer_finish(q);
+            /* A put claimed the slot and is filling it. */
+            let_claimer_finish(q, pos, 2 * pos + 1);
             continue;
         }
         if (enq & CC__RING_SHUT)
@@ -274,36 +330,33 @@ static int get_parked(cc_queue *q, void **item, cc_deadline deadline,
 static int get_slow(cc_queue *q, void **item, cc_deadline deadline)
 {
     uint64_t pos;
-    bool wake = false;
-    int ret = spin_get(q, item, &pos, &wake);
+    int ret = spin_get(q, item, &pos);
     if (ret == -EAGAIN) {
         cc__mutex_lock(&q->lock);
         /* seq_cst: announce before looking again (see DESIGN). */
         cc__fetch_add_seq_cst(&q->ring.get_waiters, 1);
-        ret = get_parked(q, item, deadline, &wake);
+        ret = get_parked(q, item, deadline);
         cc__fetch_sub(&q->ring.get_waiters, 1);
         cc__mutex_unlock(&q->lock);
     }
-    if (ret == 0 && wake)
-        wake_one(q, &q->putters);
     return ret;
 }
 
 int cc__ring_get(cc_queue *q, void **item, cc_deadline deadline)
 {
     uint64_t pos;
-    bool wake;
-    int ret = try_get(&q->ring, item, &pos, &wake);
-    if (CC__LIKELY(ret == 0)) {
-        if (CC__UNLIKELY(wake))
-            wake_one(q, &q->putters);
+    int ret = try_get(q, item, &pos, false);
+    if (CC__LIKELY(ret == 0))
         return 0;
-    }
     if (drained(&q->ring, pos))
-        return -ESHUTDOWN;
-    if (cc__deadline_passed(deadline))
+        ret = -ESHUTDOWN;
+    else if (cc__deadline_passed(deadline))
         return -ETIMEDOUT;
-    return get_slow(q, item, deadline);
+    else
+        ret = get_slow(q, item, deadline);
+    if (ret == -ESHUTDOWN)
+        wait_shutdowns(q);
+    return ret;
 }
 
 size_t cc__ring_qsize(cc_queue *q)
@@ -314,20 +367,47 @@ size_t cc__ring_qsize(cc_queue *q)
     return n > q->ring.cap ? q->ring.cap : n;
 }
 
+/* The tasks done, without the joiners' bit. */
+static inline uint64_t done_count(uint64_t done)
+{
+    return done & ~CC__RING_JOINING;
+}
+
+/* task_done while a joiner may be parked: count under q->lock, so that a
+ * joiner that sees the count without the lock waits for our unlock (our
+ * wake is over when its join returns). */
+static int task_done_locked(cc_queue *q)
+{
+    struct cc__ring *r = &q->ring;
+    int ret = 0;
+    cc__mutex_lock(&q->lock);
+    uint64_t done = cc__load_relaxed(&r->done);
+    do {
+        if (done_count(done) >= enq_pos(r)) {
+            ret = -EINVAL;
+            break;
+        }
+        /* acq_rel: as task_done's; the joiners check under the lock. */
+    } while (!cc__cas_weak(&r->done, &done, done + 1));
+    if (ret == 0 && done_count(done) + 1 == enq_pos(r))
+        cc__wake_all(&q->joiners, 0);
+    cc__mutex_unlock(&q->lock);
+    return ret;
+}
+
 int cc__ring_task_done(cc_queue *q)
 {
     struct cc__ring *r = &q->ring;
     uint64_t done = cc__load_relaxed(&r->done);
     do {
+        if (done & CC__RING_JOINING)
+            return task_done_locked(q);
         if (done >= enq_pos(r))
             return -EINVAL;
-        /* seq_cst: orders the count before the join_waiters load below. */
-    } while (!cc__cas_weak_seq_cst(&r->done, &done, done + 1));
-    if (cc__load_seq_cst(&r->join_waiters) && done + 1 == enq_pos(r)) {
-        cc__mutex_lock(&q->lock);
-        cc__wake_all(&q->joiners, 0);
-        cc__mutex_unlock(&q->lock);
-    }
+        /* acq_rel: the CAS expects no joiner's bit, so it succeeds only
+         * before a joiner announces itself (its fetch_or then reads our
+         * count): nothing to wake, and nothing of q touched after it. */
+    } while (!cc__cas_weak(&r->done, &done, done + 1));
     return 0;
 }
 
@@ -335,19 +415,46 @@ int cc__ring_task_done(cc_queue *q)
  * enq at all times, so equal values mean all were done at the first load. */
 static bool all_done(struct cc__ring *r)
 {
-    uint64_t done = cc__load_seq_cst(&r->done);
-    return done == enq_pos(r);
+    uint64_t done = cc__load_acq(&r->done); /* acquire: the task_done's */
+    return done_count(done) == enq_pos(r);
+}
+
+/* After seeing every task done: return once the last task_done (or an
+ * immediate shutdown, which counts its drops done) is out of q. */
+static void done_seen(cc_queue *q, bool held)
+{
+    if (!held)
+        cc__mutex_wait_unlocked(&q->lock); /* a task_done_locked */
+    if (cc__ring_is_shutdown(q)) {
+        if (held)
+            wait_shutdowns_held(q);
+        else
+            wait_shutdowns(q);
+    }
+}
+
+/* Under q->lock: the first joiner sets the bit, which sends every
+ * task_done to the lock (task_done_locked); the last one clears it. */
+static void announce_joiner(struct cc__ring *r, bool in)
+{
+    /* relaxed (acq_rel for the sub: no relaxed macro; no need either):
+     * the count is ours under the lock. */
+    if (in && cc__fetch_add_relaxed(&r->join_waiters, 1) == 0)
+        cc__fetch_or(&r->done, CC__RING_JOINING); /* acq_rel: an RMW */
+    else if (!in && cc__fetch_sub(&r->join_waiters, 1) == 1)
+        cc__fetch_and(&r->done, ~CC__RING_JOINING);
 }
 
 int cc__ring_join(cc_queue *q, cc_deadline deadline)
 {
     struct cc__ring *r = &q->ring;
-    if (all_done(r))
+    if (all_done(r)) {
+        done_seen(q, false);
         return 0;
+    }
     int ret = 0;
     cc__mutex_lock(&q->lock);
-    /* seq_cst: announce before looking again (see task_done). */
-    cc__fetch_add_seq_cst(&r->join_waiters, 1);
+    announce_joiner(r, true);
     while (ret == 0 && !all_done(r)) {
         cc__waiter w;
         cc__waiter_init(&w);
@@ -355,7 +462,9 @@ int cc__ring_join(cc_queue *q, cc_deadline deadline)
                   ? -ETIMEDOUT
                   : cc__wait_on(&q->joiners, &q->lock, &w, deadline);
     }
-    cc__fetch_sub(&r->join_waiters, 1);
+    announce_joiner(r, false);
+    if (ret == 0)
+        done_seen(q, true);
     cc__mutex_unlock(&q->lock);
     return ret;
 }
@@ -369,8 +478,7 @@ static uint64_t drop_all(cc_queue *q)
     for (;;) {
         void *item;
         uint64_t pos;
-        bool wake;
-        if (try_get(r, &item, &pos, &wake) == 0) {
+        if (try_get(q, &item, &pos, false) == 0) {
             if (q->dtor)
                 q->dtor(item, q->dtor_arg);
             n++;
@@ -384,30 +492,42 @@ static uint64_t drop_all(cc_queue *q)
 
 /* Count n dropped items done, but never past the puts: task_done may have
  * run ahead of the gets (Python decrements only while tasks are unfinished).
- * enq is frozen once shut down and drained of claims. */
+ * enq is frozen once shut down and drained of claims. Keeps the joiners'
+ * bit: the joiners are woken when the shutdown ends. */
 static void count_dropped_done(struct cc__ring *r, uint64_t n)
 {
     uint64_t enq = enq_pos(r);
     uint64_t done = cc__load_relaxed(&r->done);
-    /* seq_cst: as task_done's, before the joiners are woken. */
-    while (!cc__cas_weak_seq_cst(&r->done, &done,
-                                 enq - done > n ? done + n : enq))
-        ;
+    uint64_t next;
+    do {
+        uint64_t count = done_count(done);
+        next = (enq - count > n ? count + n : enq) |
+               (done & CC__RING_JOINING);
+        /* acq_rel: as task_done's. */
+    } while (!cc__cas_weak(&r->done, &done, next));
 }
 
+/*
+ * A shutdown counts itself in `shutting` from before it sets the bit until
+ * its last wakeups: a caller that sees the bit waits for the count to fall
+ * to 0 (wait_shutdowns), so that its caller may free q at once.
+ */
 void cc__ring_shutdown(cc_queue *q, bool immediate)
 {
     struct cc__ring *r = &q->ring;
+    cc__mutex_lock(&q->lock);
+    r->shutting++;
     /* seq_cst: every put claims before this or sees it (the CAS fails). */
     cc__fetch_or_seq_cst(&r->enq, CC__RING_SHUT);
-    if (immediate)
+    cc__mutex_unlock(&q->lock);
+    if (immediate) /* the destructor never runs under our lock */
         count_dropped_done(r, drop_all(q));
     cc__mutex_lock(&q->lock);
+    r->shutting--;
     cc__wake_all(&q->getters, 0);
     cc__wake_all(&q->putters, 0);
     cc__queue_notify_held(q);
-    if (immediate)
-        cc__wake_all(&q->joiners, 0);
+    cc__wake_all(&q->joiners, 0); /* joins, and waits in wait_shutdowns */
     cc__mutex_unlock(&q->lock);
 }
 

@@ -6,16 +6,18 @@
  * it needs no lock: its tasks complete their futures on that thread, and
  * a done callback on each member does the bookkeeping. Members are a list
  * of nodes (each holding a reference to the task's future) so that the
- * group can cancel them all. A bounded group takes a semaphore unit per
- * member: spawn parks while none is left, the member's callback gives it
- * back. `empty` is an event set while no member lives: join waits on it.
- * The first member to fail with an error other than -ECANCELED records the
- * error and cancels its siblings (cc_task_cancel); the group then refuses
- * new members. Closing cancels (or not) and joins, protected from the
- * closer's own cancellation, so that no member outlives the group; then it
- * lets the tasks still inside a wait on the group leave (spawns that
- * waited for a place, joins: the members' ends woke them) before it frees
- * the group.
+ * group can cancel them all; the walk that cancels them keeps its place
+ * with a cursor node, since cancelling one may end others (their done
+ * callbacks run inside the cancel). A bounded group takes a semaphore
+ * unit per member: spawn parks while none is left, the member's callback
+ * gives it back. `empty` is an event set while no member lives: join waits
+ * on it. The first member to fail with an error other than -ECANCELED
+ * records the error and cancels its siblings (cc_task_cancel); the group
+ * then refuses new members. Closing cancels (or not) and joins, protected
+ * from the closer's own cancellation, so that no member outlives the group;
+ * then it lets the tasks still inside a wait on the group leave (spawns
+ * that waited for a place, joins: the members' ends woke them) before it
+ * frees the group.
  */
 #include "concur/sync.h"
 #include "loop_internal.h"
@@ -25,7 +27,7 @@ struct member {
     struct member *next;   /* list of live members */
     struct member *prev;   /* likewise */
     cc_task_group *group;  /* its group */
-    cc_future *task;       /* its future (one reference) */
+    cc_future *task;       /* its future (one reference); NULL: a cursor */
 };
 
 struct cc_task_group {
@@ -55,25 +57,56 @@ int cc_task_group_new(cc_task_group **out, size_t max_size)
     return 0;
 }
 
-static void cancel_members(cc_task_group *g)
+/* Take node n out of the list (a member or a walk's cursor). */
+static void unlink_node(cc_task_group *g, struct member *n)
 {
-    g->closing = true;
-    for (struct member *m = g->head, *next; m; m = next) {
-        next = m->next; /* cancelling m may unlink m (never another) */
-        cc_task_cancel(m->task);
-    }
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        g->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
 }
 
 static void unlink_member(cc_task_group *g, struct member *m)
 {
-    if (m->prev)
-        m->prev->next = m->next;
-    else
-        g->head = m->next;
-    if (m->next)
-        m->next->prev = m->prev;
+    unlink_node(g, m);
     if (--g->live == 0)
         cc_event_set(&g->empty);
+}
+
+/* Put the cursor c in the list right after m. */
+static void link_cursor_after(struct member *m, struct member *c)
+{
+    c->prev = m;
+    c->next = m->next;
+    if (m->next)
+        m->next->prev = c;
+    m->next = c;
+}
+
+/*
+ * Cancelling a member that has not started ends it at once, and its done
+ * callbacks run inside the cancel: ours unlinks and frees its node, a user's
+ * may cancel any other member, whose node goes too (or cancel the group: a
+ * walk inside ours). So the walk keeps its place with a cursor, a node of its
+ * own linked after the member being cancelled, which nobody else frees.
+ * Cursors have no task; every walk skips them.
+ */
+static void cancel_members(cc_task_group *g)
+{
+    g->closing = true;
+    struct member cursor = {.group = g}; /* task NULL: not a member */
+    for (struct member *m = g->head; m;) {
+        if (!m->task) { /* another walk's cursor */
+            m = m->next;
+            continue;
+        }
+        link_cursor_after(m, &cursor);
+        cc_task_cancel(m->task);
+        m = cursor.next;
+        unlink_node(g, &cursor);
+    }
 }
 
 static void member_done(cc_future *f, void *arg)

@@ -5,7 +5,10 @@
  */
 #include "testutil.h"
 
+#include "queue_impl.h" /* the ring's counters, to time a race */
+
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -592,6 +595,143 @@ static void shutdown_races_blocked_callers(void **state)
             race_shutdown_once(&shapes[s], r % 3 == 0, r);
 }
 
+/* ---- freed as soon as a call returns ------------------------------------ */
+
+/*
+ * The completion idiom, as for events and semaphores (test_sync.c): a thread
+ * owns a queue, another one finishes it (puts the last item, gets the item
+ * that frees the last place, marks the last task done, shuts it down), and
+ * the owner frees the queue as soon as its own get (put, join) returns with
+ * that result, while the finisher may still be returning from its call.
+ * Under TSan or ASan the finisher's late accesses (its wake: the queue's
+ * lock and wait queues) show as races with the free, or uses after it.
+ */
+enum { FREES = 2000 };
+
+enum finish { FIN_PUT, FIN_GET, FIN_TASK_DONE, FIN_SHUTDOWN };
+
+struct finisher {
+    _Atomic(cc_queue *) mailbox; /* the next queue to finish, or NULL */
+    enum finish how;             /* what the finisher does to it */
+    atomic_int failures;         /* its calls that returned wrongly */
+};
+
+/* The ring's owner is about to park (white box): it announced itself
+ * where the finisher's call looks. The windows are around this moment. */
+static bool owner_announced(cc_queue *q, enum finish how)
+{
+    cc__atomic_u32 *n = how == FIN_PUT   ? &q->ring.get_waiters
+                        : how == FIN_GET ? &q->ring.put_waiters
+                                         : &q->ring.join_waiters;
+    return atomic_load(n) != 0;
+}
+
+/* Odd rounds on a ring: wait until the owner announces itself; else let
+ * 0 to 15 yields pass, so that the owner is still spinning, about to park
+ * or parked (the locked queues' paths). */
+static void pick_moment(cc_queue *q, enum finish how, int i)
+{
+    if (q->ring_mode && how != FIN_SHUTDOWN && i % 2) {
+        while (!owner_announced(q, how))
+            cc__cpu_relax();
+        return;
+    }
+    for (int k = 0; k < i % 16; k++)
+        sched_yield();
+}
+
+/* Returns whether the call did what it should (asserts are for the main
+ * thread). */
+static bool finish_one(cc_queue *q, enum finish how, int i)
+{
+    void *item;
+    if (how == FIN_TASK_DONE && cc_queue_get(q, &item, CC_FOREVER) != 0)
+        return false;
+    pick_moment(q, how, i);
+    switch (how) {
+    case FIN_PUT:
+        return cc_queue_put(q, ITEM(1), CC_FOREVER) == 0;
+    case FIN_GET:
+        return cc_queue_get(q, &item, CC_FOREVER) == 0;
+    case FIN_TASK_DONE:
+        return cc_queue_task_done(q) == 0;
+    default:
+        cc_queue_shutdown(q, i % 4 < 2);
+        return true;
+    }
+}
+
+static void *finish_each(void *arg)
+{
+    struct finisher *f = arg;
+    for (int i = 0; i < FREES; i++) {
+        cc_queue *q;
+        while (!(q = atomic_exchange(&f->mailbox, NULL)))
+            sched_yield();
+        if (!finish_one(q, f->how, i))
+            atomic_fetch_add(&f->failures, 1);
+    }
+    return NULL;
+}
+
+/* The owner's side: hand q over, wait for the finisher's effect, free q. */
+static void own_one(struct finisher *f, const struct shape *sh)
+{
+    cc_queue *q = new_queue(sh->kind, sh->maxsize);
+    void *item;
+    if (f->how == FIN_GET) /* fill it: our put waits for the finisher's get */
+        assert_int_equal(cc_queue_put(q, ITEM(1), CC_NOWAIT), 0);
+    if (f->how == FIN_TASK_DONE)
+        assert_int_equal(cc_queue_put(q, ITEM(1), CC_NOWAIT), 0);
+    atomic_store(&f->mailbox, q);
+    if (f->how == FIN_PUT)
+        assert_int_equal(cc_queue_get(q, &item, CC_FOREVER), 0);
+    else if (f->how == FIN_GET)
+        assert_int_equal(cc_queue_put(q, ITEM(2), CC_FOREVER), 0);
+    else if (f->how == FIN_TASK_DONE)
+        assert_int_equal(cc_queue_join(q, CC_FOREVER), 0);
+    else
+        assert_int_equal(cc_queue_get(q, &item, CC_FOREVER), -ESHUTDOWN);
+    cc_queue_free(q);
+}
+
+static void free_as_soon_as_finished(enum finish how, const struct shape *sh,
+                                     size_t n)
+{
+    struct finisher f = {.how = how};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, finish_each, &f), 0);
+    for (int i = 0; i < FREES; i++)
+        own_one(&f, &sh[i % n]);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(atomic_load(&f.failures), 0);
+}
+
+/* Capacity 1: a put after one fills it (and the ring at its smallest). */
+static const struct shape capacity_1[] = {
+    {CC_QUEUE_FIFO, 1}, {CC_QUEUE_LIFO, 1}, {CC_QUEUE_PRIORITY, 1},
+};
+
+static void queue_freed_as_soon_as_get_returns(void **state)
+{
+    free_as_soon_as_finished(FIN_PUT, all_shapes, LEN(all_shapes));
+}
+
+static void queue_freed_as_soon_as_put_returns(void **state)
+{
+    free_as_soon_as_finished(FIN_GET, capacity_1, LEN(capacity_1));
+}
+
+static void queue_freed_as_soon_as_join_returns(void **state)
+{
+    free_as_soon_as_finished(FIN_TASK_DONE, all_shapes, LEN(all_shapes));
+}
+
+static void queue_freed_as_soon_as_get_sees_shutdown(void **state)
+{
+    free_as_soon_as_finished(FIN_SHUTDOWN, all_shapes, LEN(all_shapes));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -619,6 +759,10 @@ int main(void)
         CC_TEST(immediate_shutdown_wakes_every_blocked_caller),
         CC_TEST(shutdown_wakes_blocked_getters),
         CC_TEST(shutdown_races_blocked_callers),
+        CC_TEST(queue_freed_as_soon_as_get_returns),
+        CC_TEST(queue_freed_as_soon_as_put_returns),
+        CC_TEST(queue_freed_as_soon_as_join_returns),
+        CC_TEST(queue_freed_as_soon_as_get_sees_shutdown),
     };
     return CC_RUN_TESTS(tests);
 }

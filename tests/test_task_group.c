@@ -452,6 +452,72 @@ static void test_size_too_large(void **state)
     assert_int_equal(cc_task_group_close(g, false), 0);
 }
 
+/* ---- a done callback that ends another member during a cancel --------- */
+
+enum { CHAIN = 4 };
+
+struct chain_run {
+    cc_future *task[CHAIN]; /* the members, oldest first */
+    bool via_cancel;        /* cc_task_group_cancel, else close(cancel) */
+    int close;              /* cc_task_group_close */
+    size_t size_after;      /* members alive after the cancel */
+};
+
+static int never_runs(void *arg, void **result) { return 0; }
+
+static void cancel_other(cc_future *f, void *arg)
+{
+    (void)f;
+    cc_task_cancel(arg);
+}
+
+static int chain_main(void *arg, void **result)
+{
+    struct chain_run *c = arg;
+    cc_task_group *g;
+    if (cc_task_group_new(&g, 0) != 0)
+        abort();
+    for (int i = 0; i < CHAIN; i++)
+        if (cc_task_group_spawn(g, never_runs, NULL, NULL, &c->task[i],
+                                CC_FOREVER) != 0)
+            abort();
+    /* The group visits the newest first: when it ends, the user's callback
+     * ends the next one the group would visit (not started either, so
+     * cancelling it runs its callbacks, the group's too, at once). */
+    for (int i = CHAIN - 1; i > 0; i--)
+        if (cc_future_add_done_callback(c->task[i], cancel_other,
+                                        c->task[i - 1]) != 0)
+            abort();
+    if (c->via_cancel) {
+        cc_task_group_cancel(g);
+        c->size_after = cc_task_group_size(g);
+    }
+    c->close = cc_task_group_close(g, true);
+    return 0;
+}
+
+static void check_chain(bool via_cancel)
+{
+    struct chain_run c = {.via_cancel = via_cancel};
+    assert_int_equal(cc_loop_run(chain_main, &c, NULL), 0);
+    assert_int_equal(c.close, 0);
+    assert_int_equal(c.size_after, 0);
+    for (int i = 0; i < CHAIN; i++) {
+        assert_true(cc_future_cancelled(c.task[i]));
+        cc_future_release(c.task[i]);
+    }
+}
+
+/* A user's done callback on a member that cancels another, unstarted member
+ * while the group cancels them all: the member the group would visit next
+ * leaves the list (and its node is freed) under the group's walk. */
+static void test_callback_cancels_next_member_during_cancel(void **state)
+{
+    (void)state;
+    check_chain(true);
+    check_chain(false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +530,7 @@ int main(void)
         CC_TEST(test_to_thread_parks_the_task),
         CC_TEST(test_cancelled_task_shuts_pool_down),
         CC_TEST(test_size_too_large),
+        CC_TEST(test_callback_cancels_next_member_during_cancel),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -72,15 +72,28 @@ int cc_queue_new(cc_queue **q, cc_queue_kind kind, size_t maxsize);
 
 /*
  * cc_queue_free: free the queue, first passing each item still queued to the
- * destructor if one is set. No call may be blocked on, or enter, the queue
- * during or after this call (not thread safe). NULL is a no-op.
+ * destructor if one is set. NULL is a no-op. Not thread safe: no call may be
+ * blocked on, or enter, the queue during or after this call, and every call
+ * must have returned, but for one that the caller's own call saw, which may
+ * still be returning (as POSIX's sem_destroy right after sem_wait). So the
+ * caller may free the queue as soon as
+ *   - its get returned 0: the put of that item may still be waking it;
+ *   - its put returned 0: the get that made room may still be waking it;
+ *   - its join returned 0: the last task_done (or an immediate shutdown)
+ *     may still be waking it;
+ *   - its get or put returned -ESHUTDOWN: these wait, before they return,
+ *     for every shutdown under way to be done with the queue.
+ * Other results (-ETIMEDOUT; qsize, empty, is_shutdown) say nothing about
+ * other calls still running.
  */
 void cc_queue_free(cc_queue *q);
 
 /*
  * cc_queue_set_destructor: set the function called on each dropped item (see
  * the top of this file); NULL removes it. Set it before sharing the queue
- * (not thread safe against a concurrent shutdown or free). Never blocks.
+ * (not thread safe against a concurrent shutdown or free). The destructor
+ * must not put, get or join on the queue it is called for (in a shutdown,
+ * those wait for the shutdown to finish). Never blocks.
  */
 void cc_queue_set_destructor(cc_queue *q, cc_queue_destructor fn, void *arg);
 
@@ -152,9 +165,11 @@ int cc_queue_join(cc_queue *q, cc_deadline deadline);
  * the items left are dropped at once (passed to the destructor if set, and
  * counted done for join), so gets fail at once too. Wakes every caller blocked
  * in put, get (and join, which re-checks its count). Calling it again is
- * allowed (an immediate call after a plain one drops the items left).
- * Never blocks (beyond finishing a put already under way). Semantics:
- * Python 3.13's Queue.shutdown(immediate).
+ * allowed (an immediate call after a plain one drops the items left). A
+ * put or get that fails with -ESHUTDOWN, or a join that returns with the
+ * queue shut down, returns only once every shutdown under way is done with
+ * the queue (see cc_queue_free). Never blocks (beyond finishing a put
+ * already under way). Semantics: Python 3.13's Queue.shutdown(immediate).
  */
 void cc_queue_shutdown(cc_queue *q, bool immediate);
 
