@@ -4,14 +4,17 @@
  * DESIGN. A coroutine is a header (struct cc__coro) at the top of its own
  * mmap'd stack: [guard page, PROT_NONE][stack, growing down][header]. One
  * mapping, no malloc; pages are touched lazily, so a parked coroutine costs
- * only the pages its frames used. A switch pushes the callee-saved registers
- * and the FP control state on the current stack, saves the stack pointer in
- * the header, loads the other one and pops (src/arch/switch_<arch>.S; or, with
- * CONCUR_CORO_FALLBACK, __builtin_setjmp/__builtin_longjmp plus the <fenv.h>
- * rounding mode and traps, bootstrapped once per coroutine by makecontext: no
- * syscall per switch either way). A new coroutine's first frame returns into a trampoline
- * that calls cc__coro_main, which runs the entry function and, when it returns,
- * switches to the coroutine's resumer for good.
+ * only the pages its frames used. The mapping is sized for the stack asked
+ * for plus the header, rounded up to pages: the body gets at least what it
+ * asked for, and the size reported is what lies below the header. A switch
+ * pushes the callee-saved registers and the FP control state on the current
+ * stack, saves the stack pointer in the header, loads the other one and pops
+ * (src/arch/switch_<arch>.S; or, with CONCUR_CORO_FALLBACK,
+ * __builtin_setjmp/__builtin_longjmp plus the <fenv.h> rounding mode and
+ * traps, bootstrapped once per coroutine by makecontext: no syscall per
+ * switch either way). A new coroutine's first frame returns into a
+ * trampoline that calls cc__coro_main, which runs the entry function and,
+ * when it returns, switches to the coroutine's resumer for good.
  *
  * Stacks of the default size go back to a bounded per-thread cache on
  * destroy and are reused as they are: no madvise on that path, because a
@@ -319,7 +322,7 @@ const char *cc__coro_name(const cc__coro *c) { return c->name; }
 
 size_t cc__coro_stack_size(const cc__coro *c)
 {
-    return c->is_main ? 0 : c->map_size - page_size;
+    return c->is_main ? 0 : c->stack_size;
 }
 
 cc__coro *cc__coro_current(void)
@@ -375,10 +378,19 @@ static int guard_install(char *map)
     return mprotect(map, page_size, PROT_NONE) < 0 ? -ENOMEM : 0;
 }
 
-/* Map guard + `size` bytes and put the header at the top. */
-static int stack_map(cc__coro **out, size_t size)
+/* Bytes above the guard page for a stack of `size` usable bytes and its
+ * header; size below 2^40, so that rounding cannot wrap. */
+static size_t stack_bytes(size_t size)
 {
-    size_t map_size = page_size + size;
+    size_t bytes = round_to_pages(size + sizeof(cc__coro));
+    /* room for the header and a few frames, whatever was asked */
+    return bytes < 2 * page_size ? 2 * page_size : bytes;
+}
+
+/* Map guard + `bytes` and put the header at the top. */
+static int stack_map(cc__coro **out, size_t bytes)
+{
+    size_t map_size = page_size + bytes;
     char *map =
         mmap(NULL, map_size, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -413,11 +425,9 @@ static int stack_get(cc__coro **out, size_t size)
 {
     if (size > ((size_t)1 << 40)) /* before rounding, which would wrap */
         return -ENOMEM;
-    size = round_to_pages(size ? size : CC__CORO_STACK_DEFAULT);
-    if (size < 2 * page_size)
-        size = 2 * page_size; /* room for the header and a few frames */
-    if (size != CC__CORO_STACK_DEFAULT || !tls.cache)
-        return stack_map(out, size);
+    size_t bytes = stack_bytes(size ? size : CC__CORO_STACK_DEFAULT);
+    if (bytes != stack_bytes(CC__CORO_STACK_DEFAULT) || !tls.cache)
+        return stack_map(out, bytes);
     cc__coro *c = tls.cache;
     tls.cache = c->next_free;
     tls.stats.stacks_cached--;
@@ -429,7 +439,7 @@ static int stack_get(cc__coro **out, size_t size)
 
 static void stack_put(cc__coro *c)
 {
-    if (c->map_size != page_size + CC__CORO_STACK_DEFAULT ||
+    if (c->map_size != page_size + stack_bytes(CC__CORO_STACK_DEFAULT) ||
         tls.stats.stacks_cached >= CACHE_MAX || !tls.ready) {
         stack_unmap(c);
         return;
@@ -525,7 +535,7 @@ static _Noreturn void report_overflow(const cc__coro *c)
         memcpy(msg + n, parts[i], len);
         n += len;
     }
-    n += format_u64(msg + n, c->map_size - page_size);
+    n += format_u64(msg + n, c->stack_size);
     memcpy(msg + n, " bytes)\n", 8);
     n += 8;
     (void)!write(STDERR_FILENO, msg, n);

@@ -41,9 +41,12 @@ typedef void (*cc__coro_fn)(void *arg);
  *               coroutine is done and control goes to its resumer: the
  *               coroutine that last resumed it (cc__coro_resume), or, if it
  *               was never resumed, the one that first switched into it.
- *   stack_size: usable stack bytes, rounded up to whole pages; 0 means
- *               CC__CORO_STACK_DEFAULT. A guard page below it (PROT_NONE) turns
- *               an overflow into an abort naming the coroutine. A single
+ *   stack_size: usable stack bytes: the body gets at least this many (the
+ *               mapping, which also holds the coroutine's header, is rounded
+ *               up to whole pages; cc__coro_stack_size gives the exact
+ *               count); 0 means CC__CORO_STACK_DEFAULT. A guard page below
+ *               it (PROT_NONE) turns an overflow into an abort naming the
+ *               coroutine and its usable stack size. A single
  *               frame bigger than a page can jump over the guard: build code
  *               with big locals with -fstack-clash-protection, which makes
  *               the compiler touch every page it allocates.
@@ -107,7 +110,9 @@ bool cc__coro_is_main(const cc__coro *c);
 /* cc__coro_name: the coroutine's name (valid while it lives). */
 const char *cc__coro_name(const cc__coro *c);
 
-/* cc__coro_stack_size: usable stack bytes of c (0 for a main coroutine). */
+/* cc__coro_stack_size: usable stack bytes of c, from its guard page up to
+ * its header: at least the size asked for (0 for a main coroutine). The
+ * overflow report gives the same number. */
 size_t cc__coro_stack_size(const cc__coro *c);
 
 /*

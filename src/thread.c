@@ -10,10 +10,16 @@
  * instructions of the exiting thread, and frees the handle. Joining therefore
  * parks like every other concur wait (and will suit coroutines).
  * Non-daemon threads are counted in one registry; an atexit handler parks until
- * the count falls to zero (Python's threading._shutdown). Foreign threads (not
- * started by concur) get a handle in their own TLS the first time they ask.
+ * the count falls to zero (Python's threading._shutdown), or to one when the
+ * thread calling exit() is itself counted: it never returns. Its joiners can
+ * never succeed either: the handler marks it exiting and wakes them, and a
+ * counted joiner that finds it exiting counts itself stuck while it parks,
+ * so that the handler does not wait for it (the thread pool's joiner first
+ * joins the other workers: cc__thread_join_unless_exiting). Foreign threads
+ * (not started by concur) get a handle in their own TLS the first time they
+ * ask.
  */
-#include "concur/thread.h"
+#include "thread_internal.h"
 
 #include "loop_internal.h"
 #include "wait.h"
@@ -39,6 +45,7 @@ struct cc_thread {
     bool detached;           /* the thread frees this handle itself */
     bool daemon;             /* not waited for at exit; set before start */
     bool foreign;            /* not started by concur; lives in its TLS */
+    bool exiting;            /* it called exit(): joins of it never end */
     int tid;                 /* kernel thread id; set before started */
     size_t size;             /* bytes allocated for this handle and its name */
     const char *name;        /* the whole name (tail of the block or os_name) */
@@ -60,17 +67,40 @@ static struct {
     cc__mutex guard;   /* guards live and waiters */
     cc__waitq waiters; /* the exiting thread, parked in wait_for_nondaemon */
     int live;          /* non-daemon concur threads whose body has not returned */
+    int stuck;         /* of those, joiners parked on a thread calling exit() */
 } nondaemon;
 
 static pthread_once_t exit_hooks_once = PTHREAD_ONCE_INIT;
 
-/* atexit: park until every other non-daemon thread's body has returned. */
+/* Is t counted in nondaemon.live? (t's own thread asks) */
+static bool counted(const cc_thread *t)
+{
+    return t && !t->foreign && !t->daemon && !t->done;
+}
+
+/* me called exit(): its joiners wait for ever; wake them to count as stuck. */
+static void release_joiners(cc_thread *me)
+{
+    cc__mutex_lock(&me->guard);
+    me->exiting = true;
+    cc__wake_all(&me->joiners, 0);
+    cc__mutex_unlock(&me->guard);
+}
+
+void cc__thread_mark_exiting(void)
+{
+    if (self && !self->foreign)
+        release_joiners(self);
+}
+
+/* atexit: park until every other non-daemon thread's body has returned, but
+ * for those parked joining this (exiting) thread. */
 static void wait_for_nondaemon(void)
 {
-    cc_thread *me = self;
-    int mine = me && !me->foreign && !me->daemon && !me->done;
+    int mine = counted(self);
+    cc__thread_mark_exiting();
     cc__mutex_lock(&nondaemon.guard);
-    while (nondaemon.live > mine) {
+    while (nondaemon.live - nondaemon.stuck > mine) {
         cc__waiter w;
         cc__waiter_init(&w);
         cc__wait_on(&nondaemon.waiters, &nondaemon.guard, &w, CC_FOREVER);
@@ -91,11 +121,13 @@ static void install_exit_hooks(void)
     CC__CHECK("pthread_atfork", -pthread_atfork(NULL, NULL, reset_registry_in_child));
 }
 
-static void registry_add(int n)
+/* Add n to the live (or stuck) count; a change that can end the exit
+ * handler's wait wakes it (it may not wait for zero: see DESIGN). */
+static void registry_add(int *count, int n)
 {
     cc__mutex_lock(&nondaemon.guard);
-    nondaemon.live += n;
-    if (nondaemon.live == 0)
+    *count += n;
+    if (count == &nondaemon.live ? n < 0 : n > 0)
         cc__wake_all(&nondaemon.waiters, 0);
     cc__mutex_unlock(&nondaemon.guard);
 }
@@ -128,7 +160,7 @@ static void mark_done(cc_thread *t, void *result)
         cc__free(t, t->size);
     }
     if (!daemon)
-        registry_add(-1);
+        registry_add(&nondaemon.live, -1);
 }
 
 static void *trampoline(void *arg)
@@ -208,13 +240,14 @@ int cc_thread_start(cc_thread **out, cc_thread_fn fn, void *arg,
     }
     if (!t->daemon) {
         pthread_once(&exit_hooks_once, install_exit_hooks);
-        registry_add(1); /* before the thread can finish and subtract */
+        /* before the thread can finish and subtract */
+        registry_add(&nondaemon.live, 1);
     }
     r = -pthread_create(&t->pthread, &attr, trampoline, t);
     pthread_attr_destroy(&attr);
     if (r < 0) {
         if (!t->daemon)
-            registry_add(-1);
+            registry_add(&nondaemon.live, -1);
         cc__free(t, t->size);
         return r == -EPERM ? -EAGAIN : r;
     }
@@ -225,13 +258,22 @@ int cc_thread_start(cc_thread **out, cc_thread_fn fn, void *arg,
 
 /* ---- join and detach ----------------------------------------------------- */
 
-/* Park until t is done or the deadline; t->guard held on entry and exit. */
-static int wait_done(cc_thread *t, cc_deadline deadline)
+/* Park until t is done or the deadline; t->guard held on entry and exit.
+ * While t runs the exit handlers, a counted caller counts itself stuck, or,
+ * if give_up, returns -EINPROGRESS. */
+static int wait_done(cc_thread *t, cc_deadline deadline, bool give_up)
 {
     while (!t->done) {
+        if (t->exiting && give_up)
+            return -EINPROGRESS;
         cc__waiter w;
         cc__waiter_init(&w);
+        bool stuck = t->exiting && counted(self);
+        if (stuck)
+            registry_add(&nondaemon.stuck, 1);
         int r = cc__wait_on(&t->joiners, &t->guard, &w, deadline);
+        if (stuck)
+            registry_add(&nondaemon.stuck, -1);
         if (r < 0)
             return t->done ? 0 : r;
     }
@@ -247,18 +289,29 @@ static void reap(cc_thread *t, void **result)
     cc__free(t, t->size);
 }
 
-int cc_thread_join(cc_thread *t, cc_deadline deadline, void **result)
+static int join(cc_thread *t, cc_deadline deadline, void **result,
+                bool give_up)
 {
     if (t == self)
         return -EDEADLK;
     if (t->foreign)
         return -EINVAL;
     cc__mutex_lock(&t->guard);
-    int r = t->detached ? -EINVAL : wait_done(t, deadline);
+    int r = t->detached ? -EINVAL : wait_done(t, deadline, give_up);
     cc__mutex_unlock(&t->guard);
     if (r == 0)
         reap(t, result);
     return r;
+}
+
+int cc_thread_join(cc_thread *t, cc_deadline deadline, void **result)
+{
+    return join(t, deadline, result, false);
+}
+
+int cc__thread_join_unless_exiting(cc_thread *t)
+{
+    return join(t, CC_FOREVER, NULL, true);
 }
 
 int cc_thread_detach(cc_thread *t)

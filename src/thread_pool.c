@@ -21,13 +21,18 @@
  * shutdown(wait=false) leaves them to drain the queue and exit; the free
  * joins them. An atexit hook shuts down and joins the pools still open at
  * exit(): their workers finish the queue, then exit (Python joins
- * ThreadPoolExecutor workers at exit). It is registered after thread.c's
- * hook, which waits for every non-daemon thread, so it runs first.
+ * ThreadPoolExecutor workers at exit). When a worker's task calls exit(),
+ * that worker never returns: the hook marks it exiting (thread.c), and the
+ * joiner of its pool, the hook itself (which detaches it) or a
+ * shutdown(wait) running in another thread, joins every other worker, lets
+ * the hook go on (rest_joined), and parks on it until the process ends.
+ * The hook is registered after thread.c's, which waits for every
+ * non-daemon thread, so it runs first.
  */
 #include "executor_internal.h"
 #include "loop_internal.h"
 
-#include "concur/thread.h"
+#include "thread_internal.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -48,7 +53,11 @@ enum {
 struct worker {
     cc_thread *thread;        /* the thread; freed once joined */
     struct thread_pool *pool; /* its pool */
+    bool reaped;              /* joined or detached; the joiner's own */
 };
+
+/* The calling thread's record if it is a pool's worker, else NULL. */
+static CC__THREAD_LOCAL struct worker *current_worker;
 
 struct thread_pool {
     cc_executor base; /* first: the executor interface */
@@ -75,6 +84,8 @@ struct thread_pool {
                                          joiner */
     bool closing;                     /* shut down: workers exit when idle */
     bool joining;                     /* a shutdown(wait) joins the workers */
+    bool rest_joined;                 /* ... and all but one that calls
+                                         exit() (the exit hook waits) */
     bool joined;                      /* ... and has joined them all */
     size_t live;                      /* workers that have not decided to
                                          exit (they decide under m) */
@@ -300,6 +311,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct thread_pool *p = w->pool;
+    current_worker = w;
     if (p->opts.initializer)
         initialize(p);
     cc_future *f;
@@ -349,23 +361,43 @@ static int pool_submit(cc_executor *ex, cc_future *f)
     return 0;
 }
 
-/* Join every started worker but `self` (a worker calling exit(), which can
- * only be detached), then let other shutdown(wait)s return. */
-static void join_workers(struct thread_pool *p, cc_thread *self)
+/* Join (self: detach) every started worker not yet reaped; with give_up,
+ * skip one that runs the exit hooks (it never returns). */
+static void reap_workers(struct thread_pool *p, cc_thread *self, bool give_up)
 {
     for (size_t i = 0; i < p->started; i++) {
-        cc_thread *t = p->workers[i].thread;
+        struct worker *w = &p->workers[i];
+        if (w->reaped)
+            continue;
+        int r = w->thread == self ? cc_thread_detach(self)
+                : give_up ? cc__thread_join_unless_exiting(w->thread)
+                          : cc_thread_join(w->thread, CC_FOREVER, NULL);
+        w->reaped = r == 0;
         /* -EDEADLK: a task of this pool called shutdown(wait) (executor.h) */
-        CC__CHECK("cc_thread_join", t == self ? cc_thread_detach(t)
-                                              : cc_thread_join(t, CC_FOREVER,
-                                                               NULL));
+        if (r < 0 && r != -EINPROGRESS)
+            cc__panic("cc_thread_join", r);
     }
+}
+
+static void set_and_wake(struct thread_pool *p, bool *flag)
+{
     cc__mutex_lock(&p->m);
-    p->joined = true;
+    *flag = true;
     cc__wake_all(&p->exit_q, 0);
     cc__mutex_unlock(&p->m);
 }
 
+/* Join every started worker, then let other shutdown(wait)s return. `self`:
+ * the exit hook's worker, which can only be detached (see DESIGN). */
+static void join_workers(struct thread_pool *p, cc_thread *self)
+{
+    reap_workers(p, self, true);
+    set_and_wake(p, &p->rest_joined);
+    reap_workers(p, self, false); /* parks for ever on an exiting worker */
+    set_and_wake(p, &p->joined);
+}
+
+/* self: the exit hook's thread, a worker of p (see DESIGN), else NULL. */
 static void shutdown_pool(struct thread_pool *p, bool wait,
                           bool cancel_futures, cc_thread *self)
 {
@@ -378,7 +410,7 @@ static void shutdown_pool(struct thread_pool *p, bool wait,
     cc__fetch_sub(&p->idle, cc__wake_all(&p->idle_q, 0));
     bool joiner = wait && !p->joining; /* the first shutdown(wait) joins */
     p->joining |= joiner;
-    while (wait && !joiner && !p->joined) {
+    while (wait && !joiner && !(self ? p->rest_joined : p->joined)) {
         cc__waiter w;
         cc__waiter_init(&w);
         cc__wait_on(&p->exit_q, &p->m, &w, CC_FOREVER);
@@ -406,16 +438,21 @@ static struct {
 static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;
 
 /* atexit: close every open pool, so that they drain side by side, then join
- * their workers; a worker whose task called exit() is detached instead. The
- * guard makes a concurrent free wait. */
+ * their workers. A worker whose task called exit() joins the rest of its
+ * pool, open or being freed (a free waits for it), without itself (see
+ * DESIGN). The guard makes a concurrent free wait. */
 static void close_open_pools(void)
 {
-    cc_thread *me = cc_thread_current();
+    struct thread_pool *mine = current_worker ? current_worker->pool : NULL;
+    cc__thread_mark_exiting();
     cc__mutex_lock(&open_pools.guard);
     for (struct thread_pool *p = open_pools.head; p; p = p->next)
         shutdown_pool(p, false, false, NULL);
+    if (mine)
+        shutdown_pool(mine, true, false, cc_thread_current());
     for (struct thread_pool *p = open_pools.head; p; p = p->next)
-        shutdown_pool(p, true, false, me);
+        if (p != mine)
+            shutdown_pool(p, true, false, NULL);
     cc__mutex_unlock(&open_pools.guard);
 }
 

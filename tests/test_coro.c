@@ -293,19 +293,25 @@ static void use_192k(void *arg)
     *(int *)arg = big[1000];
 }
 
-/* Stack sizes round up to pages; a big stack really has room. */
+/* The usable stack of a coroutine asking for `size` bytes. */
+static size_t usable_for(size_t size)
+{
+    cc__coro *c;
+    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, size, "u"), 0);
+    size_t usable = cc__coro_stack_size(c);
+    cc__coro_destroy(c);
+    return usable;
+}
+
+/* Stacks get at least the size asked for, less than a page more; a big
+ * stack really has room. */
 static void stack_size_is_configurable(void **state)
 {
     long page = sysconf(_SC_PAGESIZE);
     cc__coro *c;
-    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, 10000, "small"),
-                     0);
-    assert_int_equal(cc__coro_stack_size(c), (10000 + page - 1) / page * page);
-    cc__coro_destroy(c);
-    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, 0, "default"),
-                     0);
-    assert_int_equal(cc__coro_stack_size(c), CC__CORO_STACK_DEFAULT);
-    cc__coro_destroy(c);
+    assert_in_range(usable_for(10000), 10000, 10000 + page);
+    assert_in_range(usable_for(0), CC__CORO_STACK_DEFAULT,
+                    CC__CORO_STACK_DEFAULT + page);
     int got = 0;
     assert_int_equal(cc__coro_create(&c, use_192k, &got, 256 * 1024, "big"), 0);
     cc__coro_resume(c);
@@ -314,6 +320,55 @@ static void stack_size_is_configurable(void **state)
     assert_int_equal(
         cc__coro_create(&c, note_and_return, NULL, (size_t)1 << 62, "huge"),
         -ENOMEM);
+}
+
+/* Can the byte at p be read? A write(2) from a guard page fails (EFAULT)
+ * where an access would fault. */
+static bool readable(const char *p)
+{
+    int fds[2];
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+    ssize_t n = write(fds[1], p, 1);
+    assert_true(n == 1 || errno == EFAULT);
+    close(fds[0]);
+    close(fds[1]);
+    return n == 1;
+}
+
+/* Fills all but `margin` bytes of the size in arg (the frames above and
+ * below it), then notes it got there. */
+static void use_nearly(void *arg)
+{
+    size_t *size = arg, margin = 4096;
+    char *p = __builtin_alloca(*size - margin);
+    deep_use(p, *size - margin);
+    *size = 0;
+}
+
+/* The size reported is the coroutine's usable stack, from the guard page up
+ * to its header (the handle, at the top of the mapping), at least the size
+ * asked for; and the body can use it. */
+static void stack_size_is_what_the_body_gets(void **state)
+{
+    size_t asked[] = {10000, 16384, 0, 256 * 1024};
+    for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
+        cc__coro *c;
+        assert_int_equal(
+            cc__coro_create(&c, use_nearly, NULL, asked[i], "sized"), 0);
+        size_t size = cc__coro_stack_size(c);
+        assert_true(size >= (asked[i] ? asked[i] : CC__CORO_STACK_DEFAULT));
+        char *lo = (char *)c - size;
+        assert_true(readable(lo));
+        assert_false(readable(lo - 1)); /* the guard page */
+        cc__coro_destroy(c);
+        size_t left = size;
+        assert_int_equal(
+            cc__coro_create(&c, use_nearly, &left, asked[i], "sized"), 0);
+        cc__coro_resume(c);
+        assert_true(cc__coro_done(c));
+        assert_int_equal(left, 0);
+        cc__coro_destroy(c);
+    }
 }
 
 /* A size so big that rounding it up to pages wraps around (a -1 passed as a
@@ -698,7 +753,7 @@ static void stack_overflow_is_reported_every_time(void **state)
         overflow_on_thread = i % 4 == 2; /* its own signal stack */
         snprintf(want, sizeof want,
                  "concur: stack overflow in coroutine '%s' (stack %zu bytes)",
-                 name, overflow_stack_size ? overflow_stack_size : 65536);
+                 name, usable_for(overflow_stack_size));
         int status = run_child(overflow_in_child, name, err, sizeof err);
         assert_true(WIFSIGNALED(status));
         assert_int_equal(WTERMSIG(status), SIGABRT);
@@ -722,8 +777,10 @@ static void stack_overflow_is_reported_with_mprotect_guards(void **state)
                                "overflow:old-kernel", err, sizeof err);
         assert_true(WIFSIGNALED(status));
         assert_int_equal(WTERMSIG(status), SIGABRT);
-        if (!strstr(err, "concur: stack overflow in coroutine 'old-kernel' "
-                         "(stack 65536 bytes)"))
+        char want[128];
+        snprintf(want, sizeof want, "concur: stack overflow in coroutine "
+                 "'old-kernel' (stack %zu bytes)", usable_for(0));
+        if (!strstr(err, want))
             fail_msg("trial %ld: stderr was: %s", i, err);
     }
 }
@@ -968,6 +1025,7 @@ int main(int argc, char **argv)
         CC_TEST(nested_resume_returns_to_resumer),
         CC_TEST(switched_coroutine_returns_to_switcher),
         CC_TEST(stack_size_is_configurable),
+        CC_TEST(stack_size_is_what_the_body_gets),
         CC_TEST(stack_size_too_large_to_round_fails),
         CC_TEST(stacks_are_cached_and_reused),
         CC_TEST(stack_cache_is_bounded),

@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -654,6 +655,146 @@ static void open_pool_at_exit_finishes_queue(void **state)
     run_child_at_exit(FROM_TASK, "x"); /* nor a task calling exit() */
 }
 
+/* ---- exit() from a task while the pool is being shut down ------------------- */
+
+/* Status of fn(arg) run in a forked child, or -1 if it hung. */
+static int child_status_within(int (*fn)(void *), void *arg, int64_t limit)
+{
+    return cc_test_reap_within(cc_test_fork(fn, arg), limit);
+}
+
+/* A hang-free exit ends well within this, even under TSan (~1 s in exit). */
+#define EXIT_LIMIT (10 * CC_SEC)
+
+static atomic_int task_started, closing;
+
+/* Runs until `closing` is set and the closer is inside the call, then exits
+ * the process with status 7. */
+static int exit_while_closing(void *arg, void **result)
+{
+    atomic_store(&task_started, 1);
+    while (!atomic_load(&closing))
+        cc_sleep(CC_MSEC);
+    cc_sleep(100 * CC_MSEC); /* the closer is joining the workers by now */
+    exit(7);
+}
+
+enum closer { SHUTDOWN, FREE };
+
+/* Start a task that calls exit(), then close the pool while it runs. */
+static void close_pool_under_exit(enum closer how)
+{
+    cc_executor *pool;
+    cc_thread_pool_options opts = {.max_workers = 2};
+    if (cc_thread_pool_new(&pool, &opts) != 0)
+        _exit(2);
+    if (cc_executor_submit(pool, exit_while_closing, NULL, NULL) != 0)
+        _exit(3);
+    while (!atomic_load(&task_started))
+        cc_sleep(CC_MSEC);
+    atomic_store(&closing, 1);
+    if (how == SHUTDOWN)
+        cc_executor_shutdown(pool, true, false); /* joins the exiting worker */
+    else
+        cc_executor_free(pool);
+    _exit(4); /* never: the worker's exit() ends the process first */
+}
+
+static int main_shuts_down(void *arg)
+{
+    close_pool_under_exit(SHUTDOWN);
+    return 5;
+}
+
+static int main_frees(void *arg)
+{
+    close_pool_under_exit(FREE);
+    return 5;
+}
+
+static void *shut_down_in_thread(void *arg)
+{
+    close_pool_under_exit(*(enum closer *)arg);
+    return NULL;
+}
+
+/* The closer is a non-daemon cc_thread, which the exit hook waits for. */
+static int thread_closes(void *arg)
+{
+    cc_thread *t;
+    if (cc_thread_start(&t, shut_down_in_thread, arg, NULL) != 0)
+        return 6;
+    cc_thread_join(t, CC_FOREVER, NULL);
+    return 5;
+}
+
+static void task_exits_during_shutdown_wait(void **state)
+{
+    enum closer shutdown = SHUTDOWN, free_ = FREE;
+    /* The exit hooks must neither join the exiting worker nor wait for the
+     * shutdown that joins it. */
+    int st[4] = {
+        child_status_within(main_shuts_down, NULL, EXIT_LIMIT),
+        child_status_within(main_frees, NULL, EXIT_LIMIT),
+        child_status_within(thread_closes, &shutdown, EXIT_LIMIT),
+        child_status_within(thread_closes, &free_, EXIT_LIMIT),
+    };
+    for (int i = 0; i < 4; i++)
+        if (st[i] != 7)
+            print_error("case %d: status %d (-1: hung)\n", i, st[i]);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(st[i], 7);
+}
+
+/* A task of an event loop calls exit() while another task waits in
+ * cc_to_thread: the hook lets the worker finish its call (whose completion
+ * wakes a task of a loop that runs no more), then the process ends. */
+static int nap_200ms(void *arg, void **result)
+{
+    cc_sleep(200 * CC_MSEC);
+    return 0;
+}
+
+static int wait_in_to_thread(void *arg, void **result)
+{
+    return cc_to_thread(arg, nap_200ms, NULL, NULL);
+}
+
+static int loop_main_exits(void *arg, void **result)
+{
+    if (cc_spawn(wait_in_to_thread, arg, NULL) != 0)
+        _exit(3);
+    cc_sleep(50 * CC_MSEC); /* the pool's worker is busy in nap_200ms */
+    exit(7);
+}
+
+static void *run_loop(void *pool)
+{
+    cc_loop_run(loop_main_exits, pool, NULL);
+    return NULL;
+}
+
+/* The loop runs in a thread: LeakSanitizer, at exit, would not see what the
+ * main thread's own stack holds while that thread runs a task's stack. */
+static int loop_exits_with_busy_executor(void *arg)
+{
+    cc_executor *pool;
+    cc_thread_pool_options opts = {.max_workers = 1};
+    if (cc_thread_pool_new(&pool, &opts) != 0)
+        return 2;
+    cc_thread *t;
+    if (cc_thread_start(&t, run_loop, pool, NULL) != 0)
+        return 3;
+    cc_thread_join(t, CC_FOREVER, NULL);
+    return 4;
+}
+
+static void loop_task_exits_with_busy_executor(void **state)
+{
+    assert_int_equal(child_status_within(loop_exits_with_busy_executor, NULL,
+                                         EXIT_LIMIT), 7);
+}
+
 /* ---- allocation failures ------------------------------------------------------ */
 
 static void note_done(cc_future *f, void *arg) { atomic_fetch_add(&ran, 1); }
@@ -741,6 +882,8 @@ int main(void)
         CC_TEST(default_size_is_cpu_count),
         CC_TEST(workers_are_named_cc_threads),
         CC_TEST(open_pool_at_exit_finishes_queue),
+        CC_TEST(task_exits_during_shutdown_wait),
+        CC_TEST(loop_task_exits_with_busy_executor),
         CC_TEST(allocation_failures_are_reported),
     };
     return CC_RUN_TESTS(tests);

@@ -229,6 +229,71 @@ static void exit_does_not_wait_for_daemon(void **state)
     assert_int_equal(bytes_after_exit(true, 3 * CC_SEC), 0);
 }
 
+/* ---- exit() from a concur thread ------------------------------------------ */
+
+/* Status of fn(arg) run in a forked child, or -1 if it hung. */
+static int child_status_within(int (*fn)(void *), void *arg, int64_t limit)
+{
+    return cc_test_reap_within(cc_test_fork(fn, arg), limit);
+}
+
+/* A hang-free exit ends well within this, even under TSan (~1 s in exit). */
+#define EXIT_LIMIT (10 * CC_SEC)
+
+static void *exit_7(void *arg)
+{
+    cc_sleep(50 * CC_MSEC); /* the joiner parks first */
+    exit(7);
+}
+
+/* Start a non-daemon thread that calls exit() and join it. */
+static void *start_exiting_and_join(void *arg)
+{
+    cc_thread *t;
+    if (cc_thread_start(&t, exit_7, NULL, NULL) != 0)
+        _exit(3);
+    cc_thread_join(t, arg ? cc_deadline_in(*(int64_t *)arg) : CC_FOREVER,
+                   NULL);
+    if (arg) /* timed out: the exiting thread is not done, as expected */
+        cc_sleep(CC_SEC);
+    return NULL;
+}
+
+/* The main thread (not waited for at exit) joins the exiting thread. */
+static int main_joins_exiting(void *arg)
+{
+    start_exiting_and_join(NULL);
+    return 4; /* never: the thread's exit() ends the process first */
+}
+
+/* A non-daemon thread joins the exiting thread: the exit hook must not wait
+ * for a thread whose join can never end. arg: the join's timeout, or NULL. */
+static int thread_joins_exiting(void *arg)
+{
+    cc_thread *t;
+    if (cc_thread_start(&t, start_exiting_and_join, arg, NULL) != 0)
+        return 3;
+    cc_thread_join(t, CC_FOREVER, NULL);
+    cc_sleep(EXIT_LIMIT); /* the exiting thread ends the process first */
+    return 4;
+}
+
+static void exit_from_non_daemon_thread(void **state)
+{
+    int64_t timeout = 100 * CC_MSEC;
+    int st[3] = {
+        child_status_within(main_joins_exiting, NULL, EXIT_LIMIT),
+        child_status_within(thread_joins_exiting, NULL, EXIT_LIMIT),
+        /* a joiner that times out is waited for again once it returns */
+        child_status_within(thread_joins_exiting, &timeout, EXIT_LIMIT),
+    };
+    for (int i = 0; i < 3; i++)
+        if (st[i] != 7)
+            print_error("case %d: status %d (-1: hung)\n", i, st[i]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(st[i], 7);
+}
+
 /* ---- thread-local values ------------------------------------------------------ */
 
 static cc_thread_local *slot;
@@ -284,6 +349,7 @@ int main(void)
         CC_TEST(start_fails_cleanly),
         CC_TEST(exit_waits_for_non_daemon),
         CC_TEST(exit_does_not_wait_for_daemon),
+        CC_TEST(exit_from_non_daemon_thread),
         CC_TEST(thread_local_values_and_destructors),
     };
     return CC_RUN_TESTS(tests);

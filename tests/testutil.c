@@ -61,6 +61,22 @@ int cc_test_reap(pid_t pid)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+int cc_test_reap_within(pid_t pid, int64_t limit)
+{
+    cc_deadline end = cc_deadline_in(limit);
+    int st;
+    pid_t r;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && cc_now() < end)
+        cc_sleep(10 * CC_MSEC);
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        cc_test_reap(pid);
+        return -1;
+    }
+    assert_int_equal(r, pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 long cc_test_n(long n)
 {
     const char *d = getenv("CONCUR_TEST_DIVISOR");

@@ -52,6 +52,9 @@ void cc_test_alloc_normal(void);
 pid_t cc_test_fork(int (*fn)(void *arg), void *arg);
 /* cc_test_reap: wait for the child; its exit status, or 128 + its signal. */
 int cc_test_reap(pid_t pid);
+/* cc_test_reap_within: the same, but a child still running after `limit` ns
+ * (a hang) is killed with SIGKILL and reaped, and -1 returned. */
+int cc_test_reap_within(pid_t pid, int64_t limit);
 
 /* Counts of this process's open fds, threads, and unreaped children. */
 int cc_test_count_fds(void);

@@ -49,7 +49,12 @@ typedef struct cc_thread_pool_options {
  * workers are joined), as Python joins ThreadPoolExecutor workers at
  * interpreter exit: the queue runs to its end, and a task that never returns
  * keeps the process from exiting (_exit() waits for nobody). A task that
- * calls exit() is not waited for; the other workers are.
+ * calls exit() ends the process (C's exit(); Python's sys.exit in a task
+ * only fails its future): its pool is shut down and joined as above but for
+ * that worker, which is not waited for (with no other worker, the queued
+ * tasks never run). A cc_executor_shutdown(wait) or cc_executor_free of its
+ * pool running in another thread then joins the other workers and never
+ * returns (that task is never done), without holding up the exit.
  *
  * A failing initializer breaks the pool (Python's BrokenThreadPool): from then
  * on every queued task fails with -EPIPE and the message "thread pool is broken:

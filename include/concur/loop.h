@@ -60,8 +60,9 @@ int cc_loop_run(cc_task_fn fn, void *arg, void **result);
 /* Options of cc_spawn_with. Zero-initialised means defaults. */
 typedef struct cc_task_opts {
     const char *name;  /* copied, truncated to 31 bytes; NULL: "task" */
-    size_t stack_size; /* usable stack in bytes; 0: 64 KiB (stacks of the
-                          default size are cached and reused) */
+    size_t stack_size; /* usable stack in bytes (at least); 0: 64 KiB
+                          (stacks of the default size are cached and
+                          reused) */
 } cc_task_opts;
 
 /*

@@ -13,7 +13,11 @@
  * exit() or a return from main(), it first waits for every thread started with
  * daemon == false whose body has not returned, joined or not, detached or not.
  * Daemon threads are not waited for; they are killed with the process.
- * _exit() and a fatal signal wait for nobody.
+ * _exit() and a fatal signal wait for nobody. exit() from a concur thread
+ * (unlike Python's sys.exit, which ends only that thread) ends the process
+ * the same way, but that thread is not waited for, nor are non-daemon
+ * threads parked in cc_thread_join on it: such a join never returns (one
+ * with a deadline times out, and its thread is waited for again).
  *
  * A thread body must return normally: pthread_exit() or cancellation inside a
  * concur thread skip its bookkeeping, and a join on it would then never succeed.

@@ -1,0 +1,25 @@
+/*
+ * thread_internal.h: what the thread pool needs of thread.c beyond the
+ * public API: the exit() of one of its workers (thread.c's DESIGN).
+ */
+#ifndef CONCUR_THREAD_INTERNAL_H
+#define CONCUR_THREAD_INTERNAL_H
+
+#include "concur/thread.h"
+
+/*
+ * cc__thread_mark_exiting: the calling thread runs the exit handlers (it
+ * called exit()): its joiners can never succeed. Wakes those parked in
+ * cc__thread_join_unless_exiting. Idempotent; does nothing in a thread that
+ * concur did not start. Never blocks (a short internal lock).
+ */
+void cc__thread_mark_exiting(void);
+
+/*
+ * cc__thread_join_unless_exiting: cc_thread_join(t, CC_FOREVER, NULL), but
+ * -EINPROGRESS, t left joinable, once t runs the exit handlers. Other
+ * errors as cc_thread_join's. Blocks.
+ */
+int cc__thread_join_unless_exiting(cc_thread *t);
+
+#endif
