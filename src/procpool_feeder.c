@@ -569,11 +569,36 @@ static bool collect_finished(struct cc__pp_slot *s, struct flight *fl)
     return any;
 }
 
+/* Show t (the task a dead worker ran, or NULL) to cancels in place of its
+ * lane: a cancel marks it cancelled until settle_ending. */
+static void show_ending(struct cc__pp_slot *s, struct cc__pp_task *t)
+{
+    cc__mutex_lock(&s->p->m);
+    s->ending = t;
+    s->ending_late = false;
+    cc__mutex_unlock(&s->p->m);
+}
+
+/* Whether a cancel was made for the ending task (it fails with -ECANCELED);
+ * from now on cancels find it late, until show_ending(NULL) once its
+ * future is done. */
+static bool settle_ending(struct cc__pp_slot *s)
+{
+    cc__mutex_lock(&s->p->m);
+    s->ending_late = true;
+    bool cancelled = s->ending && s->ending->cancel;
+    cc__mutex_unlock(&s->p->m);
+    return cancelled;
+}
+
 /* After the worker's death (reaped: s->w is NULL): complete what it
  * finished and stop showing the lanes to cancels, in that order (as
  * collect_finished). Returns the first batch still posted, its finished
  * tasks shifted out (the task killed for a cancel and those after it
- * stay), or NULL. */
+ * stay), or NULL. Its first task, the one the worker ran, stays shown to
+ * cancels (show_ending): otherwise a cancel would find it in no lane and
+ * not done, take it for one not yet posted, and report a cancel made that
+ * the task's failure (-ECHILD, -ETIMEDOUT) then ignored. */
 static struct batch *collect_dead(struct cc__pp_slot *s, struct flight *fl,
                                   const struct cc__pp_task *killed,
                                   size_t *kp)
@@ -588,6 +613,7 @@ static struct batch *collect_dead(struct cc__pp_slot *s, struct flight *fl,
         k = before_killed(b, k < b->n ? k : b->n, killed);
         complete_done(s, b, k);
     }
+    show_ending(s, b && k < b->n ? b->t[k] : NULL);
     clear_current(s);
     if (b)
         drop_done(s, b, k);
@@ -604,6 +630,16 @@ static void unpost(struct flight *fl)
         pop_first(fl);
 }
 
+_Atomic(void (*)(void)) cc__pp_test_after_death;
+
+static void after_death(void)
+{
+    /* relaxed: a test's hook, set before the task is submitted */
+    void (*hook)(void) = cc__load_relaxed(&cc__pp_test_after_death);
+    if (hook)
+        hook();
+}
+
 /* The worker died: complete what it finished, fail the task it was running;
  * the rest stay for the next worker. */
 static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
@@ -614,6 +650,7 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
     struct cc__pp_task *killed = take_cancel_kill(s);
     size_t k;
     struct batch *b = collect_dead(s, fl, killed, &k);
+    after_death();
     if (!b)
         return;
     /* Died idle (killed between batches): the batch never started; it goes
@@ -625,22 +662,28 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
      * never started. */
     bool spared = killed && b->n && b->t[0] != killed;
     if (b->n == 0 || idle || spared) {
+        show_ending(s, NULL); /* a cancel made is kept: t->cancel */
         unpost(fl);
         return;
     }
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
     unpost(fl);
+    bool cancelled = settle_ending(s);
     if (killed == t)
-        finish(t, -ECANCELED, "cancelled while running: worker %d killed",
-               (int)pid);
+        complete(t, -ECANCELED, "cancelled while running: worker %d killed",
+                 (int)pid);
+    else if (cancelled)
+        complete(t, -ECANCELED, "cancelled as its worker %d died", (int)pid);
     else if (code < 0)
-        finish(t, -ECHILD, "worker %d was killed by signal %d (%s) while %s%s",
-               (int)pid, -code, strsignal(-code), stage_name(stage),
-               cc__pp_oom_words(&s->oom, pid, code));
+        complete(t, -ECHILD, "worker %d was killed by signal %d (%s) while "
+                 "%s%s", (int)pid, -code, strsignal(-code), stage_name(stage),
+                 cc__pp_oom_words(&s->oom, pid, code));
     else
-        finish(t, -ECHILD, "worker %d exited with code %d while %s", (int)pid,
-               code, stage_name(stage));
+        complete(t, -ECHILD, "worker %d exited with code %d while %s",
+                 (int)pid, code, stage_name(stage));
+    show_ending(s, NULL); /* done: a cancel now finds it so */
+    drop_task(t);
 }
 
 static void fail_all(struct batch *b, int err, const char *what)
@@ -679,18 +722,21 @@ static void timed_out(struct cc__pp_slot *s, struct flight *fl)
     if (!b)
         return;
     if (b->n == 0) {
+        show_ending(s, NULL);
         unpost(fl);
         return;
     }
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
     unpost(fl);
-    if (killed == t)
-        finish(t, -ECANCELED, "cancelled while running: worker %d killed",
-               (int)pid);
+    if (settle_ending(s) || killed == t) /* as in fail_dead */
+        complete(t, -ECANCELED, "cancelled while running: worker %d killed",
+                 (int)pid);
     else
-        finish(t, -ETIMEDOUT, "task %s timed out after %lld ms; worker %d killed",
-           t->name, (long long)(to / 1000000), (int)pid);
+        complete(t, -ETIMEDOUT, "task %s timed out after %lld ms; worker %d "
+                 "killed", t->name, (long long)(to / 1000000), (int)pid);
+    show_ending(s, NULL);
+    drop_task(t);
 }
 
 /* The most tasks the next batch may hold. */

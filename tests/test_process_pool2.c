@@ -266,6 +266,49 @@ static void cancel_between_take_and_post(void **state)
     }
 }
 
+static cc_semaphore death_held; /* released when a feeder holds a death */
+static cc_semaphore death_go;   /* released to let it fail the task */
+
+static void hold_death(void)
+{
+    cc_semaphore_release(&death_held, 1);
+    cc_semaphore_acquire(&death_go, CC_FOREVER);
+}
+
+/* The worker dies in a task; its feeder has cleared the lanes and is about
+ * to fail the task (-ECHILD) when the task is cancelled. A cancel reported
+ * made must fail the future with -ECANCELED; a refused one leaves -ECHILD. */
+static void cancel_as_its_worker_dies(void **state)
+{
+    (void)state;
+    cc_process_pool_options o = {.max_workers = 1};
+    cc_executor *ex;
+    assert_int_equal(cc_process_pool_new(&ex, &o), 0);
+    assert_true(workers_appear(ex, 1, 0));
+    cc_semaphore_init(&death_held, 0);
+    cc_semaphore_init(&death_go, 0);
+    cc__store_relaxed(&cc__pp_test_after_death, hold_death);
+    cc_bytes out = {0};
+    cc_future *f;
+    assert_int_equal(cc_process_pool_submit(ex, "pp_kill_self", NULL, 0,
+                                            &out, &f), 0);
+    assert_int_equal(cc_semaphore_acquire(&death_held,
+                                          cc_deadline_in(10 * CC_SEC)), 0);
+    cc__store_relaxed(&cc__pp_test_after_death, NULL);
+    bool made = cc_process_pool_cancel(ex, f);
+    cc_semaphore_release(&death_go, 1);
+    int r = cc_future_result(f, cc_deadline_in(10 * CC_SEC), NULL);
+    if (r != (made ? -ECANCELED : -ECHILD))
+        print_error("cancel %s, yet the future failed with %d\n",
+                    made ? "made" : "refused", r);
+    assert_int_equal(r, made ? -ECANCELED : -ECHILD);
+    cc_future_release(f);
+    cc_bytes_free(&out);
+    cc_executor_free(ex);
+    cc_semaphore_destroy(&death_held);
+    cc_semaphore_destroy(&death_go);
+}
+
 /* Large arguments and results, posted ahead in both lanes of a worker and
  * of every size around the inline limit, come back intact. */
 static void large_arguments_posted_ahead(void **state)
@@ -736,6 +779,7 @@ int main(int argc, char **argv)
         CC_TEST(cancel_between_take_and_post),
         CC_TEST(cancel_as_the_task_ends_spares_the_next),
         CC_TEST(cancel_races_the_start),
+        CC_TEST(cancel_as_its_worker_dies),
         CC_TEST(deaths_and_timeouts_with_one_task_per_child),
         CC_TEST(terminate_while_a_worker_starts),
         CC_TEST(map_chunk_with_a_death),
