@@ -237,16 +237,6 @@ static void drop_task(struct cc__pp_task *t)
     cc__pp_task_free(t);
 }
 
-/* Complete t's future and drop the pool's reference and the task. */
-static void finish(struct cc__pp_task *t, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vcomplete(t, err, fmt, ap);
-    va_end(ap);
-    drop_task(t);
-}
-
 /* Drop the first k tasks of b (completed), keeping the rest in order. */
 static void shift(struct batch *b, size_t k)
 {
@@ -569,13 +559,17 @@ static bool collect_finished(struct cc__pp_slot *s, struct flight *fl)
     return any;
 }
 
-/* Show t (the task a dead worker ran, or NULL) to cancels in place of its
- * lane: a cancel marks it cancelled until settle_ending. */
+/* Show t (a task about to be failed: the one a dead worker ran, or one
+ * not posted; or NULL) to cancels in place of its lane: a cancel marks it
+ * cancelled until settle_ending. A cancel made while no lane showed it
+ * (a request for its post) counts too. */
 static void show_ending(struct cc__pp_slot *s, struct cc__pp_task *t)
 {
     cc__mutex_lock(&s->p->m);
     s->ending = t;
     s->ending_late = false;
+    if (t && s->p->ncancels)
+        t->cancel |= cc__pp_cancel_requested(s->p, t->f);
     cc__mutex_unlock(&s->p->m);
 }
 
@@ -686,19 +680,35 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
     drop_task(t);
 }
 
-static void fail_all(struct batch *b, int err, const char *what)
+/* Fail t, not posted, with err, unless a cancel was made for it (a request
+ * for its post, or one while show_ending shows it): then -ECANCELED. */
+static void fail_task(struct cc__pp_slot *s, struct cc__pp_task *t, int err,
+                      const char *what)
+{
+    show_ending(s, t);
+    if (settle_ending(s))
+        complete(t, -ECANCELED, "cancelled before it ran");
+    else
+        complete(t, err, "%s: %s", what, cc_strerror(err));
+    show_ending(s, NULL);
+    drop_task(t);
+}
+
+static void fail_all(struct cc__pp_slot *s, struct batch *b, int err,
+                     const char *what)
 {
     for (size_t i = 0; i < b->n; i++)
-        finish(b->t[i], err, "%s: %s", what, cc_strerror(err));
+        fail_task(s, b->t[i], err, what);
     b->n = 0;
     b->used = 0;
 }
 
 /* Fail every batch not posted (all of them if none is). */
-static void fail_unposted(struct flight *fl, int err, const char *what)
+static void fail_unposted(struct cc__pp_slot *s, struct flight *fl, int err,
+                          const char *what)
 {
     while (fl->nb && nth(fl, fl->nb - 1)->seq == 0) {
-        fail_all(nth(fl, fl->nb - 1), err, what);
+        fail_all(s, nth(fl, fl->nb - 1), err, what);
         fl->nb--;
     }
 }
@@ -758,7 +768,7 @@ static void post_all(struct cc__pp_slot *s, struct flight *fl)
             continue;
         int r = post(s, nth(fl, i));
         if (r < 0) {
-            fail_unposted(fl, r, "cannot pass the argument");
+            fail_unposted(s, fl, r, "cannot pass the argument");
             return;
         }
     }
@@ -782,7 +792,7 @@ static void run_flight(struct cc__pp_slot *s, struct flight *fl, bool more)
 {
     int r = s->w ? 0 : start_worker(s);
     if (r < 0) {
-        fail_unposted(fl, r, "cannot start a worker");
+        fail_unposted(s, fl, r, "cannot start a worker");
         return;
     }
     if (more) {
@@ -840,10 +850,11 @@ static void watch_idle_worker(struct cc__pp_slot *s)
 }
 
 /* Fail every batch held (terminate). */
-static void fail_flight(struct flight *fl, int err, const char *what)
+static void fail_flight(struct cc__pp_slot *s, struct flight *fl, int err,
+                        const char *what)
 {
     while (fl->nb) {
-        fail_all(nth(fl, 0), err, what);
+        fail_all(s, nth(fl, 0), err, what);
         pop_first(fl);
     }
 }
@@ -869,7 +880,7 @@ void *cc__pp_feeder(void *arg)
          * running task fails with the worker's death); no more go. */
         bool more = !is_terminated(s->p);
         if (!more && !(s->w && nth(&fl, 0)->seq))
-            fail_flight(&fl, -ECANCELED, "the pool was terminated");
+            fail_flight(s, &fl, -ECANCELED, "the pool was terminated");
         else
             run_flight(s, &fl, more);
     }

@@ -220,10 +220,10 @@ struct cc__pp_slot {
     size_t cur_n[CC__PP_LANES]; /* tasks in it */
     struct cc__pp_task *cancel_kill; /* the task whose cancel killed the
                                 worker, or NULL (under p->m) */
-    struct cc__pp_task *ending; /* the task a dead worker ran, shown to
-                                cancels from before the lanes are cleared
-                                until its future is done, or NULL (under
-                                p->m) */
+    struct cc__pp_task *ending; /* a task the feeder fails (the one a
+                                dead worker ran, or one not posted), shown
+                                to cancels until its future is done, or
+                                NULL (under p->m) */
     bool ending_late;        /* its outcome is settled: cancels are late */
     bool retried;            /* the batch is resent after an idle death */
 };
