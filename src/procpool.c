@@ -347,9 +347,22 @@ static int cancel_in_lane(struct cc__pp_slot *s, uint32_t l, cc_future *f)
 }
 
 /* Cancel f if slot s has it (under p->m): 1 done, 0 not there, -1 late. */
+/* Cancel f if it is the task that slot s's feeder is failing (its dead
+ * worker's, or one not posted) (under p->m): 1 done (the feeder fails it
+ * with -ECANCELED), 0 not there, -1 late (its outcome is settled). */
+static int cancel_ending(struct cc__pp_slot *s, cc_future *f)
+{
+    if (!s->ending || s->ending->f != f)
+        return 0;
+    if (s->ending_late)
+        return -1;
+    s->ending->cancel = true;
+    return 1;
+}
+
 static int cancel_in_slot(struct cc__pp_slot *s, cc_future *f)
 {
-    int r = 0;
+    int r = cancel_ending(s, f);
     for (uint32_t l = 0; l < CC__PP_LANES && r == 0; l++)
         r = cancel_in_lane(s, l, f);
     return r;

@@ -237,16 +237,6 @@ static void drop_task(struct cc__pp_task *t)
     cc__pp_task_free(t);
 }
 
-/* Complete t's future and drop the pool's reference and the task. */
-static void finish(struct cc__pp_task *t, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vcomplete(t, err, fmt, ap);
-    va_end(ap);
-    drop_task(t);
-}
-
 /* Drop the first k tasks of b (completed), keeping the rest in order. */
 static void shift(struct batch *b, size_t k)
 {
@@ -569,11 +559,40 @@ static bool collect_finished(struct cc__pp_slot *s, struct flight *fl)
     return any;
 }
 
+/* Show t (a task about to be failed: the one a dead worker ran, or one
+ * not posted; or NULL) to cancels in place of its lane: a cancel marks it
+ * cancelled until settle_ending. A cancel made while no lane showed it
+ * (a request for its post) counts too. */
+static void show_ending(struct cc__pp_slot *s, struct cc__pp_task *t)
+{
+    cc__mutex_lock(&s->p->m);
+    s->ending = t;
+    s->ending_late = false;
+    if (t && s->p->ncancels)
+        t->cancel |= cc__pp_cancel_requested(s->p, t->f);
+    cc__mutex_unlock(&s->p->m);
+}
+
+/* Whether a cancel was made for the ending task (it fails with -ECANCELED);
+ * from now on cancels find it late, until show_ending(NULL) once its
+ * future is done. */
+static bool settle_ending(struct cc__pp_slot *s)
+{
+    cc__mutex_lock(&s->p->m);
+    s->ending_late = true;
+    bool cancelled = s->ending && s->ending->cancel;
+    cc__mutex_unlock(&s->p->m);
+    return cancelled;
+}
+
 /* After the worker's death (reaped: s->w is NULL): complete what it
  * finished and stop showing the lanes to cancels, in that order (as
  * collect_finished). Returns the first batch still posted, its finished
  * tasks shifted out (the task killed for a cancel and those after it
- * stay), or NULL. */
+ * stay), or NULL. Its first task, the one the worker ran, stays shown to
+ * cancels (show_ending): otherwise a cancel would find it in no lane and
+ * not done, take it for one not yet posted, and report a cancel made that
+ * the task's failure (-ECHILD, -ETIMEDOUT) then ignored. */
 static struct batch *collect_dead(struct cc__pp_slot *s, struct flight *fl,
                                   const struct cc__pp_task *killed,
                                   size_t *kp)
@@ -588,6 +607,7 @@ static struct batch *collect_dead(struct cc__pp_slot *s, struct flight *fl,
         k = before_killed(b, k < b->n ? k : b->n, killed);
         complete_done(s, b, k);
     }
+    show_ending(s, b && k < b->n ? b->t[k] : NULL);
     clear_current(s);
     if (b)
         drop_done(s, b, k);
@@ -604,6 +624,16 @@ static void unpost(struct flight *fl)
         pop_first(fl);
 }
 
+_Atomic(void (*)(void)) cc__pp_test_after_death;
+
+static void after_death(void)
+{
+    /* relaxed: a test's hook, set before the task is submitted */
+    void (*hook)(void) = cc__load_relaxed(&cc__pp_test_after_death);
+    if (hook)
+        hook();
+}
+
 /* The worker died: complete what it finished, fail the task it was running;
  * the rest stay for the next worker. */
 static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
@@ -614,6 +644,7 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
     struct cc__pp_task *killed = take_cancel_kill(s);
     size_t k;
     struct batch *b = collect_dead(s, fl, killed, &k);
+    after_death();
     if (!b)
         return;
     /* Died idle (killed between batches): the batch never started; it goes
@@ -625,37 +656,59 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
      * never started. */
     bool spared = killed && b->n && b->t[0] != killed;
     if (b->n == 0 || idle || spared) {
+        show_ending(s, NULL); /* a cancel made is kept: t->cancel */
         unpost(fl);
         return;
     }
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
     unpost(fl);
+    bool cancelled = settle_ending(s);
     if (killed == t)
-        finish(t, -ECANCELED, "cancelled while running: worker %d killed",
-               (int)pid);
+        complete(t, -ECANCELED, "cancelled while running: worker %d killed",
+                 (int)pid);
+    else if (cancelled)
+        complete(t, -ECANCELED, "cancelled as its worker %d died", (int)pid);
     else if (code < 0)
-        finish(t, -ECHILD, "worker %d was killed by signal %d (%s) while %s%s",
-               (int)pid, -code, strsignal(-code), stage_name(stage),
-               cc__pp_oom_words(&s->oom, pid, code));
+        complete(t, -ECHILD, "worker %d was killed by signal %d (%s) while "
+                 "%s%s", (int)pid, -code, strsignal(-code), stage_name(stage),
+                 cc__pp_oom_words(&s->oom, pid, code));
     else
-        finish(t, -ECHILD, "worker %d exited with code %d while %s", (int)pid,
-               code, stage_name(stage));
+        complete(t, -ECHILD, "worker %d exited with code %d while %s",
+                 (int)pid, code, stage_name(stage));
+    show_ending(s, NULL); /* done: a cancel now finds it so */
+    drop_task(t);
 }
 
-static void fail_all(struct batch *b, int err, const char *what)
+/* Fail t, not posted, with err, unless a cancel was made for it (a request
+ * for its post, or one while show_ending shows it): then -ECANCELED. */
+static void fail_task(struct cc__pp_slot *s, struct cc__pp_task *t, int err,
+                      const char *what)
+{
+    show_ending(s, t);
+    if (settle_ending(s))
+        complete(t, -ECANCELED, "cancelled before it ran");
+    else
+        complete(t, err, "%s: %s", what, cc_strerror(err));
+    show_ending(s, NULL);
+    drop_task(t);
+}
+
+static void fail_all(struct cc__pp_slot *s, struct batch *b, int err,
+                     const char *what)
 {
     for (size_t i = 0; i < b->n; i++)
-        finish(b->t[i], err, "%s: %s", what, cc_strerror(err));
+        fail_task(s, b->t[i], err, what);
     b->n = 0;
     b->used = 0;
 }
 
 /* Fail every batch not posted (all of them if none is). */
-static void fail_unposted(struct flight *fl, int err, const char *what)
+static void fail_unposted(struct cc__pp_slot *s, struct flight *fl, int err,
+                          const char *what)
 {
     while (fl->nb && nth(fl, fl->nb - 1)->seq == 0) {
-        fail_all(nth(fl, fl->nb - 1), err, what);
+        fail_all(s, nth(fl, fl->nb - 1), err, what);
         fl->nb--;
     }
 }
@@ -679,18 +732,21 @@ static void timed_out(struct cc__pp_slot *s, struct flight *fl)
     if (!b)
         return;
     if (b->n == 0) {
+        show_ending(s, NULL);
         unpost(fl);
         return;
     }
     struct cc__pp_task *t = b->t[0];
     shift(b, 1);
     unpost(fl);
-    if (killed == t)
-        finish(t, -ECANCELED, "cancelled while running: worker %d killed",
-               (int)pid);
+    if (settle_ending(s) || killed == t) /* as in fail_dead */
+        complete(t, -ECANCELED, "cancelled while running: worker %d killed",
+                 (int)pid);
     else
-        finish(t, -ETIMEDOUT, "task %s timed out after %lld ms; worker %d killed",
-           t->name, (long long)(to / 1000000), (int)pid);
+        complete(t, -ETIMEDOUT, "task %s timed out after %lld ms; worker %d "
+                 "killed", t->name, (long long)(to / 1000000), (int)pid);
+    show_ending(s, NULL);
+    drop_task(t);
 }
 
 /* The most tasks the next batch may hold. */
@@ -712,7 +768,7 @@ static void post_all(struct cc__pp_slot *s, struct flight *fl)
             continue;
         int r = post(s, nth(fl, i));
         if (r < 0) {
-            fail_unposted(fl, r, "cannot pass the argument");
+            fail_unposted(s, fl, r, "cannot pass the argument");
             return;
         }
     }
@@ -736,7 +792,7 @@ static void run_flight(struct cc__pp_slot *s, struct flight *fl, bool more)
 {
     int r = s->w ? 0 : start_worker(s);
     if (r < 0) {
-        fail_unposted(fl, r, "cannot start a worker");
+        fail_unposted(s, fl, r, "cannot start a worker");
         return;
     }
     if (more) {
@@ -794,10 +850,11 @@ static void watch_idle_worker(struct cc__pp_slot *s)
 }
 
 /* Fail every batch held (terminate). */
-static void fail_flight(struct flight *fl, int err, const char *what)
+static void fail_flight(struct cc__pp_slot *s, struct flight *fl, int err,
+                        const char *what)
 {
     while (fl->nb) {
-        fail_all(nth(fl, 0), err, what);
+        fail_all(s, nth(fl, 0), err, what);
         pop_first(fl);
     }
 }
@@ -823,7 +880,7 @@ void *cc__pp_feeder(void *arg)
          * running task fails with the worker's death); no more go. */
         bool more = !is_terminated(s->p);
         if (!more && !(s->w && nth(&fl, 0)->seq))
-            fail_flight(&fl, -ECANCELED, "the pool was terminated");
+            fail_flight(s, &fl, -ECANCELED, "the pool was terminated");
         else
             run_flight(s, &fl, more);
     }

@@ -220,6 +220,11 @@ struct cc__pp_slot {
     size_t cur_n[CC__PP_LANES]; /* tasks in it */
     struct cc__pp_task *cancel_kill; /* the task whose cancel killed the
                                 worker, or NULL (under p->m) */
+    struct cc__pp_task *ending; /* a task the feeder fails (the one a
+                                dead worker ran, or one not posted), shown
+                                to cancels until its future is done, or
+                                NULL (under p->m) */
+    bool ending_late;        /* its outcome is settled: cancels are late */
     bool retried;            /* the batch is resent after an idle death */
 };
 
@@ -274,6 +279,11 @@ bool cc__pp_cancel_requested(struct cc__pp_pool *p, cc_future *f);
 /* Tests only: when set, a feeder calls it (no lock held) before it hands a
  * batch to its worker, so a test can act in between. */
 extern _Atomic(void (*)(void)) cc__pp_test_before_post;
+
+/* Tests only: when set, a feeder whose worker died calls it once the
+ * worker's lanes are cleared, before it fails the task the worker ran, so
+ * that a test can cancel that task in between. */
+extern _Atomic(void (*)(void)) cc__pp_test_after_death;
 
 /* Tests only: when set in a worker (by its initializer), the worker calls
  * it when it has taken a task to run, just before the function, so that a

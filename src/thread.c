@@ -314,6 +314,20 @@ int cc__thread_join_unless_exiting(cc_thread *t)
     return join(t, CC_FOREVER, NULL, true);
 }
 
+bool cc__thread_stuck_begin(void)
+{
+    if (!counted(self))
+        return false;
+    registry_add(&nondaemon.stuck, 1);
+    return true;
+}
+
+void cc__thread_stuck_end(bool was)
+{
+    if (was)
+        registry_add(&nondaemon.stuck, -1);
+}
+
 int cc_thread_detach(cc_thread *t)
 {
     if (t->foreign)

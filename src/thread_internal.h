@@ -22,4 +22,15 @@ void cc__thread_mark_exiting(void);
  */
 int cc__thread_join_unless_exiting(cc_thread *t);
 
+/*
+ * cc__thread_stuck_begin: the calling thread is about to park until a
+ * thread that calls exit() returns, which it never does (a second
+ * shutdown(wait) of a pool whose joiner parks on such a worker): if it is
+ * a counted non-daemon thread, the exit handler stops waiting for it.
+ * Returns whether it counted; pass that to cc__thread_stuck_end once it no
+ * longer parks. Never blocks (a short internal lock).
+ */
+bool cc__thread_stuck_begin(void);
+void cc__thread_stuck_end(bool counted);
+
 #endif

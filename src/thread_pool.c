@@ -25,7 +25,9 @@
  * that worker never returns: the hook marks it exiting (thread.c), and the
  * joiner of its pool, the hook itself (which detaches it) or a
  * shutdown(wait) running in another thread, joins every other worker, lets
- * the hook go on (rest_joined), and parks on it until the process ends.
+ * the hook go on (rest_joined), and parks on it until the process ends;
+ * other shutdown(wait)s, which wait for that join, then tell thread.c's
+ * hook not to wait for them either (cc__thread_stuck_begin).
  * The hook is registered after thread.c's, which waits for every
  * non-daemon thread, so it runs first.
  */
@@ -86,6 +88,8 @@ struct thread_pool {
     bool joining;                     /* a shutdown(wait) joins the workers */
     bool rest_joined;                 /* ... and all but one that calls
                                          exit() (the exit hook waits) */
+    bool stranded;                    /* ... one of which never returns
+                                         (set with rest_joined) */
     bool joined;                      /* ... and has joined them all */
     size_t live;                      /* workers that have not decided to
                                          exit (they decide under m) */
@@ -362,9 +366,11 @@ static int pool_submit(cc_executor *ex, cc_future *f)
 }
 
 /* Join (self: detach) every started worker not yet reaped; with give_up,
- * skip one that runs the exit hooks (it never returns). */
-static void reap_workers(struct thread_pool *p, cc_thread *self, bool give_up)
+ * skip one that runs the exit hooks (it never returns). Returns whether
+ * every one is reaped. */
+static bool reap_workers(struct thread_pool *p, cc_thread *self, bool give_up)
 {
+    bool all = true;
     for (size_t i = 0; i < p->started; i++) {
         struct worker *w = &p->workers[i];
         if (w->reaped)
@@ -373,10 +379,12 @@ static void reap_workers(struct thread_pool *p, cc_thread *self, bool give_up)
                 : give_up ? cc__thread_join_unless_exiting(w->thread)
                           : cc_thread_join(w->thread, CC_FOREVER, NULL);
         w->reaped = r == 0;
+        all &= w->reaped;
         /* -EDEADLK: a task of this pool called shutdown(wait) (executor.h) */
         if (r < 0 && r != -EINPROGRESS)
             cc__panic("cc_thread_join", r);
     }
+    return all;
 }
 
 static void set_and_wake(struct thread_pool *p, bool *flag)
@@ -391,7 +399,10 @@ static void set_and_wake(struct thread_pool *p, bool *flag)
  * the exit hook's worker, which can only be detached (see DESIGN). */
 static void join_workers(struct thread_pool *p, cc_thread *self)
 {
-    reap_workers(p, self, true);
+    bool all = reap_workers(p, self, true);
+    cc__mutex_lock(&p->m);
+    p->stranded = !all; /* before rest_joined: its waiters read both */
+    cc__mutex_unlock(&p->m);
     set_and_wake(p, &p->rest_joined);
     reap_workers(p, self, false); /* parks for ever on an exiting worker */
     set_and_wake(p, &p->joined);
@@ -413,7 +424,11 @@ static void shutdown_pool(struct thread_pool *p, bool wait,
     while (wait && !joiner && !(self ? p->rest_joined : p->joined)) {
         cc__waiter w;
         cc__waiter_init(&w);
+        /* The joiner parks for good on a worker calling exit(), and so do
+         * we: the exit hook must not wait for us (thread.c). */
+        bool stuck = p->rest_joined && p->stranded && cc__thread_stuck_begin();
         cc__wait_on(&p->exit_q, &p->m, &w, CC_FOREVER);
+        cc__thread_stuck_end(stuck);
     }
     cc__mutex_unlock(&p->m);
     if (joiner)

@@ -746,6 +746,44 @@ static void task_exits_during_shutdown_wait(void **state)
         assert_int_equal(st[i], 7);
 }
 
+/* Two non-daemon cc_threads shut the pool down (wait) while its task calls
+ * exit(): the first joins the workers and parks on the exiting one for
+ * good; the second waits for that join, which never ends either, and the
+ * exit hook must not wait for it. */
+static cc_executor *shared_pool;
+
+static void *shut_down_shared(void *arg)
+{
+    cc_executor_shutdown(shared_pool, true, false);
+    _exit(4); /* never: the worker's exit() ends the process first */
+}
+
+static int two_threads_shut_down(void *arg)
+{
+    cc_thread_pool_options opts = {.max_workers = 2};
+    if (cc_thread_pool_new(&shared_pool, &opts) != 0)
+        return 2;
+    if (cc_executor_submit(shared_pool, exit_while_closing, NULL, NULL) != 0)
+        return 3;
+    while (!atomic_load(&task_started))
+        cc_sleep(CC_MSEC);
+    cc_thread *t[2];
+    for (int i = 0; i < 2; i++)
+        if (cc_thread_start(&t[i], shut_down_shared, NULL, NULL) != 0)
+            return 6;
+    atomic_store(&closing, 1); /* both are in the shutdown 100 ms later */
+    cc_thread_join(t[0], CC_FOREVER, NULL);
+    return 5;
+}
+
+static void task_exits_during_two_shutdown_waits(void **state)
+{
+    int st = child_status_within(two_threads_shut_down, NULL, EXIT_LIMIT);
+    if (st != 7)
+        print_error("status %d (-1: hung)\n", st);
+    assert_int_equal(st, 7);
+}
+
 /* A task of an event loop calls exit() while another task waits in
  * cc_to_thread: the hook lets the worker finish its call (whose completion
  * wakes a task of a loop that runs no more), then the process ends. */
@@ -883,6 +921,7 @@ int main(void)
         CC_TEST(workers_are_named_cc_threads),
         CC_TEST(open_pool_at_exit_finishes_queue),
         CC_TEST(task_exits_during_shutdown_wait),
+        CC_TEST(task_exits_during_two_shutdown_waits),
         CC_TEST(loop_task_exits_with_busy_executor),
         CC_TEST(allocation_failures_are_reported),
     };

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* ---- worker functions ----------------------------------------------------- */
@@ -264,6 +265,93 @@ static void cancel_between_take_and_post(void **state)
         cc_semaphore_destroy(&post_held);
         cc_semaphore_destroy(&post_go);
     }
+}
+
+static cc_semaphore death_held; /* released when a feeder holds a death */
+static cc_semaphore death_go;   /* released to let it fail the task */
+
+static void hold_death(void)
+{
+    cc_semaphore_release(&death_held, 1);
+    cc_semaphore_acquire(&death_go, CC_FOREVER);
+}
+
+/* The worker dies in a task; its feeder has cleared the lanes and is about
+ * to fail the task (-ECHILD) when the task is cancelled. A cancel reported
+ * made must fail the future with -ECANCELED; a refused one leaves -ECHILD. */
+static void cancel_as_its_worker_dies(void **state)
+{
+    (void)state;
+    cc_process_pool_options o = {.max_workers = 1};
+    cc_executor *ex;
+    assert_int_equal(cc_process_pool_new(&ex, &o), 0);
+    assert_true(workers_appear(ex, 1, 0));
+    cc_semaphore_init(&death_held, 0);
+    cc_semaphore_init(&death_go, 0);
+    cc__store_relaxed(&cc__pp_test_after_death, hold_death);
+    cc_bytes out = {0};
+    cc_future *f;
+    assert_int_equal(cc_process_pool_submit(ex, "pp_kill_self", NULL, 0,
+                                            &out, &f), 0);
+    assert_int_equal(cc_semaphore_acquire(&death_held,
+                                          cc_deadline_in(10 * CC_SEC)), 0);
+    cc__store_relaxed(&cc__pp_test_after_death, NULL);
+    bool made = cc_process_pool_cancel(ex, f);
+    cc_semaphore_release(&death_go, 1);
+    int r = cc_future_result(f, cc_deadline_in(10 * CC_SEC), NULL);
+    if (r != (made ? -ECANCELED : -ECHILD))
+        print_error("cancel %s, yet the future failed with %d\n",
+                    made ? "made" : "refused", r);
+    assert_int_equal(r, made ? -ECANCELED : -ECHILD);
+    cc_future_release(f);
+    cc_bytes_free(&out);
+    cc_executor_free(ex);
+    cc_semaphore_destroy(&death_held);
+    cc_semaphore_destroy(&death_go);
+}
+
+/* A task taken by its feeder, not yet posted, is cancelled (made: its post
+ * would skip it); then its argument cannot be passed (RLIMIT_FSIZE makes
+ * the lane's memfd refuse to grow), which fails the task. A cancel
+ * reported made must still fail it with -ECANCELED. */
+static void cancel_then_the_post_fails(void **state)
+{
+    (void)state;
+    cc_executor *ex = new_pool(1, CC_START_SPAWN, 0);
+    assert_true(workers_appear(ex, 1, 0));
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    low = old;
+    low.rlim_cur = 64 << 10; /* the lane's memfd grows by 1 MiB at least */
+    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &low), 0);
+    size_t len = (size_t)2 << 20;
+    unsigned char *a = calloc(1, len);
+    assert_non_null(a);
+    cc_semaphore_init(&post_held, 0);
+    cc_semaphore_init(&post_go, 0);
+    cc__store_relaxed(&cc__pp_test_before_post, hold_post);
+    cc_future *f;
+    assert_int_equal(cc_process_pool_submit(ex, "pp_plus1", a, len, NULL,
+                                            &f), 0);
+    assert_int_equal(cc_semaphore_acquire(&post_held,
+                                          cc_deadline_in(10 * CC_SEC)), 0);
+    cc__store_relaxed(&cc__pp_test_before_post, NULL);
+    bool made = cc_process_pool_cancel(ex, f);
+    cc_semaphore_release(&post_go, 1);
+    int r = cc_future_result(f, cc_deadline_in(10 * CC_SEC), NULL);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_xfsz);
+    if (made && r != -ECANCELED)
+        print_error("cancel made, yet the future failed with %d (%s)\n", r,
+                    cc_future_error_message(f));
+    cc_future_release(f);
+    free(a);
+    cc_executor_free(ex);
+    cc_semaphore_destroy(&post_held);
+    cc_semaphore_destroy(&post_go);
+    assert_true(made); /* taken, not posted: the cancel is made */
+    assert_int_equal(r, -ECANCELED);
 }
 
 /* Large arguments and results, posted ahead in both lanes of a worker and
@@ -736,6 +824,8 @@ int main(int argc, char **argv)
         CC_TEST(cancel_between_take_and_post),
         CC_TEST(cancel_as_the_task_ends_spares_the_next),
         CC_TEST(cancel_races_the_start),
+        CC_TEST(cancel_as_its_worker_dies),
+        CC_TEST(cancel_then_the_post_fails),
         CC_TEST(deaths_and_timeouts_with_one_task_per_child),
         CC_TEST(terminate_while_a_worker_starts),
         CC_TEST(map_chunk_with_a_death),
