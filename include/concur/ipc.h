@@ -88,7 +88,7 @@ int cc_ipc_lock_release(cc_ipc_lock *l);
 
 /* An event in shared memory. Fields are private. */
 typedef struct cc_ipc_event {
-    uint32_t flag; /* futex word: 1 set, 0 clear */
+    uint32_t flag; /* futex word: 1 set, 0 clear, 2 clear with sleepers */
 } cc_ipc_event;
 
 /* cc_ipc_event_init: a clear event. Never fails, never blocks. */
