@@ -13,12 +13,16 @@
  * itself meanwhile: no syscall); one that finds it makes its store and the
  * wake one futex call (cc__ipc_store_wake, FUTEX_WAKE_OP), which a death
  * cannot split. A waiter that times out or dies leaves the bit: the next
- * set pays one needless syscall. The semaphore counts its sleepers: a
- * release must wake one even when the value was not 0 (two releases racing
- * with two sleepers), and checks the count after adding to the value while
- * a sleeper adds itself before looking at the value (both seq_cst: one of
- * them sees the other). A sleeper that dies leaves the count too high,
- * which costs extra wake calls only.
+ * set pays one needless syscall. The semaphore does the same with its
+ * value word (units * 2 | SEM_SLEEPERS): an acquirer finding no unit
+ * announces itself (0 to SEM_SLEEPERS) and sleeps while the word is just
+ * that; a release finding the bit clear adds its units with a CAS (no
+ * syscall); one finding it set first clears the bit AND wakes every
+ * sleeper in one call, then adds its units with the CAS: a death between
+ * the two woke them for nothing (they find no unit, announce themselves
+ * again, sleep); after the CAS, nobody sleeps unwoken. The price: with
+ * sleepers, a release wakes them all, not n (the bit may only go when
+ * nobody sleeps on it), and the losers sleep again.
  */
 #include "atomics.h"
 #include "concur/ipc.h"
@@ -88,21 +92,24 @@ int cc_ipc_event_wait(cc_ipc_event *e, cc_deadline deadline)
 
 /* ---- semaphore ----------------------------------------------------------- */
 
+#define SEM_SLEEPERS 1u /* value: an acquirer may be asleep on it */
+#define SEM_UNIT 2u     /* value: units * SEM_UNIT | SEM_SLEEPERS */
+
 int cc_ipc_semaphore_init(cc_ipc_semaphore *s, uint32_t value)
 {
     if (value > CC_IPC_SEMAPHORE_MAX)
         return -EINVAL;
-    cc__store_relaxed(word(&s->value), value);
-    cc__store_relaxed(word(&s->waiters), 0);
+    cc__store_relaxed(word(&s->value), value * SEM_UNIT);
+    cc__store_relaxed(word(&s->waiters), 0); /* unused */
     return 0;
 }
 
-/* Take a unit if there is one, without waiting. */
+/* Take a unit if there is one, without waiting (SEM_SLEEPERS stays). */
 static bool try_take(cc_ipc_semaphore *s)
 {
     uint32_t v = cc__load_relaxed(word(&s->value));
-    while (v > 0)
-        if (cc__cas_weak(word(&s->value), &v, v - 1)) /* acquire on success */
+    while (v >= SEM_UNIT)
+        if (cc__cas_weak(word(&s->value), &v, v - SEM_UNIT)) /* acquire */
             return true;
     return false;
 }
@@ -110,31 +117,40 @@ static bool try_take(cc_ipc_semaphore *s)
 int cc_ipc_semaphore_acquire(cc_ipc_semaphore *s, cc_deadline deadline)
 {
     while (!try_take(s)) {
-        cc__fetch_add_seq_cst(word(&s->waiters), 1);
-        int r = 0;
-        if (cc__load_seq_cst(word(&s->value)) == 0)
-            r = cc__futex_wait(word(&s->value), 0, deadline, true);
-        cc__fetch_sub(word(&s->waiters), 1);
-        if (r == -ETIMEDOUT)
-            return r;
+        /* announce a sleeper in the word (0 to SEM_SLEEPERS): a release's
+         * CAS then fails, and it wakes us as it clears the bit */
+        uint32_t v = 0;
+        if (!cc__cas(word(&s->value), &v, SEM_SLEEPERS) &&
+            v != SEM_SLEEPERS)
+            continue; /* a unit came */
+        if (cc__futex_wait(word(&s->value), SEM_SLEEPERS, deadline, true) ==
+            -ETIMEDOUT)
+            return -ETIMEDOUT;
     }
     return 0;
 }
 
 int cc_ipc_semaphore_release(cc_ipc_semaphore *s, uint32_t n)
 {
+    if (n == 0)
+        return 0;
     uint32_t v = cc__load_relaxed(word(&s->value));
-    do {
-        if (n > CC_IPC_SEMAPHORE_MAX - v)
+    for (;;) {
+        if (n > CC_IPC_SEMAPHORE_MAX - v / SEM_UNIT)
             return -EOVERFLOW;
-    } while (!cc__cas_weak_seq_cst(word(&s->value), &v, v + n));
-    if (n > 0 && cc__load_seq_cst(word(&s->waiters)) > 0)
-        cc__futex_wake(word(&s->value), n > INT32_MAX ? INT32_MAX : (int)n,
-                       true);
+        if (v & SEM_SLEEPERS) { /* the bit goes with the wake: one call */
+            cc__ipc_store_wake(word(&s->value), FUTEX_OP_ANDN,
+                               SEM_SLEEPERS);
+            v &= ~SEM_SLEEPERS; /* a guess: the CAS checks it */
+        } else if (cc__cas_weak(word(&s->value), &v, v + n * SEM_UNIT)) {
+            break; /* release: the units, and what came before them */
+        }
+    }
+    cc__ipc_after_commit(CC__IPC_SEM_RELEASE);
     return 0;
 }
 
 uint32_t cc_ipc_semaphore_value(const cc_ipc_semaphore *s)
 {
-    return cc__load_relaxed(word(&s->value));
+    return cc__load_relaxed(word(&s->value)) / SEM_UNIT;
 }

@@ -42,6 +42,7 @@ enum cc__ipc_commit {
     CC__IPC_QUEUE_PUT,   /* a queue put's commit of its message (locked) */
     CC__IPC_QUEUE_GET,   /* a queue get's commit of its removal (locked) */
     CC__IPC_EVENT_SET,   /* an event set's store of the flag */
+    CC__IPC_SEM_RELEASE, /* a semaphore release's addition of its units */
 };
 
 /*

@@ -691,8 +691,8 @@ static void die_after_commit(enum cc__ipc_commit where)
         raise(SIGKILL);
 }
 
-/* Make the commit *arg (a queue put or get of one message, an event set)
- * and die right after it. */
+/* Make the commit *arg (a queue put or get of one message, an event set,
+ * a semaphore release of one unit) and die right after it. */
 static int child_dies_after_commit(void *arg)
 {
     shared *sh = cc_shm_data(segment);
@@ -711,13 +711,16 @@ static int child_dies_after_commit(void *arg)
     case CC__IPC_EVENT_SET:
         cc_ipc_event_set(&sh->ev[0]);
         break;
+    case CC__IPC_SEM_RELEASE:
+        cc_ipc_semaphore_release(&sh->sem[0], 1);
+        break;
     }
     return 1; /* not reached */
 }
 
 /* Wait, as long as it takes, for what the commit *arg gives: get "item",
- * put one more message into the room a get makes, the event: 0 when
- * done. */
+ * put one more message into the room a get makes, the event, a unit: 0
+ * when done. */
 static int child_waits_forever(void *arg)
 {
     shared *sh = cc_shm_data(segment);
@@ -732,6 +735,8 @@ static int child_waits_forever(void *arg)
         return cc_ipc_queue_put(q, "more", 4, CC_FOREVER) == 0 ? 0 : 3;
     case CC__IPC_EVENT_SET:
         return cc_ipc_event_wait(&sh->ev[0], CC_FOREVER) == 0 ? 0 : 3;
+    case CC__IPC_SEM_RELEASE:
+        return cc_ipc_semaphore_acquire(&sh->sem[0], CC_FOREVER) == 0 ? 0 : 3;
     }
     return 4;
 }
@@ -818,6 +823,17 @@ static void event_wakes_despite_a_death_after_set(void **state)
     shared_free();
 }
 
+/* A releaser that dies right after it added its unit: an acquirer asleep
+ * before the release, with no deadline, takes the unit. */
+static void semaphore_wakes_despite_a_death_after_release(void **state)
+{
+    (void)state;
+    shared *sh = shared_new(64);
+    wakes_despite_a_death_after(CC__IPC_SEM_RELEASE);
+    assert_int_equal(cc_ipc_semaphore_value(&sh->sem[0]), 0);
+    shared_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -841,6 +857,7 @@ int main(void)
         CC_TEST(queue_survives_a_consumer_killed_mid_get),
         CC_TEST(queue_wakes_despite_a_death_after_commit),
         CC_TEST(event_wakes_despite_a_death_after_set),
+        CC_TEST(semaphore_wakes_despite_a_death_after_release),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -114,8 +114,8 @@ int cc_ipc_event_wait(cc_ipc_event *e, cc_deadline deadline);
 
 /* A counting semaphore in shared memory. Fields are private. */
 typedef struct cc_ipc_semaphore {
-    uint32_t value;   /* futex word: units available */
-    uint32_t waiters; /* threads that may sleep on value (a dead one: stale) */
+    uint32_t value;   /* futex word: units * 2, | 1 while one may sleep */
+    uint32_t waiters; /* unused (kept for the layout) */
 } cc_ipc_semaphore;
 
 /* The largest value a semaphore holds. */
@@ -135,7 +135,8 @@ int cc_ipc_semaphore_init(cc_ipc_semaphore *s, uint32_t value);
 int cc_ipc_semaphore_acquire(cc_ipc_semaphore *s, cc_deadline deadline);
 
 /*
- * cc_ipc_semaphore_release: add n units and wake up to n waiters. Returns 0
+ * cc_ipc_semaphore_release: add n units and wake every waiter asleep (those
+ * that find no unit left sleep again). Returns 0
  * or -EOVERFLOW (the value would pass CC_IPC_SEMAPHORE_MAX; nothing added).
  * Never blocks.
  */
