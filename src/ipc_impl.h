@@ -43,6 +43,7 @@ enum cc__ipc_commit {
     CC__IPC_QUEUE_GET,   /* a queue get's commit of its removal (locked) */
     CC__IPC_EVENT_SET,   /* an event set's store of the flag */
     CC__IPC_SEM_RELEASE, /* a semaphore release's addition of its units */
+    CC__IPC_BARRIER_END, /* the bump of a barrier's generation (locked) */
 };
 
 /*

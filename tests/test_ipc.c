@@ -692,7 +692,8 @@ static void die_after_commit(enum cc__ipc_commit where)
 }
 
 /* Make the commit *arg (a queue put or get of one message, an event set,
- * a semaphore release of one unit) and die right after it. */
+ * a semaphore release of one unit, the last arrival at a barrier of 2)
+ * and die right after it. */
 static int child_dies_after_commit(void *arg)
 {
     shared *sh = cc_shm_data(segment);
@@ -714,13 +715,16 @@ static int child_dies_after_commit(void *arg)
     case CC__IPC_SEM_RELEASE:
         cc_ipc_semaphore_release(&sh->sem[0], 1);
         break;
+    case CC__IPC_BARRIER_END:
+        cc_ipc_barrier_wait(&sh->barrier, SEC_DEADLINE(20));
+        break;
     }
     return 1; /* not reached */
 }
 
 /* Wait, as long as it takes, for what the commit *arg gives: get "item",
- * put one more message into the room a get makes, the event, a unit: 0
- * when done. */
+ * put one more message into the room a get makes, the event, a unit, the
+ * end of the barrier's round (as its first arrival): 0 when done. */
 static int child_waits_forever(void *arg)
 {
     shared *sh = cc_shm_data(segment);
@@ -737,6 +741,8 @@ static int child_waits_forever(void *arg)
         return cc_ipc_event_wait(&sh->ev[0], CC_FOREVER) == 0 ? 0 : 3;
     case CC__IPC_SEM_RELEASE:
         return cc_ipc_semaphore_acquire(&sh->sem[0], CC_FOREVER) == 0 ? 0 : 3;
+    case CC__IPC_BARRIER_END:
+        return cc_ipc_barrier_wait(&sh->barrier, CC_FOREVER) == 0 ? 0 : 3;
     }
     return 4;
 }
@@ -834,6 +840,19 @@ static void semaphore_wakes_despite_a_death_after_release(void **state)
     shared_free();
 }
 
+/* The last party, dying right after it ended the round (in the barrier's
+ * lock): the first, asleep with no deadline, passes with its index 0, and
+ * the death breaks the barrier (as documented). */
+static void barrier_wakes_despite_a_death_after_the_round(void **state)
+{
+    (void)state;
+    shared *sh = shared_new(64);
+    assert_int_equal(cc_ipc_barrier_init(&sh->barrier, 2), 0);
+    wakes_despite_a_death_after(CC__IPC_BARRIER_END);
+    assert_int_equal(cc_ipc_barrier_wait(&sh->barrier, CC_NOWAIT), -EPIPE);
+    shared_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -858,6 +877,7 @@ int main(void)
         CC_TEST(queue_wakes_despite_a_death_after_commit),
         CC_TEST(event_wakes_despite_a_death_after_set),
         CC_TEST(semaphore_wakes_despite_a_death_after_release),
+        CC_TEST(barrier_wakes_despite_a_death_after_the_round),
     };
     return CC_RUN_TESTS(tests);
 }

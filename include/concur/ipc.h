@@ -25,8 +25,11 @@
  * owner (-EOWNERDEAD); the queue's get copies a message out before it
  * commits its removal, so a getter that dies mid-copy leaves the message in
  * the queue; a waiter that dies while asleep costs at most a spurious wakeup
- * later. A semaphore unit acquired by a process that then died is lost, as
- * with POSIX semaphores.
+ * later; an event set, a semaphore release, a queue put or get and the end
+ * of a barrier round wake the sleepers they concern in a step that a death
+ * cannot separate from their store, so a process killed right after one
+ * strands nobody. A semaphore unit acquired by a process that then died is
+ * lost, as with POSIX semaphores.
  *
  * Thread safety: every call is thread safe and process safe, except init,
  * which must happen once, before any other call on the object.
