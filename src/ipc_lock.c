@@ -1,5 +1,7 @@
 /*
- * ipc_lock.c: the robust cross-process lock (include/concur/ipc.h).
+ * ipc_lock.c: the robust cross-process lock (include/concur/ipc.h), and
+ * what the other ipc files share (ipc_impl.h): the robust mutex calls,
+ * cc__ipc_store_wake and the tests' hook.
  *
  * DESIGN. A pthread mutex made PTHREAD_PROCESS_SHARED and
  * PTHREAD_MUTEX_ROBUST: glibc keeps every robust mutex a thread holds on the
