@@ -13,7 +13,11 @@
  * the last 32 rounds: a party of a passed round may wake only after the
  * next one broke, and must still see its own round passed). A
  * process that dies holding the barrier's lock breaks the barrier: its
- * count can no longer be trusted.
+ * count can no longer be trusted. The bump and the wake of the sleepers
+ * are one futex call (cc__ipc_store_wake): as two, a process killed
+ * between them would leave the sleepers asleep on a round that had ended,
+ * since a sleeper on generation is no locker, and only a locker hears of
+ * a dead holder.
  */
 #include "atomics.h"
 #include "internal.h"
@@ -21,6 +25,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/futex.h>
 
 /* The public structs hold plain words; they are accessed only atomically. */
 static cc__atomic_u32 *word(const uint32_t *w) { return (cc__atomic_u32 *)w; }
@@ -69,15 +74,18 @@ void cc_ipc_condition_notify_all(cc_ipc_condition *c) { notify(c, INT32_MAX); }
 /* ---- barrier ------------------------------------------------------------- */
 
 /* Under the lock: end the current round, passed or broken; wake its
- * waiters. */
+ * waiters in the same futex call as the bump of generation, their futex
+ * word (one that dies right after it dies holding the lock: the woken
+ * waiters then take it with EOWNERDEAD, see the round ended and break the
+ * barrier). */
 static void end_round_locked(cc_ipc_barrier *b, bool broken)
 {
     uint32_t bit = 1u << (cc__load_relaxed(word(&b->generation)) % 32);
     b->count = 0;
     b->broken_rounds = broken ? b->broken_rounds | bit
                               : b->broken_rounds & ~bit;
-    cc__fetch_add(word(&b->generation), 1); /* the waiters' futex word */
-    cc__futex_wake(word(&b->generation), INT32_MAX, true);
+    cc__ipc_store_wake(word(&b->generation), FUTEX_OP_ADD, 1);
+    cc__ipc_after_commit(CC__IPC_BARRIER_END);
 }
 
 static void break_locked(cc_ipc_barrier *b)

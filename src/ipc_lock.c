@@ -1,5 +1,7 @@
 /*
- * ipc_lock.c: the robust cross-process lock (include/concur/ipc.h).
+ * ipc_lock.c: the robust cross-process lock (include/concur/ipc.h), and
+ * what the other ipc files share (ipc_impl.h): the robust mutex calls,
+ * cc__ipc_store_wake and the tests' hook.
  *
  * DESIGN. A pthread mutex made PTHREAD_PROCESS_SHARED and
  * PTHREAD_MUTEX_ROBUST: glibc keeps every robust mutex a thread holds on the
@@ -18,7 +20,11 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef __SANITIZE_THREAD__
 #include <sanitizer/tsan_interface.h>
@@ -30,9 +36,26 @@ static void tsan_owner_died(pthread_mutex_t *m)
     __tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
     __tsan_mutex_post_lock(m, __tsan_mutex_try_lock, 0);
 }
+/* The kernel's store in cc__ipc_store_wake is a release TSan cannot see. */
+static void tsan_release(void *w) { __tsan_release(w); }
 #else
 static void tsan_owner_died(pthread_mutex_t *m) { (void)m; }
+static void tsan_release(void *w) { (void)w; }
 #endif
+
+_Atomic(void (*)(enum cc__ipc_commit)) cc__ipc_test_after_commit;
+
+void cc__ipc_store_wake(cc__atomic_u32 *w, int op, int oparg)
+{
+    tsan_release(w);
+    cc__fence_seq_cst(); /* the caller's writes before the kernel's store */
+    /* wake all on w after the op; nr_wake2 (0), for the same word, after
+     * that finds nobody left */
+    uint32_t *u = (uint32_t *)w;
+    if (syscall(SYS_futex, u, FUTEX_WAKE_OP, INT32_MAX, (void *)0, u,
+                FUTEX_OP(op, oparg, FUTEX_OP_CMP_EQ, 0)) < 0)
+        cc__panic("cc__ipc_store_wake", -errno);
+}
 
 int cc__robust_mutex_init(pthread_mutex_t *m)
 {

@@ -143,16 +143,6 @@ static void wake_before_commit(cc__atomic_u32 *seq, uint32_t sleepers)
         cc__futex_wake(seq, INT32_MAX, true);
 }
 
-_Atomic(void (*)(bool put)) cc__ipc_queue_test_after_commit;
-
-static void after_commit(bool put)
-{
-    /* relaxed: a test sets it in this process before the call */
-    void (*hook)(bool) = cc__load_relaxed(&cc__ipc_queue_test_after_commit);
-    if (hook)
-        hook(put);
-}
-
 int cc_ipc_queue_init(cc_ipc_queue *q, size_t mem_size)
 {
     if (!q || (uintptr_t)q % alignof(cc_ipc_queue) != 0 ||
@@ -213,7 +203,7 @@ int cc_ipc_queue_put(cc_ipc_queue *q, const void *msg, size_t len,
     ring_write(q, tail + RECORD_HEADER, msg, len);
     wake_before_commit(&q->put_seq, q->getters);
     cc__store_rel(&q->tail, tail + need); /* commit: after the copy */
-    after_commit(true);
+    cc__ipc_after_commit(CC__IPC_QUEUE_PUT);
     q->count++;
     queue_unlock(q);
     return 0;
@@ -237,7 +227,7 @@ int cc_ipc_queue_get(cc_ipc_queue *q, void *buf, size_t cap, size_t *len,
     wake_before_commit(&q->get_seq, q->putters);
     /* commit, after the copy (release: the copy is not moved past it) */
     cc__store_rel(&q->head, head + record_size(mlen));
-    after_commit(false);
+    cc__ipc_after_commit(CC__IPC_QUEUE_GET);
     q->count--;
     queue_unlock(q);
     return 0;

@@ -679,37 +679,72 @@ static void queue_survives_a_consumer_killed_mid_get(void **state)
     shared_free();
 }
 
-/* The hook of a child that must die right after its commit. */
-static void die_after_commit(bool put)
+/* ---- a death right after a commit ---------------------------------------- */
+
+/* The commit at which a child of child_dies_after_commit must die. */
+static enum cc__ipc_commit dying_at;
+
+/* The test hook (cc__ipc_test_after_commit) of such a child. */
+static void die_after_commit(enum cc__ipc_commit where)
 {
-    (void)put;
-    raise(SIGKILL);
+    if (where == dying_at)
+        raise(SIGKILL);
 }
 
-/* Put (arg non-NULL) or get one message, dying right after the commit. */
+/* Make the commit *arg (a queue put or get of one message, an event set,
+ * a semaphore release of one unit, the last arrival at a barrier of 2)
+ * and die right after it. */
 static int child_dies_after_commit(void *arg)
 {
-    cc_ipc_queue *q = queue_of(cc_shm_data(segment));
-    cc__store_relaxed(&cc__ipc_queue_test_after_commit, die_after_commit);
+    shared *sh = cc_shm_data(segment);
+    cc_ipc_queue *q = queue_of(sh);
+    dying_at = *(enum cc__ipc_commit *)arg;
+    cc__store_relaxed(&cc__ipc_test_after_commit, die_after_commit);
     char buf[16];
     size_t len;
-    if (arg)
+    switch (dying_at) {
+    case CC__IPC_QUEUE_PUT:
         cc_ipc_queue_put(q, "item", 4, SEC_DEADLINE(20));
-    else
+        break;
+    case CC__IPC_QUEUE_GET:
         cc_ipc_queue_get(q, buf, sizeof buf, &len, SEC_DEADLINE(20));
+        break;
+    case CC__IPC_EVENT_SET:
+        cc_ipc_event_set(&sh->ev[0]);
+        break;
+    case CC__IPC_SEM_RELEASE:
+        cc_ipc_semaphore_release(&sh->sem[0], 1);
+        break;
+    case CC__IPC_BARRIER_END:
+        cc_ipc_barrier_wait(&sh->barrier, SEC_DEADLINE(20));
+        break;
+    }
     return 1; /* not reached */
 }
 
-/* Get "item" (arg NULL) or put one more message (arg non-NULL), waiting
- * as long as it takes: 0 when done. */
+/* Wait, as long as it takes, for what the commit *arg gives: get "item",
+ * put one more message into the room a get makes, the event, a unit, the
+ * end of the barrier's round (as its first arrival): 0 when done. */
 static int child_waits_forever(void *arg)
 {
-    cc_ipc_queue *q = queue_of(cc_shm_data(segment));
+    shared *sh = cc_shm_data(segment);
+    cc_ipc_queue *q = queue_of(sh);
     char buf[16];
-    size_t len;
-    int r = arg ? cc_ipc_queue_put(q, "more", 4, CC_FOREVER)
-                : cc_ipc_queue_get(q, buf, sizeof buf, &len, CC_FOREVER);
-    return r == 0 && (arg || (len == 4 && !memcmp(buf, "item", 4))) ? 0 : 3;
+    size_t len = 0;
+    switch (*(enum cc__ipc_commit *)arg) {
+    case CC__IPC_QUEUE_PUT:
+        return cc_ipc_queue_get(q, buf, sizeof buf, &len, CC_FOREVER) == 0 &&
+                       len == 4 && !memcmp(buf, "item", 4) ? 0 : 3;
+    case CC__IPC_QUEUE_GET:
+        return cc_ipc_queue_put(q, "more", 4, CC_FOREVER) == 0 ? 0 : 3;
+    case CC__IPC_EVENT_SET:
+        return cc_ipc_event_wait(&sh->ev[0], CC_FOREVER) == 0 ? 0 : 3;
+    case CC__IPC_SEM_RELEASE:
+        return cc_ipc_semaphore_acquire(&sh->sem[0], CC_FOREVER) == 0 ? 0 : 3;
+    case CC__IPC_BARRIER_END:
+        return cc_ipc_barrier_wait(&sh->barrier, CC_FOREVER) == 0 ? 0 : 3;
+    }
+    return 4;
 }
 
 /* cc_test_reap, but a child still running after 10 s is killed: -1. */
@@ -746,6 +781,18 @@ static void wait_asleep(pid_t pid)
     usleep(20000);
 }
 
+/* A child asleep in child_waits_forever(where) (no deadline); another
+ * that dies right after the commit `where`, before the wake that follows
+ * it unless both are one: the sleeper must still finish, within 10 s. */
+static void wakes_despite_a_death_after(enum cc__ipc_commit where)
+{
+    pid_t waiter = cc_test_fork(child_waits_forever, &where);
+    wait_asleep(waiter);
+    pid_t dier = cc_test_fork(child_dies_after_commit, &where);
+    assert_int_equal(cc_test_reap(dier), 128 + SIGKILL);
+    assert_int_equal(reap_within_10s(waiter), 0); /* -1: stranded */
+}
+
 /* A putter (get: a getter) that dies after its commit, before it wakes
  * the other side: a getter (putter) asleep before the commit, with no
  * deadline, is woken and takes the message (puts into the room made). */
@@ -763,15 +810,47 @@ static void queue_wakes_despite_a_death_after_commit(void **state)
             assert_int_equal(cc_ipc_queue_put(q, "more", 4, CC_NOWAIT),
                              -ETIMEDOUT);
         }
-        pid_t waiter = cc_test_fork(child_waits_forever, put ? NULL : q);
-        wait_asleep(waiter);
-        pid_t dier = cc_test_fork(child_dies_after_commit, put ? q : NULL);
-        assert_int_equal(cc_test_reap(dier), 128 + SIGKILL);
-        assert_int_equal(reap_within_10s(waiter), 0); /* -1: stranded */
+        wakes_despite_a_death_after(put ? CC__IPC_QUEUE_PUT
+                                        : CC__IPC_QUEUE_GET);
         /* The queue goes on: the dead one's lock was repaired. */
         assert_int_equal(cc_ipc_queue_count(q), put ? 0 : 2);
         shared_free();
     }
+}
+
+/* A setter that dies right after it set the flag: a waiter asleep before
+ * the set, with no deadline, returns. */
+static void event_wakes_despite_a_death_after_set(void **state)
+{
+    (void)state;
+    shared *sh = shared_new(64);
+    wakes_despite_a_death_after(CC__IPC_EVENT_SET);
+    assert_true(cc_ipc_event_is_set(&sh->ev[0]));
+    shared_free();
+}
+
+/* A releaser that dies right after it added its unit: an acquirer asleep
+ * before the release, with no deadline, takes the unit. */
+static void semaphore_wakes_despite_a_death_after_release(void **state)
+{
+    (void)state;
+    shared *sh = shared_new(64);
+    wakes_despite_a_death_after(CC__IPC_SEM_RELEASE);
+    assert_int_equal(cc_ipc_semaphore_value(&sh->sem[0]), 0);
+    shared_free();
+}
+
+/* The last party, dying right after it ended the round (in the barrier's
+ * lock): the first, asleep with no deadline, passes with its index 0, and
+ * the death breaks the barrier (as documented). */
+static void barrier_wakes_despite_a_death_after_the_round(void **state)
+{
+    (void)state;
+    shared *sh = shared_new(64);
+    assert_int_equal(cc_ipc_barrier_init(&sh->barrier, 2), 0);
+    wakes_despite_a_death_after(CC__IPC_BARRIER_END);
+    assert_int_equal(cc_ipc_barrier_wait(&sh->barrier, CC_NOWAIT), -EPIPE);
+    shared_free();
 }
 
 int main(void)
@@ -796,6 +875,9 @@ int main(void)
         CC_TEST(queue_survives_a_consumer_killed_while_waiting),
         CC_TEST(queue_survives_a_consumer_killed_mid_get),
         CC_TEST(queue_wakes_despite_a_death_after_commit),
+        CC_TEST(event_wakes_despite_a_death_after_set),
+        CC_TEST(semaphore_wakes_despite_a_death_after_release),
+        CC_TEST(barrier_wakes_despite_a_death_after_the_round),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -25,8 +25,11 @@
  * owner (-EOWNERDEAD); the queue's get copies a message out before it
  * commits its removal, so a getter that dies mid-copy leaves the message in
  * the queue; a waiter that dies while asleep costs at most a spurious wakeup
- * later. A semaphore unit acquired by a process that then died is lost, as
- * with POSIX semaphores.
+ * later; an event set, a semaphore release, a queue put or get and the end
+ * of a barrier round wake the sleepers they concern in a step that a death
+ * cannot separate from their store, so a process killed right after one
+ * strands nobody. A semaphore unit acquired by a process that then died is
+ * lost, as with POSIX semaphores.
  *
  * Thread safety: every call is thread safe and process safe, except init,
  * which must happen once, before any other call on the object.
@@ -88,7 +91,7 @@ int cc_ipc_lock_release(cc_ipc_lock *l);
 
 /* An event in shared memory. Fields are private. */
 typedef struct cc_ipc_event {
-    uint32_t flag; /* futex word: 1 set, 0 clear */
+    uint32_t flag; /* futex word: 1 set, 0 clear, 2 clear with sleepers */
 } cc_ipc_event;
 
 /* cc_ipc_event_init: a clear event. Never fails, never blocks. */
@@ -114,8 +117,8 @@ int cc_ipc_event_wait(cc_ipc_event *e, cc_deadline deadline);
 
 /* A counting semaphore in shared memory. Fields are private. */
 typedef struct cc_ipc_semaphore {
-    uint32_t value;   /* futex word: units available */
-    uint32_t waiters; /* threads that may sleep on value (a dead one: stale) */
+    uint32_t value;   /* futex word: units * 2, | 1 while one may sleep */
+    uint32_t waiters; /* unused (kept for the layout) */
 } cc_ipc_semaphore;
 
 /* The largest value a semaphore holds. */
@@ -135,7 +138,8 @@ int cc_ipc_semaphore_init(cc_ipc_semaphore *s, uint32_t value);
 int cc_ipc_semaphore_acquire(cc_ipc_semaphore *s, cc_deadline deadline);
 
 /*
- * cc_ipc_semaphore_release: add n units and wake up to n waiters. Returns 0
+ * cc_ipc_semaphore_release: add n units and wake every waiter asleep (those
+ * that find no unit left sleep again). Returns 0
  * or -EOVERFLOW (the value would pass CC_IPC_SEMAPHORE_MAX; nothing added).
  * Never blocks.
  */
