@@ -25,11 +25,14 @@
  * owner (-EOWNERDEAD); the queue's get copies a message out before it
  * commits its removal, so a getter that dies mid-copy leaves the message in
  * the queue; a waiter that dies while asleep costs at most a spurious wakeup
- * later; an event set, a semaphore release, a queue put or get and the end
- * of a barrier round wake the sleepers they concern in a step that a death
- * cannot separate from their store, so a process killed right after one
- * strands nobody. A semaphore unit acquired by a process that then died is
- * lost, as with POSIX semaphores.
+ * later; an event set, a queue put or get and the end of a barrier round
+ * wake the sleepers they concern in a step that a death cannot separate from
+ * their store, so a process killed right after one strands nobody. A
+ * semaphore release wakes up to n sleepers (as sem_post), so a releaser
+ * killed between its add and its wake, or a woken acquirer killed before it
+ * takes its unit, leaves the others asleep until they look again on their
+ * own, within a second. A semaphore unit acquired by a process that then
+ * died is lost, as with POSIX semaphores.
  *
  * Thread safety: every call is thread safe and process safe, except init,
  * which must happen once, before any other call on the object.
@@ -117,8 +120,8 @@ int cc_ipc_event_wait(cc_ipc_event *e, cc_deadline deadline);
 
 /* A counting semaphore in shared memory. Fields are private. */
 typedef struct cc_ipc_semaphore {
-    uint32_t value;   /* futex word: units * 2, | 1 while one may sleep */
-    uint32_t waiters; /* unused (kept for the layout) */
+    uint32_t value;   /* futex word: units available */
+    uint32_t waiters; /* threads that may sleep on value (a dead one: stale) */
 } cc_ipc_semaphore;
 
 /* The largest value a semaphore holds. */
@@ -138,8 +141,7 @@ int cc_ipc_semaphore_init(cc_ipc_semaphore *s, uint32_t value);
 int cc_ipc_semaphore_acquire(cc_ipc_semaphore *s, cc_deadline deadline);
 
 /*
- * cc_ipc_semaphore_release: add n units and wake every waiter asleep (those
- * that find no unit left sleep again). Returns 0
+ * cc_ipc_semaphore_release: add n units and wake up to n waiters. Returns 0
  * or -EOVERFLOW (the value would pass CC_IPC_SEMAPHORE_MAX; nothing added).
  * Never blocks.
  */
