@@ -174,16 +174,24 @@ static inline int try_get(cc_queue *q, void **item, uint64_t *pos_out,
     return 0;
 }
 
-/* The slot at pos is claimed and being filled or emptied: let its claimer
- * finish, without the lock (it may need it: take_published, or its wake),
- * until the slot's seq reaches `want`. */
-static void let_claimer_finish(cc_queue *q, uint64_t pos, uint64_t want)
+/* The slot at pos is claimed and being filled or emptied: wait until its
+ * claimer is done, the slot's seq at `want` (or past it: taken again). The
+ * claimer never parks in between, so this is a few instructions unless
+ * its thread was preempted. */
+static void await_claimer(cc_queue *q, uint64_t pos, uint64_t want)
 {
     struct cc__ring_cell *c = cell_at(&q->ring, pos);
-    cc__mutex_unlock(&q->lock);
     /* acquire: as try_put's and try_get's loads of seq. */
     while (cc__load_acq(&c->seq) < want)
         cc_yield();
+}
+
+/* await_claimer under q->lock, which it drops meanwhile: the claimer may
+ * need it (take_published, or its wake). */
+static void let_claimer_finish(cc_queue *q, uint64_t pos, uint64_t want)
+{
+    cc__mutex_unlock(&q->lock);
+    await_claimer(q, pos, want);
     cc__mutex_lock(&q->lock);
 }
 
@@ -265,15 +273,35 @@ static int put_slow(cc_queue *q, void *item, cc_deadline deadline)
     return ret;
 }
 
+/*
+ * A put whose deadline has passed, after try_put found the slot at pos
+ * taken: a getter that has claimed it (deq passed it) but not emptied it
+ * yet counts already as gone in qsize and full, so wait for it, as a
+ * locked queue's put would find the room, rather than fail (the caller
+ * may have seen full() false). Else -ETIMEDOUT.
+ */
+static int put_now(cc_queue *q, void *item, uint64_t pos)
+{
+    struct cc__ring *r = &q->ring;
+    int ret = -EAGAIN;
+    /* seq_cst: as put_parked's load of deq. */
+    while (ret == -EAGAIN && cc__load_seq_cst(&r->deq) + r->cap > pos) {
+        await_claimer(q, pos, 2 * pos); /* emptied */
+        ret = try_put(q, item, &pos, false);
+    }
+    return ret == -EAGAIN ? -ETIMEDOUT : ret;
+}
+
 int cc__ring_put(cc_queue *q, void *item, cc_deadline deadline)
 {
     uint64_t pos;
     int ret = try_put(q, item, &pos, false);
     if (CC__LIKELY(ret == 0))
         return 0;
-    if (ret == -EAGAIN)
-        ret = cc__deadline_passed(deadline) ? -ETIMEDOUT
-                                            : put_slow(q, item, deadline);
+    if (ret == -EAGAIN && cc__deadline_passed(deadline))
+        ret = put_now(q, item, pos);
+    else if (ret == -EAGAIN)
+        ret = put_slow(q, item, deadline);
     if (ret == -ESHUTDOWN)
         wait_shutdowns(q);
     return ret;
@@ -342,6 +370,23 @@ static int get_slow(cc_queue *q, void **item, cc_deadline deadline)
     return ret;
 }
 
+/* As put_now, for a get: a put that has claimed the slot at pos (enq
+ * passed it) counts already in qsize, empty and cc_wait_any's readiness,
+ * so wait for its item. Else -ETIMEDOUT, or -ESHUTDOWN once drained. */
+static int get_now(cc_queue *q, void **item, uint64_t pos)
+{
+    int ret = -EAGAIN;
+    /* seq_cst: as get_parked's load of enq. */
+    while (ret == -EAGAIN &&
+           (cc__load_seq_cst(&q->ring.enq) & ~CC__RING_SHUT) > pos) {
+        await_claimer(q, pos, 2 * pos + 1); /* filled */
+        ret = try_get(q, item, &pos, false);
+    }
+    if (ret == -EAGAIN)
+        ret = drained(&q->ring, pos) ? -ESHUTDOWN : -ETIMEDOUT;
+    return ret;
+}
+
 int cc__ring_get(cc_queue *q, void **item, cc_deadline deadline)
 {
     uint64_t pos;
@@ -351,7 +396,7 @@ int cc__ring_get(cc_queue *q, void **item, cc_deadline deadline)
     if (drained(&q->ring, pos))
         ret = -ESHUTDOWN;
     else if (cc__deadline_passed(deadline))
-        return -ETIMEDOUT;
+        ret = get_now(q, item, pos);
     else
         ret = get_slow(q, item, deadline);
     if (ret == -ESHUTDOWN)

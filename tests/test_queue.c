@@ -732,6 +732,62 @@ static void queue_freed_as_soon_as_get_sees_shutdown(void **state)
     free_as_soon_as_finished(FIN_SHUTDOWN, all_shapes, LEN(all_shapes));
 }
 
+/* ---- a snapshot, then a call that does not wait ---------------------------- */
+
+struct snap {
+    cc_queue *q;
+    long n;          /* items to pass */
+    atomic_long bad; /* NOWAIT calls that failed after the snapshot said go */
+};
+
+/* The only getter: each time empty() says there is an item, a get that
+ * does not wait must have it (as with Python's Queue and one consumer). */
+static void *get_after_not_empty(void *arg)
+{
+    struct snap *s = arg;
+    for (long got = 0; got < s->n;) {
+        if (cc_queue_empty(s->q))
+            continue;
+        void *item;
+        if (cc_queue_get(s->q, &item, CC_NOWAIT) == 0)
+            got++;
+        else
+            atomic_fetch_add(&s->bad, 1);
+    }
+    return NULL;
+}
+
+/* The only putter, the same way with full(). */
+static void *put_after_not_full(void *arg)
+{
+    struct snap *s = arg;
+    for (long put = 0; put < s->n;) {
+        if (cc_queue_full(s->q))
+            continue;
+        if (cc_queue_put(s->q, (void *)(intptr_t)(put + 1), CC_NOWAIT) == 0)
+            put++;
+        else
+            atomic_fetch_add(&s->bad, 1);
+    }
+    return NULL;
+}
+
+static void nowait_after_a_snapshot_that_said_go(void **state)
+{
+    (void)state;
+    const size_t caps[] = {1, 2, 64}; /* the ring, at every size */
+    for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        struct snap s = {new_queue(CC_QUEUE_FIFO, caps[k]), cc_test_n(300000), 0};
+        pthread_t t[2];
+        assert_int_equal(pthread_create(&t[0], NULL, get_after_not_empty, &s), 0);
+        assert_int_equal(pthread_create(&t[1], NULL, put_after_not_full, &s), 0);
+        pthread_join(t[0], NULL);
+        pthread_join(t[1], NULL);
+        assert_int_equal(atomic_load(&s.bad), 0);
+        cc_queue_free(s.q);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -763,6 +819,7 @@ int main(void)
         CC_TEST(queue_freed_as_soon_as_put_returns),
         CC_TEST(queue_freed_as_soon_as_join_returns),
         CC_TEST(queue_freed_as_soon_as_get_sees_shutdown),
+        CC_TEST(nowait_after_a_snapshot_that_said_go),
     };
     return CC_RUN_TESTS(tests);
 }

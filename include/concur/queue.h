@@ -131,7 +131,9 @@ int cc_queue_get(cc_queue *q, void **item, cc_deadline deadline);
 /*
  * cc_queue_qsize / cc_queue_empty / cc_queue_full: the number of items queued,
  * whether it is 0, whether it is maxsize (never for an unbounded queue).
- * A snapshot that other threads may change at once, as in Python.
+ * A snapshot that other threads may change at once, as in Python; but what
+ * it counts is there: after empty() (or full()) said false, a get (or put)
+ * with CC_NOWAIT by the only getter (or putter) succeeds.
  * Never block. Semantics: Queue.qsize, Queue.empty, Queue.full.
  */
 size_t cc_queue_qsize(cc_queue *q);
