@@ -131,6 +131,12 @@ static void test_signal_outside_task(void **state)
     assert_int_equal(cc_signal_wait_one(SIGUSR1, cc_deadline_in(CC_SEC)),
                      SIGUSR1);
     assert_int_equal(cc_signal_wait_one(SIGUSR1, CC_NOWAIT), -ETIMEDOUT);
+    /* Any deadline in the past never blocks, however far back: INT64_MIN
+     * overflowed poll's timeout into 1000 s (UBSan: signed overflow). */
+    int64_t t0 = cc_now();
+    assert_int_equal(cc_signal_wait_one(SIGUSR1, INT64_MIN), -ETIMEDOUT);
+    assert_int_equal(cc_signal_wait_one(SIGUSR1, -1), -ETIMEDOUT);
+    assert_true(cc_now() - t0 < 60 * CC_SEC);
 }
 
 /* Two tasks wait for SIGUSR1 after a third, cancelled, gave up its wait:
