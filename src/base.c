@@ -39,6 +39,8 @@ int cc_sleep_until(cc_deadline deadline)
     if (deadline == CC_FOREVER)
         for (;;)
             pause();
+    if (deadline <= 0) /* past; a negative one is no timespec (EINVAL) */
+        return 0;
     struct timespec ts = {deadline / CC_SEC, deadline % CC_SEC};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
         ;

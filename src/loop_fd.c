@@ -44,9 +44,10 @@ static int poll_timeout(cc_deadline deadline)
 {
     if (deadline == CC_FOREVER)
         return -1;
-    int64_t left = deadline - cc__now();
-    if (left <= 0)
+    int64_t now = cc__now();
+    if (deadline <= now) /* before subtracting: INT64_MIN - now overflows */
         return 0;
+    int64_t left = deadline - now;
     int64_t ms = (left + CC_MSEC - 1) / CC_MSEC;
     return ms > 1000000 ? 1000000 : (int)ms;
 }

@@ -50,8 +50,9 @@ void cc__close_fd(int *fd)
 
 static int64_t remaining_ns(cc_deadline deadline)
 {
-    int64_t left = deadline - cc__now();
-    return left > 0 ? left : 0;
+    int64_t now = cc__now();
+    /* compare first: INT64_MIN - now would overflow */
+    return deadline > now ? deadline - now : 0;
 }
 
 int cc__poll_until(struct pollfd *fds, nfds_t n, cc_deadline deadline)

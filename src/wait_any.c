@@ -67,8 +67,8 @@ static int check_one(const cc_waitable *w)
     return -EINVAL;
 }
 
-/* Build the poll set of fds and pidfds (a reaped child is ready at once:
- * its pidfd is -1 then, and poll ignores negative fds). */
+/* Build the poll set of fds and pidfds (a reaped child stays ready: its
+ * pidfd stays open until cc_process_free, and polls readable). */
 static void build_pollset(struct any_call *c)
 {
     c->m = 0;
@@ -100,7 +100,7 @@ static long scan(struct any_call *c)
         cc_waitable *w = &c->ws[c->idx[k]];
         w->ready = c->pf[k].revents;
     }
-    for (size_t k = 0; k < c->m; k++) /* reaped: no pidfd to poll */
+    for (size_t k = 0; k < c->m; k++) /* no pidfd (poll ignores it) */
         if (c->pf[k].fd < 0)
             c->ws[c->idx[k]].ready = POLLIN;
     for (size_t i = 0; i < c->n; i++)

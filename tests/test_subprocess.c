@@ -98,6 +98,9 @@ static void wait_times_out_never_early(void **state)
                      -ETIMEDOUT);
     assert_true(cc_now() - t0 >= 30 * CC_MSEC);
     assert_int_equal(cc_process_wait(p, CC_NOWAIT, NULL), -ETIMEDOUT);
+    /* However far in the past: INT64_MIN - now overflowed into a ppoll of
+     * some 292 years. */
+    assert_int_equal(cc_process_wait(p, INT64_MIN, NULL), -ETIMEDOUT);
     assert_int_equal(cc_process_kill(p), 0);
     int rc;
     assert_int_equal(cc_process_wait(p, CC_FOREVER, &rc), 0);

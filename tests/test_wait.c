@@ -1,6 +1,6 @@
 /*
  * test_wait.c: the waiting mechanism (src/wait.h): park/wake, deadlines, the
- * internal mutex.
+ * internal mutex; cc_sleep_until with a deadline in the past.
  */
 #include "testutil.h"
 
@@ -109,6 +109,19 @@ static void deadline_in_saturates(void **state)
     assert_true(d > cc_now() && d <= cc_now() + CC_SEC);
 }
 
+/* A deadline in the past never blocks, however far back: a negative one made
+ * clock_nanosleep fail with EINVAL, and the thread retried it forever. */
+static void sleep_until_past_returns(void **state)
+{
+    int64_t t0 = cc_now();
+    assert_int_equal(cc_sleep_until(CC_NOWAIT), 0);
+    assert_int_equal(cc_sleep_until(-1), 0);
+    assert_int_equal(cc_sleep_until(-5 * CC_SEC - 1), 0);
+    assert_int_equal(cc_sleep_until(INT64_MIN), 0);
+    assert_int_equal(cc_sleep(-CC_SEC), 0);
+    assert_true(cc_now() - t0 < 60 * CC_SEC); /* returned at all */
+}
+
 static void strerror_names_codes(void **state)
 {
     assert_string_equal(cc_strerror(-ETIMEDOUT), cc_strerror(ETIMEDOUT));
@@ -125,6 +138,7 @@ int main(void)
         CC_TEST(wait_on_times_out_and_unlinks),
         CC_TEST(mutex_excludes),
         CC_TEST(deadline_in_saturates),
+        CC_TEST(sleep_until_past_returns),
         CC_TEST(strerror_names_codes),
     };
     return CC_RUN_TESTS(tests);

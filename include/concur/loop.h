@@ -411,8 +411,10 @@ int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
  * A signal that arrived while blocked, before the call, is taken at once.
  * Several waiters for one signal: one of them takes each delivery.
  *   set: the signals (not SIGKILL or SIGSTOP, which are silently ignored).
- * Returns the signal number (> 0), -ETIMEDOUT, -EINVAL (empty or NULL set,
- * a bad signal number), -EMFILE (no fd for the signalfd), -ENOMEM.
+ * Returns the signal number (> 0), -ETIMEDOUT (also when a task's deadline
+ * scope ends), -ECANCELED (in a task: the task was cancelled; no signal is
+ * taken), -EINVAL (empty or NULL set, a bad signal number), -EMFILE (no fd
+ * for the signalfd), -ENOMEM.
  * Thread safety: any thread; blocks (parks the task).
  */
 int cc_signal_wait(const sigset_t *set, cc_deadline deadline);
