@@ -71,7 +71,9 @@ int cc__poll_until(struct pollfd *fds, nfds_t n, cc_deadline deadline)
 
 int cc__poll_wait(struct pollfd *fds, nfds_t n, cc_deadline deadline)
 {
-    if (cc__loop_task())
+    /* A task's park with a deadline already past ends before the poller
+     * can report a ready fd: one ppoll looks now instead, as a thread's. */
+    if (cc__loop_task() && cc__now() < deadline)
         return cc__wait_fds(fds, n, deadline);
     return cc__poll_until(fds, n, deadline);
 }
