@@ -270,7 +270,8 @@ typedef struct cc_completed_process {
  * pipes are closed without waiting for an EOF, so that a grandchild in
  * another group still holding them cannot hang the call (Python's run would
  * wait for it); then -ETIMEDOUT is returned with the partial output and the
- * returncode (-9) in *result.
+ * returncode in *result: -9, or the child's own exit status if it had
+ * exited already and only what it left behind held the pipes open.
  *
  * *result is always initialised (even on failure) and must then be freed with
  * cc_completed_process_free. Returns 0; -ECHILD with check set and a non-zero
