@@ -38,7 +38,8 @@ int cc__poll_until(struct pollfd *fds, nfds_t n, cc_deadline deadline);
 
 /* cc__poll_wait: as cc__poll_until, but inside an event-loop task it parks
  * the task (cc__wait_fds) and may also fail with -ECANCELED (or -ETIMEDOUT
- * from a deadline scope). */
+ * from a deadline scope); with a deadline already past it only looks, in a
+ * task too (never blocks). */
 int cc__poll_wait(struct pollfd *fds, nfds_t n, cc_deadline deadline);
 
 /*

@@ -72,7 +72,9 @@ int cc__poll_until(struct pollfd *fds, nfds_t n, cc_deadline deadline)
 
 int cc__poll_wait(struct pollfd *fds, nfds_t n, cc_deadline deadline)
 {
-    if (cc__loop_task())
+    /* A task's park with a deadline already past ends before the poller
+     * can report a ready fd: one ppoll looks now instead, as a thread's. */
+    if (cc__loop_task() && cc__now() < deadline)
         return cc__wait_fds(fds, n, deadline);
     return cc__poll_until(fds, n, deadline);
 }
@@ -368,13 +370,29 @@ int cc_process_send_signal(cc_process *p, int sig)
     return r;
 }
 
-/* Signal the whole group; the lock keeps the leader unreaped meanwhile. */
+/* The child itself, if it left its group (setpgid into another group of
+ * the session): kill(-pgid) missed it. Under p->lock, unreaped, so that its
+ * pid is still its own. */
+static int signal_if_left(cc_process *p, int sig)
+{
+    if (getpgid(p->pid) == p->pid)
+        return 0;
+    if (pidfd_send_signal(p->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
+        return -errno;
+    return 0;
+}
+
+/* Signal the whole group, and the child even if it left the group (as
+ * Python's, whose terminate and kill signal the child); the lock keeps the
+ * leader unreaped meanwhile. */
 static int signal_group(cc_process *p, int sig)
 {
     cc__mutex_lock(&p->lock);
     int r = 0;
-    if (!p->reaped && kill(-p->pid, sig) < 0)
-        r = errno == ESRCH ? 0 : -errno;
+    if (!p->reaped && kill(-p->pid, sig) < 0 && errno != ESRCH)
+        r = -errno;
+    if (!p->reaped && r == 0)
+        r = signal_if_left(p, sig);
     cc__mutex_unlock(&p->lock);
     return r;
 }

@@ -223,6 +223,22 @@ static void run_timeout_does_not_wait_for_escaped_grandchild(void **state)
     cc_completed_process_free(&r);
 }
 
+/* The child itself exits at once; its background grandchild holds stdout
+ * open until the deadline: the returncode is the child's own, not -9. */
+static void run_timeout_keeps_the_exited_childs_returncode(void **state)
+{
+    cc_run_options o = {.capture_output = true};
+    cc_completed_process r;
+    char *argv[] = {"sh", "-c", "sleep 100 & echo $!; exit 3", NULL};
+    assert_int_equal(cc_run(argv, &o, cc_deadline_in(300 * CC_MSEC), &r),
+                     -ETIMEDOUT);
+    assert_int_equal(r.returncode, 3);
+    pid_t grandchild = atoi(r.out.data);
+    assert_true(grandchild > 0);
+    assert_true(pid_gone(grandchild)); /* the group was still killed */
+    cc_completed_process_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +250,7 @@ int main(void)
         CC_TEST(run_empty_output_is_an_empty_string),
         CC_TEST(run_timeout_kills_shell_and_grandchild),
         CC_TEST(run_timeout_does_not_wait_for_escaped_grandchild),
+        CC_TEST(run_timeout_keeps_the_exited_childs_returncode),
     };
     return CC_RUN_TESTS(tests);
 }

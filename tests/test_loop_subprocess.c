@@ -149,6 +149,40 @@ static void test_run_in_task(void **state)
     cc_completed_process_free(&rr.res);
 }
 
+/* ---- a deadline already past ------------------------------------------- */
+
+/* CC_NOWAIT never blocks, but still takes what is ready, as in a thread: the
+ * child has exited and its output waits in the pipe, so one communicate
+ * reads it, sees EOF and reaps. */
+struct nowait_run {
+    int r;        /* communicate's result */
+    cc_bytes out; /* what it read */
+};
+
+static int comm_nowait(void *arg, void **result)
+{
+    struct nowait_run *nw = arg;
+    char *argv[] = {"echo", "hi", NULL};
+    cc_spawn_options o = {.stdout_io = {CC_STDIO_PIPE}};
+    cc_process *p;
+    if (cc_process_spawn(&p, argv, &o) != 0 ||
+        cc_process_wait(p, cc_deadline_in(60 * CC_SEC), NULL) != 0)
+        abort();
+    nw->r = cc_process_communicate(p, NULL, 0, CC_NOWAIT, &nw->out, NULL);
+    cc_process_free(p);
+    return 0;
+}
+
+static void test_communicate_nowait_takes_what_is_ready(void **state)
+{
+    struct nowait_run nw = {.r = 1};
+    assert_int_equal(cc_loop_run(comm_nowait, &nw, NULL), 0);
+    assert_int_equal(nw.r, 0);
+    assert_non_null(nw.out.data);
+    assert_string_equal(nw.out.data, "hi\n");
+    cc_bytes_free(&nw.out);
+}
+
 /* ---- cancellation -------------------------------------------------------- */
 
 struct cancel_run {
@@ -332,6 +366,7 @@ int main(void)
         CC_TEST(test_wait_parks),
         CC_TEST(test_communicate_big),
         CC_TEST(test_run_in_task),
+        CC_TEST(test_communicate_nowait_takes_what_is_ready),
         CC_TEST(test_cancel_wait),
         CC_TEST(test_communicates_interleaved),
         CC_TEST(test_communicate_keeps_the_rest_of_the_mask),

@@ -509,6 +509,39 @@ static void kill_kills_the_group(void **state)
 {
     group_signal_reaches_grandchildren(cc_process_kill, SIGKILL);
 }
+
+/* The child itself joins this process's group (setpgid, as a job-control
+ * shell's jobs do): kill(-pgid) no longer reaches it, yet terminate and kill
+ * must, as Python's (which signal the child); else it lives on and free, or
+ * run at its deadline, waits for it forever. It prints its pid once moved. */
+static void group_signal_reaches_a_child_that_left(int (*signal_fn)(cc_process *),
+                                                   int sig)
+{
+    cc_process *p;
+    cc_spawn_options o = {.stdout_io = pipe_io};
+    char *argv[] = {"perl", "-e",
+                    "setpgrp(0, getpgrp(getppid())) or die; $| = 1;"
+                    " print \"$$\\n\"; sleep 100",
+                    NULL};
+    assert_int_equal(cc_process_spawn(&p, argv, &o), 0);
+    assert_int_equal(read_pid_line(cc_process_stdout_fd(p)), cc_process_pid(p));
+    assert_int_equal(getpgid(cc_process_pid(p)), getpgrp());
+    assert_int_equal(signal_fn(p), 0);
+    int rc = 0;
+    assert_int_equal(cc_process_wait(p, cc_deadline_in(10 * CC_SEC), &rc), 0);
+    assert_int_equal(rc, -sig);
+    cc_process_free(p);
+}
+
+static void terminate_reaches_a_child_that_left_its_group(void **state)
+{
+    group_signal_reaches_a_child_that_left(cc_process_terminate, SIGTERM);
+}
+
+static void kill_reaches_a_child_that_left_its_group(void **state)
+{
+    group_signal_reaches_a_child_that_left(cc_process_kill, SIGKILL);
+}
 /* ---- concur's own fds (the clone path's slots) --------------------------- */
 
 /* Spawn `echo hi` with stdout piped; 0 if it printed hi and its pipe reached
@@ -905,6 +938,8 @@ int main(int argc, char **argv)
         CC_TEST(many_spawns_leak_nothing),
         CC_TEST(terminate_kills_the_group),
         CC_TEST(kill_kills_the_group),
+        CC_TEST(terminate_reaches_a_child_that_left_its_group),
+        CC_TEST(kill_reaches_a_child_that_left_its_group),
         CC_TEST(spawn_keeps_no_fd_the_program_closed),
         CC_TEST(spawn_survives_the_program_closing_its_fds),
         CC_TEST(stdio_when_the_parents_stdio_is_closed),

@@ -187,10 +187,12 @@ int cc_process_send_signal(cc_process *p, int sig);
  * cc_process_terminate / cc_process_kill: send SIGTERM / SIGKILL to the
  * child's WHOLE process group (kill(-pgid)), so that what the child started (a
  * shell's pipeline, its background jobs) goes too, unless a grandchild moved
- * to another group or session. Python's terminate and kill signal the child
- * alone; cc_process_send_signal does that. The group is signalled only while
- * the child (its leader) is unreaped, because until then its pgid cannot be
- * recycled; after the child was reaped both do nothing and return 0 (as
+ * to another group or session. A child that moved to another group itself
+ * (setpgid) is still signalled, alone (through its pidfd). Python's terminate
+ * and kill signal the child alone; cc_process_send_signal does that. The
+ * group is signalled only while the child (its leader) is unreaped, because
+ * until then its pgid cannot be recycled; after the child was reaped both do
+ * nothing and return 0 (as
  * Python). Returns 0 or -EPERM. Never blocks (the child exits later: wait for
  * it). Thread safe.
  */
@@ -268,7 +270,8 @@ typedef struct cc_completed_process {
  * pipes are closed without waiting for an EOF, so that a grandchild in
  * another group still holding them cannot hang the call (Python's run would
  * wait for it); then -ETIMEDOUT is returned with the partial output and the
- * returncode (-9) in *result.
+ * returncode in *result: -9, or the child's own exit status if it had
+ * exited already and only what it left behind held the pipes open.
  *
  * *result is always initialised (even on failure) and must then be freed with
  * cc_completed_process_free. Returns 0; -ECHILD with check set and a non-zero
