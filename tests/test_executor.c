@@ -349,6 +349,45 @@ static void submit_racing_shutdown(void **state)
     }
 }
 
+/* Waits (up to 2 s) for the hand-made future `arg`, which the next task
+ * sets: fails with -ETIMEDOUT when that task sat in the queue meanwhile. */
+static int wait_for_partner(void *arg, void **result)
+{
+    return cc_future_wait(arg, cc_deadline_in(2 * CC_SEC));
+}
+
+static int set_partner(void *arg, void **result)
+{
+    return cc_future_set_result(arg, NULL);
+}
+
+/*
+ * Two workers, one spinning for work (it just ran the last round), the
+ * other parked. Task 1 blocks until task 2 runs; task 2 is pushed right
+ * after it. A submit that sees a spinner wakes nobody, so the spinner,
+ * whichever way it takes task 1 (spinning, or parking just after its spin
+ * ran out), must wake a worker for the task behind it: else task 2 waits
+ * behind task 1 with a worker parked.
+ */
+static void second_task_wakes_idle_worker_while_first_blocks(void **state)
+{
+    cc_executor *pool = new_pool(2);
+    long n = cc_test_n(20000), stalls = 0;
+    for (long i = 0; i < n && stalls == 0; i++) {
+        cc_future *gate;
+        assert_int_equal(cc_future_new(&gate), 0);
+        cc_future *t1 = submit(pool, wait_for_partner, gate);
+        assert_int_equal(cc_executor_submit(pool, set_partner, gate, NULL), 0);
+        if (cc_future_result(t1, CC_FOREVER, NULL) == -ETIMEDOUT)
+            stalls++;
+        cc_future_release(t1);
+        cc_future_wait(gate, CC_FOREVER);
+        cc_future_release(gate);
+    }
+    cc_executor_free(pool);
+    assert_int_equal(stalls, 0);
+}
+
 /* ---- map --------------------------------------------------------------------------- */
 
 /* Generator 0, 1, ..., limit - 1 that checks the bound on work in flight. */
@@ -911,6 +950,7 @@ int main(void)
         CC_TEST(shutdown_cancel_futures_wait),
         CC_TEST(shutdown_cancel_futures_nowait),
         CC_TEST(submit_racing_shutdown),
+        CC_TEST(second_task_wakes_idle_worker_while_first_blocks),
         CC_TEST(map_is_lazy_ordered_and_bounded),
         CC_TEST(map_reports_errors_in_order),
         CC_TEST(map_generator_error_and_early_free),
