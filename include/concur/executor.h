@@ -73,7 +73,10 @@ int cc_thread_pool_new(cc_executor **out, const cc_thread_pool_options *opts);
  * Executor.submit). *out receives one reference (cc_future_release it); out may
  * be NULL when the outcome is not wanted. The executor keeps its own reference
  * until the task is done, so releasing yours early is safe. A task that fails
- * only fails its future; the executor is unharmed.
+ * only fails its future; the executor is unharmed. A task that waits for
+ * another task of its own pool deadlocks once every worker waits so (with
+ * one worker: whenever the other is still queued), as in Python: no worker
+ * is added for it.
  * Returns 0; -ESHUTDOWN after cc_executor_shutdown; -EPIPE if the pool is broken;
  * -ENOMEM. Never blocks (the queue is unbounded, as Python's).
  */
