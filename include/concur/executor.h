@@ -78,7 +78,10 @@ int cc_thread_pool_new(cc_executor **out, const cc_thread_pool_options *opts);
  * one worker: whenever the other is still queued), as in Python: no worker
  * is added for it.
  * Returns 0; -ESHUTDOWN after cc_executor_shutdown; -EPIPE if the pool is broken;
- * -ENOMEM. Never blocks (the queue is unbounded, as Python's).
+ * -ENOMEM. A submit racing cc_executor_shutdown either fails so or returns
+ * 0: its task is then treated as one queued before the shutdown, except that
+ * it is cancelled if every worker has already exited. Never blocks (the
+ * queue is unbounded, as Python's).
  */
 int cc_executor_submit(cc_executor *ex, cc_task_fn fn, void *arg,
                        cc_future **out);
@@ -101,8 +104,10 @@ size_t cc_executor_max_workers(const cc_executor *ex);
 
 /*
  * cc_executor_free: shut down (wait = true, keeping queued tasks; the workers
- * are joined), then free. Blocks until the tasks are done. NULL is ignored. No other call on ex may run
- * or follow. Futures given out stay valid until released.
+ * are joined), then free. Blocks until the tasks are done. NULL is ignored.
+ * No other call on ex may run or follow; a task or done callback of the pool
+ * must not call it (as cc_executor_shutdown with wait). Futures given out
+ * stay valid until released.
  */
 void cc_executor_free(cc_executor *ex);
 
