@@ -503,6 +503,29 @@ static void map_generator_error_and_early_free(void **state)
     cc_executor_free(pool);
 }
 
+/* A submit that fails (the pool was shut down) ends the input, and the
+ * inputs already taken for that chunk get no result (executor.h). */
+static void map_submit_error_drops_its_chunk(void **state)
+{
+    cc_executor *pool = new_pool(1);
+    struct numbers g = {.limit = 6};
+    cc_map_options opts = {.chunksize = 2, .max_chunks = 1};
+    cc_map *m;
+    assert_int_equal(cc_executor_map(&m, pool, add_one, next_number, &g,
+                                     &opts), 0);
+    cc_executor_shutdown(pool, false, false); /* the first chunk still runs */
+    void *r;
+    for (intptr_t i = 0; i < 2; i++) {
+        assert_int_equal(cc_map_next(m, CC_FOREVER, &r), 0);
+        assert_int_equal((intptr_t)r, i + 1);
+    }
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &r), -ESHUTDOWN);
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &r), -ENOENT);
+    assert_int_equal(g.next, 4); /* inputs 2 and 3 were taken, not run */
+    cc_map_free(m);
+    cc_executor_free(pool);
+}
+
 static atomic_int slow_ran; /* slow_one calls that ran to their end */
 
 static int slow_one(void *arg, void **result)
@@ -954,6 +977,7 @@ int main(void)
         CC_TEST(map_is_lazy_ordered_and_bounded),
         CC_TEST(map_reports_errors_in_order),
         CC_TEST(map_generator_error_and_early_free),
+        CC_TEST(map_submit_error_drops_its_chunk),
         CC_TEST(map_free_cancels_queued_chunks_first),
         CC_TEST(initializer_runs_once_per_worker),
         CC_TEST(failing_initializer_breaks_pool),

@@ -153,14 +153,18 @@ int cc_executor_map(cc_map **out, cc_executor *ex, cc_task_fn fn,
  * waited); -ECANCELED if the executor cancelled the chunk, -EPIPE if the pool
  * is broken (every input of that chunk); or, once, after the
  * results of every input given before it, an error of the generator or of
- * cc_executor_submit (-ESHUTDOWN, ...), which ends the input. Error messages of
- * the tasks are not kept. Blocks. Not thread safe: one consumer.
+ * cc_executor_submit (-ESHUTDOWN, ...), which ends the input (after a submit
+ * error, the inputs taken for that chunk, up to chunksize, get no result:
+ * they are dropped, as cc_map_free drops them). Error messages of the tasks
+ * are not kept. Blocks. Not thread safe: one consumer.
  */
 int cc_map_next(cc_map *m, cc_deadline deadline, void **result);
 
 /*
  * cc_map_free: cancel the chunks not started, wait for the running ones (they
- * use the map's memory), and free. NULL is ignored. Blocks. Not thread safe.
+ * use the map's memory), and free. The results not yet taken, and the
+ * inputs of the chunks cancelled, are dropped: free what they own through
+ * your own records. NULL is ignored. Blocks. Not thread safe.
  */
 void cc_map_free(cc_map *m);
 
