@@ -356,9 +356,14 @@ static int wait_for_partner(void *arg, void **result)
     return cc_future_wait(arg, cc_deadline_in(2 * CC_SEC));
 }
 
+/* Sets the hand-made future `arg`, holding a reference of its own: the
+ * waiter may release its reference as soon as the future is done, while
+ * set_result still runs (future.h). */
 static int set_partner(void *arg, void **result)
 {
-    return cc_future_set_result(arg, NULL);
+    int r = cc_future_set_result(arg, NULL);
+    cc_future_release(arg);
+    return r;
 }
 
 /*
@@ -377,7 +382,8 @@ static void second_task_wakes_idle_worker_while_first_blocks(void **state)
         cc_future *gate;
         assert_int_equal(cc_future_new(&gate), 0);
         cc_future *t1 = submit(pool, wait_for_partner, gate);
-        assert_int_equal(cc_executor_submit(pool, set_partner, gate, NULL), 0);
+        assert_int_equal(cc_executor_submit(pool, set_partner,
+                                            cc_future_retain(gate), NULL), 0);
         if (cc_future_result(t1, CC_FOREVER, NULL) == -ETIMEDOUT)
             stalls++;
         cc_future_release(t1);
