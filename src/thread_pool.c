@@ -219,7 +219,12 @@ static cc_future *spin_for_task(struct thread_pool *p)
         f = take(p, &more);
     }
     cc__fetch_sub(&p->spinning, 1);
-    if (f && more)
+    /* A submit that saw us spinning woke nobody: if its task came in after
+     * `more` was read, nobody else looks for it while we run ours. seq_cst:
+     * our decrement before the tail, against its push before its load of
+     * `spinning` (DESIGN); with `more` false the stub went back in, so a
+     * tail past it is a node queued since. */
+    if (f && (more || cc__load_seq_cst(&p->tail) != &p->stub))
         maybe_wake(p);
     return f;
 }
@@ -238,6 +243,10 @@ static cc_future *park_for_task(struct thread_pool *p)
             if (!f)
                 p->live--; /* exits: decided under m (late_submit) */
             cc__mutex_unlock(&p->m);
+            /* The submits behind f may have seen us spinning and woken
+             * nobody: ramp up as next_task does. */
+            if (f && more)
+                maybe_wake(p);
             return f;
         }
         cc__waiter w;

@@ -349,6 +349,51 @@ static void submit_racing_shutdown(void **state)
     }
 }
 
+/* Waits (up to 2 s) for the hand-made future `arg`, which the next task
+ * sets: fails with -ETIMEDOUT when that task sat in the queue meanwhile. */
+static int wait_for_partner(void *arg, void **result)
+{
+    return cc_future_wait(arg, cc_deadline_in(2 * CC_SEC));
+}
+
+/* Sets the hand-made future `arg`, holding a reference of its own: the
+ * waiter may release its reference as soon as the future is done, while
+ * set_result still runs (future.h). */
+static int set_partner(void *arg, void **result)
+{
+    int r = cc_future_set_result(arg, NULL);
+    cc_future_release(arg);
+    return r;
+}
+
+/*
+ * Two workers, one spinning for work (it just ran the last round), the
+ * other parked. Task 1 blocks until task 2 runs; task 2 is pushed right
+ * after it. A submit that sees a spinner wakes nobody, so the spinner,
+ * whichever way it takes task 1 (spinning, or parking just after its spin
+ * ran out), must wake a worker for the task behind it: else task 2 waits
+ * behind task 1 with a worker parked.
+ */
+static void second_task_wakes_idle_worker_while_first_blocks(void **state)
+{
+    cc_executor *pool = new_pool(2);
+    long n = cc_test_n(20000), stalls = 0;
+    for (long i = 0; i < n && stalls == 0; i++) {
+        cc_future *gate;
+        assert_int_equal(cc_future_new(&gate), 0);
+        cc_future *t1 = submit(pool, wait_for_partner, gate);
+        assert_int_equal(cc_executor_submit(pool, set_partner,
+                                            cc_future_retain(gate), NULL), 0);
+        if (cc_future_result(t1, CC_FOREVER, NULL) == -ETIMEDOUT)
+            stalls++;
+        cc_future_release(t1);
+        cc_future_wait(gate, CC_FOREVER);
+        cc_future_release(gate);
+    }
+    cc_executor_free(pool);
+    assert_int_equal(stalls, 0);
+}
+
 /* ---- map --------------------------------------------------------------------------- */
 
 /* Generator 0, 1, ..., limit - 1 that checks the bound on work in flight. */
@@ -461,6 +506,29 @@ static void map_generator_error_and_early_free(void **state)
         assert_int_equal(cc_map_next(m, CC_FOREVER, &r), 0);
     cc_map_free(m);
     assert_true(g.next < 1000);
+    cc_executor_free(pool);
+}
+
+/* A submit that fails (the pool was shut down) ends the input, and the
+ * inputs already taken for that chunk get no result (executor.h). */
+static void map_submit_error_drops_its_chunk(void **state)
+{
+    cc_executor *pool = new_pool(1);
+    struct numbers g = {.limit = 6};
+    cc_map_options opts = {.chunksize = 2, .max_chunks = 1};
+    cc_map *m;
+    assert_int_equal(cc_executor_map(&m, pool, add_one, next_number, &g,
+                                     &opts), 0);
+    cc_executor_shutdown(pool, false, false); /* the first chunk still runs */
+    void *r;
+    for (intptr_t i = 0; i < 2; i++) {
+        assert_int_equal(cc_map_next(m, CC_FOREVER, &r), 0);
+        assert_int_equal((intptr_t)r, i + 1);
+    }
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &r), -ESHUTDOWN);
+    assert_int_equal(cc_map_next(m, CC_FOREVER, &r), -ENOENT);
+    assert_int_equal(g.next, 4); /* inputs 2 and 3 were taken, not run */
+    cc_map_free(m);
     cc_executor_free(pool);
 }
 
@@ -911,9 +979,11 @@ int main(void)
         CC_TEST(shutdown_cancel_futures_wait),
         CC_TEST(shutdown_cancel_futures_nowait),
         CC_TEST(submit_racing_shutdown),
+        CC_TEST(second_task_wakes_idle_worker_while_first_blocks),
         CC_TEST(map_is_lazy_ordered_and_bounded),
         CC_TEST(map_reports_errors_in_order),
         CC_TEST(map_generator_error_and_early_free),
+        CC_TEST(map_submit_error_drops_its_chunk),
         CC_TEST(map_free_cancels_queued_chunks_first),
         CC_TEST(initializer_runs_once_per_worker),
         CC_TEST(failing_initializer_breaks_pool),

@@ -73,9 +73,15 @@ int cc_thread_pool_new(cc_executor **out, const cc_thread_pool_options *opts);
  * Executor.submit). *out receives one reference (cc_future_release it); out may
  * be NULL when the outcome is not wanted. The executor keeps its own reference
  * until the task is done, so releasing yours early is safe. A task that fails
- * only fails its future; the executor is unharmed.
+ * only fails its future; the executor is unharmed. A task that waits for
+ * another task of its own pool deadlocks once every worker waits so (with
+ * one worker: whenever the other is still queued), as in Python: no worker
+ * is added for it.
  * Returns 0; -ESHUTDOWN after cc_executor_shutdown; -EPIPE if the pool is broken;
- * -ENOMEM. Never blocks (the queue is unbounded, as Python's).
+ * -ENOMEM. A submit racing cc_executor_shutdown either fails so or returns
+ * 0: its task is then treated as one queued before the shutdown, except that
+ * it is cancelled if every worker has already exited. Never blocks (the
+ * queue is unbounded, as Python's).
  */
 int cc_executor_submit(cc_executor *ex, cc_task_fn fn, void *arg,
                        cc_future **out);
@@ -98,8 +104,10 @@ size_t cc_executor_max_workers(const cc_executor *ex);
 
 /*
  * cc_executor_free: shut down (wait = true, keeping queued tasks; the workers
- * are joined), then free. Blocks until the tasks are done. NULL is ignored. No other call on ex may run
- * or follow. Futures given out stay valid until released.
+ * are joined), then free. Blocks until the tasks are done. NULL is ignored.
+ * No other call on ex may run or follow; a task or done callback of the pool
+ * must not call it (as cc_executor_shutdown with wait). Futures given out
+ * stay valid until released.
  */
 void cc_executor_free(cc_executor *ex);
 
@@ -145,14 +153,18 @@ int cc_executor_map(cc_map **out, cc_executor *ex, cc_task_fn fn,
  * waited); -ECANCELED if the executor cancelled the chunk, -EPIPE if the pool
  * is broken (every input of that chunk); or, once, after the
  * results of every input given before it, an error of the generator or of
- * cc_executor_submit (-ESHUTDOWN, ...), which ends the input. Error messages of
- * the tasks are not kept. Blocks. Not thread safe: one consumer.
+ * cc_executor_submit (-ESHUTDOWN, ...), which ends the input (after a submit
+ * error, the inputs taken for that chunk, up to chunksize, get no result:
+ * they are dropped, as cc_map_free drops them). Error messages of the tasks
+ * are not kept. Blocks. Not thread safe: one consumer.
  */
 int cc_map_next(cc_map *m, cc_deadline deadline, void **result);
 
 /*
  * cc_map_free: cancel the chunks not started, wait for the running ones (they
- * use the map's memory), and free. NULL is ignored. Blocks. Not thread safe.
+ * use the map's memory), and free. The results not yet taken, and the
+ * inputs of the chunks cancelled, are dropped: free what they own through
+ * your own records. NULL is ignored. Blocks. Not thread safe.
  */
 void cc_map_free(cc_map *m);
 

@@ -132,7 +132,9 @@ bool cc_future_set_running_or_notify_cancel(cc_future *f);
  * for none). Waiters wake; done callbacks run in the calling thread before the
  * call returns. Return 0, or -EINVAL if the future is already done (Python's
  * InvalidStateError) or err >= 0. set_error keeps the error without its message
- * when copying the message fails. Never block (beyond the callbacks).
+ * when copying the message fails. The caller must hold a reference of its
+ * own: a waiter may release its reference as soon as the future is done,
+ * while these still run. Never block (beyond the callbacks).
  */
 int cc_future_set_result(cc_future *f, void *result);
 int cc_future_set_error(cc_future *f, int err, const char *msg);

@@ -264,6 +264,10 @@ int cc_task_group_close(cc_task_group *g, bool cancel);
  * abandoned, its result lost; a fn already running runs to its end on the
  * pool, which is unharmed), -ETIMEDOUT (a deadline scope ended: abandoned
  * likewise), or cc_executor_submit's errors (-ESHUTDOWN, -EPIPE, -ENOMEM).
+ * After -ECANCELED or -ETIMEDOUT fn may still be running, as in Python: so
+ * arg must stay valid until fn returns, which the caller cannot know (an
+ * arg on the calling task's stack is unsafe when it can be cancelled), and
+ * a result fn returns then is dropped, with nobody to free it.
  * Thread safe as the executor is.
  */
 struct cc_executor;
