@@ -53,6 +53,8 @@ typedef _Atomic(void *) cc__atomic_ptr;
     atomic_exchange_explicit((p), (v), memory_order_seq_cst)
 #define cc__fetch_add_seq_cst(p, v) \
     atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
+#define cc__fetch_sub_seq_cst(p, v) \
+    atomic_fetch_sub_explicit((p), (v), memory_order_seq_cst)
 #define cc__fetch_or_seq_cst(p, v) \
     atomic_fetch_or_explicit((p), (v), memory_order_seq_cst)
 /* Weak CAS, seq_cst on success, relaxed on failure; updates *expected. */

@@ -218,7 +218,7 @@ static cc_future *spin_for_task(struct thread_pool *p)
             cc__cpu_relax();
         f = take(p, &more);
     }
-    cc__fetch_sub(&p->spinning, 1);
+    cc__fetch_sub_seq_cst(&p->spinning, 1);
     /* A submit that saw us spinning woke nobody: if its task came in after
      * `more` was read, nobody else looks for it while we run ours. seq_cst:
      * our decrement before the tail, against its push before its load of
