@@ -76,7 +76,10 @@ static inline uint64_t enq_pos(struct cc__ring *r)
  * announced itself): under q->lock, then wake one of it (a put: one getter
  * and, not instead of it, every cc_wait_any subscription, queue_sub.c). A
  * caller that takes the slot without the lock waits for our unlock first
- * (take_published), so our wake is over when its call returns.
+ * (take_published), so we are done with q when its call returns. The
+ * parked one is chosen under the lock and woken after it (its system call
+ * would otherwise hold up every take_published): that touches only its
+ * waiter, which it cannot leave before our store (cc__wait_on).
  */
 static void publish_and_wake(cc_queue *q, cc__atomic_u64 *seq, uint64_t v,
                              bool put, bool held)
@@ -85,11 +88,15 @@ static void publish_and_wake(cc_queue *q, cc__atomic_u64 *seq, uint64_t v,
         cc__mutex_lock(&q->lock);
     /* release: as the plain publish, in try_put and try_get. */
     cc__store_rel(seq, v);
-    cc__wake_one(put ? &q->getters : &q->putters, 0);
+    cc__waiter *w = cc__waitq_pop(put ? &q->getters : &q->putters);
+    if (w)
+        w->token = 0;
     if (put && q->subs)
         cc__queue_notify_held(q);
     if (!held)
         cc__mutex_unlock(&q->lock);
+    if (w)
+        cc__waiter_wake(w);
 }
 
 /* After claiming a slot that the other side published, and before our own
