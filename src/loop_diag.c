@@ -10,7 +10,9 @@
  * stall ms with no switch since, with a backtrace of the loop thread: it
  * sends the thread BT_SIGNAL, whose handler (on the alternate signal stack)
  * fills a per-thread buffer with backtrace() and answers through an atomic
- * counter; the watchdog, a normal thread, symbolises and prints. backtrace()
+ * counter; the watchdog, a normal thread, symbolises and prints. A loop
+ * thread asleep in a system call (its /proc state) is not signalled: the
+ * call would fail with EINTR. backtrace()
  * ran once when the loop started, so libgcc's unwinder is loaded and the
  * handler does not dlopen. Deadlock: when the loop is about to sleep
  * with no task ready, no timer (no task has a deadline) and no fd wait,
@@ -29,6 +31,7 @@
 #include "poller.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
@@ -36,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The stall backtrace: the signal (as Go's preemption signal: ignored by
  * default, rarely used), the most frames kept, the wait for an answer. */
@@ -57,6 +61,7 @@ static CC__THREAD_LOCAL struct bt_slot bt_tls;
 struct cc__diag {
     cc_loop *loop;         /* whose diagnostics */
     pthread_t thread;      /* the loop's thread, for BT_SIGNAL */
+    pid_t tid;             /* its kernel id, to read its state in /proc */
     struct bt_slot *bt;    /* its backtrace slot */
     int64_t stall_ns;      /* report a task running this long; 0: off */
     bool deadlock;         /* look for deadlocks */
@@ -221,12 +226,35 @@ static void bt_install(void)
         cc__panic("sigaction", -errno);
 }
 
-/* Ask the loop thread for its backtrace; its frame count, or 0 when it did
- * not answer within BT_WAIT_MS (a sanitizer may hold signals back). Called
- * without d->mu, which the loop thread may want meanwhile. */
+/* Whether thread tid sleeps in the kernel (state S or D of its /proc
+ * stat): blocked in a system call, which BT_SIGNAL would make fail with
+ * EINTR (nanosleep, poll, select... are never restarted, SA_RESTART or
+ * not), changing what the program does. */
+static bool thread_blocked(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may hold any byte */
+    return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
+}
+
+/* Ask the loop thread for its backtrace; its frame count, 0 when it did
+ * not answer within BT_WAIT_MS (a sanitizer may hold signals back), or -1
+ * when it is blocked in a system call (not asked). Called without d->mu,
+ * which the loop thread may want meanwhile. */
 static int bt_capture(struct cc__diag *d)
 {
     struct bt_slot *s = d->bt;
+    if (thread_blocked(d->tid))
+        return -1;
     /* release: a late answer to an older request is told apart. */
     uint32_t want = cc__load_relaxed(&s->asked) + 1;
     cc__store_rel(&s->asked, want);
@@ -246,6 +274,11 @@ enum { BT_SKIP = 2 };
 
 static void print_backtrace(FILE *out, struct bt_slot *s, int n, bool moved)
 {
+    if (n < 0) {
+        fprintf(out, "  (no backtrace: the loop thread is blocked in a "
+                     "system call, which a signal would interrupt)\n");
+        return;
+    }
     if (n <= BT_SKIP) {
         fprintf(out, "  (no backtrace: the loop thread did not answer)\n");
         return;
@@ -542,6 +575,7 @@ int cc__diag_new(struct cc__diag **out, cc_loop *l)
     d->deadlock = tmp.deadlock;
     d->quiet_ns = tmp.quiet_ns;
     d->thread = pthread_self(); /* loops run on the thread that made them */
+    d->tid = gettid();
     d->bt = &bt_tls;
     if (d->stall_ns)
         pthread_once(&bt_once, bt_install);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- a child whose stderr we read ---------------------------------------- */
@@ -138,6 +139,33 @@ static void test_stall_off_by_default(void **state)
     run_child(quiet_child, NULL, &o);
     assert_true(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0);
     assert_null(strstr(o.text, "stall"));
+}
+
+/* A task that blocks the loop in a system call is a stall too; the
+ * detector must report it without changing what the call does: a signal
+ * makes nanosleep (poll, select, ...) fail with EINTR whatever SA_RESTART
+ * says. */
+static int block_in_sleep(void *arg, void **result)
+{
+    struct timespec ts = {0, 400 * CC_MSEC};
+    return nanosleep(&ts, NULL) == 0 ? 0 : -errno;
+}
+
+static int blocked_child(void)
+{
+    cc_loop_set_diag(&(cc_loop_diag_opts){.stall_ms = 50});
+    int r = cc_loop_run(block_in_sleep, NULL, NULL);
+    return r == 0 ? 0 : r == -EINTR ? 4 : 1;
+}
+
+static void test_stall_in_syscall_not_interrupted(void **state)
+{
+    static struct child_out o;
+    run_child(blocked_child, NULL, &o);
+    assert_non_null(strstr(o.text, "concur: stall: task \"main\""));
+    assert_non_null(strstr(o.text, "blocked in a system call"));
+    assert_true(WIFEXITED(o.status));
+    assert_int_equal(WEXITSTATUS(o.status), 0); /* 4: EINTR */
 }
 
 /* ---- deadlock ------------------------------------------------------------ */
@@ -330,6 +358,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CC_TEST(test_stall_reported),
         CC_TEST(test_stall_off_by_default),
+        CC_TEST(test_stall_in_syscall_not_interrupted),
         CC_TEST(test_deadlock_reported),
         CC_TEST(test_deadlock_certain_with_stall_watchdog),
         CC_TEST(test_possible_deadlock_then_woken),

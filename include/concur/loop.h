@@ -455,7 +455,11 @@ typedef struct cc_loop_diag_opts {
  * backtrace is asked for with SIGURG (as Go's preemption): the detector
  * installs a handler that passes any SIGURG it did not ask for to the
  * handler found before it; a loop thread that blocks SIGURG, or a
- * sanitizer that holds signals back, gets "(no backtrace ...)" instead.
+ * sanitizer that holds signals back, gets "(no backtrace ...)" instead,
+ * and so does a task blocked in a system call (sleeping, in /proc's
+ * terms), which is not signalled: nanosleep, poll and the like would fail
+ * with EINTR. One that enters such a call just as the signal comes may
+ * still see EINTR (as under Go's preemption signal).
  * Deadlock: the loop checks when it would sleep with no task ready, no task
  * with a deadline (no timer) and no task waiting for an fd (cc_wait_fd,
  * sockets, cc_signal_wait). Then only another thread (or a signal handler)
