@@ -51,8 +51,9 @@ typedef struct cc_loop cc_loop;
  * forces epoll (read when each loop starts).
  *   result: receives the main task's result (may be NULL).
  * Returns the main task's outcome (0 or its negative errno, see cc_task_fn),
- * -EBUSY if this thread already runs a loop, -ENOMEM, or -EMFILE (no fd for
- * the poller). Blocks (runs the loop). The loop handle (cc_loop_current) is
+ * -EBUSY if this thread already runs a loop, -ENOMEM, -EMFILE (no fd for
+ * the poller), or -EAGAIN (the stall detector is on, cc_loop_set_diag, and
+ * its watchdog thread could not be started). Blocks (runs the loop). The loop handle (cc_loop_current) is
  * valid until this returns.
  */
 int cc_loop_run(cc_task_fn fn, void *arg, void **result);
