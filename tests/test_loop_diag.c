@@ -8,9 +8,12 @@
 #include "loop_helpers.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -166,6 +169,80 @@ static void test_stall_in_syscall_not_interrupted(void **state)
     assert_non_null(strstr(o.text, "blocked in a system call"));
     assert_true(WIFEXITED(o.status));
     assert_int_equal(WEXITSTATUS(o.status), 0); /* 4: EINTR */
+}
+
+/* The stall detector's backtrace is taken by a signal handler that may
+ * interrupt the loop thread anywhere, in the middle of a context switch
+ * too: unwinding from there must end cleanly, not crash. A thread
+ * signals the loop thread as fast as it can while two tasks switch back
+ * and forth; the handler takes a backtrace, as the detector's does. */
+static pthread_t bt_target;
+static atomic_int bt_stop; /* the loop is done (seq_cst: rare) */
+static volatile long bt_taken;
+
+static void bt_handler(int sig)
+{
+    void *frames[48];
+    (void)sig;
+    if (backtrace(frames, 48) > 0)
+        bt_taken++;
+}
+
+static void *bt_pester(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&bt_stop)) {
+        pthread_kill(bt_target, SIGUSR1);
+        for (volatile int i = 0; i < 200; i++)
+            ;
+    }
+    return NULL;
+}
+
+static int ping(void *arg, void **result)
+{
+    cc_deadline end = cc_deadline_in(cc_test_n(1000) * CC_MSEC);
+    while (cc_now() < end)
+        for (int i = 0; i < 100; i++)
+            cc_yield();
+    return 0;
+}
+
+static int switches_main(void *arg, void **result)
+{
+    cc_future *a = spawn_named(ping, NULL, "ping");
+    cc_future *b = spawn_named(ping, NULL, "pong");
+    int r = cc_future_result(a, CC_FOREVER, NULL);
+    r |= cc_future_result(b, CC_FOREVER, NULL);
+    cc_future_release(a);
+    cc_future_release(b);
+    return r;
+}
+
+static int switches_child(void)
+{
+    void *warm[1];
+    backtrace(warm, 1); /* loads the unwinder, as the detector does */
+    signal(SIGSEGV, SIG_DFL); /* a crash kills the child (not cmocka's) */
+    struct sigaction sa = {.sa_handler = bt_handler, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    bt_target = pthread_self();
+    pthread_t t;
+    if (pthread_create(&t, NULL, bt_pester, NULL) != 0)
+        return 2;
+    int r = cc_loop_run(switches_main, NULL, NULL);
+    atomic_store(&bt_stop, 1);
+    pthread_join(t, NULL);
+    return r == 0 && bt_taken > 0 ? 0 : 1;
+}
+
+static void test_backtrace_during_switches(void **state)
+{
+    static struct child_out o;
+    run_child(switches_child, NULL, &o);
+    assert_true(WIFEXITED(o.status)); /* not SIGSEGV in the unwinder */
+    assert_int_equal(WEXITSTATUS(o.status), 0);
 }
 
 /* ---- deadlock ------------------------------------------------------------ */
@@ -359,6 +436,7 @@ int main(void)
         CC_TEST(test_stall_reported),
         CC_TEST(test_stall_off_by_default),
         CC_TEST(test_stall_in_syscall_not_interrupted),
+        CC_TEST(test_backtrace_during_switches),
         CC_TEST(test_deadlock_reported),
         CC_TEST(test_deadlock_certain_with_stall_watchdog),
         CC_TEST(test_possible_deadlock_then_woken),

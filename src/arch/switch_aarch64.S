@@ -29,6 +29,10 @@
     .p2align 4
 cc__coro_swap:
     .cfi_startproc
+    /* No unwinding through here (see switch_x86_64.S): sp moves and then
+     * leaves for the other context's stack, so no CFA rule holds
+     * throughout; an undefined return address ends a backtrace here. */
+    .cfi_undefined x30
     BTI_C
     sub sp, sp, #176
     stp x19, x20, [sp, #0]

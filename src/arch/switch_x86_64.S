@@ -31,6 +31,13 @@
     .p2align 4
 cc__coro_swap:
     .cfi_startproc
+    /* No unwinding through here: the stack pointer leaves for the other
+     * context's stack halfway, so no CFA rule holds throughout, and an
+     * unwinder that believed the default one (return address at the
+     * stack pointer) read saved registers or MXCSR as a return address
+     * and crashed (backtrace() in a signal handler: the stall detector's,
+     * loop_diag.c). An undefined return address ends a backtrace here. */
+    .cfi_undefined rip
     ENDBR
     pushq %rbp
     pushq %rbx
