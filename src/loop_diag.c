@@ -226,6 +226,22 @@ static void bt_install(void)
         cc__panic("sigaction", -errno);
 }
 
+/* The fields of a /proc stat file after the command name, which may hold
+ * any byte (so the last ')'), read into buf; NULL if unreadable. */
+static const char *stat_fields(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return NULL;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p + 2 : NULL;
+}
+
 /* Whether thread tid sleeps in the kernel (state S or D of its /proc
  * stat): blocked in a system call, which BT_SIGNAL would make fail with
  * EINTR (nanosleep, poll, select... are never restarted, SA_RESTART or
@@ -234,16 +250,8 @@ static bool thread_blocked(pid_t tid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')'); /* the name may hold any byte */
-    return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
+    const char *f = stat_fields(path, buf, sizeof buf);
+    return f && (f[0] == 'S' || f[0] == 'D');
 }
 
 /* Ask the loop thread for its backtrace; its frame count, 0 when it did
@@ -489,17 +497,12 @@ void cc__diag_leave(struct cc__diag *d)
  * unknown. */
 static long count_threads(void)
 {
-    FILE *f = fopen("/proc/self/stat", "re");
-    if (!f)
-        return 0;
     char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    for (int field = 2; p && field < 20; field++)
-        p = strchr(p + 1, ' ');
-    return p ? strtol(p + 1, NULL, 10) : 0;
+    const char *p = stat_fields("/proc/self/stat", buf, sizeof buf);
+    for (int field = 3; p && field < 20; field++) /* p: at field `field` */
+        if ((p = strchr(p, ' ')))
+            p++;
+    return p ? strtol(p, NULL, 10) : 0;
 }
 
 /* Reports are formatted in memory and written at once, so that they are
