@@ -9,7 +9,6 @@
 #include "concur/ipc.h"
 
 #include <pthread.h>
-#include <stdbool.h>
 
 /*
  * cc__robust_mutex_init: a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST
