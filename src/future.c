@@ -451,20 +451,20 @@ void cc__future_unsubscribe(cc_future *f, cc__future_sub *s)
 
 /* ---- the current task ------------------------------------------------------- */
 
-/* The task running in this thread, for cc_task_set_error_message (swapped
- * with a coroutine's own by its loop on every switch: cc__task_ctx_swap). */
-static CC__THREAD_LOCAL struct cc__task_ctx current;
+/* The thread's own current-task state, in use outside coroutines. */
+static CC__THREAD_LOCAL struct cc__task_ctx thread_ctx;
+CC__THREAD_LOCAL struct cc__task_ctx *cc__task_ctx_in_use;
 
-void cc__task_ctx_swap(struct cc__task_ctx *other)
+/* The task running in this thread, for cc_task_set_error_message. */
+static struct cc__task_ctx *current(void)
 {
-    struct cc__task_ctx mine = current;
-    current = *other;
-    *other = mine;
+    return cc__task_ctx_in_use ? cc__task_ctx_in_use : &thread_ctx;
 }
 
 void cc_task_set_error_message(const char *fmt, ...)
 {
-    if (!current.active)
+    struct cc__task_ctx *cur = current();
+    if (!cur->active)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -476,24 +476,26 @@ void cc_task_set_error_message(const char *fmt, ...)
         vsnprintf(msg, (size_t)n + 1, fmt, ap);
         va_end(ap);
     }
-    cc__free(current.msg, 0);
-    current.msg = msg;
+    cc__free(cur->msg, 0);
+    cur->msg = msg;
 }
 
 int cc__task_call(cc_task_fn fn, void *arg, void **result, char **msg)
 {
-    struct cc__task_ctx outer = current; /* tasks may run tasks inline */
-    current = (struct cc__task_ctx){true, NULL};
+    /* Its coroutine may park in fn: cur stays its own state meanwhile. */
+    struct cc__task_ctx *cur = current();
+    struct cc__task_ctx outer = *cur; /* tasks may run tasks inline */
+    *cur = (struct cc__task_ctx){true, NULL};
     *result = NULL;
     int r = fn(arg, result);
     if (r > 0) {
         r = -EINVAL;
         cc_task_set_error_message("task returned a positive value");
     }
-    *msg = r < 0 ? current.msg : NULL;
+    *msg = r < 0 ? cur->msg : NULL;
     if (r == 0)
-        cc__free(current.msg, 0);
-    current = outer;
+        cc__free(cur->msg, 0);
+    *cur = outer;
     return r;
 }
 

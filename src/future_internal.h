@@ -123,8 +123,10 @@ struct cc__task_ctx {
     char *msg;   /* its message so far (cc__malloc'd), or NULL */
 };
 
-/* cc__task_ctx_swap: exchange this thread's current-task state with *other;
- * an event loop keeps each coroutine's own in *other while it is suspended. */
-void cc__task_ctx_swap(struct cc__task_ctx *other);
+/* The current-task state in use on this thread: the running coroutine's
+ * own (its event loop points this at it as it resumes it, and back as it
+ * leaves), or NULL for the thread's own. A pointer, not a copy: a switch
+ * costs one store. */
+extern CC__THREAD_LOCAL struct cc__task_ctx *cc__task_ctx_in_use;
 
 #endif

@@ -29,8 +29,10 @@ static inline int cc__cancel_pending(const struct cc__cancel *c)
 }
 
 /* The running task of this thread (its waiters get it as context), or NULL
- * outside a task. */
-struct cc__task *cc__loop_task(void);
+ * outside a task. Read inline: every blocking call asks. */
+extern CC__THREAD_LOCAL struct cc__task *cc__loop_running;
+
+static inline struct cc__task *cc__loop_task(void) { return cc__loop_running; }
 
 /*
  * cc__loop_park: park the task w->context (the running one) until w is woken
