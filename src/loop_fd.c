@@ -112,21 +112,26 @@ struct fd_slot {
 static CC__THREAD_LOCAL struct fd_slot *slots;
 static CC__THREAD_LOCAL int nslots;
 
+/* Grow the table to hold fd; false for want of memory. Out of line: the
+ * rare case, kept off the hot callers' frames. */
+static __attribute__((noinline, cold)) bool slots_grow(int fd)
+{
+    int n = nslots ? nslots : 64;
+    while (n <= fd)
+        n *= 2;
+    struct fd_slot *s = cc__realloc(slots, nslots * sizeof *s,
+                                    (size_t)n * sizeof *s);
+    if (!s)
+        return false;
+    memset(s + nslots, 0, (size_t)(n - nslots) * sizeof *s);
+    slots = s;
+    nslots = n;
+    return true;
+}
+
 static struct fd_slot *slot_get(int fd)
 {
-    if (fd >= nslots) {
-        int n = nslots ? nslots : 64;
-        while (n <= fd)
-            n *= 2;
-        struct fd_slot *s = cc__realloc(slots, nslots * sizeof *s,
-                                        (size_t)n * sizeof *s);
-        if (!s)
-            return NULL;
-        memset(s + nslots, 0, (size_t)(n - nslots) * sizeof *s);
-        slots = s;
-        nslots = n;
-    }
-    return &slots[fd];
+    return fd < nslots || slots_grow(fd) ? &slots[fd] : NULL;
 }
 
 void cc__loop_fd_close(void)
