@@ -93,7 +93,9 @@ void cc_queue_free(cc_queue *q);
  * the top of this file); NULL removes it. Set it before sharing the queue
  * (not thread safe against a concurrent shutdown or free). The destructor
  * must not put, get or join on the queue it is called for (in a shutdown,
- * those wait for the shutdown to finish). Never blocks.
+ * those wait for the shutdown to finish), nor wait for another thread or
+ * task that may be in such a call: that one waits for the shutdown, which
+ * waits for the destructor (a deadlock). Never blocks.
  */
 void cc_queue_set_destructor(cc_queue *q, cc_queue_destructor fn, void *arg);
 
