@@ -288,6 +288,7 @@ typedef struct cc_barrier {
     uint32_t count_;               /* private: arrived in this round */
     uint64_t generation_;          /* private: rounds finished or reset */
     bool broken_;                  /* private: broken until reset */
+    bool break_next_;              /* private: break after this round */
     cc_barrier_action action_;     /* private: run by the last arrival */
     void *arg_;                    /* private: the action's argument */
     struct cc__wait_storage wait_; /* private: arrived, waiting for the round */
@@ -311,8 +312,10 @@ void cc_barrier_destroy(cc_barrier *barrier);
  * to parties - 1 for the last (the one that ran the action), different for each
  * thread of a round; -EPIPE if the barrier is or becomes broken while waiting
  * (Python's BrokenBarrierError); -ETIMEDOUT if the deadline passed, which breaks
- * the barrier for the others (Python raises BrokenBarrierError here too); or the
- * action's error, for the thread that ran it. Blocks; thread safe.
+ * the barrier for the others (Python raises BrokenBarrierError here too; a
+ * thread that arrived while the previous round's action ran breaks it only
+ * once that round is released); or the action's error, for the thread that
+ * ran it. Blocks; thread safe.
  */
 int cc_barrier_wait(cc_barrier *barrier, cc_deadline deadline);
 
