@@ -61,10 +61,268 @@ static void barrier_early_arrival_timeout_spares_full_round(void **state)
     cc_event_destroy(&g.running);
 }
 
+/* ---- condition: a notify racing with timeouts and cancellation ------------- */
+
+/*
+ * Waiters that give up (thread timeouts, cancelled tasks) while a thread
+ * notifies one at a time: every waiter a notify counted must return 0 from its
+ * wait (the wakeup is consumed, never dropped), whatever happened to it at the
+ * same moment.
+ */
+struct notify_run {
+    cc_lock lock;            /* the condition's lock */
+    cc_cond cond;            /* notified one at a time */
+    atomic_long notified;    /* what notify returned, summed */
+    atomic_long woken;       /* waits that returned 0 */
+    atomic_long gave_up;     /* waits that returned -ETIMEDOUT/-ECANCELED */
+    atomic_long odd;         /* anything else */
+    atomic_bool stop;        /* the notifier is done */
+    long notifies;           /* notify(1) calls to make */
+};
+
+static void count_wait(struct notify_run *r, int got)
+{
+    if (got == 0)
+        r->woken++;
+    else if (got == -ETIMEDOUT || got == -ECANCELED)
+        r->gave_up++;
+    else
+        r->odd++;
+    if (!cc_lock_held(&r->lock)) /* the lock is always held again */
+        r->odd++;
+}
+
+static void *timed_cond_waiter(void *arg)
+{
+    struct notify_run *r = arg;
+    uint32_t seed = 2463534242u ^ (uint32_t)(uintptr_t)&seed;
+    while (!r->stop) {
+        cc_lock_acquire(&r->lock, CC_FOREVER);
+        count_wait(r, cc_cond_wait(&r->cond,
+                                   cc_deadline_in(rnd(&seed) % 50 * CC_USEC)));
+        cc_lock_release(&r->lock);
+    }
+    return NULL;
+}
+
+static void *notifier(void *arg)
+{
+    struct notify_run *r = arg;
+    uint32_t seed = 88172645u;
+    for (long i = 0; i < r->notifies; i++) {
+        if (rnd(&seed) % 4 == 0)
+            cc_sleep(5 * CC_USEC);
+        r->notified += cc_cond_notify(&r->cond, 1);
+    }
+    r->stop = true;
+    return NULL;
+}
+
+static int cancelled_cond_waiter(void *arg, void **result)
+{
+    struct notify_run *r = arg;
+    if (cc_lock_acquire(&r->lock, CC_FOREVER) != 0)
+        return 0; /* cancelled before its wait */
+    count_wait(r, cc_cond_wait(&r->cond, cc_deadline_in(30 * CC_SEC)));
+    cc_lock_release(&r->lock);
+    return 0;
+}
+
+static int notify_main(void *arg, void **result)
+{
+    struct notify_run *r = arg;
+    uint32_t seed = 123456789u;
+    cc_thread *t[3] = {start(notifier, r), start(timed_cond_waiter, r),
+                       start(timed_cond_waiter, r)};
+    while (!r->stop) {
+        cc_future *f;
+        cc_spawn(cancelled_cond_waiter, r, &f);
+        for (uint32_t y = rnd(&seed) % 3; y > 0; y--)
+            cc_yield();
+        cc_task_cancel(f);
+        cc_future_wait(f, CC_FOREVER);
+        cc_future_release(f);
+    }
+    for (int i = 0; i < 3; i++)
+        join(t[i]);
+    return 0;
+}
+
+static void cond_notify_one_survives_timeouts_and_cancels(void **state)
+{
+    struct notify_run r = {.notifies = cc_test_n(20000)};
+    cc_lock_init(&r.lock);
+    cc_cond_init(&r.cond, &r.lock);
+    assert_int_equal(cc_loop_run(notify_main, &r, NULL), 0);
+    print_message("notified %ld, woken %ld, gave up %ld\n", (long)r.notified,
+                  (long)r.woken, (long)r.gave_up);
+    assert_int_equal(r.odd, 0);
+    assert_true(r.woken >= r.notified); /* none lost */
+    assert_true(r.gave_up > 0);
+    cc_cond_destroy(&r.cond);
+    cc_lock_destroy(&r.lock);
+}
+
+/* ---- semaphore: units racing with timeouts ------------------------------------ */
+
+struct unit_run {
+    cc_semaphore sem;   /* released one unit at a time */
+    long units;         /* how many */
+    atomic_long taken;  /* acquires that returned 0 */
+    atomic_bool stop;   /* the releaser is done */
+};
+
+static void *unit_releaser(void *arg)
+{
+    struct unit_run *r = arg;
+    uint32_t seed = 362436069u;
+    for (long i = 0; i < r->units; i++) {
+        if (rnd(&seed) % 4 == 0)
+            cc_sleep(5 * CC_USEC);
+        cc_semaphore_release(&r->sem, 1);
+    }
+    r->stop = true;
+    return NULL;
+}
+
+static void *timed_acquirer(void *arg)
+{
+    struct unit_run *r = arg;
+    uint32_t seed = 521288629u ^ (uint32_t)(uintptr_t)&seed;
+    while (!r->stop)
+        if (cc_semaphore_acquire(&r->sem,
+                                 cc_deadline_in(rnd(&seed) % 30 * CC_USEC)) == 0)
+            r->taken++;
+    return NULL;
+}
+
+static void semaphore_units_survive_timeouts(void **state)
+{
+    struct unit_run r = {.units = cc_test_n(50000)};
+    cc_semaphore_init(&r.sem, 0);
+    cc_thread *t[4] = {start(unit_releaser, &r), start(timed_acquirer, &r),
+                       start(timed_acquirer, &r), start(timed_acquirer, &r)};
+    for (int i = 0; i < 4; i++)
+        join(t[i]);
+    long left = 0;
+    while (cc_semaphore_acquire(&r.sem, CC_NOWAIT) == 0)
+        left++;
+    assert_int_equal(r.taken + left, r.units);
+    cc_semaphore_destroy(&r.sem);
+}
+
+/* ---- lock and rlock: tasks of two loops and threads, with timeouts -------- */
+
+/*
+ * Threads and the tasks of two loops take one lock (or rlock, twice over)
+ * with short deadlines, tasks yielding inside: nobody may ever be inside
+ * with another, whoever released last and whoever gave up meanwhile.
+ */
+struct excl_run {
+    cc_lock lock;          /* the lock under test, or */
+    cc_rlock rlock;        /* this one */
+    bool recursive;        /* use rlock */
+    long per;              /* attempts per thread or task */
+    atomic_int inside;     /* parties inside now */
+    atomic_long entered;   /* attempts that got in */
+    atomic_long odd;       /* two inside, or a failed release/recursion */
+};
+
+static int excl_acquire(struct excl_run *r, cc_deadline d)
+{
+    if (!r->recursive)
+        return cc_lock_acquire(&r->lock, d);
+    int got = cc_rlock_acquire(&r->rlock, d);
+    if (got == 0 && cc_rlock_acquire(&r->rlock, CC_NOWAIT) != 0)
+        r->odd++; /* the holder takes it again at once */
+    return got;
+}
+
+static void excl_release(struct excl_run *r)
+{
+    if (!r->recursive) {
+        cc_lock_release(&r->lock);
+        return;
+    }
+    if (cc_rlock_release(&r->rlock) != 0 || !cc_rlock_held(&r->rlock) ||
+        cc_rlock_release(&r->rlock) != 0 || cc_rlock_held(&r->rlock))
+        r->odd++;
+}
+
+static void excl_attempts(struct excl_run *r, bool task)
+{
+    uint32_t seed = 1597334677u ^ (uint32_t)(uintptr_t)&seed;
+    for (long i = 0; i < r->per; i++) {
+        if (excl_acquire(r, cc_deadline_in(rnd(&seed) % 20 * CC_USEC)) != 0)
+            continue;
+        if (r->inside++ != 0)
+            r->odd++;
+        r->entered++;
+        if (task && rnd(&seed) % 2)
+            cc_yield(); /* the loop's other tasks run, and wait */
+        r->inside--;
+        excl_release(r);
+    }
+}
+
+static void *excl_thread(void *arg)
+{
+    excl_attempts(arg, false);
+    return NULL;
+}
+
+static int excl_task(void *arg, void **result)
+{
+    excl_attempts(arg, true);
+    return 0;
+}
+
+static int excl_loop_main(void *arg, void **result)
+{
+    for (int i = 0; i < 3; i++)
+        cc_spawn(excl_task, arg, NULL);
+    return 0;
+}
+
+static void *excl_loop(void *arg)
+{
+    return (void *)(intptr_t)cc_loop_run(excl_loop_main, arg, NULL);
+}
+
+static void run_exclusion(bool recursive)
+{
+    struct excl_run r = {.recursive = recursive, .per = cc_test_n(20000)};
+    cc_lock_init(&r.lock);
+    cc_rlock_init(&r.rlock);
+    cc_thread *t[4] = {start(excl_loop, &r), start(excl_loop, &r),
+                       start(excl_thread, &r), start(excl_thread, &r)};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal((intptr_t)join(t[i]), 0);
+    assert_int_equal(r.odd, 0);
+    assert_true(r.entered > 0);
+    assert_false(cc_lock_locked(&r.lock));
+    cc_rlock_destroy(&r.rlock);
+    cc_lock_destroy(&r.lock);
+}
+
+static void lock_excludes_tasks_and_threads_with_timeouts(void **state)
+{
+    run_exclusion(false);
+}
+
+static void rlock_excludes_tasks_and_threads_with_timeouts(void **state)
+{
+    run_exclusion(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CC_TEST(barrier_early_arrival_timeout_spares_full_round),
+        CC_TEST(cond_notify_one_survives_timeouts_and_cancels),
+        CC_TEST(semaphore_units_survive_timeouts),
+        CC_TEST(lock_excludes_tasks_and_threads_with_timeouts),
+        CC_TEST(rlock_excludes_tasks_and_threads_with_timeouts),
     };
     return CC_RUN_TESTS(tests);
 }
