@@ -14,7 +14,9 @@
  * reset() wakes the parked ones with BROKEN too and starts a fresh generation. The result of
  * a wait travels in its wakeup token, so it cannot be confused by what happens
  * to the barrier after the wakeup (Python's state machine needs the extra
- * "draining" and "resetting" states for that).
+ * "draining" and "resetting" states for that). `inside` counts the threads in
+ * cc_barrier_wait; destroy waits for the released ones to leave (they take
+ * the guard once more), so the barrier may die as soon as a wait returns.
  */
 #include "sync_impl.h"
 
@@ -31,6 +33,8 @@ struct barrier {
     bool broken;               /* until reset */
     bool break_next;           /* break once the running action's round
                                   ends (an early arrival gave up) */
+    uint32_t inside;           /* threads in cc_barrier_wait, released
+                                  ones until they leave */
     cc_barrier_action action;  /* run by the last arrival, or NULL */
     void *arg;                 /* the action's argument */
     struct cc__waitblock wait; /* guard; threads that arrived this round */
@@ -61,8 +65,15 @@ int cc_barrier_init(cc_barrier *barrier, uint32_t parties,
 void cc_barrier_destroy(cc_barrier *barrier)
 {
     struct barrier *B = impl(barrier);
+    cc__mutex_lock(&B->wait.guard);
     if (!cc__waitq_empty(&B->wait.q) || !cc__waitq_empty(&B->entry))
         cc__panic("cc_barrier_destroy: threads are waiting", -EBUSY);
+    while (B->inside > 0) { /* released, leaving: they need the guard */
+        cc__mutex_unlock(&B->wait.guard);
+        cc_yield();
+        cc__mutex_lock(&B->wait.guard);
+    }
+    cc__mutex_unlock(&B->wait.guard);
 }
 
 /* Under the guard. */
@@ -143,7 +154,9 @@ int cc_barrier_wait(cc_barrier *barrier, cc_deadline deadline)
 {
     struct barrier *B = impl(barrier);
     cc__mutex_lock(&B->wait.guard);
+    B->inside++;
     int r = arrive(B, deadline);
+    B->inside--; /* our last access but the unlock's (cc_barrier_destroy) */
     cc__mutex_unlock(&B->wait.guard);
     return r;
 }

@@ -315,6 +315,38 @@ static void rlock_excludes_tasks_and_threads_with_timeouts(void **state)
     run_exclusion(true);
 }
 
+/* ---- destroyed as soon as a wait returns ---------------------------------- */
+
+/*
+ * pthread_barrier_destroy may follow the caller's own wait at once (POSIX
+ * only forbids it while threads are blocked; glibc waits out the ones still
+ * leaving), and so may cc_barrier_destroy: the barrier lives in the frame of
+ * its last user here, freed as soon as that user's wait returns, while the
+ * threads the round released may still be leaving cc_barrier_wait. ASan
+ * and TSan see any access after the free.
+ */
+enum { BARRIER_PARTIES = 4 };
+
+static void barrier_destroyed_as_soon_as_wait_returns(void **state)
+{
+    long rounds = cc_test_n(300);
+    for (long i = 0; i < rounds; i++) {
+        cc_barrier *b = malloc(sizeof *b);
+        assert_non_null(b);
+        assert_int_equal(cc_barrier_init(b, BARRIER_PARTIES, NULL, NULL), 0);
+        cc_thread *t[BARRIER_PARTIES - 1];
+        for (int j = 0; j < BARRIER_PARTIES - 1; j++)
+            t[j] = start(wait_barrier, b);
+        int mine = cc_barrier_wait(b, cc_deadline_in(60 * CC_SEC));
+        cc_barrier_destroy(b);
+        free(b);
+        intptr_t sum = mine;
+        for (int j = 0; j < BARRIER_PARTIES - 1; j++)
+            sum += (intptr_t)join(t[j]);
+        assert_int_equal(sum, 0 + 1 + 2 + 3);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +355,7 @@ int main(void)
         CC_TEST(semaphore_units_survive_timeouts),
         CC_TEST(lock_excludes_tasks_and_threads_with_timeouts),
         CC_TEST(rlock_excludes_tasks_and_threads_with_timeouts),
+        CC_TEST(barrier_destroyed_as_soon_as_wait_returns),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -289,6 +289,7 @@ typedef struct cc_barrier {
     uint64_t generation_;          /* private: rounds finished or reset */
     bool broken_;                  /* private: broken until reset */
     bool break_next_;              /* private: break after this round */
+    uint32_t inside_;              /* private: threads in cc_barrier_wait */
     cc_barrier_action action_;     /* private: run by the last arrival */
     void *arg_;                    /* private: the action's argument */
     struct cc__wait_storage wait_; /* private: arrived, waiting for the round */
@@ -300,7 +301,10 @@ typedef struct cc_barrier {
  * cc_barrier_init: a barrier for `parties` threads (Python's Barrier(parties,
  * action)). action may be NULL; arg is passed to it. Returns 0, or -EINVAL if
  * parties is 0 or above INT32_MAX. cc_barrier_destroy: end its life; no
- * thread may be waiting.
+ * thread may be blocked in it. It may follow the caller's own wait at once:
+ * it waits for the threads that the round released (or that still run the
+ * action) to leave cc_barrier_wait, as glibc's pthread_barrier_destroy;
+ * then the memory may be reused.
  */
 int cc_barrier_init(cc_barrier *barrier, uint32_t parties,
                     cc_barrier_action action, void *arg);
