@@ -347,6 +347,75 @@ static void barrier_destroyed_as_soon_as_wait_returns(void **state)
     }
 }
 
+/* Waiters parked on a private wait storage, counted under its guard. */
+static int parked(struct cc__wait_storage *ws)
+{
+    struct cc__waitblock *wb = (struct cc__waitblock *)ws;
+    int n = 0;
+    cc__mutex_lock(&wb->guard);
+    for (cc__waiter *w = wb->q.head; w; w = w->next)
+        n++;
+    cc__mutex_unlock(&wb->guard);
+    return n;
+}
+
+/*
+ * POSIX's pthread_cond_destroy example: a list element's condition is
+ * destroyed, and the element freed, right after notify_all wakes its
+ * waiters, who have yet to take the list's lock again (they then see that
+ * the element is gone and never touch it).
+ */
+enum { ELEMENT_WAITERS = 3 };
+
+struct element_list {
+    cc_lock lock;            /* the list's lock, the conditions' too */
+    bool gone;               /* the element was deleted; under lock */
+    struct element *element; /* the element waited on */
+};
+
+struct element {
+    cc_cond not_busy; /* notified when the element is deleted */
+};
+
+static void *wait_not_busy(void *arg)
+{
+    struct element_list *l = arg;
+    cc_lock_acquire(&l->lock, CC_FOREVER);
+    struct element *e = l->element;
+    int r = 0;
+    while (!l->gone && r == 0)
+        r = cc_cond_wait(&e->not_busy, cc_deadline_in(60 * CC_SEC));
+    cc_lock_release(&l->lock);
+    return (void *)(intptr_t)r;
+}
+
+static void cond_destroyed_as_soon_as_notified(void **state)
+{
+    struct element_list l;
+    cc_lock_init(&l.lock);
+    for (long i = 0; i < cc_test_n(300); i++) {
+        l.gone = false;
+        l.element = malloc(sizeof *l.element);
+        assert_non_null(l.element);
+        cc_cond_init(&l.element->not_busy, &l.lock);
+        cc_thread *t[ELEMENT_WAITERS];
+        for (int j = 0; j < ELEMENT_WAITERS; j++)
+            t[j] = start(wait_not_busy, &l);
+        while (parked(&l.element->not_busy.wait_) < ELEMENT_WAITERS)
+            cc_yield();
+        cc_lock_acquire(&l.lock, CC_FOREVER);
+        l.gone = true;
+        assert_int_equal(cc_cond_notify_all(&l.element->not_busy),
+                         ELEMENT_WAITERS);
+        cc_lock_release(&l.lock);
+        cc_cond_destroy(&l.element->not_busy);
+        free(l.element);
+        for (int j = 0; j < ELEMENT_WAITERS; j++)
+            assert_int_equal((intptr_t)join(t[j]), 0);
+    }
+    cc_lock_destroy(&l.lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +425,7 @@ int main(void)
         CC_TEST(lock_excludes_tasks_and_threads_with_timeouts),
         CC_TEST(rlock_excludes_tasks_and_threads_with_timeouts),
         CC_TEST(barrier_destroyed_as_soon_as_wait_returns),
+        CC_TEST(cond_destroyed_as_soon_as_notified),
     };
     return CC_RUN_TESTS(tests);
 }

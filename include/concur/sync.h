@@ -139,6 +139,7 @@ typedef struct cc_cond {
     cc_lock *lock_;                /* private: the bound lock, or NULL */
     cc_rlock *rlock_;              /* private: the bound rlock, or NULL */
     struct cc__wait_storage wait_; /* private: parked waiters */
+    uint32_t inside_;              /* private: waiters in cc_cond_wait */
 } cc_cond;
 
 /* A predicate for cc_cond_wait_for: true when the awaited state holds. It runs
@@ -148,7 +149,10 @@ typedef bool (*cc_predicate)(void *arg);
 /*
  * cc_cond_init / cc_cond_init_rlock: bind a condition to `lock` (not owned: it
  * must outlive the condition). Never fail. cc_cond_destroy: end its life; no
- * thread may be waiting.
+ * thread may be blocked in cc_cond_wait. It may follow a notify that woke the
+ * last waiters at once (POSIX's pthread_cond_destroy example): it waits for
+ * them to leave the condition, which they do before they take the lock
+ * back, so the caller may hold the lock; then the memory may be reused.
  */
 void cc_cond_init(cc_cond *cond, cc_lock *lock);
 void cc_cond_init_rlock(cc_cond *cond, cc_rlock *lock);
