@@ -416,6 +416,99 @@ static void cond_destroyed_as_soon_as_notified(void **state)
     cc_lock_destroy(&l.lock);
 }
 
+/* ---- deadlines at the ends of the range ------------------------------------ */
+
+/*
+ * Every blocking call with a deadline far in the past (INT64_MIN, -1) fails
+ * at once with -ETIMEDOUT, and with one far in the future but not
+ * CC_FOREVER (INT64_MAX - 1) waits for its wakeup; in a thread and in a task.
+ */
+struct extremes {
+    cc_lock held;      /* held by the caller throughout */
+    cc_rlock rheld;    /* held by another party */
+    cc_lock cond_lock; /* the condition's lock */
+    cc_cond cond;      /* never notified */
+    cc_semaphore sem;  /* value 0 */
+    cc_event ev;       /* never set */
+    cc_event late;     /* set before the far deadline's wait */
+    cc_event done;     /* lets rheld's holder go */
+    cc_barrier bar;    /* two parties, one comes */
+    long odd;          /* unexpected results */
+};
+
+static void expect(struct extremes *x, int got, int want)
+{
+    if (got != want)
+        x->odd++;
+}
+
+static void past_deadlines(struct extremes *x)
+{
+    cc_deadline past[] = {INT64_MIN, INT64_MIN + 1, -1, 1};
+    for (size_t i = 0; i < sizeof past / sizeof *past; i++) {
+        cc_deadline d = past[i];
+        expect(x, cc_lock_acquire(&x->held, d), -ETIMEDOUT);
+        expect(x, cc_rlock_acquire(&x->rheld, d), -ETIMEDOUT);
+        expect(x, cc_semaphore_acquire(&x->sem, d), -ETIMEDOUT);
+        expect(x, cc_event_wait(&x->ev, d), -ETIMEDOUT);
+        cc_lock_acquire(&x->cond_lock, CC_FOREVER);
+        expect(x, cc_cond_wait(&x->cond, d), -ETIMEDOUT);
+        cc_lock_release(&x->cond_lock);
+        expect(x, cc_barrier_wait(&x->bar, d), -ETIMEDOUT);
+        cc_barrier_reset(&x->bar);
+    }
+    expect(x, cc_event_wait(&x->late, INT64_MAX - 1), 0);
+}
+
+static void *hold_rlock(void *arg)
+{
+    struct extremes *x = arg;
+    cc_rlock_acquire(&x->rheld, CC_FOREVER);
+    cc_event_wait(&x->done, CC_FOREVER);
+    cc_rlock_release(&x->rheld);
+    return NULL;
+}
+
+static int past_deadlines_task(void *arg, void **result)
+{
+    past_deadlines(arg);
+    return 0;
+}
+
+static void deadlines_at_the_ends_of_the_range(void **state)
+{
+    struct extremes x = {0};
+    cc_lock_init(&x.held);
+    cc_rlock_init(&x.rheld);
+    cc_lock_init(&x.cond_lock);
+    cc_cond_init(&x.cond, &x.cond_lock);
+    cc_semaphore_init(&x.sem, 0);
+    cc_event_init(&x.ev);
+    cc_event_init(&x.late);
+    cc_event_init(&x.done);
+    assert_int_equal(cc_barrier_init(&x.bar, 2, NULL, NULL), 0);
+    cc_thread *t = start(hold_rlock, &x);
+    while (!cc_lock_locked(&x.rheld.lock_))
+        cc_yield();
+    cc_lock_acquire(&x.held, CC_FOREVER);
+    cc_event_set(&x.late); /* the far deadline's wait returns at once */
+    past_deadlines(&x);
+    assert_int_equal(cc_loop_run(past_deadlines_task, &x, NULL), 0);
+    assert_int_equal(x.odd, 0);
+    cc_lock_release(&x.held);
+    cc_event_set(&x.done);
+    join(t);
+    cc_barrier_destroy(&x.bar);
+    cc_event_destroy(&x.done);
+    cc_event_destroy(&x.late);
+    cc_event_destroy(&x.ev);
+    cc_semaphore_destroy(&x.sem);
+    cc_cond_destroy(&x.cond);
+    cc_lock_destroy(&x.cond_lock);
+    cc_rlock_destroy(&x.rheld);
+    cc_lock_destroy(&x.held);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +519,7 @@ int main(void)
         CC_TEST(rlock_excludes_tasks_and_threads_with_timeouts),
         CC_TEST(barrier_destroyed_as_soon_as_wait_returns),
         CC_TEST(cond_destroyed_as_soon_as_notified),
+        CC_TEST(deadlines_at_the_ends_of_the_range),
     };
     return CC_RUN_TESTS(tests);
 }
