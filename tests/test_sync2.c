@@ -6,7 +6,7 @@
 #include "testutil.h"
 
 #include "loop_helpers.h"
-#include "sync_impl.h"
+#include "sync_helpers.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -345,18 +345,6 @@ static void barrier_destroyed_as_soon_as_wait_returns(void **state)
             sum += (intptr_t)join(t[j]);
         assert_int_equal(sum, 0 + 1 + 2 + 3);
     }
-}
-
-/* Waiters parked on a private wait storage, counted under its guard. */
-static int parked(struct cc__wait_storage *ws)
-{
-    struct cc__waitblock *wb = (struct cc__waitblock *)ws;
-    int n = 0;
-    cc__mutex_lock(&wb->guard);
-    for (cc__waiter *w = wb->q.head; w; w = w->next)
-        n++;
-    cc__mutex_unlock(&wb->guard);
-    return n;
 }
 
 /*
