@@ -418,7 +418,7 @@ struct extremes {
     cc_cond cond;      /* never notified */
     cc_semaphore sem;  /* value 0 */
     cc_event ev;       /* never set */
-    cc_event late;     /* set before the far deadline's wait */
+    cc_event late;     /* set a little after the far deadline's wait began */
     cc_event done;     /* lets rheld's holder go */
     cc_barrier bar;    /* two parties, one comes */
     long odd;          /* unexpected results */
@@ -428,6 +428,14 @@ static void expect(struct extremes *x, int got, int want)
 {
     if (got != want)
         x->odd++;
+}
+
+static void *set_later(void *arg)
+{
+    struct extremes *x = arg;
+    cc_sleep(5 * CC_MSEC);
+    cc_event_set(&x->late);
+    return NULL;
 }
 
 static void past_deadlines(struct extremes *x)
@@ -445,7 +453,10 @@ static void past_deadlines(struct extremes *x)
         expect(x, cc_barrier_wait(&x->bar, d), -ETIMEDOUT);
         cc_barrier_reset(&x->bar);
     }
+    cc_event_clear(&x->late);
+    cc_thread *t = start(set_later, x);
     expect(x, cc_event_wait(&x->late, INT64_MAX - 1), 0);
+    join(t);
 }
 
 static void *hold_rlock(void *arg)
@@ -479,7 +490,6 @@ static void deadlines_at_the_ends_of_the_range(void **state)
     while (!cc_lock_locked(&x.rheld.lock_))
         cc_yield();
     cc_lock_acquire(&x.held, CC_FOREVER);
-    cc_event_set(&x.late); /* the far deadline's wait returns at once */
     past_deadlines(&x);
     assert_int_equal(cc_loop_run(past_deadlines_task, &x, NULL), 0);
     assert_int_equal(x.odd, 0);
