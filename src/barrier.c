@@ -11,12 +11,13 @@
  * arrival that gives up on `entry` only sets `break_next`: the full round
  * ends as it would have, then the barrier breaks (as in Python, where the
  * action holds the lock, so the early one times out after the round).
- * reset() wakes the parked ones with BROKEN too and starts a fresh generation. The result of
- * a wait travels in its wakeup token, so it cannot be confused by what happens
- * to the barrier after the wakeup (Python's state machine needs the extra
- * "draining" and "resetting" states for that). `inside` counts the threads in
- * cc_barrier_wait; destroy waits for the released ones to leave (they take
- * the guard once more), so the barrier may die as soon as a wait returns.
+ * reset() wakes the parked ones with BROKEN too and starts a fresh
+ * generation. The result of a wait travels in its wakeup token, so it cannot
+ * be confused by what happens to the barrier after the wakeup (Python's state
+ * machine needs the extra "draining" and "resetting" states for that).
+ * `inside` counts the threads in cc_barrier_wait; destroy waits for the
+ * released ones to leave (they take the guard once more), so the barrier may
+ * die as soon as a wait returns.
  */
 #include "sync_impl.h"
 

@@ -77,8 +77,9 @@ void cc_lock_destroy(cc_lock *lock);
  * cc_lock_acquire: take the lock, blocking until the deadline (Python's
  * Lock.acquire(blocking, timeout); CC_NOWAIT is blocking=False).
  * Returns 0 (the caller holds the lock), -ETIMEDOUT (it is still held by
- * another at the deadline) or, in a task, -ECANCELED (see "Tasks" above). Not recursive: a thread that acquires a lock it holds
- * waits for itself until the deadline. Blocks; thread safe.
+ * another at the deadline) or, in a task, -ECANCELED (see "Tasks" above).
+ * Not recursive: a thread that acquires a lock it holds waits for itself
+ * until the deadline. Blocks; thread safe.
  */
 int cc_lock_acquire(cc_lock *lock, cc_deadline deadline);
 
