@@ -7,11 +7,17 @@
  * to 0, generation + 1, and every parked thread woken with the token RELEASED.
  * Threads that arrive while the action runs belong to the next round: they park
  * on `entry` until the round ends, then arrive. Breaking (abort, a timeout, a
- * failed action) sets `broken` and wakes everyone with BROKEN; reset() wakes
- * the parked ones with BROKEN too and starts a fresh generation. The result of
- * a wait travels in its wakeup token, so it cannot be confused by what happens
- * to the barrier after the wakeup (Python's state machine needs the extra
- * "draining" and "resetting" states for that).
+ * failed action) sets `broken` and wakes everyone with BROKEN; but an early
+ * arrival that gives up on `entry` only sets `break_next`: the full round
+ * ends as it would have, then the barrier breaks (as in Python, where the
+ * action holds the lock, so the early one times out after the round).
+ * reset() wakes the parked ones with BROKEN too and starts a fresh
+ * generation. The result of a wait travels in its wakeup token, so it cannot
+ * be confused by what happens to the barrier after the wakeup (Python's state
+ * machine needs the extra "draining" and "resetting" states for that).
+ * `inside` counts the threads in cc_barrier_wait; destroy waits for the
+ * released ones to leave (they take the guard once more), so the barrier may
+ * die as soon as a wait returns.
  */
 #include "sync_impl.h"
 
@@ -26,6 +32,10 @@ struct barrier {
     uint64_t generation;       /* rounds ended or reset; tells the action's
                                   thread whether its round survived */
     bool broken;               /* until reset */
+    bool break_next;           /* break once the running action's round
+                                  ends (an early arrival gave up) */
+    uint32_t inside;           /* threads in cc_barrier_wait, released
+                                  ones until they leave */
     cc_barrier_action action;  /* run by the last arrival, or NULL */
     void *arg;                 /* the action's argument */
     struct cc__waitblock wait; /* guard; threads that arrived this round */
@@ -56,8 +66,15 @@ int cc_barrier_init(cc_barrier *barrier, uint32_t parties,
 void cc_barrier_destroy(cc_barrier *barrier)
 {
     struct barrier *B = impl(barrier);
+    cc__mutex_lock(&B->wait.guard);
     if (!cc__waitq_empty(&B->wait.q) || !cc__waitq_empty(&B->entry))
         cc__panic("cc_barrier_destroy: threads are waiting", -EBUSY);
+    while (B->inside > 0) { /* released, leaving: they need the guard */
+        cc__mutex_unlock(&B->wait.guard);
+        cc_yield();
+        cc__mutex_lock(&B->wait.guard);
+    }
+    cc__mutex_unlock(&B->wait.guard);
 }
 
 /* Under the guard. */
@@ -75,8 +92,8 @@ static int wait_entry(struct barrier *B, cc_deadline deadline)
         cc__waiter w;
         cc__waiter_init(&w);
         int r = cc__wait_on(&B->entry, &B->wait.guard, &w, deadline);
-        if (r < 0) {
-            break_barrier(B);
+        if (r < 0) { /* still linked: the full round's action still runs */
+            B->break_next = true;
             return r;
         }
     }
@@ -101,7 +118,10 @@ static int end_round(struct barrier *B, uint32_t index)
     B->count = 0;
     B->generation++;
     cc__wake_all(&B->wait.q, RELEASED);
-    cc__wake_all(&B->entry, 0);
+    if (B->break_next)
+        break_barrier(B); /* for the next round: wakes `entry` */
+    else
+        cc__wake_all(&B->entry, 0);
     return (int)index;
 }
 
@@ -135,7 +155,9 @@ int cc_barrier_wait(cc_barrier *barrier, cc_deadline deadline)
 {
     struct barrier *B = impl(barrier);
     cc__mutex_lock(&B->wait.guard);
+    B->inside++;
     int r = arrive(B, deadline);
+    B->inside--; /* our last access but the unlock's (cc_barrier_destroy) */
     cc__mutex_unlock(&B->wait.guard);
     return r;
 }
@@ -155,7 +177,7 @@ void cc_barrier_reset(cc_barrier *barrier)
     cc__wake_all(&B->wait.q, BROKEN);
     cc__wake_all(&B->entry, 0);
     B->count = 0;
-    B->broken = false;
+    B->broken = B->break_next = false;
     B->generation++;
     cc__mutex_unlock(&B->wait.guard);
 }

@@ -8,6 +8,10 @@
  * lost wakeups. The woken waiter then takes the user's lock again, without a
  * deadline (as Python). Lock order: the condition's guard, then the lock's guard
  * (inside cc_lock_release); the lock never takes a condition's guard.
+ * `inside` counts the waiters in cc_cond_wait; a woken one leaves it (takes
+ * the guard once more) before it takes the lock back, and touches the
+ * condition no more; destroy waits for those leaving, so a condition may die
+ * as soon as its waiters are notified (POSIX's pthread_cond_destroy example).
  */
 #include "loop_internal.h"
 #include "sync_impl.h"
@@ -18,6 +22,7 @@ struct cond {
     cc_lock *lock;             /* the bound lock, or NULL */
     cc_rlock *rlock;           /* the bound rlock, or NULL */
     struct cc__waitblock wait; /* guard and parked waiters */
+    uint32_t inside;           /* waiters in cc_cond_wait; under the guard */
 };
 
 _Static_assert(sizeof(struct cond) == sizeof(cc_cond), "cc_cond size");
@@ -39,8 +44,16 @@ void cc_cond_init_rlock(cc_cond *cond, cc_rlock *lock)
 
 void cc_cond_destroy(cc_cond *cond)
 {
-    if (!cc__waitq_empty(&impl(cond)->wait.q))
+    struct cond *C = impl(cond);
+    cc__mutex_lock(&C->wait.guard);
+    if (!cc__waitq_empty(&C->wait.q))
         cc__panic("cc_cond_destroy: threads are waiting", -EBUSY);
+    while (C->inside > 0) { /* notified, leaving: they need the guard */
+        cc__mutex_unlock(&C->wait.guard);
+        cc_yield();
+        cc__mutex_lock(&C->wait.guard);
+    }
+    cc__mutex_unlock(&C->wait.guard);
 }
 
 static bool caller_holds_lock(struct cond *C)
@@ -57,14 +70,15 @@ static uint32_t release_lock(struct cond *C)
     return 0;
 }
 
-static void reacquire_lock(struct cond *C, uint32_t saved)
+/* Not through the condition: it may be gone once we left it. */
+static void reacquire_lock(cc_lock *lock, cc_rlock *rlock, uint32_t saved)
 {
     struct cc__protect p; /* a cancelled task must get its lock back too */
     cc__protect_begin(&p);
-    if (C->rlock)
-        cc__rlock_acquire_restore(C->rlock, saved);
+    if (rlock)
+        cc__rlock_acquire_restore(rlock, saved);
     else
-        cc_lock_acquire(C->lock, CC_FOREVER);
+        cc_lock_acquire(lock, CC_FOREVER);
     cc__protect_end(&p);
 }
 
@@ -73,13 +87,17 @@ int cc_cond_wait(cc_cond *cond, cc_deadline deadline)
     struct cond *C = impl(cond);
     if (!caller_holds_lock(C))
         return -EPERM;
+    cc_lock *lock = C->lock;
+    cc_rlock *rlock = C->rlock;
     cc__waiter w;
     cc__waiter_init(&w);
     cc__mutex_lock(&C->wait.guard);
     uint32_t saved = release_lock(C);
+    C->inside++;
     int r = cc__wait_on(&C->wait.q, &C->wait.guard, &w, deadline);
+    C->inside--; /* our last access but the unlock's (cc_cond_destroy) */
     cc__mutex_unlock(&C->wait.guard);
-    reacquire_lock(C, saved);
+    reacquire_lock(lock, rlock, saved);
     return r;
 }
 

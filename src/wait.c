@@ -136,9 +136,15 @@ int cc__wait_on(cc__waitq *q, cc__mutex *m, cc__waiter *w, cc_deadline deadline)
     cc__mutex_lock(m);
     if (r == 0 || !w->linked) {
         /* A waker unlinked us first; it may not have stored CC__WOKEN yet, and
-         * our frame must outlive that store. */
-        if (r != 0)
+         * our frame must outlive that store. Not with m held: a task parked
+         * so would block the next task of its loop that takes m, and the
+         * loop thread with it (the wake then never runs the task).
+         * acquire: pairs with the waker's release store of CC__WOKEN. */
+        if (r != 0 && cc__load_acq(&w->state) == CC__WAITING) {
+            cc__mutex_unlock(m);
             park_until_woken(w);
+            cc__mutex_lock(m);
+        }
         return 0;
     }
     cc__waitq_remove(q, w);

@@ -4,7 +4,7 @@
  */
 #include "testutil.h"
 
-#include "sync_impl.h"
+#include "sync_helpers.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -28,18 +28,6 @@ static intptr_t join(cc_thread *t)
     void *r;
     assert_int_equal(cc_thread_join(t, cc_deadline_in(60 * CC_SEC), &r), 0);
     return (intptr_t)r;
-}
-
-/* Waiters parked on a private wait storage, counted under its guard. */
-static int parked(struct cc__wait_storage *ws)
-{
-    struct cc__waitblock *wb = (struct cc__waitblock *)ws;
-    int n = 0;
-    cc__mutex_lock(&wb->guard);
-    for (cc__waiter *w = wb->q.head; w; w = w->next)
-        n++;
-    cc__mutex_unlock(&wb->guard);
-    return n;
 }
 
 static void wait_parked(struct cc__wait_storage *ws, int n)

@@ -4,9 +4,11 @@
  */
 #include "testutil.h"
 
+#include "loop_helpers.h"
 #include "wait.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static void park_times_out_at_deadline(void **state)
@@ -130,6 +132,86 @@ static void strerror_names_codes(void **state)
     assert_non_null(cc_strerror(-99999));
 }
 
+/* ---- a task's wait that times out as a late waker chooses it -------------- */
+
+/*
+ * A waker may unlink a waiter under the mutex and wake it after dropping it
+ * (wait.h; the queue's ring does). A task whose deadline passes in between
+ * finds itself unlinked and must stay parked until the wake: without the
+ * mutex, or every other task of its loop that takes the mutex blocks the loop
+ * thread, and with it the wakeup that would end the wait.
+ */
+struct late_wake {
+    cc__mutex m;          /* the owner's mutex */
+    cc__waitq q;          /* one waiter, the task */
+    atomic_bool done;     /* the task's wait returned */
+    int wait_r;           /* what it returned */
+    int mutex_free;       /* the other task found m free */
+};
+
+static void *late_waker(void *arg)
+{
+    struct late_wake *lw = arg;
+    while (!lw->done) {
+        cc__mutex_lock(&lw->m);
+        cc__waiter *w = cc__waitq_pop(&lw->q);
+        cc__mutex_unlock(&lw->m);
+        if (w) {
+            cc_sleep(150 * CC_MSEC); /* preempted, say */
+            cc__waiter_wake(w);
+            break;
+        }
+        cc_sleep(100 * CC_USEC);
+    }
+    return NULL;
+}
+
+static int timed_waiter(void *arg, void **result)
+{
+    struct late_wake *lw = arg;
+    cc__waiter w;
+    cc__waiter_init(&w);
+    cc__mutex_lock(&lw->m);
+    lw->wait_r = cc__wait_on(&lw->q, &lw->m, &w, cc_deadline_in(20 * CC_MSEC));
+    cc__mutex_unlock(&lw->m);
+    lw->done = true;
+    return 0;
+}
+
+static int mutex_user(void *arg, void **result)
+{
+    struct late_wake *lw = arg;
+    cc_sleep(60 * CC_MSEC); /* the waiter timed out meanwhile, most likely */
+    /* The waiter runs on our thread: whenever we run, it is parked, and a
+     * parked waiter never holds the mutex. */
+    lw->mutex_free = cc__mutex_trylock(&lw->m);
+    if (lw->mutex_free)
+        cc__mutex_unlock(&lw->m);
+    return 0;
+}
+
+static int late_wake_main(void *arg, void **result)
+{
+    cc_thread *t = start(late_waker, arg);
+    cc_future *f[2];
+    cc_spawn(timed_waiter, arg, &f[0]);
+    cc_spawn(mutex_user, arg, &f[1]);
+    cc_futures_wait(f, 2, CC_ALL_COMPLETED, CC_FOREVER);
+    cc_future_release(f[0]);
+    cc_future_release(f[1]);
+    join(t);
+    return 0;
+}
+
+static void task_timing_out_as_woken_late_parks_without_mutex(void **state)
+{
+    struct late_wake lw = {.m = CC__MUTEX_INIT};
+    assert_int_equal(cc_loop_run(late_wake_main, &lw, NULL), 0);
+    assert_true(lw.wait_r == 0 || lw.wait_r == -ETIMEDOUT);
+    assert_true(lw.mutex_free);
+    assert_true(cc__waitq_empty(&lw.q));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +222,7 @@ int main(void)
         CC_TEST(deadline_in_saturates),
         CC_TEST(sleep_until_past_returns),
         CC_TEST(strerror_names_codes),
+        CC_TEST(task_timing_out_as_woken_late_parks_without_mutex),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -9,8 +9,18 @@
  * private.
  *
  * Every blocking call takes a cc_deadline (base.h) and parks through concur's one
- * wait mechanism, so the same objects will work between coroutines later. None of
- * them can fail for lack of memory: waiting allocates nothing.
+ * wait mechanism, so the same objects work between threads and the tasks of
+ * event loops (loop.h): a task that waits parks only itself. None of them can
+ * fail for lack of memory: waiting allocates nothing.
+ *
+ * Tasks. In a task, every blocking call below also fails with -ECANCELED (the
+ * task was cancelled: loop.h's cc_task_cancel) and with -ETIMEDOUT when a
+ * deadline scope ends first; a call that need not wait still succeeds, and a
+ * wakeup that came first (a unit, a notify, a handed-over lock) is taken, not
+ * lost: the call then returns 0. Where "the calling thread" owns a lock below
+ * (cc_rlock, and cc_lock in CONCUR_DEBUG builds), a task is the owner: two
+ * tasks of one thread never share an rlock, and a task owns what it took
+ * across its parks.
  *
  * Debug builds. When the library is built with CONCUR_DEBUG defined (the
  * sanitizer builds), a cc_lock remembers its owner: releasing a lock the caller
@@ -66,9 +76,10 @@ void cc_lock_destroy(cc_lock *lock);
 /*
  * cc_lock_acquire: take the lock, blocking until the deadline (Python's
  * Lock.acquire(blocking, timeout); CC_NOWAIT is blocking=False).
- * Returns 0 (the caller holds the lock) or -ETIMEDOUT (it is still held by
- * another at the deadline). Not recursive: a thread that acquires a lock it holds
- * waits for itself until the deadline. Blocks; thread safe.
+ * Returns 0 (the caller holds the lock), -ETIMEDOUT (it is still held by
+ * another at the deadline) or, in a task, -ECANCELED (see "Tasks" above).
+ * Not recursive: a thread that acquires a lock it holds waits for itself
+ * until the deadline. Blocks; thread safe.
  */
 int cc_lock_acquire(cc_lock *lock, cc_deadline deadline);
 
@@ -112,7 +123,8 @@ void cc_rlock_destroy(cc_rlock *rlock);
  * cc_rlock_acquire: take the lock, or take it once more if the caller holds it
  * (Python's RLock.acquire(blocking, timeout)). Returns 0, -ETIMEDOUT (another
  * thread held it until the deadline), -EOVERFLOW (the caller already holds it
- * 2^32 - 1 times). Blocks; thread safe.
+ * 2^32 - 1 times), -ECANCELED (in a task, see "Tasks" above). Blocks; thread
+ * safe.
  */
 int cc_rlock_acquire(cc_rlock *rlock, cc_deadline deadline);
 
@@ -139,6 +151,7 @@ typedef struct cc_cond {
     cc_lock *lock_;                /* private: the bound lock, or NULL */
     cc_rlock *rlock_;              /* private: the bound rlock, or NULL */
     struct cc__wait_storage wait_; /* private: parked waiters */
+    uint32_t inside_;              /* private: waiters in cc_cond_wait */
 } cc_cond;
 
 /* A predicate for cc_cond_wait_for: true when the awaited state holds. It runs
@@ -148,7 +161,10 @@ typedef bool (*cc_predicate)(void *arg);
 /*
  * cc_cond_init / cc_cond_init_rlock: bind a condition to `lock` (not owned: it
  * must outlive the condition). Never fail. cc_cond_destroy: end its life; no
- * thread may be waiting.
+ * thread may be blocked in cc_cond_wait. It may follow a notify that woke the
+ * last waiters at once (POSIX's pthread_cond_destroy example): it waits for
+ * them to leave the condition, which they do before they take the lock
+ * back, so the caller may hold the lock; then the memory may be reused.
  */
 void cc_cond_init(cc_cond *cond, cc_lock *lock);
 void cc_cond_init_rlock(cc_cond *cond, cc_rlock *lock);
@@ -163,7 +179,8 @@ void cc_cond_destroy(cc_cond *cond);
  * Returns 0 (notified), -ETIMEDOUT (the deadline passed; the lock is held
  * again), -EPERM (the caller does not hold the lock, as Python's RuntimeError:
  * always detected for an rlock and in CONCUR_DEBUG builds; for a cc_lock in
- * other builds, only when nobody holds it). Blocks; thread safe.
+ * other builds, only when nobody holds it), -ECANCELED (in a task, see "Tasks"
+ * above; the lock is held again). Blocks; thread safe.
  */
 int cc_cond_wait(cc_cond *cond, cc_deadline deadline);
 
@@ -171,7 +188,8 @@ int cc_cond_wait(cc_cond *cond, cc_deadline deadline);
  * cc_cond_wait_for: wait until pred(arg) is true (Python's
  * Condition.wait_for(predicate, timeout)); pred runs with the lock held, first
  * before any wait. Returns 0 (pred is true), -ETIMEDOUT (still false at the
- * deadline), -EPERM (as cc_cond_wait). The lock is held on return. Blocks.
+ * deadline), -EPERM (as cc_cond_wait), -ECANCELED (in a task, see "Tasks"
+ * above). The lock is held on return, but after -EPERM. Blocks.
  */
 int cc_cond_wait_for(cc_cond *cond, cc_predicate pred, void *arg,
                      cc_deadline deadline);
@@ -213,8 +231,9 @@ void cc_semaphore_destroy(cc_semaphore *sem);
 
 /*
  * cc_semaphore_acquire: take one unit, blocking until one is available or the
- * deadline (Python's Semaphore.acquire(blocking, timeout)). Returns 0 or
- * -ETIMEDOUT. Blocks; thread safe.
+ * deadline (Python's Semaphore.acquire(blocking, timeout)). Returns 0,
+ * -ETIMEDOUT or, in a task, -ECANCELED (see "Tasks" above). Blocks; thread
+ * safe.
  */
 int cc_semaphore_acquire(cc_semaphore *sem, cc_deadline deadline);
 
@@ -265,7 +284,8 @@ bool cc_event_is_set(const cc_event *event);
 /*
  * cc_event_wait: block until the flag is set or the deadline (Python's
  * Event.wait(timeout)). Returns 0 if the flag was set (now, or by a set() that
- * woke this wait), -ETIMEDOUT otherwise. Blocks; thread safe.
+ * woke this wait), else -ETIMEDOUT or, in a task, -ECANCELED (see "Tasks"
+ * above). Blocks; thread safe.
  */
 int cc_event_wait(cc_event *event, cc_deadline deadline);
 
@@ -288,6 +308,8 @@ typedef struct cc_barrier {
     uint32_t count_;               /* private: arrived in this round */
     uint64_t generation_;          /* private: rounds finished or reset */
     bool broken_;                  /* private: broken until reset */
+    bool break_next_;              /* private: break after this round */
+    uint32_t inside_;              /* private: threads in cc_barrier_wait */
     cc_barrier_action action_;     /* private: run by the last arrival */
     void *arg_;                    /* private: the action's argument */
     struct cc__wait_storage wait_; /* private: arrived, waiting for the round */
@@ -299,7 +321,10 @@ typedef struct cc_barrier {
  * cc_barrier_init: a barrier for `parties` threads (Python's Barrier(parties,
  * action)). action may be NULL; arg is passed to it. Returns 0, or -EINVAL if
  * parties is 0 or above INT32_MAX. cc_barrier_destroy: end its life; no
- * thread may be waiting.
+ * thread may be blocked in it. It may follow the caller's own wait at once:
+ * it waits for the threads that the round released (or that still run the
+ * action) to leave cc_barrier_wait, as glibc's pthread_barrier_destroy;
+ * then the memory may be reused.
  */
 int cc_barrier_init(cc_barrier *barrier, uint32_t parties,
                     cc_barrier_action action, void *arg);
@@ -311,8 +336,11 @@ void cc_barrier_destroy(cc_barrier *barrier);
  * to parties - 1 for the last (the one that ran the action), different for each
  * thread of a round; -EPIPE if the barrier is or becomes broken while waiting
  * (Python's BrokenBarrierError); -ETIMEDOUT if the deadline passed, which breaks
- * the barrier for the others (Python raises BrokenBarrierError here too); or the
- * action's error, for the thread that ran it. Blocks; thread safe.
+ * the barrier for the others (Python raises BrokenBarrierError here too; a
+ * thread that arrived while the previous round's action ran breaks it only
+ * once that round is released); -ECANCELED (in a task, see "Tasks" above),
+ * which breaks it as a timeout does; or the action's error, for the thread
+ * that ran it. Blocks; thread safe.
  */
 int cc_barrier_wait(cc_barrier *barrier, cc_deadline deadline);
 
