@@ -167,33 +167,45 @@ static bool starving(cc__waiter *w)
 }
 
 /*
- * Under the guard, holding LOCKED: nobody else can change the state now
- * (acquirers need the guard or a clear LOCKED bit), so plain stores suffice;
- * release order publishes the critical section to the next holder.
+ * Holding LOCKED with WAITERS set: hand the lock to the first waiter. Under
+ * the guard nobody else can change the state (acquirers need the guard or a
+ * clear LOCKED bit), so plain stores suffice; release order publishes the
+ * critical section to the next holder. Returns false, having done nothing,
+ * when the waiters have all timed out meanwhile (they cleared WAITERS): the
+ * caller releases with its CAS again. Storing the release under the guard
+ * then would let another thread take, release, destroy and free the lock
+ * before our unlock of the guard (a lock may die once unlocked, as POSIX
+ * allows); with a waiter woken that cannot happen, as the waiter is still
+ * in its acquire.
  */
-static void release_slow(struct lock *L)
+static bool release_slow(struct lock *L)
 {
     cc__mutex_lock(&L->wait.guard);
     cc__waiter *w = cc__waitq_pop(&L->wait.q);
-    uint32_t waiters = cc__waitq_empty(&L->wait.q) ? 0 : WAITERS;
-    bool handoff = w && starving(w);
-    cc__store_rel(&L->state, (handoff ? LOCKED : 0) | waiters);
-    if (w) {
-        w->token = handoff ? WAKE_HANDOFF : WAKE_RETRY;
-        cc__waiter_wake(w);
+    if (!w) {
+        cc__mutex_unlock(&L->wait.guard);
+        return false;
     }
+    uint32_t waiters = cc__waitq_empty(&L->wait.q) ? 0 : WAITERS;
+    bool handoff = starving(w);
+    cc__store_rel(&L->state, (handoff ? LOCKED : 0) | waiters);
+    w->token = handoff ? WAKE_HANDOFF : WAKE_RETRY;
+    cc__waiter_wake(w);
     cc__mutex_unlock(&L->wait.guard);
+    return true;
 }
 
 void cc_lock_release(cc_lock *lock)
 {
     struct lock *L = impl(lock);
     check_release(L);
-    uint32_t expected = LOCKED;
-    /* acq_rel CAS (release is what matters): publish the critical section. */
-    if (CC__LIKELY(cc__cas(&L->state, &expected, 0)))
-        return;
-    release_slow(L);
+    for (;;) {
+        uint32_t expected = LOCKED;
+        /* acq_rel CAS (release is what matters): publish the critical
+         * section. */
+        if (CC__LIKELY(cc__cas(&L->state, &expected, 0)) || release_slow(L))
+            return;
+    }
 }
 
 /* ---- the rest of cc_lock ------------------------------------------------------ */
