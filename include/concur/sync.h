@@ -165,6 +165,9 @@ typedef bool (*cc_predicate)(void *arg);
  * last waiters at once (POSIX's pthread_cond_destroy example): it waits for
  * them to leave the condition, which they do before they take the lock
  * back, so the caller may hold the lock; then the memory may be reused.
+ * That wait yields; from a loop's thread outside its tasks (a
+ * cc_call_soon_threadsafe callback) it would never end while a leaving
+ * waiter is a task of that loop, so destroy from a task or a thread.
  */
 void cc_cond_init(cc_cond *cond, cc_lock *lock);
 void cc_cond_init_rlock(cc_cond *cond, cc_rlock *lock);
@@ -324,7 +327,8 @@ typedef struct cc_barrier {
  * thread may be blocked in it. It may follow the caller's own wait at once:
  * it waits for the threads that the round released (or that still run the
  * action) to leave cc_barrier_wait, as glibc's pthread_barrier_destroy;
- * then the memory may be reused.
+ * then the memory may be reused. As for cc_cond_destroy, not from a loop's
+ * callback while one of those is a task of that loop (it would never end).
  */
 int cc_barrier_init(cc_barrier *barrier, uint32_t parties,
                     cc_barrier_action action, void *arg);
