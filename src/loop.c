@@ -334,8 +334,9 @@ int cc__loop_sleep_until(cc_deadline deadline)
     cc__waiter_init(&w);
     cc__loop_note_wait("sleep", -1);
     int r = cc__loop_park(&w, deadline); /* nobody wakes w: only a time */
-    /* Its own deadline passing is a sleep done; a scope's is a timeout. */
-    return r == -ETIMEDOUT && deadline <= cc__now() ? 0 : r;
+    /* Its own deadline passing is a sleep done; a scope's is a timeout:
+     * which came first, not the clock at our (maybe late) resume. */
+    return r == -ETIMEDOUT && deadline <= tls_task->cancel.scope ? 0 : r;
 }
 
 struct cc__cancel *cc__loop_cancel_of(struct cc__task *t)
