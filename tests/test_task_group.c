@@ -124,6 +124,59 @@ static void test_close_cancels_or_waits(void **state)
     cc_event_destroy(&c.cancelled.go);
 }
 
+/* ---- members spawning while the group closes ------------------------------ */
+
+enum { CRAWL_DEPTH = 4 };
+
+/* A crawler: members that spawn more members into their own group, as
+ * asyncio.TaskGroup's tasks may while its owner leaves `async with`. */
+struct crawl_run {
+    cc_task_group *g; /* the group */
+    int ran;          /* crawlers that ran */
+    int refused;      /* spawns that failed */
+};
+
+struct crawl_arg {
+    struct crawl_run *c; /* the run */
+    int depth;           /* children of this one still to come */
+};
+
+static struct crawl_arg crawl_args[CRAWL_DEPTH + 1];
+
+static int crawl(void *arg, void **result)
+{
+    struct crawl_arg *a = arg;
+    a->c->ran++;
+    cc_sleep(CC_MSEC); /* the owner is in its close by now */
+    for (int i = 0; a->depth > 0 && i < 2; i++)
+        a->c->refused += cc_task_group_spawn(a->c->g, crawl, a - 1, NULL,
+                                             NULL, CC_FOREVER) != 0;
+    return 0;
+}
+
+static int crawl_main(void *arg, void **result)
+{
+    struct crawl_run *c = arg;
+    for (int d = 0; d <= CRAWL_DEPTH; d++)
+        crawl_args[d] = (struct crawl_arg){c, d};
+    if (cc_task_group_new(&c->g, 0) != 0 ||
+        cc_task_group_spawn(c->g, crawl, &crawl_args[CRAWL_DEPTH], NULL,
+                            NULL, CC_FOREVER) != 0)
+        abort();
+    return cc_task_group_close(c->g, false);
+}
+
+/* Closing without cancel is leaving TaskGroup's `async with` (loop.h): the
+ * members still alive may spawn into the group until none is left. */
+static void test_members_spawn_while_closing(void **state)
+{
+    (void)state;
+    struct crawl_run c = {0};
+    assert_int_equal(cc_loop_run(crawl_main, &c, NULL), 0);
+    assert_int_equal(c.refused, 0);
+    assert_int_equal(c.ran, (1 << (CRAWL_DEPTH + 1)) - 1);
+}
+
 enum { POOL = 3 };
 
 struct pool_run {
@@ -523,6 +576,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CC_TEST(test_failure_cancels_siblings),
         CC_TEST(test_close_cancels_or_waits),
+        CC_TEST(test_members_spawn_while_closing),
         CC_TEST(test_bounded_group_makes_spawn_wait),
         CC_TEST(test_cancelled_closer_still_joins),
         CC_TEST(test_close_with_a_spawn_waiting),
