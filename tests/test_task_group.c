@@ -177,6 +177,69 @@ static void test_members_spawn_while_closing(void **state)
     assert_int_equal(c.ran, (1 << (CRAWL_DEPTH + 1)) - 1);
 }
 
+/* ---- allocation failures ------------------------------------------------------ */
+
+struct nomem_run {
+    int ran;      /* members that ran */
+    int spawned;  /* spawns that returned 0 */
+    int odd;      /* outcomes other than 0 and -ENOMEM, or a lost place */
+};
+
+static int count_run(void *arg, void **result)
+{
+    ((struct nomem_run *)arg)->ran++;
+    return 0;
+}
+
+/* Spawn into a group of one place, join, spawn again without waiting: a
+ * place lost to a failed spawn shows as -ETIMEDOUT. */
+static int nomem_main(void *arg, void **result)
+{
+    struct nomem_run *n = arg;
+    cc_task_group *g;
+    int r = cc_task_group_new(&g, 1);
+    if (r < 0)
+        return r;
+    for (int i = 0; i < 4; i++) {
+        cc_future *f = NULL;
+        r = cc_task_group_spawn(g, count_run, n, NULL, &f,
+                                i % 2 ? CC_NOWAIT : CC_FOREVER);
+        n->spawned += r == 0;
+        n->odd += r != 0 && r != -ENOMEM;
+        cc_future_release(f);
+        if (cc_task_group_join(g, CC_FOREVER) != 0)
+            n->odd++;
+    }
+    r = cc_task_group_close(g, false);
+    n->odd += r != 0;
+    return 0;
+}
+
+/* Fail the k-th allocation, k = 0, 1, ...: every spawn gives 0 or -ENOMEM,
+ * gives its place back, and every member that was spawned runs (ASan: and
+ * nothing leaks). */
+static void test_spawn_allocation_failures(void **state)
+{
+    (void)state;
+    for (int k = 0;; k++) {
+        assert_true(k < 1000);
+        long before = cc_test_alloc_failures();
+        struct nomem_run n = {0};
+        cc_test_alloc_fail_nth(k);
+        int r = cc_loop_run(nomem_main, &n, NULL);
+        cc_test_alloc_normal();
+        if (r != 0 && r != -ENOMEM)
+            fail_msg("k %d: loop %d", k, r);
+        if (n.odd != 0 || n.ran != n.spawned)
+            fail_msg("k %d: odd %d, ran %d of %d", k, n.odd, n.ran,
+                     n.spawned);
+        if (cc_test_alloc_failures() == before) {
+            print_message("%d allocations failed in turn\n", k);
+            break;
+        }
+    }
+}
+
 enum { POOL = 3 };
 
 struct pool_run {
@@ -584,6 +647,7 @@ int main(void)
         CC_TEST(test_to_thread_parks_the_task),
         CC_TEST(test_cancelled_task_shuts_pool_down),
         CC_TEST(test_size_too_large),
+        CC_TEST(test_spawn_allocation_failures),
         CC_TEST(test_callback_cancels_next_member_during_cancel),
     };
     return CC_RUN_TESTS(tests);
