@@ -48,10 +48,85 @@ static void test_sleep_in_scope_resumed_late(void **state)
     assert_int_equal(l.end, -ETIMEDOUT);
 }
 
+/* ---- which error wins: shields inside scopes, cancel in an ended scope ---- */
+
+struct order_run {
+    cc_event never;      /* nobody sets it */
+    int64_t hog_ns;      /* how long main holds the loop after a cancel */
+    int shielded;        /* a wait in a shield in a scope, cancelled */
+    int64_t shielded_ns; /* how long it took */
+    int after;           /* the wait after the shield, still in the scope */
+    int both;            /* a wait cancelled and past its scope at resume */
+    int both_end;        /* that scope's end */
+};
+
+static int shield_in_scope(void *arg, void **result)
+{
+    struct order_run *o = arg;
+    cc_deadline_scope sc;
+    int64_t t0 = cc_now();
+    cc_deadline_scope_begin(&sc, cc_deadline_in(5 * CC_MSEC));
+    cc_shield_begin(); /* cancellation waits; the scope still applies */
+    o->shielded = cc_event_wait(&o->never, CC_FOREVER);
+    o->shielded_ns = cc_now() - t0;
+    cc_shield_end();
+    o->after = cc_event_wait(&o->never, CC_FOREVER);
+    cc_deadline_scope_end(&sc);
+    return 0;
+}
+
+static int ended_scope(void *arg, void **result)
+{
+    struct order_run *o = arg;
+    cc_deadline_scope sc;
+    cc_deadline_scope_begin(&sc, cc_deadline_in(2 * CC_MSEC));
+    o->both = cc_event_wait(&o->never, CC_FOREVER);
+    o->both_end = cc_deadline_scope_end(&sc);
+    return 0;
+}
+
+static int order_main(void *arg, void **result)
+{
+    struct order_run *o = arg;
+    cc_future *f;
+    cc_spawn(shield_in_scope, o, &f);
+    cc_yield(); /* it parks, shielded */
+    cc_task_cancel(f);
+    cc_future_wait(f, CC_FOREVER);
+    cc_future_release(f);
+    cc_spawn(ended_scope, o, &f);
+    cc_yield(); /* it parks until its scope ends */
+    cc_task_cancel(f);
+    hog(&o->hog_ns, NULL); /* its scope ends too before it resumes */
+    cc_future_wait(f, CC_FOREVER);
+    cc_future_release(f);
+    return 0;
+}
+
+/* A shield holds off cancellation, not a deadline scope (loop.h): the
+ * shielded wait times out with its scope, the next one is cancelled. A
+ * cancellation wins over a scope's deadline when both have come (an
+ * explicit cancel is not a timeout, as in asyncio.timeout), while the
+ * scope's end still reports its deadline. */
+static void test_shield_in_scope_and_cancel_in_ended_scope(void **state)
+{
+    (void)state;
+    struct order_run o = {.hog_ns = 10 * CC_MSEC};
+    cc_event_init(&o.never);
+    assert_int_equal(cc_loop_run(order_main, &o, NULL), 0);
+    assert_int_equal(o.shielded, -ETIMEDOUT);
+    assert_true(o.shielded_ns >= 5 * CC_MSEC);
+    assert_int_equal(o.after, -ECANCELED);
+    assert_int_equal(o.both, -ECANCELED);
+    assert_int_equal(o.both_end, -ETIMEDOUT);
+    cc_event_destroy(&o.never);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CC_TEST(test_sleep_in_scope_resumed_late),
+        CC_TEST(test_shield_in_scope_and_cancel_in_ended_scope),
     };
     return CC_RUN_TESTS(tests);
 }
