@@ -17,6 +17,7 @@ struct room_run {
     int timed_out;     /* spawns that gave -ETIMEDOUT */
     int cancelled;     /* spawns that gave -ECANCELED */
     int odd;           /* any other outcome */
+    long finished;     /* spawners that returned */
     int room;          /* CC_NOWAIT spawns that fit at the end */
     int over;          /* the one after them */
 };
@@ -49,6 +50,7 @@ static int spawner(void *arg, void **result)
     r->timed_out += s == -ETIMEDOUT;
     r->cancelled += s == -ECANCELED;
     r->odd += s != 0 && s != -ETIMEDOUT && s != -ECANCELED;
+    r->finished++;
     return 0;
 }
 
@@ -66,11 +68,14 @@ static int room_main(void *arg, void **result)
             cc_yield();
         if (rnd(&r->seed) % 2)
             cc_task_cancel(f);
+        r->finished += cc_future_cancelled(f); /* cancelled unstarted */
         cc_future_release(f);
         if (i % 64 == 0)
             cc_sleep(50 * CC_USEC); /* members end meanwhile */
     }
-    cc_task_group_join(r->g, CC_FOREVER); /* spawners are done too */
+    while (r->finished < rounds) /* a spawner may still wait for room */
+        cc_sleep(100 * CC_USEC);
+    cc_task_group_join(r->g, CC_FOREVER);
     while (cc_task_group_spawn(r->g, blocker, NULL, NULL, NULL,
                                CC_NOWAIT) == 0)
         r->room++;
