@@ -458,6 +458,7 @@ static struct cc__task *task_alloc(cc_loop *l)
     struct cc__task *t = l->spare;
     if (!t)
         return cc__malloc(sizeof *t);
+    CC__REUSE_UNPOISON(t, sizeof *t);
     l->spare = t->next;
     l->n_spare--;
     return t;
@@ -503,6 +504,7 @@ static void task_recycle(cc_loop *l, struct cc__task *t)
     t->next = l->spare;
     l->spare = t;
     l->n_spare++;
+    CC__REUSE_POISON(t, sizeof *t, &t->next);
 }
 
 int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
@@ -709,6 +711,7 @@ static void loop_free(cc_loop *l)
 {
     while (l->spare) {
         struct cc__task *t = l->spare;
+        CC__REUSE_UNPOISON(t, sizeof *t);
         l->spare = t->next;
         cc__free(t, sizeof *t);
     }
