@@ -122,11 +122,84 @@ static void test_shield_in_scope_and_cancel_in_ended_scope(void **state)
     cc_event_destroy(&o.never);
 }
 
+/* ---- a task cancelled before it starts ----------------------------------- */
+
+struct unstarted_run {
+    bool ran;          /* the task's function ran */
+    int calls;         /* its done callbacks that ran */
+    int calls_at_cancel; /* of them, by the time cc_task_cancel returned */
+    bool order_ok;     /* they ran in the order added */
+    int cancel;        /* cc_task_cancel */
+    int wait;          /* a join after it */
+    int result;        /* its outcome */
+    int late_calls;    /* a callback added once it is done: at once */
+};
+
+static int mark_ran(void *arg, void **result)
+{
+    ((struct unstarted_run *)arg)->ran = true;
+    return 0;
+}
+
+static void first_cb(cc_future *f, void *arg)
+{
+    struct unstarted_run *u = arg;
+    u->order_ok = u->calls++ == 0 && cc_future_cancelled(f);
+}
+
+static void second_cb(cc_future *f, void *arg)
+{
+    struct unstarted_run *u = arg;
+    u->order_ok &= u->calls++ == 1;
+}
+
+static void late_cb(cc_future *f, void *arg)
+{
+    ((struct unstarted_run *)arg)->late_calls++;
+}
+
+static int unstarted_main(void *arg, void **result)
+{
+    struct unstarted_run *u = arg;
+    cc_future *f;
+    if (cc_spawn(mark_ran, u, &f) != 0 ||
+        cc_future_add_done_callback(f, first_cb, u) != 0 ||
+        cc_future_add_done_callback(f, second_cb, u) != 0)
+        abort();
+    u->cancel = cc_task_cancel(f);
+    u->calls_at_cancel = u->calls;
+    u->wait = cc_future_wait(f, cc_deadline_in(30 * CC_SEC));
+    u->result = cc_future_result(f, CC_NOWAIT, NULL);
+    cc_future_add_done_callback(f, late_cb, u);
+    cc_yield(); /* the loop gets to the task: it must not run */
+    cc_future_release(f);
+    return 0;
+}
+
+/* A task cancelled before it starts never runs; its future is cancelled at
+ * once and its done callbacks run then, once each, in order (as asyncio's
+ * Task.cancel on a task not started, and Future.add_done_callback). */
+static void test_unstarted_cancel_runs_callbacks(void **state)
+{
+    (void)state;
+    struct unstarted_run u = {0};
+    assert_int_equal(cc_loop_run(unstarted_main, &u, NULL), 0);
+    assert_false(u.ran);
+    assert_int_equal(u.cancel, 0);
+    assert_int_equal(u.calls_at_cancel, 2);
+    assert_int_equal(u.calls, 2);
+    assert_true(u.order_ok);
+    assert_int_equal(u.wait, 0);
+    assert_int_equal(u.result, -ECANCELED);
+    assert_int_equal(u.late_calls, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CC_TEST(test_sleep_in_scope_resumed_late),
         CC_TEST(test_shield_in_scope_and_cancel_in_ended_scope),
+        CC_TEST(test_unstarted_cancel_runs_callbacks),
     };
     return CC_RUN_TESTS(tests);
 }
