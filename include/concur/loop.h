@@ -211,8 +211,9 @@ int cc_task_group_new(cc_task_group **g, size_t max_size);
  *         (release it), or NULL if not wanted.
  * Returns 0, -ESHUTDOWN (a member failed, the group was cancelled or is
  * closing with cancel, or it is closing without and no member is left:
- * until then its members may spawn more, as asyncio.TaskGroup's), -ETIMEDOUT / -ECANCELED (waiting for room: the deadline passed,
- * the calling task was cancelled), -EPERM (no loop on this thread), or
+ * until then its members may spawn more, as asyncio.TaskGroup's),
+ * -ETIMEDOUT / -ECANCELED (waiting for room: the deadline passed, the
+ * calling task was cancelled), -EPERM (no loop on this thread), or
  * -ENOMEM. Blocks only in a full bounded group.
  */
 int cc_task_group_spawn(cc_task_group *g, cc_task_fn fn, void *arg,
