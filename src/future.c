@@ -76,6 +76,7 @@ static void cache_drain(void *arg)
     struct future_cache *c = arg;
     while (c->head) {
         cc_future *f = CC__CONTAINER_OF(c->head, cc_future, node);
+        CC__REUSE_UNPOISON(f, sizeof *f);
         c->head = cc__load_relaxed(&f->node.next);
         cc__free(f, sizeof *f);
     }
@@ -100,6 +101,7 @@ cc_future *cc__future_alloc(void)
     if (!cache.head)
         return cc__malloc(sizeof(cc_future));
     cc_future *f = CC__CONTAINER_OF(cache.head, cc_future, node);
+    CC__REUSE_UNPOISON(f, sizeof *f);
     cache.head = cc__load_relaxed(&f->node.next);
     cache.n--;
     return f;
@@ -112,6 +114,7 @@ static void future_free(cc_future *f)
         cc__store_relaxed(&f->node.next, cache.head);
         cache.head = &f->node;
         cache.n++;
+        CC__REUSE_POISON(f, sizeof *f, &f->node.next);
         return;
     }
     cc__free(f, sizeof *f);

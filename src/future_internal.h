@@ -8,6 +8,24 @@
 #include "concur/future.h"
 #include "wait.h"
 
+/* Under ASan, memory kept for reuse (cached futures, spare task objects)
+ * is poisoned while kept, so that a use after the last release, or a
+ * second release, is reported as it would be after free. All but its
+ * link pointer, which LeakSanitizer must still see. */
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define CC__REUSE_POISON(p, n, link)                                         \
+    do {                                                                     \
+        char *b_ = (char *)(p), *l_ = (char *)(link) + sizeof(void *);       \
+        ASAN_POISON_MEMORY_REGION(b_, (char *)(link) - b_);                  \
+        ASAN_POISON_MEMORY_REGION(l_, b_ + (n) - l_);                        \
+    } while (0)
+#define CC__REUSE_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define CC__REUSE_POISON(p, n, link) ((void)(p), (void)(n), (void)(link))
+#define CC__REUSE_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* Future states (low bits of cc_future.state). */
 enum {
     CC__F_PENDING = 0,

@@ -329,14 +329,16 @@ int cc__loop_park(cc__waiter *w, cc_deadline deadline)
 
 int cc__loop_sleep_until(cc_deadline deadline)
 {
-    if (!cc__loop_running)
+    struct cc__task *t = cc__loop_running;
+    if (!t)
         return -EPERM;
     cc__waiter w;
     cc__waiter_init(&w);
     cc__loop_note_wait("sleep", -1);
     int r = cc__loop_park(&w, deadline); /* nobody wakes w: only a time */
-    /* Its own deadline passing is a sleep done; a scope's is a timeout. */
-    return r == -ETIMEDOUT && deadline <= cc__now() ? 0 : r;
+    /* Its own deadline passing is a sleep done; a scope's is a timeout:
+     * which came first, not the clock at our (maybe late) resume. */
+    return r == -ETIMEDOUT && deadline <= t->cancel.scope ? 0 : r;
 }
 
 struct cc__cancel *cc__loop_cancel_of(struct cc__task *t)
@@ -463,6 +465,7 @@ static struct cc__task *task_alloc(cc_loop *l)
     struct cc__task *t = l->spare;
     if (!t)
         return cc__malloc(sizeof *t);
+    CC__REUSE_UNPOISON(t, sizeof *t);
     l->spare = t->next;
     l->n_spare--;
     return t;
@@ -508,6 +511,7 @@ static void task_recycle(cc_loop *l, struct cc__task *t)
     t->next = l->spare;
     l->spare = t;
     l->n_spare++;
+    CC__REUSE_POISON(t, sizeof *t, &t->next);
 }
 
 int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
@@ -715,6 +719,7 @@ static void loop_free(cc_loop *l)
 {
     while (l->spare) {
         struct cc__task *t = l->spare;
+        CC__REUSE_UNPOISON(t, sizeof *t);
         l->spare = t->next;
         cc__free(t, sizeof *t);
     }

@@ -14,7 +14,9 @@
  * on it. The first member to fail with an error other than -ECANCELED
  * records the error and cancels its siblings (cc_task_cancel); the group
  * then refuses new members. Closing cancels (or not) and joins, protected
- * from the closer's own cancellation, so that no member outlives the group;
+ * from the closer's own cancellation, so that no member outlives the group
+ * (without cancel, members may spawn more until none is left: the group
+ * refuses them only once it is empty, when the join ends);
  * then it lets the tasks still inside a wait on the group leave (spawns
  * that waited for a place, joins: the members' ends woke them) before it
  * frees the group.
@@ -40,6 +42,8 @@ struct cc_task_group {
     cc_event empty;        /* set while live == 0 */
     int first_err;         /* the first member's failure, or 0 */
     bool closing;          /* failed, cancelled or closed: no new members */
+    bool exiting;          /* a close without cancel waits: new members
+                              only while one is alive to spawn them */
 };
 
 int cc_task_group_new(cc_task_group **out, size_t max_size)
@@ -162,6 +166,14 @@ static int spawn_member(cc_task_group *g, cc_task_fn fn, void *arg,
     return 0;
 }
 
+/* Whether g takes no new member now. A close without cancel is leaving
+ * asyncio.TaskGroup's `async with`: its members may still spawn until none
+ * is left, and from then on nobody may (the close frees g). */
+static bool refuses(const cc_task_group *g)
+{
+    return g->closing || (g->exiting && g->live == 0);
+}
+
 int cc_task_group_spawn(cc_task_group *g, cc_task_fn fn, void *arg,
                         const cc_task_opts *opts, cc_future **task,
                         cc_deadline deadline)
@@ -170,7 +182,7 @@ int cc_task_group_spawn(cc_task_group *g, cc_task_fn fn, void *arg,
         *task = NULL;
     if (!cc_loop_current())
         return -EPERM;
-    if (g->closing)
+    if (refuses(g))
         return -ESHUTDOWN;
     if (g->max_size) {
         g->visitors++;
@@ -178,7 +190,7 @@ int cc_task_group_spawn(cc_task_group *g, cc_task_fn fn, void *arg,
         g->visitors--; /* no park below: the closer cannot free g first */
         if (r < 0)
             return r;
-        if (g->closing) { /* failed while we waited */
+        if (refuses(g)) { /* failed or emptied while we waited */
             cc_semaphore_release(&g->slots, 1);
             return -ESHUTDOWN;
         }
@@ -207,7 +219,7 @@ int cc_task_group_close(cc_task_group *g, bool cancel)
         return 0;
     if (cancel)
         cancel_members(g);
-    g->closing = true;
+    g->exiting = true;
     int r = cc_event_wait(&g->empty, CC_FOREVER);
     if (r < 0) { /* we are cancelled, or a deadline scope ended */
         cancel_members(g);

@@ -124,6 +124,122 @@ static void test_close_cancels_or_waits(void **state)
     cc_event_destroy(&c.cancelled.go);
 }
 
+/* ---- members spawning while the group closes ------------------------------ */
+
+enum { CRAWL_DEPTH = 4 };
+
+/* A crawler: members that spawn more members into their own group, as
+ * asyncio.TaskGroup's tasks may while its owner leaves `async with`. */
+struct crawl_run {
+    cc_task_group *g; /* the group */
+    int ran;          /* crawlers that ran */
+    int refused;      /* spawns that failed */
+};
+
+struct crawl_arg {
+    struct crawl_run *c; /* the run */
+    int depth;           /* children of this one still to come */
+};
+
+static struct crawl_arg crawl_args[CRAWL_DEPTH + 1];
+
+static int crawl(void *arg, void **result)
+{
+    struct crawl_arg *a = arg;
+    a->c->ran++;
+    cc_sleep(CC_MSEC); /* the owner is in its close by now */
+    for (int i = 0; a->depth > 0 && i < 2; i++)
+        a->c->refused += cc_task_group_spawn(a->c->g, crawl, a - 1, NULL,
+                                             NULL, CC_FOREVER) != 0;
+    return 0;
+}
+
+static int crawl_main(void *arg, void **result)
+{
+    struct crawl_run *c = arg;
+    for (int d = 0; d <= CRAWL_DEPTH; d++)
+        crawl_args[d] = (struct crawl_arg){c, d};
+    if (cc_task_group_new(&c->g, 0) != 0 ||
+        cc_task_group_spawn(c->g, crawl, &crawl_args[CRAWL_DEPTH], NULL,
+                            NULL, CC_FOREVER) != 0)
+        abort();
+    return cc_task_group_close(c->g, false);
+}
+
+/* Closing without cancel is leaving TaskGroup's `async with` (loop.h): the
+ * members still alive may spawn into the group until none is left. */
+static void test_members_spawn_while_closing(void **state)
+{
+    (void)state;
+    struct crawl_run c = {0};
+    assert_int_equal(cc_loop_run(crawl_main, &c, NULL), 0);
+    assert_int_equal(c.refused, 0);
+    assert_int_equal(c.ran, (1 << (CRAWL_DEPTH + 1)) - 1);
+}
+
+/* ---- allocation failures ------------------------------------------------------ */
+
+struct nomem_run {
+    int ran;      /* members that ran */
+    int spawned;  /* spawns that returned 0 */
+    int odd;      /* outcomes other than 0 and -ENOMEM, or a lost place */
+};
+
+static int count_run(void *arg, void **result)
+{
+    ((struct nomem_run *)arg)->ran++;
+    return 0;
+}
+
+/* Spawn into a group of one place, join, spawn again without waiting: a
+ * place lost to a failed spawn shows as -ETIMEDOUT. */
+static int nomem_main(void *arg, void **result)
+{
+    struct nomem_run *n = arg;
+    cc_task_group *g;
+    int r = cc_task_group_new(&g, 1);
+    if (r < 0)
+        return r;
+    for (int i = 0; i < 4; i++) {
+        cc_future *f = NULL;
+        r = cc_task_group_spawn(g, count_run, n, NULL, &f,
+                                i % 2 ? CC_NOWAIT : CC_FOREVER);
+        n->spawned += r == 0;
+        n->odd += r != 0 && r != -ENOMEM;
+        cc_future_release(f);
+        if (cc_task_group_join(g, CC_FOREVER) != 0)
+            n->odd++;
+    }
+    r = cc_task_group_close(g, false);
+    n->odd += r != 0;
+    return 0;
+}
+
+/* Fail the k-th allocation, k = 0, 1, ...: every spawn gives 0 or -ENOMEM,
+ * gives its place back, and every member that was spawned runs (ASan: and
+ * nothing leaks). */
+static void test_spawn_allocation_failures(void **state)
+{
+    (void)state;
+    for (int k = 0;; k++) {
+        assert_true(k < 1000);
+        long before = cc_test_alloc_failures();
+        struct nomem_run n = {0};
+        cc_test_alloc_fail_nth(k);
+        int r = cc_loop_run(nomem_main, &n, NULL);
+        cc_test_alloc_normal();
+        if (r != 0 && r != -ENOMEM)
+            fail_msg("k %d: loop %d", k, r);
+        if (n.odd != 0 || n.ran != n.spawned)
+            fail_msg("k %d: odd %d, ran %d of %d", k, n.odd, n.ran,
+                     n.spawned);
+        if (cc_test_alloc_failures() == before) {
+            print_message("%d allocations failed in turn\n", k);
+            break;
+        }
+    }
+}
+
 enum { POOL = 3 };
 
 struct pool_run {
@@ -523,6 +639,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CC_TEST(test_failure_cancels_siblings),
         CC_TEST(test_close_cancels_or_waits),
+        CC_TEST(test_members_spawn_while_closing),
         CC_TEST(test_bounded_group_makes_spawn_wait),
         CC_TEST(test_cancelled_closer_still_joins),
         CC_TEST(test_close_with_a_spawn_waiting),
@@ -530,6 +647,7 @@ int main(void)
         CC_TEST(test_to_thread_parks_the_task),
         CC_TEST(test_cancelled_task_shuts_pool_down),
         CC_TEST(test_size_too_large),
+        CC_TEST(test_spawn_allocation_failures),
         CC_TEST(test_callback_cancels_next_member_during_cancel),
     };
     return CC_RUN_TESTS(tests);

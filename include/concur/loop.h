@@ -209,9 +209,11 @@ int cc_task_group_new(cc_task_group **g, size_t max_size);
  * a member returns or the deadline (the caller must then be a task).
  *   task: receives the member's future with a reference for the caller
  *         (release it), or NULL if not wanted.
- * Returns 0, -ESHUTDOWN (a member failed, or the group was cancelled or is
- * closing), -ETIMEDOUT / -ECANCELED (waiting for room: the deadline passed,
- * the calling task was cancelled), -EPERM (no loop on this thread), or
+ * Returns 0, -ESHUTDOWN (a member failed, the group was cancelled or is
+ * closing with cancel, or it is closing without and no member is left:
+ * until then its members may spawn more, as asyncio.TaskGroup's),
+ * -ETIMEDOUT / -ECANCELED (waiting for room: the deadline passed, the
+ * calling task was cancelled), -EPERM (no loop on this thread), or
  * -ENOMEM. Blocks only in a full bounded group.
  */
 int cc_task_group_spawn(cc_task_group *g, cc_task_fn fn, void *arg,
@@ -240,7 +242,8 @@ int cc_task_group_join(cc_task_group *g, cc_deadline deadline);
 /*
  * cc_task_group_close: close the group: with cancel, cancel every member
  * first (gevent's Group.kill); without, let them run (leaving
- * asyncio.TaskGroup's `async with`). Then wait until every member has
+ * asyncio.TaskGroup's `async with`: members may still spawn members, until
+ * none is left). Then wait until every member has
  * returned (and every spawn that waited for room has returned -ESHUTDOWN,
  * every join of another task has returned), and free the group. If the
  * caller is cancelled (or a deadline
