@@ -21,10 +21,21 @@ static void missing_source_is_empty(void **state)
     expect("$C run -k echo {2} {1} ::: a", 0, "a\n");
 }
 
+/* The reader of our output goes away (| head): as GNU parallel, we stop
+ * the jobs and die of SIGPIPE, leaving nothing running behind. */
+static void closed_stdout_stops_the_jobs(void **state)
+{
+    expect("{ $C run -j3 'echo {}; sleep {}' ::: 0 0.5 31.8$$ 2>err; echo $? > st; }"
+           " | head -n 1; cat st; pgrep -f \"sleep 31[.]8$$([^0-9]|\\$)\" ||"
+           " echo none left; cat err",
+           0, "0\n141\nnone left\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TEST(missing_source_is_empty),
+        TEST(closed_stdout_stops_the_jobs),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -295,7 +295,10 @@ static void signal_jobs(runner *r, int sig)
  * are killed (run_due), and so are they all at a second signal. Once none
  * runs, we die of the first signal (die_now). epoll_wait sees signals only
  * while jobs run: one that comes while we wait for input is read after that
- * input (fill) and when the last job has ended (run_jobs).
+ * input (fill) and when the last job has ended (run_jobs). SIGPIPE is one
+ * of them: when the reader of our stdout goes (| head), a write fails with
+ * EPIPE and the jobs are stopped the same way, as GNU parallel's are,
+ * instead of our dying at once and leaving them running unwatched.
  */
 static void on_signal(runner *r)
 {
@@ -303,7 +306,8 @@ static void on_signal(runner *r)
     if (read(r->sigfd, &si, sizeof si) != sizeof si)
         return;
     if (r->signalled) {
-        signal_jobs(r, SIGKILL);
+        if (si.ssi_signo != SIGPIPE) /* a later write to a gone reader */
+            signal_jobs(r, SIGKILL);
         return;
     }
     r->signalled = (int)si.ssi_signo;
@@ -335,6 +339,7 @@ static int watch_signals(runner *r)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE); /* our stdout's reader went: writes fail EPIPE */
     sigprocmask(SIG_BLOCK, &set, NULL); /* children start unblocked */
     r->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = SIGNAL_COOKIE};
