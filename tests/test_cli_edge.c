@@ -31,11 +31,25 @@ static void closed_stdout_stops_the_jobs(void **state)
            0, "0\n141\nnone left\n");
 }
 
+/* A job that closes its stdout and stderr, then runs on: --line-buffer
+ * waits for it in epoll, using no CPU meanwhile (`times`: our children's
+ * CPU seconds; the job sleeps 2 s of them), and still prints the other
+ * stream's last, unended line. */
+static void line_buffer_job_closing_output_is_waited_for(void **state)
+{
+    expect("$C run --lb 'echo a; exec >&- 2>&-; sleep 2' ::: 1; times > t; awk 'NR == 2"
+           " { split($1 \" \" $2, t, /[ms ]+/); print t[1] * 60 + t[2] + t[3] * 60"
+           " + t[4] < 0.5 }' t",
+           0, "a\n1\n");
+    expect("$C run --lb 'exec >&-; sleep 0.2; printf d >&2' ::: 1 2>&1", 0, "d");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TEST(missing_source_is_empty),
         TEST(closed_stdout_stops_the_jobs),
+        TEST(line_buffer_job_closing_output_is_waited_for),
     };
     return CC_RUN_TESTS(tests);
 }

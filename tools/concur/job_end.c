@@ -300,8 +300,7 @@ void reap(runner *r, long i)
         return; /* not yet: a spurious wakeup */
     cc_process_free(j->proc); /* closes the pidfd: epoll forgets it */
     j->proc = NULL;
-    if (j->pipe[0] >= 0)
-        lb_finish(r, j);
+    lb_finish(r, j); /* --line-buffer: its pipes still open */
     if (code != 0 && retry(r, i))
         return;
     r->running--;
