@@ -44,12 +44,22 @@ static void line_buffer_job_closing_output_is_waited_for(void **state)
     expect("$C run --lb 'exec >&-; sleep 0.2; printf d >&2' ::: 1 2>&1", 0, "d");
 }
 
+/* -j -M takes a number too: anything else is refused, naming it. */
+static void jobs_minus_needs_a_number(void **state)
+{
+    expect("for j in -abc - -1x; do $C run -j $j echo ::: a 2>err; echo $?;"
+           " grep -c \"'$j' is not N\" err; done",
+           0, "255\n1\n255\n1\n255\n1\n");
+    expect("$C run -j -1 echo ::: a", 0, "a\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TEST(missing_source_is_empty),
         TEST(closed_stdout_stops_the_jobs),
         TEST(line_buffer_job_closing_output_is_waited_for),
+        TEST(jobs_minus_needs_a_number),
     };
     return CC_RUN_TESTS(tests);
 }
