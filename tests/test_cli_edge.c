@@ -53,6 +53,13 @@ static void jobs_minus_needs_a_number(void **state)
     expect("$C run -j -1 echo ::: a", 0, "a\n");
 }
 
+/* A timeout too long to matter is no timeout (1e11 s in ns passes int64). */
+static void huge_timeout_never_fires(void **state)
+{
+    expect("$C run --timeout 1e11 'sleep 0.3; echo {}' ::: a;"
+           " $C run --timeout 99999999999 'sleep 0.3; echo {}' ::: b", 0, "a\nb\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -60,6 +67,7 @@ int main(void)
         TEST(closed_stdout_stops_the_jobs),
         TEST(line_buffer_job_closing_output_is_waited_for),
         TEST(jobs_minus_needs_a_number),
+        TEST(huge_timeout_never_fires),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -14,6 +14,7 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@
 
 /* --timeout N%: the median is taken over at most this many last runtimes. */
 #define RUNTIMES_MAX 999
+/* A longer --timeout (about 31 years) is taken as this. */
+#define TIMEOUT_MAX_S 1e9
 
 void free_slot(runner *r, long i)
 {
@@ -189,11 +192,13 @@ static void record_runtime(runner *r, double secs)
 /* The job's time limit in ns, or 0 for none (yet). */
 static int64_t time_limit(const runner *r)
 {
-    if (r->o->timeout > 0)
-        return (int64_t)(r->o->timeout * CC_SEC);
-    if (r->nruntimes == 0)
+    const run_opts *o = r->o;
+    if (o->timeout <= 0 && r->nruntimes == 0)
         return 0; /* no median yet (GNU parallel: a million seconds) */
-    int64_t t = (int64_t)(r->o->timeout_pct * r->median * CC_SEC);
+    double secs = o->timeout > 0 ? o->timeout : o->timeout_pct * r->median;
+    if (secs > TIMEOUT_MAX_S)
+        secs = TIMEOUT_MAX_S; /* in ns, more would not fit an int64_t */
+    int64_t t = (int64_t)(secs * CC_SEC);
     return t > 0 ? t : 1;
 }
 
@@ -214,7 +219,8 @@ int next_due_ms(runner *r)
     }
     if (!first)
         return -1;
-    return first <= now ? 0 : (int)((first - now + CC_MSEC - 1) / CC_MSEC);
+    int64_t ms = (first - now + CC_MSEC - 1) / CC_MSEC;
+    return first <= now ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 /* The next --termseq step of job j (due now). */
