@@ -298,6 +298,9 @@ static int prepare(run_opts *o)
         return prepare_retry(o);
     if (o->pipe && o->in.nsrc > 0)
         return run_fail("--pipe: inputs come from stdin, not from %s", ":::");
+    if (o->pipe && (o->multi || o->in.header)) /* GNU's records per block */
+        return run_fail("--pipe: %s is not supported with it",
+                        o->multi ? "-N, -X or -m" : "--header");
     if (!o->pipe && o->in.nsrc == 0 && add_file(o, "-") < 0)
         return -1;
     bool fit = o->multi == 'X' || o->multi == 'm';
