@@ -60,6 +60,13 @@ static void huge_timeout_never_fires(void **state)
            " $C run --timeout 99999999999 'sleep 0.3; echo {}' ::: b", 0, "a\nb\n");
 }
 
+/* --results "$unset" would save under /1/...: refused, naming it. */
+static void results_needs_a_directory(void **state)
+{
+    expect("$C run --results '' echo ::: a 2>err; echo $?; grep -c -- --results err",
+           0, "255\n1\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -68,6 +75,7 @@ int main(void)
         TEST(line_buffer_job_closing_output_is_waited_for),
         TEST(jobs_minus_needs_a_number),
         TEST(huge_timeout_never_fires),
+        TEST(results_needs_a_directory),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -123,7 +123,13 @@ static int set_max_args(run_opts *o, const char *v)
     return 0;
 }
 
-static int set_results(run_opts *o, const char *v) { return o->results = v, 0; }
+static int set_results(run_opts *o, const char *v)
+{
+    if (!*v) /* else DIR/1/VALUE would be /1/VALUE */
+        return run_fail("--results: the directory name is empty%s", "");
+    o->results = v;
+    return 0;
+}
 static int set_recend(run_opts *o, const char *v) { return o->recend = v, 0; }
 static int set_recstart(run_opts *o, const char *v) { return o->recstart = v, 0; }
 
