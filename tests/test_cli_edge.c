@@ -67,6 +67,15 @@ static void results_needs_a_directory(void **state)
            0, "255\n1\n");
 }
 
+/* Too few fds for -j: as many jobs as fit run (GNU parallel: 45 of 200). */
+static void low_fd_limit_runs_what_fits(void **state)
+{
+    expect("ulimit -n 200; $C run -j 100 'sleep 0.5; echo {%}' ::: $(seq 100) 2>err |"
+           " sort -n | tail -n 1 > max; [ $(cat max) -gt 20 ] && echo ok;"
+           " grep -c \"for $(cat max) jobs\" err",
+           0, "ok\n1\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -76,6 +85,7 @@ int main(void)
         TEST(jobs_minus_needs_a_number),
         TEST(huge_timeout_never_fires),
         TEST(results_needs_a_directory),
+        TEST(low_fd_limit_runs_what_fits),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -41,15 +41,17 @@
 #define SIGNAL_GRACE (2 * CC_SEC)
 /* fds we keep for ourselves beyond the jobs' (stdio, epoll, /dev/null...). */
 #define FD_RESERVE 64
+/* fds a job holds: its pidfd, two outputs, a --pipe block. */
+#define FDS_PER_JOB 4
 
-/* Make room for every job's three fds; fewer jobs if the limit is too low. */
+/* Make room for every job's fds; fewer jobs if the limit is too low. */
 static void fit_fd_limit(runner *r)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
-    rlim_t want = (rlim_t)r->o->jobs * 4 + FD_RESERVE +
-                  (r->o->keep_order ? 2 * HOLD_MAX_OUTPUTS : 0);
+    long hold_fds = r->o->keep_order ? 2 * HOLD_MAX_OUTPUTS : 0; /* -k's */
+    rlim_t want = (rlim_t)(r->o->jobs * FDS_PER_JOB + FD_RESERVE + hold_fds);
     if (rl.rlim_cur < want) {
         rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want
                                                                           : rl.rlim_max;
@@ -58,7 +60,7 @@ static void fit_fd_limit(runner *r)
     }
     if (rl.rlim_cur >= want)
         return;
-    long fit = ((long)rl.rlim_cur - FD_RESERVE - 2 * HOLD_MAX_OUTPUTS) / 3;
+    long fit = ((long)rl.rlim_cur - FD_RESERVE - hold_fds) / FDS_PER_JOB;
     r->o->jobs = fit > 0 ? fit : 1;
     fprintf(stderr, "concur run: only enough file descriptors for %ld jobs at once\n",
             r->o->jobs);

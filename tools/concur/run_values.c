@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The most jobs at once that we accept (each costs three fds). */
+/* The most jobs at once that we accept (each costs up to four fds). */
 #define RUN_MAX_JOBS 100000
 /* -j 0, "as many as possible": this many (fewer if fds run short). */
 #define RUN_JOBS_AUTO 256
