@@ -76,6 +76,16 @@ static void low_fd_limit_runs_what_fits(void **state)
            0, "ok\n1\n");
 }
 
+/* Started with SIGCHLD ignored (a daemon's habit, inherited), the kernel
+ * would reap our jobs itself: concur takes the default back, as GNU
+ * parallel's jobs run normally then. */
+static void ignored_sigchld_is_reset(void **state)
+{
+    expect("timeout -s KILL 20 env --ignore-signal=CHLD $C run -k 'sleep 0.1; echo {}'"
+           " ::: a b; echo $?",
+           0, "a\nb\n0\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -86,6 +96,7 @@ int main(void)
         TEST(huge_timeout_never_fires),
         TEST(results_needs_a_directory),
         TEST(low_fd_limit_runs_what_fits),
+        TEST(ignored_sigchld_is_reset),
     };
     return CC_RUN_TESTS(tests);
 }

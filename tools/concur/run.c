@@ -336,6 +336,9 @@ static _Noreturn void die_now(runner *r)
 
 static int watch_signals(runner *r)
 {
+    /* Inherited as ignored, SIGCHLD would let the kernel reap our jobs
+     * before we could: their status lost, spawns failing with ESRCH. */
+    signal(SIGCHLD, SIG_DFL);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
