@@ -191,7 +191,8 @@ static void note_job(runner *r, job *j, long slot)
     if (r->o->results)
         j->resdir = results_dir(r->o->results, in);
     if (r->o->tag && r->o->out != OUT_UNGROUP) {
-        expand_string(r->o->tag, in->vals, in->nvals, j->seq, slot, &r->scratch);
+        expand_string(r->o->tag, in->vals, in->nvals, j->seq, slot,
+                      &r->scratch);
         *(j->out ? &j->out->tag : &j->tag) = xstrdup(r->scratch.data);
     }
 }
@@ -388,7 +389,8 @@ static int dry_run(runner *r)
         long slot = (seq - 1) % r->o->jobs + 1;
         tmpl_expand(&r->t, in->vals, in->nvals, seq, slot, &r->x);
         if (r->o->tag) {
-            expand_string(r->o->tag, in->vals, in->nvals, seq, slot, &r->scratch);
+            expand_string(r->o->tag, in->vals, in->nvals, seq, slot,
+                          &r->scratch);
             printf("%s\t", r->scratch.data);
         }
         expansion_print(&r->t, &r->x, stdout);
