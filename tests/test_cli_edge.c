@@ -86,6 +86,15 @@ static void ignored_sigchld_is_reset(void **state)
            0, "a\nb\n0\n");
 }
 
+/* --results saves the output whatever the output mode (as GNU parallel's
+ * -u): nothing printed, stdout and stderr files made. */
+static void results_with_ungroup_and_line_buffer(void **state)
+{
+    expect("for m in -u --lb; do rm -rf r; $C run $m --results r 'echo {}; echo e >&2'"
+           " ::: a; cat r/1/a/stdout r/1/a/stderr; done",
+           0, "a\ne\na\ne\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -97,6 +106,7 @@ int main(void)
         TEST(results_needs_a_directory),
         TEST(low_fd_limit_runs_what_fits),
         TEST(ignored_sigchld_is_reset),
+        TEST(results_with_ungroup_and_line_buffer),
     };
     return CC_RUN_TESTS(tests);
 }

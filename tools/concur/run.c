@@ -427,6 +427,8 @@ static int runner_init(runner *r, run_opts *o)
         blockreader_init(&r->blocks, o);
     tmpl_init(&r->t, o->cmd, o->ncmd, o->shell_mode);
     r->t.context = o->multi == 'X' || o->multi == 'N';
+    if (o->results)
+        o->out = OUT_GROUP; /* saved, not printed: captured in files */
     if (o->out == OUT_UNGROUP)
         o->keep_order = false; /* output is not held: there is no order */
     if (o->out == OUT_LINEBUF && o->keep_order)
