@@ -95,6 +95,15 @@ static void results_with_ungroup_and_line_buffer(void **state)
            0, "a\ne\na\ne\n");
 }
 
+/* An empty or blank command ("$CMD" unset) is no command: the input must
+ * not become one (GNU parallel runs it; concur(1) promises it never does). */
+static void blank_command_is_no_command(void **state)
+{
+    expect("for c in '' ' '; do $C run \"$c\" ::: date 2>err; echo $?;"
+           " grep -c 'no command' err; done",
+           0, "255\n1\n255\n1\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -107,6 +116,7 @@ int main(void)
         TEST(low_fd_limit_runs_what_fits),
         TEST(ignored_sigchld_is_reset),
         TEST(results_with_ungroup_and_line_buffer),
+        TEST(blank_command_is_no_command),
     };
     return CC_RUN_TESTS(tests);
 }

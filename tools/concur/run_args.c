@@ -325,6 +325,16 @@ static int prepare(run_opts *o)
     return 0;
 }
 
+/* Whether the command words are none, or only blanks ("$CMD" unset): the
+ * shell would make the first input the command, which it never is. */
+static bool blank_words(char **words, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (words[i][strspn(words[i], " \t\n")])
+            return false;
+    return true;
+}
+
 int run_parse_args(run_opts *o, int argc, char **argv)
 {
     *o = (run_opts){.jobs = cpu_count(), .retries = 1, .block = 1 << 20,
@@ -344,7 +354,7 @@ int run_parse_args(run_opts *o, int argc, char **argv)
     while (i < argc && !sep_kind(argv[i]))
         i++;
     o->ncmd = (int)(argv + i - o->cmd);
-    if (o->ncmd == 0 && o->resume != RETRY_FAILED)
+    if (blank_words(o->cmd, o->ncmd) && o->resume != RETRY_FAILED)
         return run_fail("no command given%s", "");
     if (parse_sources(o, argc, argv, i) < 0)
         return -1;
