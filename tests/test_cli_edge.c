@@ -104,6 +104,18 @@ static void blank_command_is_no_command(void **state)
            0, "255\n1\n255\n1\n");
 }
 
+/* Jobs that a signal (or --halt now) stopped did not finish: as in GNU
+ * parallel, they are not logged, so that --resume runs them again. */
+static void resume_after_ctrl_c_runs_the_stopped_jobs(void **state)
+{
+    expect("$C run -j2 --joblog log 'sleep {}' ::: 0.1 31.9$$ 31.9$$ & pid=$!;"
+           " sleep 0.6; kill -INT $pid; wait $pid; echo $?;"
+           " $C run -j2 --joblog log --resume 'echo {#}' ::: 0.1 31.9$$ 31.9$$ | sort;"
+           " rm log; $C run -j2 --joblog log --halt now,fail=1 'sleep {}; exit 1'"
+           " ::: 0.2 31.9$$; cut -f 1,7 log",
+           0, "130\n2\n3\nSeq\tExitval\n1\t1\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -117,6 +129,7 @@ int main(void)
         TEST(ignored_sigchld_is_reset),
         TEST(results_with_ungroup_and_line_buffer),
         TEST(blank_command_is_no_command),
+        TEST(resume_after_ctrl_c_runs_the_stopped_jobs),
     };
     return CC_RUN_TESTS(tests);
 }

@@ -6,7 +6,9 @@
  * (--retries) starts again in the same slot, its output so far discarded.
  * Otherwise the job is logged (--joblog), counted, checked against --halt
  * (GNU parallel's rules, exit status included), and its output printed, or
- * held until its turn (-k). --timeout gives each job a due time; when it
+ * held until its turn (-k). A job that ends after we stopped it (a signal
+ * of ours, --halt now) is not logged, as in GNU parallel: it did not
+ * finish, and --resume must run it again. --timeout gives each job a due time; when it
  * passes, the --termseq steps run one by one (a signal to the job's whole
  * process group, then a wait), driven by the runner's epoll timeout
  * (next_due_ms, run_due). --halt now runs the same steps on every job.
@@ -278,11 +280,11 @@ static void job_ended(runner *r, long i, int exitval, int sig)
 {
     job *j = &r->slots[i];
     bool failed = exitval != 0 || sig != 0;
-    if (r->joblog)
+    bool discard = r->halted && r->o->halt_when == HALT_NOW;
+    if (r->joblog && !discard && !r->signalled) /* stopped: not done */
         joblog_write(r, j, exitval, sig, j->out ? outpair_size(j->out) : j->received);
     if (r->o->timeout_pct > 0)
         record_runtime(r, (double)(cc_now() - j->start) / CC_SEC);
-    bool discard = r->halted && r->o->halt_when == HALT_NOW;
     if (j->resdir && !discard)
         results_save(r, j);
     discard |= j->resdir != NULL; /* --results: saved, not printed */
