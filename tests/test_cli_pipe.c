@@ -65,7 +65,8 @@ static void pipe_option_errors(void **state)
 {
     static const char *const bad[] = {
         "--pipe --block x", "--pipe --block 0", "--pipe --block 1Q",
-        "--pipe --block", "--pipe echo ::: a",
+        "--pipe --block", "--pipe echo ::: a", "--pipe -N2 wc -l",
+        "--pipe --header : cat", "--pipe -X echo",
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         char script[128];

@@ -6,7 +6,9 @@
  * (--retries) starts again in the same slot, its output so far discarded.
  * Otherwise the job is logged (--joblog), counted, checked against --halt
  * (GNU parallel's rules, exit status included), and its output printed, or
- * held until its turn (-k). --timeout gives each job a due time; when it
+ * held until its turn (-k). A job that ends after we stopped it (a signal
+ * of ours, --halt now) is not logged, as in GNU parallel: it did not
+ * finish, and --resume must run it again. --timeout gives each job a due time; when it
  * passes, the --termseq steps run one by one (a signal to the job's whole
  * process group, then a wait), driven by the runner's epoll timeout
  * (next_due_ms, run_due). --halt now runs the same steps on every job.
@@ -14,6 +16,7 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,6 +24,8 @@
 
 /* --timeout N%: the median is taken over at most this many last runtimes. */
 #define RUNTIMES_MAX 999
+/* A longer --timeout (about 31 years) is taken as this. */
+#define TIMEOUT_MAX_S 1e9
 
 void free_slot(runner *r, long i)
 {
@@ -189,11 +194,13 @@ static void record_runtime(runner *r, double secs)
 /* The job's time limit in ns, or 0 for none (yet). */
 static int64_t time_limit(const runner *r)
 {
-    if (r->o->timeout > 0)
-        return (int64_t)(r->o->timeout * CC_SEC);
-    if (r->nruntimes == 0)
+    const run_opts *o = r->o;
+    if (o->timeout <= 0 && r->nruntimes == 0)
         return 0; /* no median yet (GNU parallel: a million seconds) */
-    int64_t t = (int64_t)(r->o->timeout_pct * r->median * CC_SEC);
+    double secs = o->timeout > 0 ? o->timeout : o->timeout_pct * r->median;
+    if (secs > TIMEOUT_MAX_S)
+        secs = TIMEOUT_MAX_S; /* in ns, more would not fit an int64_t */
+    int64_t t = (int64_t)(secs * CC_SEC);
     return t > 0 ? t : 1;
 }
 
@@ -214,7 +221,8 @@ int next_due_ms(runner *r)
     }
     if (!first)
         return -1;
-    return first <= now ? 0 : (int)((first - now + CC_MSEC - 1) / CC_MSEC);
+    int64_t ms = (first - now + CC_MSEC - 1) / CC_MSEC;
+    return first <= now ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 /* The next --termseq step of job j (due now). */
@@ -272,11 +280,11 @@ static void job_ended(runner *r, long i, int exitval, int sig)
 {
     job *j = &r->slots[i];
     bool failed = exitval != 0 || sig != 0;
-    if (r->joblog)
+    bool discard = r->halted && r->o->halt_when == HALT_NOW;
+    if (r->joblog && !discard && !r->signalled) /* stopped: not done */
         joblog_write(r, j, exitval, sig, j->out ? outpair_size(j->out) : j->received);
     if (r->o->timeout_pct > 0)
         record_runtime(r, (double)(cc_now() - j->start) / CC_SEC);
-    bool discard = r->halted && r->o->halt_when == HALT_NOW;
     if (j->resdir && !discard)
         results_save(r, j);
     discard |= j->resdir != NULL; /* --results: saved, not printed */
@@ -300,8 +308,7 @@ void reap(runner *r, long i)
         return; /* not yet: a spurious wakeup */
     cc_process_free(j->proc); /* closes the pidfd: epoll forgets it */
     j->proc = NULL;
-    if (j->pipe[0] >= 0)
-        lb_finish(r, j);
+    lb_finish(r, j); /* --line-buffer: its pipes still open */
     if (code != 0 && retry(r, i))
         return;
     r->running--;

@@ -7,7 +7,9 @@
  * readable, what came is appended to that stream's pending bytes and every
  * complete line is written out at once (after its --tag); a partial line
  * waits for its end. When the job ends, the pipes are drained (what the job
- * wrote is all there by then), the partial lines written, the pipes closed.
+ * wrote is all there by then), the partial lines written, the pipes closed;
+ * a pipe that ends before its job (closed, or left to a child) is closed
+ * then, as it would otherwise wake epoll_wait forever.
  * Lines of different jobs never mix; their order is the order they came in.
  */
 #include "runner.h"
@@ -89,11 +91,24 @@ static int pull(runner *r, job *j, int k)
     return 1;
 }
 
+/* Stream k ended (or its job did): write what it has left, close its pipe
+ * (which takes it out of epoll: an ended pipe would be readable forever). */
+static void end_stream(runner *r, job *j, int k)
+{
+    while (pull(r, j, k) > 0)
+        ;
+    if (j->pend[k].len)
+        emit(r, j, k, j->pend[k].len);
+    close(j->pipe[k]);
+    j->pipe[k] = -1;
+    sb_free(&j->pend[k]);
+}
+
 void lb_read(runner *r, long i, int k)
 {
     job *j = &r->slots[i];
-    if (j->pipe[k] >= 0)
-        pull(r, j, k);
+    if (j->pipe[k] >= 0 && pull(r, j, k) == 0)
+        end_stream(r, j, k); /* the job closed it before its end */
 }
 
 void lb_close(job *j)
@@ -108,13 +123,7 @@ void lb_close(job *j)
 
 void lb_finish(runner *r, job *j)
 {
-    for (int k = 0; k < 2; k++) {
-        if (j->pipe[k] < 0)
-            continue;
-        while (pull(r, j, k) > 0)
-            ;
-        if (j->pend[k].len)
-            emit(r, j, k, j->pend[k].len);
-    }
-    lb_close(j);
+    for (int k = 0; k < 2; k++)
+        if (j->pipe[k] >= 0)
+            end_stream(r, j, k);
 }

@@ -176,11 +176,10 @@ static void flush_one(outpool *pool, int to, int from, const char *tag)
     if (size == 0)
         return;
     int r = tag ? copy_tagged(to, from, size, tag) : copy_file(to, from, size);
-    if (r < 0 && !pool->write_err) {
-        pool->write_err = true;
+    if (r < 0 && r != -EPIPE && !pool->write_err) /* EPIPE: we die of SIGPIPE */
         fprintf(stderr, "concur run: cannot write the output of a job: %s\n",
                 strerror(-r));
-    }
+    pool->write_err |= r < 0;
     if (ftruncate(from, 0) < 0 || lseek(from, 0, SEEK_SET) < 0)
         pool->write_err = true;
 }

@@ -41,15 +41,17 @@
 #define SIGNAL_GRACE (2 * CC_SEC)
 /* fds we keep for ourselves beyond the jobs' (stdio, epoll, /dev/null...). */
 #define FD_RESERVE 64
+/* fds a job holds: its pidfd, two outputs, a --pipe block. */
+#define FDS_PER_JOB 4
 
-/* Make room for every job's three fds; fewer jobs if the limit is too low. */
+/* Make room for every job's fds; fewer jobs if the limit is too low. */
 static void fit_fd_limit(runner *r)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
-    rlim_t want = (rlim_t)r->o->jobs * 4 + FD_RESERVE +
-                  (r->o->keep_order ? 2 * HOLD_MAX_OUTPUTS : 0);
+    long hold_fds = r->o->keep_order ? 2 * HOLD_MAX_OUTPUTS : 0; /* -k's */
+    rlim_t want = (rlim_t)(r->o->jobs * FDS_PER_JOB + FD_RESERVE + hold_fds);
     if (rl.rlim_cur < want) {
         rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want
                                                                           : rl.rlim_max;
@@ -58,7 +60,7 @@ static void fit_fd_limit(runner *r)
     }
     if (rl.rlim_cur >= want)
         return;
-    long fit = ((long)rl.rlim_cur - FD_RESERVE - 2 * HOLD_MAX_OUTPUTS) / 3;
+    long fit = ((long)rl.rlim_cur - FD_RESERVE - hold_fds) / FDS_PER_JOB;
     r->o->jobs = fit > 0 ? fit : 1;
     fprintf(stderr, "concur run: only enough file descriptors for %ld jobs at once\n",
             r->o->jobs);
@@ -189,7 +191,7 @@ static void note_job(runner *r, job *j, long slot)
     if (r->o->results)
         j->resdir = results_dir(r->o->results, in);
     if (r->o->tag && r->o->out != OUT_UNGROUP) {
-        expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, j->seq, slot,
+        expand_string(r->o->tag, in->vals, in->nvals, j->seq, slot,
                       &r->scratch);
         *(j->out ? &j->out->tag : &j->tag) = xstrdup(r->scratch.data);
     }
@@ -296,7 +298,10 @@ static void signal_jobs(runner *r, int sig)
  * are killed (run_due), and so are they all at a second signal. Once none
  * runs, we die of the first signal (die_now). epoll_wait sees signals only
  * while jobs run: one that comes while we wait for input is read after that
- * input (fill) and when the last job has ended (run_jobs).
+ * input (fill) and when the last job has ended (run_jobs). SIGPIPE is one
+ * of them: when the reader of our stdout goes (| head), a write fails with
+ * EPIPE and the jobs are stopped the same way, as GNU parallel's are,
+ * instead of our dying at once and leaving them running unwatched.
  */
 static void on_signal(runner *r)
 {
@@ -304,7 +309,8 @@ static void on_signal(runner *r)
     if (read(r->sigfd, &si, sizeof si) != sizeof si)
         return;
     if (r->signalled) {
-        signal_jobs(r, SIGKILL);
+        if (si.ssi_signo != SIGPIPE) /* a later write to a gone reader */
+            signal_jobs(r, SIGKILL);
         return;
     }
     r->signalled = (int)si.ssi_signo;
@@ -331,11 +337,15 @@ static _Noreturn void die_now(runner *r)
 
 static int watch_signals(runner *r)
 {
+    /* Inherited as ignored, SIGCHLD would let the kernel reap our jobs
+     * before we could: their status lost, spawns failing with ESRCH. */
+    signal(SIGCHLD, SIG_DFL);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE); /* our stdout's reader went: writes fail EPIPE */
     sigprocmask(SIG_BLOCK, &set, NULL); /* children start unblocked */
     r->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = SIGNAL_COOKIE};
@@ -379,7 +389,7 @@ static int dry_run(runner *r)
         long slot = (seq - 1) % r->o->jobs + 1;
         tmpl_expand(&r->t, in->vals, in->nvals, seq, slot, &r->x);
         if (r->o->tag) {
-            expand_string(r->o->tag, r->t.nsrc, in->vals, in->nvals, seq, slot,
+            expand_string(r->o->tag, in->vals, in->nvals, seq, slot,
                           &r->scratch);
             printf("%s\t", r->scratch.data);
         }
@@ -388,12 +398,6 @@ static int dry_run(runner *r)
     if (got < 0)
         fprintf(stderr, "concur run: cannot read input: %s\n", strerror(-got));
     return got < 0 ? RUN_EXIT_ERROR : 0;
-}
-
-static int tmpl_sources(const run_opts *o)
-{
-    bool many = o->in.has_colsep || o->multi; /* columns, -N...: any number */
-    return many ? 1 << 20 : o->in.nsrc;
 }
 
 static int runner_setup(runner *r)
@@ -421,8 +425,10 @@ static int runner_init(runner *r, run_opts *o)
                   .sigfd = -1, .next_in = -1};
     if (o->pipe)
         blockreader_init(&r->blocks, o);
-    tmpl_init(&r->t, o->cmd, o->ncmd, tmpl_sources(o), o->shell_mode);
+    tmpl_init(&r->t, o->cmd, o->ncmd, o->shell_mode);
     r->t.context = o->multi == 'X' || o->multi == 'N';
+    if (o->results)
+        o->out = OUT_GROUP; /* saved, not printed: captured in files */
     if (o->out == OUT_UNGROUP)
         o->keep_order = false; /* output is not held: there is no order */
     if (o->out == OUT_LINEBUF && o->keep_order)

@@ -111,7 +111,6 @@ void columns_free(inputs *in);
 typedef struct tmpl {
     char **words;     /* COMMAND ARG...: the template, as given */
     int nwords;       /* how many words */
-    int nsrc;         /* how many input sources ({} then stands for all) */
     bool shell;       /* run through /bin/sh -c (see template.c) */
     bool has_rep;     /* a replacement string occurs: nothing is appended */
     char *exe;        /* the resolved path of a fixed command, or NULL */
@@ -129,7 +128,7 @@ typedef struct expansion {
 } expansion;
 
 /* shell_mode: 0 by the shell rule, 1 always a shell, -1 never. */
-void tmpl_init(tmpl *t, char **words, int nwords, int nsrc, int shell_mode);
+void tmpl_init(tmpl *t, char **words, int nwords, int shell_mode);
 void tmpl_free(tmpl *t);
 /* Build the command of job `seq` (from 1) running in `slot` (from 1). */
 void tmpl_expand(const tmpl *t, const char *const *vals, int nvals, long seq,
@@ -138,7 +137,7 @@ void tmpl_expand(const tmpl *t, const char *const *vals, int nvals, long seq,
 void expansion_format(const tmpl *t, const expansion *x, strbuf *line);
 /* Expand the replacement strings of s, unquoted, into out (--tagstring); {}
  * with several values joins them with spaces. */
-void expand_string(const char *s, int nsrc, const char *const *vals, int nvals,
+void expand_string(const char *s, const char *const *vals, int nvals,
                    long seq, long slot, strbuf *out);
 /* Print x as one shell-quoted line (for --dry-run). */
 void expansion_print(const tmpl *t, const expansion *x, FILE *f);

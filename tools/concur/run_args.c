@@ -123,7 +123,13 @@ static int set_max_args(run_opts *o, const char *v)
     return 0;
 }
 
-static int set_results(run_opts *o, const char *v) { return o->results = v, 0; }
+static int set_results(run_opts *o, const char *v)
+{
+    if (!*v) /* else DIR/1/VALUE would be /1/VALUE */
+        return run_fail("--results: the directory name is empty%s", "");
+    o->results = v;
+    return 0;
+}
 static int set_recend(run_opts *o, const char *v) { return o->recend = v, 0; }
 static int set_recstart(run_opts *o, const char *v) { return o->recstart = v, 0; }
 
@@ -298,6 +304,9 @@ static int prepare(run_opts *o)
         return prepare_retry(o);
     if (o->pipe && o->in.nsrc > 0)
         return run_fail("--pipe: inputs come from stdin, not from %s", ":::");
+    if (o->pipe && (o->multi || o->in.header)) /* GNU's records per block */
+        return run_fail("--pipe: %s is not supported with it",
+                        o->multi ? "-N, -X or -m" : "--header");
     if (!o->pipe && o->in.nsrc == 0 && add_file(o, "-") < 0)
         return -1;
     bool fit = o->multi == 'X' || o->multi == 'm';
@@ -314,6 +323,16 @@ static int prepare(run_opts *o)
     if (o->in.header)
         rewrite_names(o);
     return 0;
+}
+
+/* Whether the command words are none, or only blanks ("$CMD" unset): the
+ * shell would make the first input the command, which it never is. */
+static bool blank_words(char **words, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (words[i][strspn(words[i], " \t\n")])
+            return false;
+    return true;
 }
 
 int run_parse_args(run_opts *o, int argc, char **argv)
@@ -335,7 +354,7 @@ int run_parse_args(run_opts *o, int argc, char **argv)
     while (i < argc && !sep_kind(argv[i]))
         i++;
     o->ncmd = (int)(argv + i - o->cmd);
-    if (o->ncmd == 0 && o->resume != RETRY_FAILED)
+    if (blank_words(o->cmd, o->ncmd) && o->resume != RETRY_FAILED)
         return run_fail("no command given%s", "");
     if (parse_sources(o, argc, argv, i) < 0)
         return -1;

@@ -7,13 +7,14 @@
 #include "run.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The most jobs at once that we accept (each costs three fds). */
+/* The most jobs at once that we accept (each costs up to four fds). */
 #define RUN_MAX_JOBS 100000
 /* -j 0, "as many as possible": this many (fewer if fds run short). */
 #define RUN_JOBS_AUTO 256
@@ -34,13 +35,14 @@ long cpu_count(void)
     return 1;
 }
 
-/* A whole number >= 0 that fills all of s: it, or -1. */
+/* A whole number from 0 to INT_MAX that fills all of s: it, or -1 (so that
+ * it fits an int, and -j's arithmetic on it a long). */
 static long whole(const char *s)
 {
     char *end;
     errno = 0;
     long n = strtol(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end || errno || n < 0)
+    if (*s < '0' || *s > '9' || *end || errno || n < 0 || n > INT_MAX)
         return -1;
     return n;
 }
@@ -56,12 +58,13 @@ int parse_jobs(run_opts *o, const char *s)
         n = n < 0 ? -1 : n * cpus / 100;
     } else if (*s == '+' || *s == '-') {
         n = whole(s + 1);
-        n = n < 0 ? -1 : *s == '+' ? cpus + n : cpus - n;
+        if (n >= 0)
+            n = *s == '+' ? cpus + n : cpus - n < 1 ? 1 : cpus - n;
     } else {
         n = whole(s);
         n = n == 0 ? RUN_JOBS_AUTO : n;
     }
-    if (n < 0 && *s != '-')
+    if (n < 0)
         return run_fail("-j: '%s' is not N, N%%, +N, -N or 0", s);
     if (n > RUN_MAX_JOBS)
         return run_fail("-j: '%s' is too many jobs at once (at most 100000)", s);

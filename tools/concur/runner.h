@@ -62,7 +62,7 @@ typedef struct runner {
     long running;     /* jobs running */
     int epfd;         /* epoll over the running jobs' pidfds */
     int devnull;      /* every job's stdin (as GNU parallel's) */
-    int sigfd;        /* signalfd of SIGINT, SIGTERM, SIGHUP */
+    int sigfd;        /* signalfd of SIGINT, SIGTERM, SIGHUP, SIGPIPE */
     long next_seq;    /* the sequence number of the next job */
     long next_print;  /* -k: the job whose output is printed next */
     held *ring;       /* -k: held jobs, at seq % span */

@@ -107,23 +107,26 @@ static const struct {
     {"/.}", REP_BASE_NOEXT}, {"#}", REP_SEQ}, {"%}", REP_SLOT},
 };
 
-/* Parse the digits of {n...}: the source number, or 0 when absent or too big. */
-static int rep_source(const char **p, int nsrc)
+/* Parse the digits of {n...}: the source number, or 0 when absent. Digits
+ * that would pass INT_MAX are left unread: no replacement string then. A
+ * source that is not there is one all the same, which stands for nothing
+ * (as GNU parallel's: {3} of two sources is empty). */
+static int rep_source(const char **p)
 {
     long n = 0;
     while (**p >= '0' && **p <= '9' && n <= INT_MAX / 10)
         n = n * 10 + (*(*p)++ - '0');
-    return n <= nsrc ? (int)n : -1;
+    return (int)n;
 }
 
 /* The length of the replacement string at `p`, filling *r; 0 when none. */
-static size_t match_rep(const char *p, int nsrc, rep *r)
+static size_t match_rep(const char *p, rep *r)
 {
     if (p[0] != '{')
         return 0;
     const char *q = p + 1;
-    r->src = rep_source(&q, nsrc);
-    if (r->src < 0 || (q > p + 1 && r->src == 0))
+    r->src = rep_source(&q);
+    if (q > p + 1 && r->src == 0)
         return 0;
     for (size_t i = 0; i < sizeof rep_table / sizeof rep_table[0]; i++) {
         size_t n = strlen(rep_table[i].text);
@@ -250,13 +253,13 @@ static const char *const shell_words[] = {
 };
 
 /* Whether the shell would read word `w` differently from a literal argument. */
-static bool word_needs_shell(const char *w, bool first, int nsrc)
+static bool word_needs_shell(const char *w, bool first)
 {
     if (!*w)
         return true; /* the shell drops an empty unquoted word */
     for (const char *p = w; *p;) {
         rep r;
-        size_t n = match_rep(p, nsrc, &r);
+        size_t n = match_rep(p, &r);
         if (n) {
             p += n;
             continue;
@@ -273,11 +276,11 @@ static bool word_needs_shell(const char *w, bool first, int nsrc)
     return false;
 }
 
-static bool word_has_rep(const char *w, int nsrc)
+static bool word_has_rep(const char *w)
 {
     rep r;
     for (const char *p = w; *p; p++)
-        if (match_rep(p, nsrc, &r))
+        if (match_rep(p, &r))
             return true;
     return false;
 }
@@ -312,16 +315,16 @@ char *path_search(const char *name)
  * first word is a shell keyword or builtin, or when the first word is fixed and
  * not found in $PATH (so that the shell reports it, with status 127).
  */
-void tmpl_init(tmpl *t, char **words, int nwords, int nsrc, int shell_mode)
+void tmpl_init(tmpl *t, char **words, int nwords, int shell_mode)
 {
-    *t = (tmpl){.words = words, .nwords = nwords, .nsrc = nsrc};
+    *t = (tmpl){.words = words, .nwords = nwords};
     for (int i = 0; i < nwords; i++) {
-        t->shell |= word_needs_shell(words[i], i == 0, nsrc);
-        t->has_rep |= word_has_rep(words[i], nsrc);
+        t->shell |= word_needs_shell(words[i], i == 0);
+        t->has_rep |= word_has_rep(words[i]);
     }
     if (shell_mode != 0)
         t->shell = shell_mode > 0; /* --shell, --no-shell or -q */
-    if (t->shell || strchr(words[0], '/') || word_has_rep(words[0], nsrc))
+    if (t->shell || strchr(words[0], '/') || word_has_rep(words[0]))
         return;
     t->exe = path_search(words[0]);
     t->shell = !t->exe && shell_mode == 0;
@@ -402,7 +405,7 @@ static void expand_text(const tmpl *t, const char *w, size_t n, const char *cons
     const char *lit = w, *end = w + n;
     for (const char *p = w; p < end;) {
         rep r;
-        size_t len = match_rep(p, t->nsrc, &r);
+        size_t len = match_rep(p, &r);
         if (!len || p + len > end) {
             p++;
             continue;
@@ -431,11 +434,11 @@ static void expand_one(const tmpl *t, const char *w, const char *const *vals,
 }
 
 /* Whether the n bytes at w have a replacement string of every value ({}...). */
-static bool has_all_rep(const char *w, size_t n, int nsrc)
+static bool has_all_rep(const char *w, size_t n)
 {
     rep r;
     for (const char *p = w; p < w + n; p++) {
-        size_t len = match_rep(p, nsrc, &r);
+        size_t len = match_rep(p, &r);
         if (len && p + len <= w + n && !r.src && r.kind != REP_SEQ && r.kind != REP_SLOT)
             return true;
     }
@@ -453,7 +456,7 @@ static void expand_tokens(const tmpl *t, const char *w, const char *const *vals,
         sb_put(&x->text, p, blanks);
         p += blanks;
         size_t n = strcspn(p, " \t\n");
-        bool each = has_all_rep(p, n, t->nsrc);
+        bool each = has_all_rep(p, n);
         for (int i = 0; i < (each ? nvals : 1); i++) {
             if (i)
                 sb_putc(&x->text, ' ');
@@ -468,7 +471,7 @@ static void expand_tokens(const tmpl *t, const char *w, const char *const *vals,
 static void expand_word(const tmpl *t, const char *w, const char *const *vals,
                         int nvals, long seq, long slot, expansion *x)
 {
-    if (!t->context || nvals < 2 || !has_all_rep(w, strlen(w), t->nsrc)) {
+    if (!t->context || nvals < 2 || !has_all_rep(w, strlen(w))) {
         expand_one(t, w, vals, nvals, seq, slot, x);
     } else if (t->shell) {
         expand_tokens(t, w, vals, nvals, seq, slot, x);
@@ -538,14 +541,14 @@ void expansion_print(const tmpl *t, const expansion *x, FILE *f)
     sb_free(&line);
 }
 
-void expand_string(const char *s, int nsrc, const char *const *vals, int nvals,
+void expand_string(const char *s, const char *const *vals, int nvals,
                    long seq, long slot, strbuf *out)
 {
     out->len = 0;
     sb_puts(out, "");
     for (const char *p = s; *p;) {
         rep r;
-        size_t n = match_rep(p, nsrc, &r);
+        size_t n = match_rep(p, &r);
         if (!n) {
             sb_putc(out, *p++);
             continue;
