@@ -83,7 +83,8 @@ struct cc_future {
      * kill_on_cancel): cc_future_cancel calls it on a running future and
      * returns what it returns (whether the cancellation was made). */
     bool (*cancel_running)(cc_future *f, void *ctx);
-    void *cancel_ctx;       /* its argument (the executor) */
+    void *cancel_ctx;       /* its argument (the executor); for a task
+                               of an event loop, that loop (loop.c) */
 };
 
 /* cc__future_alloc: memory for a future (cc__future_init it), from this

@@ -360,10 +360,12 @@ static int task_body(void *arg, void **result)
 
 struct cc__task *cc__loop_task_of(cc_future *f)
 {
-    if (f->fn != task_body || cc_future_done(f))
+    /* Not t->loop: a task of another loop may end, and be freed, at any
+     * moment. The future's fields are set before it is shared; a task not
+     * done keeps its loop alive, so the loop's address is not yet reused. */
+    if (f->fn != task_body || f->cancel_ctx != tls_loop || cc_future_done(f))
         return NULL;
-    struct cc__task *t = f->arg;
-    return t->loop == tls_loop ? t : NULL;
+    return f->arg;
 }
 
 void cc_yield(void)
@@ -539,6 +541,7 @@ int cc_spawn_with(cc_task_fn fn, void *arg, const cc_task_opts *opts,
     task_init(t, l, coro, f, fn, arg);
     f->fn = task_body;
     f->arg = t;
+    f->cancel_ctx = l; /* cc__loop_task_of */
     l->live++;
     t->all_next = l->all;
     if (l->all)
