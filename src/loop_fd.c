@@ -34,6 +34,8 @@
 #include "poller.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -112,26 +114,30 @@ struct fd_slot {
 static CC__THREAD_LOCAL struct fd_slot *slots;
 static CC__THREAD_LOCAL int nslots;
 
-/* Grow the table to hold fd; false for want of memory. Out of line: the
- * rare case, kept off the hot callers' frames. */
-static __attribute__((noinline, cold)) bool slots_grow(int fd)
+/* Grow the table to hold fd: 0, -EBADF (fd is not open: a number such as
+ * INT_MAX would ask for gigabytes, its size overflowing an int) or
+ * -ENOMEM. Out of line: the rare case, kept off the hot callers' frames. */
+static __attribute__((noinline, cold)) int slots_grow(int fd)
 {
-    int n = nslots ? nslots : 64;
-    while (n <= fd)
+    if (fcntl(fd, F_GETFD) < 0)
+        return -EBADF;
+    size_t n = nslots ? (size_t)nslots : 64;
+    while (n <= (size_t)fd)
         n *= 2;
-    struct fd_slot *s = cc__realloc(slots, nslots * sizeof *s,
-                                    (size_t)n * sizeof *s);
+    if (n > INT_MAX)
+        n = (size_t)fd + 1;
+    struct fd_slot *s = cc__realloc(slots, nslots * sizeof *s, n * sizeof *s);
     if (!s)
-        return false;
-    memset(s + nslots, 0, (size_t)(n - nslots) * sizeof *s);
+        return -ENOMEM;
+    memset(s + nslots, 0, (n - (size_t)nslots) * sizeof *s);
     slots = s;
-    nslots = n;
-    return true;
+    nslots = (int)n;
+    return 0;
 }
 
 static struct fd_slot *slot_get(int fd)
 {
-    return fd < nslots || slots_grow(fd) ? &slots[fd] : NULL;
+    return fd < nslots || slots_grow(fd) == 0 ? &slots[fd] : NULL;
 }
 
 void cc__loop_fd_close(void)
@@ -237,9 +243,10 @@ static int fd_wait_add(struct fd_wait *fw, cc__wake_once *g, int fd,
 {
     *fw = (struct fd_wait){.g = g,
                            .events = (uint16_t)events | POLLERR | POLLHUP};
-    struct fd_slot *s = slot_get(fd);
-    if (!s)
-        return -ENOMEM;
+    int r = fd < nslots ? 0 : slots_grow(fd);
+    if (r < 0)
+        return r;
+    struct fd_slot *s = &slots[fd];
     fw->next = s->head;
     s->head = fw;
     return arm(s, fd);
