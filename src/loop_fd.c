@@ -334,6 +334,12 @@ static int wait_fd_task(int fd, short events, cc_deadline deadline)
     struct pollfd p = {.fd = fd, .events = events};
     uint32_t closes = closes_of(fd);
     int r = wait_fds_task(&p, 1, deadline);
+    /* The park times out before the poller has looked (at once when the
+     * deadline had passed): at its own deadline the call answers as
+     * poll(2) with timeout 0 does, and as a thread's call, a ready fd's
+     * events (a scope's deadline stays -ETIMEDOUT). */
+    if (r == -ETIMEDOUT && deadline <= cc__now() && closes_of(fd) == closes)
+        return wait_fd_thread(fd, events, CC_NOWAIT);
     if (r < 0)
         return r;
     if (p.revents & POLLNVAL || closes_of(fd) != closes)

@@ -1,7 +1,8 @@
 /*
  * test_loop_fd2.c: more of the event loop's fd I/O (include/concur/loop.h,
  * src/loop_fd.c, src/loop_io.c), on whichever poller the loop picks
- * (CONCUR_NO_IO_URING=1: epoll): fd numbers beyond the fd table.
+ * (CONCUR_NO_IO_URING=1: epoll): fd numbers beyond the fd table, waits
+ * whose deadline has passed on a ready fd.
  */
 #include "testutil.h"
 
@@ -44,10 +45,41 @@ static void test_wait_fd_huge_number(void **state)
                      -EBADF);
 }
 
+/* ---- a deadline that has passed, on a ready fd ------------------------- */
+
+struct nowait {
+    int p[2];
+    int task_r; /* cc_wait_fd(readable, POLLIN, CC_NOWAIT) in a task */
+};
+
+static int nowait_task(void *arg, void **result)
+{
+    struct nowait *w = arg;
+    w->task_r = cc_wait_fd(w->p[0], POLLIN, CC_NOWAIT);
+    return 0;
+}
+
+/* As poll(2) with timeout 0, and as a thread's call: a wait whose deadline
+ * has passed still reports a ready fd, in a task too. */
+static void test_wait_fd_nowait_ready(void **state)
+{
+    (void)state;
+    struct nowait w = {0};
+    assert_int_equal(pipe2(w.p, O_CLOEXEC | O_NONBLOCK), 0);
+    assert_int_equal(write(w.p[1], "x", 1), 1);
+    assert_int_equal(cc_loop_run(nowait_task, &w, NULL), 0);
+    int thread_r = cc_wait_fd(w.p[0], POLLIN, CC_NOWAIT);
+    close(w.p[0]);
+    close(w.p[1]);
+    assert_int_equal(thread_r, POLLIN);
+    assert_int_equal(w.task_r, POLLIN); /* was -ETIMEDOUT */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CC_TEST(test_wait_fd_huge_number),
+        CC_TEST(test_wait_fd_nowait_ready),
     };
     return CC_RUN_TESTS(tests);
 }
