@@ -431,6 +431,8 @@ static int before_read(struct rd *rd, cc_deadline deadline)
         return 0; /* no time to wait: try the system call only */
     if (ring_read(rd, deadline))
         return 1;
+    if (rd->n == 0)
+        return 0; /* nothing to wait for: read(2) of 0 bytes may give 0 */
     if (cc__loop_others_ready()) {
         uint32_t closes = closes_of(fd);
         cc_yield(); /* they may cc_close fd: then it is not ours to read */

@@ -2,7 +2,7 @@
  * test_loop_fd2.c: more of the event loop's fd I/O (include/concur/loop.h,
  * src/loop_fd.c, src/loop_io.c), on whichever poller the loop picks
  * (CONCUR_NO_IO_URING=1: epoll): fd numbers beyond the fd table, waits
- * whose deadline has passed on a ready fd.
+ * whose deadline has passed on a ready fd, reads of 0 bytes.
  */
 #include "testutil.h"
 
@@ -75,11 +75,51 @@ static void test_wait_fd_nowait_ready(void **state)
     assert_int_equal(w.task_r, POLLIN); /* was -ETIMEDOUT */
 }
 
+/* ---- a read of 0 bytes after a short read --------------------------------- */
+
+struct zero {
+    int p[2];      /* a non-blocking pipe */
+    ssize_t short_; /* cc_read that empties it (1 of 8 bytes) */
+    ssize_t zero;   /* then cc_read of 0 bytes */
+    ssize_t again;  /* and once more, with the hint gone */
+};
+
+static int zero_task(void *arg, void **result)
+{
+    struct zero *z = arg;
+    char buf[8];
+    if (write(z->p[1], "b", 1) != 1)
+        abort();
+    z->short_ = cc_read(z->p[0], buf, sizeof buf, cc_deadline_in(CC_SEC));
+    z->zero = cc_read(z->p[0], buf, 0, cc_deadline_in(CC_SEC));
+    z->again = cc_read(z->p[0], buf, 0, cc_deadline_in(CC_SEC));
+    return 0;
+}
+
+/* read(2) of 0 bytes from an empty pipe returns 0 at once, and so does
+ * cc_read's, even when the last read of the fd came back short: the drained
+ * hint (only a hint) made it wait for data it would not take. (A socket's
+ * recv(2) of 0 bytes is another matter: the kernel gives EAGAIN, so cc_recv
+ * waits for data, hint or not.) */
+static void test_zero_byte_read_after_short_read(void **state)
+{
+    (void)state;
+    struct zero z = {0};
+    assert_int_equal(pipe2(z.p, O_CLOEXEC | O_NONBLOCK), 0);
+    assert_int_equal(cc_loop_run(zero_task, &z, NULL), 0);
+    close(z.p[0]);
+    close(z.p[1]);
+    assert_int_equal(z.short_, 1);
+    assert_int_equal(z.zero, 0); /* was -ETIMEDOUT, 1 s later */
+    assert_int_equal(z.again, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CC_TEST(test_wait_fd_huge_number),
         CC_TEST(test_wait_fd_nowait_ready),
+        CC_TEST(test_zero_byte_read_after_short_read),
     };
     return CC_RUN_TESTS(tests);
 }
