@@ -584,11 +584,13 @@ int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
 /* cc_close in a task: the loop lets go of fd before it is closed. A read
  * queued in this round has not looked fd up yet: submitted after the
  * close, it would find whatever file takes the number next, and might
- * read its data before the cancel comes. So the queue goes to the kernel
- * first. */
+ * read its data before the cancel comes. And on io_uring a poll or a read
+ * in flight holds the file open (a listener's port taken, the peer not
+ * told) until its removal is done. So the queue goes to the kernel first. */
 static void forget(struct fd_slot *s, int fd)
 {
     struct cc__poller *p = cc__loop_poller();
+    bool in_flight = s->armed || s->reads;
     wake_all_invalid(s);
     if (s->registered)
         cc__poller_del(p, fd);
@@ -597,7 +599,7 @@ static void forget(struct fd_slot *s, int fd)
             r->closed = true;
             cc__poller_cancel(p, r->id);
         }
-    if (s->reads)
+    if (in_flight)
         cc__poller_submit(p);
     s->registered = s->armed = s->drained = false;
     s->closes++;

@@ -114,12 +114,91 @@ static void test_zero_byte_read_after_short_read(void **state)
     assert_int_equal(z.again, 0);
 }
 
+/* ---- a listener closed while a task accepts, and its port taken again ---- */
+
+struct relisten {
+    int l;                  /* the listener, on 127.0.0.1 */
+    struct sockaddr_in a;   /* its address */
+    int accepted;           /* the parked cc_accept's result */
+    int bound;              /* bind(2) of a new socket to the same port */
+    int err;                /* its errno */
+    int s[2];               /* a socket pair */
+    ssize_t recvd;          /* a parked cc_recv on s[0] once cc_closed */
+    ssize_t peer;           /* read(2) of s[1] right after the cc_close */
+};
+
+static int accept_once(void *arg, void **result)
+{
+    struct relisten *r = arg;
+    r->accepted = cc_accept(r->l, cc_deadline_in(60 * CC_SEC));
+    return 0;
+}
+
+static int recv_once(void *arg, void **result)
+{
+    struct relisten *r = arg;
+    char buf[8];
+    r->recvd = cc_recv(r->s[0], buf, sizeof buf, 0,
+                       cc_deadline_in(60 * CC_SEC));
+    return 0;
+}
+
+static int relisten_main(void *arg, void **result)
+{
+    struct relisten *r = arg;
+    cc_future *f, *g;
+    if (cc_spawn(accept_once, r, &f) != 0 || cc_spawn(recv_once, r, &g) != 0)
+        abort();
+    cc_sleep(5 * CC_MSEC); /* the acceptor and the reader park */
+    if (cc_close(r->l) != 0 || cc_close(r->s[0]) != 0)
+        abort();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    r->bound = bind(fd, (struct sockaddr *)&r->a, sizeof r->a);
+    r->err = errno;
+    close(fd);
+    char c;
+    r->peer = read(r->s[1], &c, 1);
+    cc_future_wait(f, CC_FOREVER);
+    cc_future_wait(g, CC_FOREVER);
+    cc_future_release(f);
+    cc_future_release(g);
+    return 0;
+}
+
+/* As close(2) (and epoll): once cc_close returns, the socket is gone and
+ * its port free, even while a task of the loop was waiting on it (the
+ * io_uring's poll in flight held the file until the loop's next turn:
+ * bind gave EADDRINUSE). */
+static void test_close_frees_the_port_at_once(void **state)
+{
+    (void)state;
+    struct relisten r = {.a = {.sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}};
+    socklen_t len = sizeof r.a;
+    r.l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(r.l >= 0);
+    assert_int_equal(bind(r.l, (struct sockaddr *)&r.a, len), 0);
+    assert_int_equal(getsockname(r.l, (struct sockaddr *)&r.a, &len), 0);
+    assert_int_equal(listen(r.l, 4), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+                                SOCK_CLOEXEC, 0, r.s), 0);
+    assert_int_equal(cc_loop_run(relisten_main, &r, NULL), 0);
+    close(r.s[1]);
+    assert_int_equal(r.accepted, -EBADF);
+    assert_int_equal(r.recvd, -EBADF);
+    if (r.bound != 0)
+        print_message("bind: %s\n", strerror(r.err));
+    assert_int_equal(r.bound, 0); /* was -1, EADDRINUSE */
+    assert_int_equal(r.peer, 0);  /* end of file, not EAGAIN */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CC_TEST(test_wait_fd_huge_number),
         CC_TEST(test_wait_fd_nowait_ready),
         CC_TEST(test_zero_byte_read_after_short_read),
+        CC_TEST(test_close_frees_the_port_at_once),
     };
     return CC_RUN_TESTS(tests);
 }
