@@ -105,6 +105,10 @@ struct fd_slot {
     bool armed;                /* and may still report it (one-shot not
                                   fired) */
     bool drained;              /* a task's last read of it came back short */
+    bool removed;              /* its registration deleted while armed: on
+                                  io_uring the removal may wait in the
+                                  queue, the poll holding the file open
+                                  (stale, it costs cc_close a submit) */
     uint32_t closes;           /* times cc_close let go of it: a call that
                                   sees this change while it is off the CPU
                                   never touches the number again */
@@ -263,6 +267,7 @@ static void fd_wait_remove(struct fd_wait *fw, int fd)
     if (!s->head && s->armed) {
         cc__poller_del(cc__loop_poller(), fd);
         s->registered = s->armed = false;
+        s->removed = true;
     }
 }
 
@@ -586,11 +591,12 @@ int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
  * close, it would find whatever file takes the number next, and might
  * read its data before the cancel comes. And on io_uring a poll or a read
  * in flight holds the file open (a listener's port taken, the peer not
- * told) until its removal is done. So the queue goes to the kernel first. */
+ * told) until its removal is done, also a poll whose waiter timed out
+ * (its removal queued). So the queue goes to the kernel first. */
 static void forget(struct fd_slot *s, int fd)
 {
     struct cc__poller *p = cc__loop_poller();
-    bool in_flight = s->armed || s->reads;
+    bool in_flight = s->armed || s->removed || s->reads;
     wake_all_invalid(s);
     if (s->registered)
         cc__poller_del(p, fd);
@@ -601,7 +607,7 @@ static void forget(struct fd_slot *s, int fd)
         }
     if (in_flight)
         cc__poller_submit(p);
-    s->registered = s->armed = s->drained = false;
+    s->registered = s->armed = s->drained = s->removed = false;
     s->closes++;
 }
 

@@ -116,12 +116,35 @@ static void test_zero_byte_read_after_short_read(void **state)
 
 /* ---- a listener closed while a task accepts, and its port taken again ---- */
 
+/* A non-blocking listener on 127.0.0.1, its address in *a. */
+static int local_listener(struct sockaddr_in *a)
+{
+    socklen_t len = sizeof *a;
+    *a = (struct sockaddr_in){.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(l >= 0);
+    assert_int_equal(bind(l, (struct sockaddr *)a, len), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)a, &len), 0);
+    assert_int_equal(listen(l, 4), 0);
+    return l;
+}
+
+/* bind(2) of a new socket to *a: 0 or -errno (-EADDRINUSE: the old
+ * listener lives on). */
+static int bind_again(const struct sockaddr_in *a)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int r = bind(fd, (const struct sockaddr *)a, sizeof *a) == 0 ? 0 : -errno;
+    close(fd);
+    return r;
+}
+
 struct relisten {
     int l;                  /* the listener, on 127.0.0.1 */
     struct sockaddr_in a;   /* its address */
     int accepted;           /* the parked cc_accept's result */
-    int bound;              /* bind(2) of a new socket to the same port */
-    int err;                /* its errno */
+    int bound;              /* bind_again once cc_closed */
     int s[2];               /* a socket pair */
     ssize_t recvd;          /* a parked cc_recv on s[0] once cc_closed */
     ssize_t peer;           /* read(2) of s[1] right after the cc_close */
@@ -152,10 +175,7 @@ static int relisten_main(void *arg, void **result)
     cc_sleep(5 * CC_MSEC); /* the acceptor and the reader park */
     if (cc_close(r->l) != 0 || cc_close(r->s[0]) != 0)
         abort();
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    r->bound = bind(fd, (struct sockaddr *)&r->a, sizeof r->a);
-    r->err = errno;
-    close(fd);
+    r->bound = bind_again(&r->a);
     char c;
     r->peer = read(r->s[1], &c, 1);
     cc_future_wait(f, CC_FOREVER);
@@ -172,24 +192,38 @@ static int relisten_main(void *arg, void **result)
 static void test_close_frees_the_port_at_once(void **state)
 {
     (void)state;
-    struct relisten r = {.a = {.sin_family = AF_INET,
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}};
-    socklen_t len = sizeof r.a;
-    r.l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    assert_true(r.l >= 0);
-    assert_int_equal(bind(r.l, (struct sockaddr *)&r.a, len), 0);
-    assert_int_equal(getsockname(r.l, (struct sockaddr *)&r.a, &len), 0);
-    assert_int_equal(listen(r.l, 4), 0);
+    struct relisten r = {0};
+    r.l = local_listener(&r.a);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
                                 SOCK_CLOEXEC, 0, r.s), 0);
     assert_int_equal(cc_loop_run(relisten_main, &r, NULL), 0);
     close(r.s[1]);
     assert_int_equal(r.accepted, -EBADF);
     assert_int_equal(r.recvd, -EBADF);
-    if (r.bound != 0)
-        print_message("bind: %s\n", strerror(r.err));
-    assert_int_equal(r.bound, 0); /* was -1, EADDRINUSE */
+    assert_int_equal(r.bound, 0); /* was -EADDRINUSE */
     assert_int_equal(r.peer, 0);  /* end of file, not EAGAIN */
+}
+
+static int timed_accept_main(void *arg, void **result)
+{
+    struct relisten *r = arg;
+    r->accepted = cc_accept(r->l, cc_deadline_in(5 * CC_MSEC));
+    if (cc_close(r->l) != 0)
+        abort();
+    r->bound = bind_again(&r->a);
+    return 0;
+}
+
+/* The same after a cc_accept that timed out: its poll's removal was still
+ * queued when cc_close returned (bind gave EADDRINUSE on io_uring). */
+static void test_close_after_timeout_frees_the_port(void **state)
+{
+    (void)state;
+    struct relisten r = {0};
+    r.l = local_listener(&r.a);
+    assert_int_equal(cc_loop_run(timed_accept_main, &r, NULL), 0);
+    assert_int_equal(r.accepted, -ETIMEDOUT);
+    assert_int_equal(r.bound, 0); /* was -EADDRINUSE */
 }
 
 int main(void)
@@ -199,6 +233,7 @@ int main(void)
         CC_TEST(test_wait_fd_nowait_ready),
         CC_TEST(test_zero_byte_read_after_short_read),
         CC_TEST(test_close_frees_the_port_at_once),
+        CC_TEST(test_close_after_timeout_frees_the_port),
     };
     return CC_RUN_TESTS(tests);
 }
