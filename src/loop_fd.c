@@ -379,6 +379,11 @@ static int retry_after(int fd, short events, cc_deadline deadline)
         return 1;
     if (err != EAGAIN && err != EWOULDBLOCK)
         return -err;
+    /* Past the deadline that try was the last: a file may poll ready and
+     * refuse all the same (an unconnected Unix datagram socket, whose
+     * receiver is full), and its waits would answer at once for ever. */
+    if (deadline != CC_FOREVER && deadline <= cc__now())
+        return -ETIMEDOUT;
     int r = cc_wait_fd(fd, events, deadline);
     return r < 0 ? r : 0;
 }

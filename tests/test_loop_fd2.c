@@ -13,8 +13,11 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* ---- an fd number far beyond any open one ------------------------------ */
@@ -226,6 +229,57 @@ static void test_close_after_timeout_frees_the_port(void **state)
     assert_int_equal(r.bound, 0); /* was -EADDRINUSE */
 }
 
+/* ---- a socket that polls writable but will not take the datagram -------- */
+
+/* An unconnected Unix datagram socket polls writable whatever its
+ * destination holds; sendto(2) to a receiver whose queue is full fails
+ * with EAGAIN all the same. */
+struct full_dgram {
+    int rx, tx;                 /* the receiver (full), the sender */
+    struct sockaddr_un addr;    /* the receiver's (abstract) address */
+    socklen_t len;
+    ssize_t task_r, thread_r;   /* cc_sendto with a 20 ms deadline */
+};
+
+static ssize_t send_full(struct full_dgram *d)
+{
+    return cc_sendto(d->tx, "x", 1, 0, (struct sockaddr *)&d->addr, d->len,
+                     cc_deadline_in(20 * CC_MSEC));
+}
+
+static int full_dgram_task(void *arg, void **result)
+{
+    struct full_dgram *d = arg;
+    d->task_r = send_full(d);
+    return 0;
+}
+
+/* The deadline ends the call (it retried for ever: each wait answered at
+ * once, by the poll at the deadline too). */
+static void test_sendto_deadline_when_poll_lies(void **state)
+{
+    (void)state;
+    struct full_dgram d = {.addr = {.sun_family = AF_UNIX}};
+    snprintf(d.addr.sun_path + 1, sizeof d.addr.sun_path - 1,
+             "concur-test-%d", (int)getpid());
+    d.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                        strlen(d.addr.sun_path + 1));
+    d.rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    d.tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_int_equal(bind(d.rx, (struct sockaddr *)&d.addr, d.len), 0);
+    while (sendto(d.tx, "x", 1, 0, (struct sockaddr *)&d.addr, d.len) == 1)
+        ;
+    assert_int_equal(errno, EAGAIN);
+    struct pollfd p = {.fd = d.tx, .events = POLLOUT};
+    assert_int_equal(poll(&p, 1, 0), 1); /* the premise */
+    assert_int_equal(cc_loop_run(full_dgram_task, &d, NULL), 0);
+    d.thread_r = send_full(&d);
+    close(d.rx);
+    close(d.tx);
+    assert_int_equal(d.task_r, -ETIMEDOUT);
+    assert_int_equal(d.thread_r, -ETIMEDOUT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +288,7 @@ int main(void)
         CC_TEST(test_zero_byte_read_after_short_read),
         CC_TEST(test_close_frees_the_port_at_once),
         CC_TEST(test_close_after_timeout_frees_the_port),
+        CC_TEST(test_sendto_deadline_when_poll_lies),
     };
     return CC_RUN_TESTS(tests);
 }
