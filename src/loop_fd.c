@@ -105,10 +105,6 @@ struct fd_slot {
     bool armed;                /* and may still report it (one-shot not
                                   fired) */
     bool drained;              /* a task's last read of it came back short */
-    bool removed;              /* its registration deleted while armed: on
-                                  io_uring the removal may wait in the
-                                  queue, the poll holding the file open
-                                  (stale, it costs cc_close a submit) */
     uint32_t closes;           /* times cc_close let go of it: a call that
                                   sees this change while it is off the CPU
                                   never touches the number again */
@@ -257,18 +253,18 @@ static int fd_wait_add(struct fd_wait *fw, cc__wake_once *g, int fd,
 }
 
 /* Unlink fw if still linked; the last waiter of an fd still armed deletes
- * its registration (nobody would take its event). */
-static void fd_wait_remove(struct fd_wait *fw, int fd)
+ * its registration (nobody would take its event): then true. */
+static bool fd_wait_remove(struct fd_wait *fw, int fd)
 {
     if (fd >= nslots)
-        return; /* slot_get failed: never linked */
+        return false; /* slot_get failed: never linked */
     struct fd_slot *s = &slots[fd]; /* others may have grown the table */
     unlink_wait(s, fw);
-    if (!s->head && s->armed) {
-        cc__poller_del(cc__loop_poller(), fd);
-        s->registered = s->armed = false;
-        s->removed = true;
-    }
+    if (s->head || !s->armed)
+        return false;
+    cc__poller_del(cc__loop_poller(), fd);
+    s->registered = s->armed = false;
+    return true;
 }
 
 /* Link one fd_wait per fd to o; returns how many were linked (all of them,
@@ -283,15 +279,22 @@ static nfds_t fds_add(cc__wake_once *o, struct fd_wait *fw,
     return added;
 }
 
-/* Unlink them again; fill revents; return how many are ready. */
+/* Unlink them again; fill revents; return how many are ready. A poll
+ * removed (a timeout, a cancel, another fd first) holds its file open on
+ * io_uring until the removal is done: it is submitted now, so that a
+ * close(2) that follows frees the file at once (a listener's port, the
+ * peer told), as on epoll. */
 static int fds_remove(struct fd_wait *fw, struct pollfd *fds, nfds_t added)
 {
     int ready = 0;
+    bool removed = false;
     for (nfds_t i = 0; i < added; i++) {
-        fd_wait_remove(&fw[i], fds[i].fd);
+        removed |= fd_wait_remove(&fw[i], fds[i].fd);
         fds[i].revents = (short)fw[i].revents;
         ready += fw[i].revents != 0;
     }
+    if (removed)
+        cc__poller_submit(cc__loop_poller());
     return ready;
 }
 
@@ -596,12 +599,12 @@ int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
  * close, it would find whatever file takes the number next, and might
  * read its data before the cancel comes. And on io_uring a poll or a read
  * in flight holds the file open (a listener's port taken, the peer not
- * told) until its removal is done, also a poll whose waiter timed out
- * (its removal queued). So the queue goes to the kernel first. */
+ * told) until its removal is done. So the queue goes to the kernel
+ * first. */
 static void forget(struct fd_slot *s, int fd)
 {
     struct cc__poller *p = cc__loop_poller();
-    bool in_flight = s->armed || s->removed || s->reads;
+    bool in_flight = s->armed || s->reads;
     wake_all_invalid(s);
     if (s->registered)
         cc__poller_del(p, fd);
@@ -612,7 +615,7 @@ static void forget(struct fd_slot *s, int fd)
         }
     if (in_flight)
         cc__poller_submit(p);
-    s->registered = s->armed = s->drained = s->removed = false;
+    s->registered = s->armed = s->drained = false;
     s->closes++;
 }
 

@@ -148,6 +148,7 @@ struct relisten {
     struct sockaddr_in a;   /* its address */
     int accepted;           /* the parked cc_accept's result */
     int bound;              /* bind_again once cc_closed */
+    int accepted2, bound2;  /* the same, closed with close(2) */
     int s[2];               /* a socket pair */
     ssize_t recvd;          /* a parked cc_recv on s[0] once cc_closed */
     ssize_t peer;           /* read(2) of s[1] right after the cc_close */
@@ -214,11 +215,18 @@ static int timed_accept_main(void *arg, void **result)
     if (cc_close(r->l) != 0)
         abort();
     r->bound = bind_again(&r->a);
+    /* Again with close(2), which the loop does not see. */
+    r->l = local_listener(&r->a);
+    r->accepted2 = cc_accept(r->l, cc_deadline_in(5 * CC_MSEC));
+    close(r->l);
+    r->bound2 = bind_again(&r->a);
     return 0;
 }
 
-/* The same after a cc_accept that timed out: its poll's removal was still
- * queued when cc_close returned (bind gave EADDRINUSE on io_uring). */
+/* The same after a cc_accept that timed out: the poll's removal was still
+ * queued when the task closed the listener, with cc_close or close(2)
+ * (bind gave EADDRINUSE on io_uring; a connect, ECONNRESET, not
+ * ECONNREFUSED). */
 static void test_close_after_timeout_frees_the_port(void **state)
 {
     (void)state;
@@ -227,6 +235,8 @@ static void test_close_after_timeout_frees_the_port(void **state)
     assert_int_equal(cc_loop_run(timed_accept_main, &r, NULL), 0);
     assert_int_equal(r.accepted, -ETIMEDOUT);
     assert_int_equal(r.bound, 0); /* was -EADDRINUSE */
+    assert_int_equal(r.accepted2, -ETIMEDOUT);
+    assert_int_equal(r.bound2, 0); /* was -EADDRINUSE */
 }
 
 /* ---- a socket that polls writable but will not take the datagram -------- */
