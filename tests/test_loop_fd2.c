@@ -2,7 +2,10 @@
  * test_loop_fd2.c: more of the event loop's fd I/O (include/concur/loop.h,
  * src/loop_fd.c, src/loop_io.c), on whichever poller the loop picks
  * (CONCUR_NO_IO_URING=1: epoll): fd numbers beyond the fd table, waits
- * whose deadline has passed on a ready fd, reads of 0 bytes.
+ * whose deadline has passed on a ready fd, reads of 0 bytes, a closed
+ * listener's port free at once (cc_close under a parked cc_accept, or a
+ * close after one timed out), a deadline that ends a send to a socket
+ * that polls writable but refuses.
  */
 #include "testutil.h"
 

@@ -279,7 +279,9 @@ int cc_to_thread(struct cc_executor *ex, cc_task_fn fn, void *arg,
 
 /*
  * cc_wait_fd: wait until fd is ready for `events` (POLLIN, POLLOUT, POLLPRI
- * from <poll.h>) or the deadline passes (as gevent's wait_read/wait_write).
+ * from <poll.h>) or the deadline passes (as gevent's wait_read/wait_write;
+ * at the deadline, or with one already past, a ready fd's events are still
+ * returned, as poll(2) with timeout 0 does).
  * In a task it parks the task (epoll, one-shot); several tasks may wait on
  * one fd (a reader and a writer of a socket): each is woken when what it
  * waits for is ready. Elsewhere it blocks the thread in poll().
