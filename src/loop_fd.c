@@ -34,6 +34,8 @@
 #include "poller.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -112,26 +114,30 @@ struct fd_slot {
 static CC__THREAD_LOCAL struct fd_slot *slots;
 static CC__THREAD_LOCAL int nslots;
 
-/* Grow the table to hold fd; false for want of memory. Out of line: the
- * rare case, kept off the hot callers' frames. */
-static __attribute__((noinline, cold)) bool slots_grow(int fd)
+/* Grow the table to hold fd: 0, -EBADF (fd is not open: a number such as
+ * INT_MAX would ask for gigabytes, its size overflowing an int) or
+ * -ENOMEM. Out of line: the rare case, kept off the hot callers' frames. */
+static __attribute__((noinline, cold)) int slots_grow(int fd)
 {
-    int n = nslots ? nslots : 64;
-    while (n <= fd)
+    if (fcntl(fd, F_GETFD) < 0)
+        return -EBADF;
+    size_t n = nslots ? (size_t)nslots : 64;
+    while (n <= (size_t)fd)
         n *= 2;
-    struct fd_slot *s = cc__realloc(slots, nslots * sizeof *s,
-                                    (size_t)n * sizeof *s);
+    if (n > INT_MAX)
+        n = (size_t)fd + 1;
+    struct fd_slot *s = cc__realloc(slots, nslots * sizeof *s, n * sizeof *s);
     if (!s)
-        return false;
-    memset(s + nslots, 0, (size_t)(n - nslots) * sizeof *s);
+        return -ENOMEM;
+    memset(s + nslots, 0, (n - (size_t)nslots) * sizeof *s);
     slots = s;
-    nslots = n;
-    return true;
+    nslots = (int)n;
+    return 0;
 }
 
 static struct fd_slot *slot_get(int fd)
 {
-    return fd < nslots || slots_grow(fd) ? &slots[fd] : NULL;
+    return fd < nslots || slots_grow(fd) == 0 ? &slots[fd] : NULL;
 }
 
 void cc__loop_fd_close(void)
@@ -237,26 +243,28 @@ static int fd_wait_add(struct fd_wait *fw, cc__wake_once *g, int fd,
 {
     *fw = (struct fd_wait){.g = g,
                            .events = (uint16_t)events | POLLERR | POLLHUP};
-    struct fd_slot *s = slot_get(fd);
-    if (!s)
-        return -ENOMEM;
+    int r = fd < nslots ? 0 : slots_grow(fd);
+    if (r < 0)
+        return r;
+    struct fd_slot *s = &slots[fd];
     fw->next = s->head;
     s->head = fw;
     return arm(s, fd);
 }
 
 /* Unlink fw if still linked; the last waiter of an fd still armed deletes
- * its registration (nobody would take its event). */
-static void fd_wait_remove(struct fd_wait *fw, int fd)
+ * its registration (nobody would take its event): then true. */
+static bool fd_wait_remove(struct fd_wait *fw, int fd)
 {
     if (fd >= nslots)
-        return; /* slot_get failed: never linked */
+        return false; /* slot_get failed: never linked */
     struct fd_slot *s = &slots[fd]; /* others may have grown the table */
     unlink_wait(s, fw);
-    if (!s->head && s->armed) {
-        cc__poller_del(cc__loop_poller(), fd);
-        s->registered = s->armed = false;
-    }
+    if (s->head || !s->armed)
+        return false;
+    cc__poller_del(cc__loop_poller(), fd);
+    s->registered = s->armed = false;
+    return true;
 }
 
 /* Link one fd_wait per fd to o; returns how many were linked (all of them,
@@ -271,15 +279,22 @@ static nfds_t fds_add(cc__wake_once *o, struct fd_wait *fw,
     return added;
 }
 
-/* Unlink them again; fill revents; return how many are ready. */
+/* Unlink them again; fill revents; return how many are ready. A poll
+ * removed (a timeout, a cancel, another fd first) holds its file open on
+ * io_uring until the removal is done: it is submitted now, so that a
+ * close(2) that follows frees the file at once (a listener's port, the
+ * peer told), as on epoll. */
 static int fds_remove(struct fd_wait *fw, struct pollfd *fds, nfds_t added)
 {
     int ready = 0;
+    bool removed = false;
     for (nfds_t i = 0; i < added; i++) {
-        fd_wait_remove(&fw[i], fds[i].fd);
+        removed |= fd_wait_remove(&fw[i], fds[i].fd);
         fds[i].revents = (short)fw[i].revents;
         ready += fw[i].revents != 0;
     }
+    if (removed)
+        cc__poller_submit(cc__loop_poller());
     return ready;
 }
 
@@ -327,6 +342,12 @@ static int wait_fd_task(int fd, short events, cc_deadline deadline)
     struct pollfd p = {.fd = fd, .events = events};
     uint32_t closes = closes_of(fd);
     int r = wait_fds_task(&p, 1, deadline);
+    /* The park times out before the poller has looked (at once when the
+     * deadline had passed): at its own deadline the call answers as
+     * poll(2) with timeout 0 does, and as a thread's call, a ready fd's
+     * events (a scope's deadline stays -ETIMEDOUT). */
+    if (r == -ETIMEDOUT && deadline <= cc__now() && closes_of(fd) == closes)
+        return wait_fd_thread(fd, events, CC_NOWAIT);
     if (r < 0)
         return r;
     if (p.revents & POLLNVAL || closes_of(fd) != closes)
@@ -361,6 +382,11 @@ static int retry_after(int fd, short events, cc_deadline deadline)
         return 1;
     if (err != EAGAIN && err != EWOULDBLOCK)
         return -err;
+    /* Past the deadline that try was the last: a file may poll ready and
+     * refuse all the same (an unconnected Unix datagram socket, whose
+     * receiver is full), and its waits would answer at once for ever. */
+    if (deadline != CC_FOREVER && deadline <= cc__now())
+        return -ETIMEDOUT;
     int r = cc_wait_fd(fd, events, deadline);
     return r < 0 ? r : 0;
 }
@@ -418,6 +444,8 @@ static int before_read(struct rd *rd, cc_deadline deadline)
         return 0; /* no time to wait: try the system call only */
     if (ring_read(rd, deadline))
         return 1;
+    if (rd->n == 0)
+        return 0; /* nothing to wait for: read(2) of 0 bytes may give 0 */
     if (cc__loop_others_ready()) {
         uint32_t closes = closes_of(fd);
         cc_yield(); /* they may cc_close fd: then it is not ours to read */
@@ -569,11 +597,14 @@ int cc_connect(int fd, const struct sockaddr *addr, unsigned addrlen,
 /* cc_close in a task: the loop lets go of fd before it is closed. A read
  * queued in this round has not looked fd up yet: submitted after the
  * close, it would find whatever file takes the number next, and might
- * read its data before the cancel comes. So the queue goes to the kernel
+ * read its data before the cancel comes. And on io_uring a poll or a read
+ * in flight holds the file open (a listener's port taken, the peer not
+ * told) until its removal is done. So the queue goes to the kernel
  * first. */
 static void forget(struct fd_slot *s, int fd)
 {
     struct cc__poller *p = cc__loop_poller();
+    bool in_flight = s->armed || s->reads;
     wake_all_invalid(s);
     if (s->registered)
         cc__poller_del(p, fd);
@@ -582,7 +613,7 @@ static void forget(struct fd_slot *s, int fd)
             r->closed = true;
             cc__poller_cancel(p, r->id);
         }
-    if (s->reads)
+    if (in_flight)
         cc__poller_submit(p);
     s->registered = s->armed = s->drained = false;
     s->closes++;

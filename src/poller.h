@@ -89,7 +89,8 @@ void cc__poller_cancel(cc__poller *p, uint64_t id);
  * with the next wait (io_uring; epoll has none): each has looked its fd up
  * when this returns, so the fd may be closed and its number reused (unless
  * the kernel refused them, -EBUSY for a completion queue in overflow: then
- * they go with the next wait). */
+ * they go with the next wait), and the polls and reads they removed or
+ * cancelled have let go of their files (their events still come). */
 void cc__poller_submit(cc__poller *p);
 
 /* cc__poller_backend: "io_uring" or "epoll" (diagnostics, tests). */

@@ -282,7 +282,9 @@ int cc_to_thread(struct cc_executor *ex, cc_task_fn fn, void *arg,
 
 /*
  * cc_wait_fd: wait until fd is ready for `events` (POLLIN, POLLOUT, POLLPRI
- * from <poll.h>) or the deadline passes (as gevent's wait_read/wait_write).
+ * from <poll.h>) or the deadline passes (as gevent's wait_read/wait_write;
+ * at the deadline, or with one already past, a ready fd's events are still
+ * returned, as poll(2) with timeout 0 does).
  * In a task it parks the task (epoll, one-shot); several tasks may wait on
  * one fd (a reader and a writer of a socket): each is woken when what it
  * waits for is ready. Elsewhere it blocks the thread in poll().
@@ -379,11 +381,11 @@ int cc_accept(int fd, cc_deadline deadline);
  * cc_sendall, cc_sendto, cc_accept and cc_connect return -EBADF (a
  * cc_read or cc_recv whose bytes had already come returns them), and
  * cc_wait_any reports fd ready with POLLNVAL. On the io_uring poller
- * their reads in flight are cancelled, and the kernel lets go of the file
- * once it has taken the cancellation, at the loop's next turn; until then
- * the peer does not see the close. Tasks of other
- * threads' loops, and threads blocked on fd, are not woken: close an fd
- * from the loop whose tasks use it, or cancel them first. Outside a task
+ * their polls and reads in flight are ended before the close, so that, as
+ * with close(2), the peer sees the close and a listener's port is free
+ * when cc_close returns. Tasks of other threads' loops,
+ * and threads blocked on fd, are not woken: close an fd from the loop
+ * whose tasks use it, or cancel them first. Outside a task
  * it is close(2). Returns 0, -EBADF (fd < 0, or not open) or close's
  * other negative errno (-EIO); the fd is closed in every case but -EBADF
  * (an interrupted close is 0: Linux frees the number). Never blocks (but

@@ -131,13 +131,17 @@ static void hold_completions(cc__uring *p)
 }
 
 /* Hand the queued requests to the kernel now (-EBUSY: after making room
- * for its completions). */
-static void submit_now(cc__uring *p)
+ * for its completions). With `finish`, also have the kernel end the
+ * requests that these cancel or remove: a DEFER_TASKRUN ring (or a
+ * COOP_TASKRUN one) ends them only when entered for events, and until
+ * then they hold their files open. */
+static void submit_now(cc__uring *p, bool finish)
 {
     for (;;) {
-        int r = p->busy_if_cqes && io_uring_cq_ready(&p->ring)
-                    ? -EBUSY
-                    : io_uring_submit(&p->ring);
+        int r = -EBUSY;
+        if (!p->busy_if_cqes || !io_uring_cq_ready(&p->ring))
+            r = finish ? io_uring_submit_and_get_events(&p->ring)
+                       : io_uring_submit(&p->ring);
         if (r >= 0 || r == -EAGAIN) /* -EAGAIN: they go with the wait */
             return;
         if (r == -EBUSY)
@@ -151,7 +155,7 @@ static struct io_uring_sqe *get_sqe(cc__uring *p)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
     while (!sqe) { /* the queue is full: hand it to the kernel now */
-        submit_now(p);
+        submit_now(p, false);
         sqe = io_uring_get_sqe(&p->ring);
     }
     return sqe;
@@ -462,7 +466,7 @@ void cc__uring_cancel(cc__uring *p, uint64_t id)
     io_uring_sqe_set_data64(sqe, UD_IGNORE); /* its own result: none */
 }
 
-void cc__uring_submit(cc__uring *p) { submit_now(p); }
+void cc__uring_submit(cc__uring *p) { submit_now(p, true); }
 
 /* An I/O request's completion: report it and free its slot, or 0 if the
  * id is stale (it cannot be: each request completes once; kept as the
