@@ -291,7 +291,8 @@ int cc_to_thread(struct cc_executor *ex, cc_task_fn fn, void *arg,
  * Returns the events that are ready (> 0; POLLERR and POLLHUP may be set
  * whatever was asked), -ETIMEDOUT, -ECANCELED (the task was cancelled),
  * -EBADF (also: cc_close'd meanwhile), -EINVAL (no event asked), -EPERM
- * (an fd that epoll cannot watch, such as a regular file) or -ENOMEM.
+ * (in a task: an fd that epoll cannot watch, such as a regular file; a
+ * thread's poll() reports such a file ready) or -ENOMEM.
  * Closing fd with close(2) while tasks wait on it leaves them waiting until
  * their deadline: close it with cc_close, which wakes them.
  */
