@@ -11,6 +11,9 @@
 
 #define CC__LIKELY(x) __builtin_expect(!!(x), 1)
 #define CC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* A slow path, kept out of line: its callers' hot paths stay small enough
+ * to inline and carry no frame for it. */
+#define CC__COLD __attribute__((cold, noinline))
 #define CC__CONTAINER_OF(p, type, member) \
     ((type *)((char *)(p) - offsetof(type, member)))
 #define CC__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

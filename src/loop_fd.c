@@ -117,7 +117,7 @@ static CC__THREAD_LOCAL int nslots;
 /* Grow the table to hold fd: 0, -EBADF (fd is not open: a number such as
  * INT_MAX would ask for gigabytes, its size overflowing an int) or
  * -ENOMEM. Out of line: the rare case, kept off the hot callers' frames. */
-static __attribute__((noinline, cold)) int slots_grow(int fd)
+static CC__COLD int slots_grow(int fd)
 {
     if (fcntl(fd, F_GETFD) < 0)
         return -EBADF;
@@ -375,7 +375,7 @@ int cc_wait_fd(int fd, short events, cc_deadline deadline)
 
 /* After a call failed with errno: 1 to retry at once, 0 to retry once fd is
  * ready for `events`, else the negative errno to return. */
-static int retry_after(int fd, short events, cc_deadline deadline)
+static CC__COLD int retry_after(int fd, short events, cc_deadline deadline)
 {
     int err = errno;
     if (err == EINTR)
