@@ -73,6 +73,7 @@ struct fd_wait {
     cc__wake_once *g;     /* the task's wait this entry belongs to */
     uint32_t events;      /* what it waits for, plus POLLERR | POLLHUP */
     uint32_t revents;     /* the ready events handed over, or 0 */
+    uint32_t closes;      /* the fd's closes when linked (closes_of) */
     struct fd_wait *next; /* the next waiter on the same fd */
 };
 
@@ -247,6 +248,7 @@ static int fd_wait_add(struct fd_wait *fw, cc__wake_once *g, int fd,
     if (r < 0)
         return r;
     struct fd_slot *s = &slots[fd];
+    fw->closes = s->closes;
     fw->next = s->head;
     s->head = fw;
     return arm(s, fd);
@@ -279,17 +281,21 @@ static nfds_t fds_add(cc__wake_once *o, struct fd_wait *fw,
     return added;
 }
 
-/* Unlink them again; fill revents; return how many are ready. A poll
- * removed (a timeout, a cancel, another fd first) holds its file open on
- * io_uring until the removal is done: it is submitted now, so that a
- * close(2) that follows frees the file at once (a listener's port, the
- * peer told), as on epoll. */
+/* Unlink them again; fill revents; return how many are ready. An fd
+ * cc_closed since it was linked is POLLNVAL, even when it was woken ready
+ * first: its number may name another file by now. A poll removed (a
+ * timeout, a cancel, another fd first) holds its file open on io_uring
+ * until the removal is done: it is submitted now, so that a close(2) that
+ * follows frees the file at once (a listener's port, the peer told), as
+ * on epoll. */
 static int fds_remove(struct fd_wait *fw, struct pollfd *fds, nfds_t added)
 {
     int ready = 0;
     bool removed = false;
     for (nfds_t i = 0; i < added; i++) {
         removed |= fd_wait_remove(&fw[i], fds[i].fd);
+        if (closes_of(fds[i].fd) != fw[i].closes)
+            fw[i].revents = POLLNVAL;
         fds[i].revents = (short)fw[i].revents;
         ready += fw[i].revents != 0;
     }

@@ -211,17 +211,36 @@ static cc_deadline earliest(const struct any_call *c, cc_deadline deadline)
     return deadline;
 }
 
+/* The first source whose fd the park found closed (POLLNVAL: cc_closed
+ * while a task waited), or -1. A poll(0) after the park would look at
+ * whatever file has taken the number since. */
+static long closed_in_park(const struct any_call *c)
+{
+    long first = -1;
+    for (size_t k = 0; k < c->m; k++)
+        if (c->pf[k].revents & POLLNVAL &&
+            (first < 0 || c->idx[k] < (size_t)first))
+            first = (long)c->idx[k];
+    return first;
+}
+
 static int wait_loop(struct any_call *c, cc_deadline deadline)
 {
+    long closed = -1; /* a source the last park found closed */
     for (;;) {
         build_pollset(c);
         long i = scan(c);
+        if (closed >= 0 && (i < 0 || closed <= i)) {
+            c->ws[closed].ready = POLLNVAL;
+            return (int)closed;
+        }
         if (i >= 0)
             return (int)i;
         if (deadline != CC_FOREVER && cc__now() >= deadline)
             return -ETIMEDOUT;
         cc_deadline until = earliest(c, deadline);
         int r = park_once(c, until);
+        closed = r == 0 ? closed_in_park(c) : -1;
         if (r == -ETIMEDOUT && cc__now() < until)
             return r; /* a task's deadline scope */
         if (r < 0 && r != -ETIMEDOUT)
