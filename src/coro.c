@@ -104,6 +104,19 @@ static _Atomic int light_guards;
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13; not in older headers */
 #endif
 
+/*
+ * tls.current = c on the thread that runs now, for code that may run on
+ * another thread than its function began on (after a coroutine's body, after
+ * a fallback switch lands): the compiler may keep the thread pointer in a
+ * register across a call (aarch64 reads tpidr_el0 once per function), and
+ * would write the state of the thread the coroutine left. A call reads it
+ * afresh.
+ */
+static __attribute__((noinline)) void set_current(cc__coro *c)
+{
+    tls.current = c;
+}
+
 /* ---- architecture: the first frame and the switch -------------------- */
 
 void cc__coro_main(cc__coro *c, cc__coro *prev) __attribute__((noreturn));
@@ -209,6 +222,15 @@ static CC__THREAD_LOCAL ucontext_t *boot_return;
 /* The switcher, handed to the resumed side (the assembly passes it in rax). */
 static CC__THREAD_LOCAL cc__coro *fallback_prev;
 
+/* Where a jump lands (maybe on another thread than the one that set the
+ * jump): name self current, and get the switcher, on this thread
+ * (set_current). */
+static __attribute__((noinline)) cc__coro *fallback_landed(cc__coro *self)
+{
+    tls.current = self;
+    return fallback_prev;
+}
+
 /* Runs once on the new stack (makecontext): plants the jump buffer that the
  * first switch lands on, then goes back to cc__coro_create. */
 CC__CORO_NO_TSAN static void fallback_boot(void)
@@ -223,7 +245,7 @@ CC__CORO_NO_TSAN static void fallback_boot(void)
         cc__panic("setcontext", -errno);
     }
     fp_restore(c); /* the creator's, saved by arch_prepare */
-    cc__coro_main(c, fallback_prev);
+    cc__coro_main(c, fallback_landed(c));
 }
 
 static void arch_prepare(cc__coro *c)
@@ -258,9 +280,10 @@ arch_swap(cc__coro *from, cc__coro *to)
     fallback_prev = from;
     if (__builtin_setjmp(from->jb) == 0)
         fallback_jump(to);
-    tls.current = from; /* before fp_restore goes deeper: cc__coro_switch */
+    /* before fp_restore goes deeper: cc__coro_switch */
+    cc__coro *prev = fallback_landed(from);
     fp_restore(from);
-    return fallback_prev;
+    return prev;
 }
 
 /* The fallback's switch goes deeper into from's stack (fp_save, setjmp, the
@@ -308,7 +331,7 @@ void cc__coro_main(cc__coro *c, cc__coro *prev)
     c->fn(c->arg);
     c->done = true;
     cc__coro *to = c->caller;
-    tls.current = to; /* it resumes in cc__coro_switch, past its naming */
+    set_current(to); /* it resumes in cc__coro_switch, past its naming */
     cc__san_before_switch(&c->san, true, &to->san); /* c's fake stack dies */
     arch_swap(c, to);
     cc__panic("a finished coroutine was switched into", -EINVAL);

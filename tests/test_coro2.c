@@ -3,7 +3,8 @@
  * under src/loop.c): a stack overflow in a task is reported by name, also on
  * a stack reused from the cache and inside a libc call; cc_task_opts' name
  * and stack size as documented (odd, tiny, huge sizes; long and NULL names);
- * the ABI's stack alignment and the FP control state in tasks.
+ * the ABI's stack alignment and the FP control state in tasks; a coroutine
+ * that finishes on another thread than it started on.
  */
 #include "testutil.h"
 
@@ -347,6 +348,51 @@ static void task_rounding_mode_stays_in_the_task(void **state)
     assert_int_equal(r.after[1], FE_TOWARDZERO);
 }
 
+/* ---- coroutines that move between threads --------------------------------- */
+
+struct mover {
+    cc__coro *c;        /* the coroutine that moves */
+    cc__coro *main_b;   /* thread B's main coroutine */
+    cc__coro *after_b;  /* B's current coroutine once c finished there */
+    bool done;          /* c finished */
+};
+
+static void yield_once(void *arg) { cc__coro_yield(); }
+
+static void *finish_on_b(void *arg)
+{
+    struct mover *m = arg;
+    m->main_b = cc__coro_current();
+    while (!cc__coro_done(m->c))
+        cc__coro_resume(m->c);
+    m->done = true;
+    m->after_b = cc__coro_current();
+    return NULL;
+}
+
+/* A coroutine made on thread A that finishes on thread B (after starting on
+ * A, or started there) leaves each thread's own coroutine current: its
+ * last switch names B's resumer on B, not on the thread it started on
+ * (aarch64 kept the thread pointer read at its start in a register). */
+static void coroutine_finishes_on_another_thread(void **state)
+{
+    cc__coro *main_a = cc__coro_current();
+    for (int i = 0; i < 2 * cc_test_n(50); i++) {
+        struct mover m = {NULL};
+        assert_int_equal(cc__coro_create(&m.c, yield_once, NULL, 0, "mover"),
+                         0);
+        if (i % 2 == 0)
+            cc__coro_resume(m.c); /* started on A */
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, finish_on_b, &m), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_true(m.done);
+        assert_ptr_equal(m.after_b, m.main_b);
+        assert_ptr_equal(cc__coro_current(), main_a);
+        cc__coro_destroy(m.c);
+    }
+}
+
 /* ---- TSan: a race between tasks of two loops ----------------------------- */
 
 #ifdef TEST_TSAN
@@ -437,6 +483,7 @@ int main(int argc, char **argv)
         CC_TEST(task_overflow_is_reported_every_time),
         CC_TEST(task_opts_are_honoured),
         CC_TEST(task_rounding_mode_stays_in_the_task),
+        CC_TEST(coroutine_finishes_on_another_thread),
         CC_TEST(race_between_loops_is_caught),
         CC_TEST(library_frames_do_not_skip_the_guard),
     };
