@@ -527,6 +527,8 @@ void cc__coro_destroy(cc__coro *c)
     if (!c)
         return;
     assert(!c->is_main && c != tls.current);
+    if (!c->done) /* a done one's fake stack went as it finished */
+        cc__san_coro_abandoned(&c->san);
     cc__san_coro_destroyed(&c->san);
     stack_put(c);
 }

@@ -64,9 +64,9 @@ int cc__coro_create(cc__coro **out, cc__coro_fn fn, void *arg,
  * cc__coro_destroy: free a coroutine that is not running: done, never started,
  * or suspended. A suspended coroutine's frames are abandoned without
  * unwinding (nothing on its stack is cleaned up; under ASan with
- * detect_stack_use_after_return its fake frames leak). Its stack goes back to
- * this thread's cache when it has the default size and the cache has room,
- * else is unmapped. NULL is ignored. Must not be called on the running
+ * detect_stack_use_after_return its fake stack is freed). Its stack goes
+ * back to this thread's cache when it has the default size and the cache
+ * has room, else is unmapped. NULL is ignored. Must not be called on the running
  * coroutine or on a thread's main coroutine.
  */
 void cc__coro_destroy(cc__coro *c);

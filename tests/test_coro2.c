@@ -393,6 +393,76 @@ static void coroutine_finishes_on_another_thread(void **state)
     }
 }
 
+/* ---- ASan: the fake stack of a coroutine destroyed while suspended ------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+
+#ifdef TEST_ASAN
+extern int __asan_option_detect_stack_use_after_return;
+
+static void __attribute__((noinline)) keep(char *p)
+{
+    __asm__ volatile("" ::"r"(p) : "memory");
+}
+
+/* A frame on ASan's fake stack (detect_stack_use_after_return), then park. */
+static void fake_frame_and_park(void *arg)
+{
+    char buf[100];
+    keep(buf);
+    cc__coro_yield();
+}
+
+/* The process's mapped bytes. */
+static long vm_bytes(void)
+{
+    long size = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (f && fscanf(f, "%ld", &size) != 1)
+        size = 0;
+    if (f)
+        fclose(f);
+    return size * sysconf(_SC_PAGESIZE);
+}
+
+static void park_and_destroy(long n)
+{
+    for (long i = 0; i < n; i++) {
+        cc__coro *c;
+        assert_int_equal(
+            cc__coro_create(&c, fake_frame_and_park, NULL, 0, "fake"), 0);
+        cc__coro_resume(c);
+        cc__coro_destroy(c);
+    }
+}
+#endif
+
+/* ASan with detect_stack_use_after_return: destroying a suspended coroutine
+ * frees its fake stack (1.4 MiB of mappings each when it leaked: 40,000 of
+ * them left no room for a fork). */
+static void abandoned_fake_stacks_are_freed(void **state)
+{
+#ifdef TEST_ASAN
+    int was = __asan_option_detect_stack_use_after_return;
+    __asan_option_detect_stack_use_after_return = 1;
+    park_and_destroy(10); /* the cached stack, ASan's own first mappings */
+    long before = vm_bytes();
+    park_and_destroy(1000);
+    long grown = vm_bytes() - before;
+    __asan_option_detect_stack_use_after_return = was;
+    print_message("mappings grew by %ld bytes per coroutine\n", grown / 1000);
+    assert_true(grown < 1000 * 64 * 1024);
+#else
+    skip();
+#endif
+}
+
 /* ---- TSan: a race between tasks of two loops ----------------------------- */
 
 #ifdef TEST_TSAN
@@ -484,6 +554,7 @@ int main(int argc, char **argv)
         CC_TEST(task_opts_are_honoured),
         CC_TEST(task_rounding_mode_stays_in_the_task),
         CC_TEST(coroutine_finishes_on_another_thread),
+        CC_TEST(abandoned_fake_stacks_are_freed),
         CC_TEST(race_between_loops_is_caught),
         CC_TEST(library_frames_do_not_skip_the_guard),
     };
