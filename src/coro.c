@@ -574,10 +574,22 @@ static void segv_default(int sig)
     sigaction(sig, &dfl, NULL);
 }
 
-/* Hand a fault that is not ours to whoever handled SIGSEGV before us. */
-static void pass_on(int sig, siginfo_t *si, void *uctx)
+/* The default action, for a fault that comes back to us (on_segv). */
+static const struct sigaction default_segv = {.sa_handler = SIG_DFL};
+
+/* The fault this thread is handing to the previous handler: its siginfo and
+ * our frame then. A previous handler that calls ours back with it (it found
+ * ours when it was installed, and cc__coro_install_overflow_handler put
+ * ours on top again) gets the default action, not another round. One that
+ * leaves by longjmp leaves them set: a later fault is told apart by its
+ * frame, which is not deeper than ours was. */
+static CC__THREAD_LOCAL const siginfo_t *passing_si;
+static CC__THREAD_LOCAL const char *passing_frame;
+
+/* Hand a fault that is not ours to p, whoever handled SIGSEGV before us. */
+static void pass_on(const struct sigaction *p, int sig, siginfo_t *si,
+                    void *uctx)
 {
-    const struct sigaction *p = &previous_segv;
     /* SIG_DFL and SIG_IGN are no functions, even with SA_SIGINFO set (the
      * handler fields share their storage). */
     bool function = p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN;
@@ -608,7 +620,18 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
     const char *addr = si->si_addr;
     if (c && !c->is_main && addr >= c->map && addr < c->stack_lo)
         report_overflow(c);
-    pass_on(sig, si, uctx);
+    const char *frame = __builtin_frame_address(0);
+    if (si == passing_si && frame < passing_frame) {
+        pass_on(&default_segv, sig, si, uctx); /* called back */
+        return;
+    }
+    const siginfo_t *outer_si = passing_si; /* a fault in a handler */
+    const char *outer_frame = passing_frame;
+    passing_si = si;
+    passing_frame = frame;
+    pass_on(&previous_segv, sig, si, uctx);
+    passing_si = outer_si;
+    passing_frame = outer_frame;
 }
 
 /* ---- per-thread and per-process set-up -------------------------------- */

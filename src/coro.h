@@ -131,7 +131,9 @@ int cc__coro_thread_init(void);
  * reports coroutine stack overflows, if it is not the current one, chaining
  * to the handler found there. cc__coro_thread_init does it once per process;
  * call it again after something else replaced the SIGSEGV handler (a test
- * framework, a crash reporter) to keep overflow reports. Not thread-safe
+ * framework, a crash reporter) to keep overflow reports. A previous handler
+ * that chains back to ours (it found ours when it was installed) gets the
+ * fault once: ours then takes the default action. Not thread-safe
  * against concurrent sigaction calls on SIGSEGV.
  */
 void cc__coro_install_overflow_handler(void);

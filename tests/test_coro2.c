@@ -463,6 +463,65 @@ static void abandoned_fake_stacks_are_freed(void **state)
 #endif
 }
 
+/* ---- a previous SIGSEGV handler that chains back -------------------------- */
+
+static struct sigaction reporter_previous; /* what the reporter found */
+
+/* A crash reporter's way: note the fault, then call the handler it found
+ * when it was installed (concur's, here). */
+static void chaining_reporter(int sig, siginfo_t *si, void *uc)
+{
+    static const char msg[] = "reporter ran\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    if (reporter_previous.sa_flags & SA_SIGINFO)
+        reporter_previous.sa_sigaction(sig, si, uc);
+}
+
+static void bad_write(void *unused)
+{
+    volatile int *p =
+        mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED)
+        *p = 1;
+}
+
+/* concur's handler, a reporter on top that chains to it, then concur's
+ * again on top (as cc__coro_install_overflow_handler says to do after a
+ * crash reporter replaced it); then a fault that is no overflow. */
+static void fault_under_chaining_reporter(const char *unused)
+{
+    signal(SIGSEGV, SIG_DFL); /* cmocka's */
+    cc__coro_install_overflow_handler();
+    struct sigaction sa = {.sa_sigaction = chaining_reporter,
+                           .sa_flags = SA_SIGINFO | SA_ONSTACK};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &reporter_previous);
+    cc__coro_install_overflow_handler();
+    alarm(10);
+    cc__coro *c;
+    if (cc__coro_create(&c, bad_write, NULL, 0, "chained") == 0)
+        cc__coro_resume(c);
+}
+
+/* The previous handler runs once, and the fault then kills the process as
+ * it would without concur: no endless round of the two handlers calling
+ * each other. */
+static void chained_handlers_do_not_loop(void **state)
+{
+    char err[65536];
+    int status = run_child(fault_under_chaining_reporter, NULL, err,
+                           sizeof err);
+    const char *first = strstr(err, "reporter ran");
+    assert_non_null(first);
+    if (strstr(first + 1, "reporter ran"))
+        fail_msg("the reporter ran more than once: %.200s", err);
+#if !defined(TEST_TSAN) && !defined(TEST_ASAN)
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+#endif
+    (void)status;
+}
+
 /* ---- TSan: a race between tasks of two loops ----------------------------- */
 
 #ifdef TEST_TSAN
@@ -555,6 +614,7 @@ int main(int argc, char **argv)
         CC_TEST(task_rounding_mode_stays_in_the_task),
         CC_TEST(coroutine_finishes_on_another_thread),
         CC_TEST(abandoned_fake_stacks_are_freed),
+        CC_TEST(chained_handlers_do_not_loop),
         CC_TEST(race_between_loops_is_caught),
         CC_TEST(library_frames_do_not_skip_the_guard),
     };
