@@ -30,6 +30,12 @@ typedef void (*cc__coro_fn)(void *arg);
  * stacks of this size are cached for reuse. */
 #define CC__CORO_STACK_DEFAULT ((size_t)64 * 1024)
 
+/* Bytes of the guard below each stack (a page where pages are bigger):
+ * more than the biggest frame that does not probe its pages (glibc's
+ * vfwprintf: 33 KiB; -fstack-clash-protection makes concur's probe), so
+ * that none jumps over it. Address space only: no memory, no VMA. */
+#define CC__CORO_GUARD_MIN ((size_t)64 * 1024)
+
 /* Longest coroutine name kept, in bytes (longer names are truncated). */
 #define CC__CORO_NAME_MAX 31
 
@@ -44,12 +50,13 @@ typedef void (*cc__coro_fn)(void *arg);
  *   stack_size: usable stack bytes: the body gets at least this many (the
  *               mapping, which also holds the coroutine's header, is rounded
  *               up to whole pages; cc__coro_stack_size gives the exact
- *               count); 0 means CC__CORO_STACK_DEFAULT. A guard page below
- *               it (PROT_NONE) turns an overflow into an abort naming the
- *               coroutine and its usable stack size. A single
- *               frame bigger than a page can jump over the guard: build code
- *               with big locals with -fstack-clash-protection, which makes
- *               the compiler touch every page it allocates.
+ *               count); 0 means CC__CORO_STACK_DEFAULT. A 64 KiB guard
+ *               below it (no memory, address space only) turns an overflow
+ *               into an abort naming the coroutine and its usable stack
+ *               size. A single frame bigger than that can jump over the
+ *               guard (libc's are smaller): build code with bigger locals
+ *               with -fstack-clash-protection, which makes the compiler
+ *               touch every page it allocates.
  *   name:       copied (truncated to CC__CORO_NAME_MAX bytes); NULL: "coro".
  * Returns 0, or -ENOMEM (no memory for the stack mapping, or stack_size too
  * large). Default-size stacks come from a per-thread cache when one is free.
@@ -110,7 +117,7 @@ bool cc__coro_is_main(const cc__coro *c);
 /* cc__coro_name: the coroutine's name (valid while it lives). */
 const char *cc__coro_name(const cc__coro *c);
 
-/* cc__coro_stack_size: usable stack bytes of c, from its guard page up to
+/* cc__coro_stack_size: usable stack bytes of c, from its guard up to
  * its header: at least the size asked for (0 for a main coroutine). The
  * overflow report gives the same number. */
 size_t cc__coro_stack_size(const cc__coro *c);
