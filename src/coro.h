@@ -58,6 +58,8 @@ typedef void (*cc__coro_fn)(void *arg);
  *               with -fstack-clash-protection, which makes the compiler
  *               touch every page it allocates.
  *   name:       copied (truncated to CC__CORO_NAME_MAX bytes); NULL: "coro".
+ * The coroutine starts with the caller's FP control state (as a new thread
+ * starts with its creator's), and keeps its own from then on.
  * Returns 0, or -ENOMEM (no memory for the stack mapping, or stack_size too
  * large). Default-size stacks come from a per-thread cache when one is free.
  * Installs, on first use, the process's SIGSEGV handler and this thread's

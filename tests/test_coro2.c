@@ -333,13 +333,21 @@ static void task_opts_are_honoured(void **state)
 struct fp_run {
     int seen[3];   /* the rounding mode each task saw on entry */
     int after[2];  /* a task's own mode after the others ran */
+    int spawned;   /* what a task spawned in FE_UPWARD saw on entry */
 };
+
+static int fp_child(void *arg, void **result)
+{
+    ((struct fp_run *)arg)->spawned = fegetround();
+    return 0;
+}
 
 static int fp_setter(void *arg, void **result)
 {
     struct fp_run *r = arg;
     r->seen[0] = fegetround();
     fesetround(FE_UPWARD);
+    cc_spawn(fp_child, r, NULL); /* starts with its creator's mode */
     cc_yield();
     r->after[0] = fegetround();
     return 0;
@@ -368,10 +376,11 @@ static int fp_main(void *arg, void **result)
 }
 
 /* A task's rounding mode is its own: the others, the main task, and the
- * thread that ran the loop keep theirs. */
+ * thread that ran the loop keep theirs; a task it spawns starts with it
+ * (as a new thread starts with its creator's). */
 static void task_rounding_mode_stays_in_the_task(void **state)
 {
-    struct fp_run r = {{-1, -1, -1}, {-1, -1}};
+    struct fp_run r = {{-1, -1, -1}, {-1, -1}, -1};
     fesetround(FE_TONEAREST);
     assert_int_equal(cc_loop_run(fp_main, &r, NULL), 0);
     assert_int_equal(fegetround(), FE_TONEAREST);
@@ -380,6 +389,7 @@ static void task_rounding_mode_stays_in_the_task(void **state)
     assert_int_equal(r.seen[2], FE_TONEAREST);
     assert_int_equal(r.after[0], FE_UPWARD);
     assert_int_equal(r.after[1], FE_TOWARDZERO);
+    assert_int_equal(r.spawned, FE_UPWARD);
 }
 
 /* ---- coroutines that move between threads --------------------------------- */
