@@ -2,7 +2,7 @@
  * coro.c: stackful coroutines (coro.h).
  *
  * DESIGN. A coroutine is a header (struct cc__coro) at the top of its own
- * mmap'd stack: [guard page, PROT_NONE][stack, growing down][header]. One
+ * mmap'd stack: [guard, 64 KiB][stack, growing down][header]. One
  * mapping, no malloc; pages are touched lazily, so a parked coroutine costs
  * only the pages its frames used. The mapping is sized for the stack asked
  * for plus the header, rounded up to pages: the body gets at least what it
@@ -23,8 +23,9 @@
  * gives the memory back: MADV_FREE below each cached stack's top page (cheap,
  * and the kernel reclaims only under pressure) or munmap.
  *
- * A stack overflow faults on the guard page (a guard region that needs no
- * VMA of its own where the kernel has them: see guard_install); the SIGSEGV
+ * A stack overflow faults on the guard (bigger than any frame that does not
+ * probe each page, so none jumps over it; a guard region that needs no VMA
+ * of its own where the kernel has them: see guard_install); the SIGSEGV
  * handler, running on the thread's alternate signal stack, names the
  * coroutine and aborts. Any other fault goes to the previous handler.
  *
@@ -61,7 +62,7 @@ struct cc__coro {
     cc__coro *caller;    /* resumer: where control goes when fn returns */
     cc__coro_fn fn;      /* entry function */
     void *arg;           /* its argument */
-    char *map;           /* the mapping, guard page first; NULL for main */
+    char *map;           /* the mapping, guard first; NULL for main */
     size_t map_size;     /* bytes of the mapping, guard included */
     char *stack_lo;      /* lowest usable stack byte, above the guard */
     size_t stack_size;   /* usable bytes from stack_lo up to this header */
@@ -96,6 +97,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_key_t thread_key;       /* its destructor frees thread_state */
 static struct sigaction previous_segv; /* the SIGSEGV handler before ours */
 static size_t page_size;               /* sysconf(_SC_PAGESIZE) */
+static size_t guard_size; /* CC__CORO_GUARD_MIN, or a page if bigger */
 /* Guard pages by madvise: 1 works, 0 not tried yet, -1 not supported (then
  * mprotect). Relaxed: every thread that tries finds the same answer. */
 static _Atomic int light_guards;
@@ -103,6 +105,19 @@ static _Atomic int light_guards;
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13; not in older headers */
 #endif
+
+/*
+ * tls.current = c on the thread that runs now, for code that may run on
+ * another thread than its function began on (after a coroutine's body, after
+ * a fallback switch lands): the compiler may keep the thread pointer in a
+ * register across a call (aarch64 reads tpidr_el0 once per function), and
+ * would write the state of the thread the coroutine left. A call reads it
+ * afresh.
+ */
+static __attribute__((noinline)) void set_current(cc__coro *c)
+{
+    tls.current = c;
+}
 
 /* ---- architecture: the first frame and the switch -------------------- */
 
@@ -209,6 +224,15 @@ static CC__THREAD_LOCAL ucontext_t *boot_return;
 /* The switcher, handed to the resumed side (the assembly passes it in rax). */
 static CC__THREAD_LOCAL cc__coro *fallback_prev;
 
+/* Where a jump lands (maybe on another thread than the one that set the
+ * jump): name self current, and get the switcher, on this thread
+ * (set_current). */
+static __attribute__((noinline)) cc__coro *fallback_landed(cc__coro *self)
+{
+    tls.current = self;
+    return fallback_prev;
+}
+
 /* Runs once on the new stack (makecontext): plants the jump buffer that the
  * first switch lands on, then goes back to cc__coro_create. */
 CC__CORO_NO_TSAN static void fallback_boot(void)
@@ -223,7 +247,7 @@ CC__CORO_NO_TSAN static void fallback_boot(void)
         cc__panic("setcontext", -errno);
     }
     fp_restore(c); /* the creator's, saved by arch_prepare */
-    cc__coro_main(c, fallback_prev);
+    cc__coro_main(c, fallback_landed(c));
 }
 
 static void arch_prepare(cc__coro *c)
@@ -258,9 +282,10 @@ arch_swap(cc__coro *from, cc__coro *to)
     fallback_prev = from;
     if (__builtin_setjmp(from->jb) == 0)
         fallback_jump(to);
-    tls.current = from; /* before fp_restore goes deeper: cc__coro_switch */
+    /* before fp_restore goes deeper: cc__coro_switch */
+    cc__coro *prev = fallback_landed(from);
     fp_restore(from);
-    return fallback_prev;
+    return prev;
 }
 
 /* The fallback's switch goes deeper into from's stack (fp_save, setjmp, the
@@ -308,7 +333,7 @@ void cc__coro_main(cc__coro *c, cc__coro *prev)
     c->fn(c->arg);
     c->done = true;
     cc__coro *to = c->caller;
-    tls.current = to; /* it resumes in cc__coro_switch, past its naming */
+    set_current(to); /* it resumes in cc__coro_switch, past its naming */
     cc__san_before_switch(&c->san, true, &to->san); /* c's fake stack dies */
     arch_swap(c, to);
     cc__panic("a finished coroutine was switched into", -EINVAL);
@@ -356,7 +381,8 @@ static bool guard_region_works(char *page)
 }
 
 /*
- * Make the lowest page of a stack mapping a guard page. Linux 6.13's guard
+ * Make the lowest guard_size bytes of a stack mapping its guard. Linux 6.13's
+ * guard
  * regions (MADV_GUARD_INSTALL) do it without splitting the mapping, so that
  * neighbouring stacks merge into one VMA; mprotect costs two VMAs per stack,
  * and vm.max_map_count (65530 by default) then caps a process at about
@@ -366,7 +392,7 @@ static bool guard_region_works(char *page)
 static int guard_install(char *map)
 {
     int state = cc__load_relaxed(&light_guards);
-    if (state >= 0 && madvise(map, page_size, MADV_GUARD_INSTALL) == 0) {
+    if (state >= 0 && madvise(map, guard_size, MADV_GUARD_INSTALL) == 0) {
         if (state == 1 || guard_region_works(map)) {
             cc__store_relaxed(&light_guards, 1);
             return 0;
@@ -375,10 +401,10 @@ static int guard_install(char *map)
         return -ENOMEM;
     }
     cc__store_relaxed(&light_guards, -1);
-    return mprotect(map, page_size, PROT_NONE) < 0 ? -ENOMEM : 0;
+    return mprotect(map, guard_size, PROT_NONE) < 0 ? -ENOMEM : 0;
 }
 
-/* Bytes above the guard page for a stack of `size` usable bytes and its
+/* Bytes above the guard for a stack of `size` usable bytes and its
  * header; size below 2^40, so that rounding cannot wrap. */
 static size_t stack_bytes(size_t size)
 {
@@ -390,7 +416,7 @@ static size_t stack_bytes(size_t size)
 /* Map guard + `bytes` and put the header at the top. */
 static int stack_map(cc__coro **out, size_t bytes)
 {
-    size_t map_size = page_size + bytes;
+    size_t map_size = guard_size + bytes;
     char *map =
         mmap(NULL, map_size, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -403,7 +429,7 @@ static int stack_map(cc__coro **out, size_t bytes)
     cc__coro *c = (cc__coro *)(map + map_size - sizeof(cc__coro));
     c->map = map;
     c->map_size = map_size;
-    c->stack_lo = map + page_size;
+    c->stack_lo = map + guard_size;
     c->stack_size = (size_t)((char *)c - c->stack_lo);
     cc__san_stack_mapped(&c->san, c->stack_lo, c->stack_size);
     tls.stats.stacks_mapped++;
@@ -439,7 +465,7 @@ static int stack_get(cc__coro **out, size_t size)
 
 static void stack_put(cc__coro *c)
 {
-    if (c->map_size != page_size + stack_bytes(CC__CORO_STACK_DEFAULT) ||
+    if (c->map_size != guard_size + stack_bytes(CC__CORO_STACK_DEFAULT) ||
         tls.stats.stacks_cached >= CACHE_MAX || !tls.ready) {
         stack_unmap(c);
         return;
@@ -461,7 +487,7 @@ void cc__coro_cache_trim(bool unmap)
             continue;
         }
         /* Everything below the page holding the header and the top frames. */
-        size_t len = c->map_size - 2 * page_size;
+        size_t len = c->map_size - guard_size - page_size;
         if (len && madvise(c->stack_lo, len, MADV_FREE) < 0)
             cc__panic("madvise", -errno);
         link = &c->next_free;
@@ -504,11 +530,13 @@ void cc__coro_destroy(cc__coro *c)
     if (!c)
         return;
     assert(!c->is_main && c != tls.current);
+    if (!c->done) /* a done one's fake stack went as it finished */
+        cc__san_coro_abandoned(&c->san);
     cc__san_coro_destroyed(&c->san);
     stack_put(c);
 }
 
-/* ---- stack overflow: the guard page and the SIGSEGV handler ----------- */
+/* ---- stack overflow: the guard and the SIGSEGV handler ---------------- */
 
 /* Write n in decimal into buf (at least 21 bytes); returns the length. */
 static size_t format_u64(char *buf, uint64_t n)
@@ -549,10 +577,22 @@ static void segv_default(int sig)
     sigaction(sig, &dfl, NULL);
 }
 
-/* Hand a fault that is not ours to whoever handled SIGSEGV before us. */
-static void pass_on(int sig, siginfo_t *si, void *uctx)
+/* The default action, for a fault that comes back to us (on_segv). */
+static const struct sigaction default_segv = {.sa_handler = SIG_DFL};
+
+/* The fault this thread is handing to the previous handler: its siginfo and
+ * our frame then. A previous handler that calls ours back with it (it found
+ * ours when it was installed, and cc__coro_install_overflow_handler put
+ * ours on top again) gets the default action, not another round. One that
+ * leaves by longjmp leaves them set: a later fault is told apart by its
+ * frame, which is not deeper than ours was. */
+static CC__THREAD_LOCAL const siginfo_t *passing_si;
+static CC__THREAD_LOCAL const char *passing_frame;
+
+/* Hand a fault that is not ours to p, whoever handled SIGSEGV before us. */
+static void pass_on(const struct sigaction *p, int sig, siginfo_t *si,
+                    void *uctx)
 {
-    const struct sigaction *p = &previous_segv;
     /* SIG_DFL and SIG_IGN are no functions, even with SA_SIGINFO set (the
      * handler fields share their storage). */
     bool function = p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN;
@@ -583,7 +623,18 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
     const char *addr = si->si_addr;
     if (c && !c->is_main && addr >= c->map && addr < c->stack_lo)
         report_overflow(c);
-    pass_on(sig, si, uctx);
+    const char *frame = __builtin_frame_address(0);
+    if (si == passing_si && frame < passing_frame) {
+        pass_on(&default_segv, sig, si, uctx); /* called back */
+        return;
+    }
+    const siginfo_t *outer_si = passing_si; /* a fault in a handler */
+    const char *outer_frame = passing_frame;
+    passing_si = si;
+    passing_frame = frame;
+    pass_on(&previous_segv, sig, si, uctx);
+    passing_si = outer_si;
+    passing_frame = outer_frame;
 }
 
 /* ---- per-thread and per-process set-up -------------------------------- */
@@ -604,6 +655,8 @@ static void thread_exit(void *unused)
 static void process_init(void)
 {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
+    guard_size =
+        page_size > CC__CORO_GUARD_MIN ? page_size : CC__CORO_GUARD_MIN;
     const char *no_regions = getenv("CONCUR_NO_GUARD_REGIONS");
     if (no_regions && *no_regions && strcmp(no_regions, "0") != 0)
         cc__store_relaxed(&light_guards, -1); /* tests of the mprotect path */

@@ -30,6 +30,12 @@ typedef void (*cc__coro_fn)(void *arg);
  * stacks of this size are cached for reuse. */
 #define CC__CORO_STACK_DEFAULT ((size_t)64 * 1024)
 
+/* Bytes of the guard below each stack (a page where pages are bigger):
+ * more than the biggest frame that does not probe its pages (glibc's
+ * vfwprintf: 33 KiB; -fstack-clash-protection makes concur's probe), so
+ * that none jumps over it. Address space only: no memory, no VMA. */
+#define CC__CORO_GUARD_MIN ((size_t)64 * 1024)
+
 /* Longest coroutine name kept, in bytes (longer names are truncated). */
 #define CC__CORO_NAME_MAX 31
 
@@ -44,13 +50,16 @@ typedef void (*cc__coro_fn)(void *arg);
  *   stack_size: usable stack bytes: the body gets at least this many (the
  *               mapping, which also holds the coroutine's header, is rounded
  *               up to whole pages; cc__coro_stack_size gives the exact
- *               count); 0 means CC__CORO_STACK_DEFAULT. A guard page below
- *               it (PROT_NONE) turns an overflow into an abort naming the
- *               coroutine and its usable stack size. A single
- *               frame bigger than a page can jump over the guard: build code
- *               with big locals with -fstack-clash-protection, which makes
- *               the compiler touch every page it allocates.
+ *               count); 0 means CC__CORO_STACK_DEFAULT. A 64 KiB guard
+ *               below it (no memory, address space only) turns an overflow
+ *               into an abort naming the coroutine and its usable stack
+ *               size. A single frame bigger than that can jump over the
+ *               guard (libc's are smaller): build code with bigger locals
+ *               with -fstack-clash-protection, which makes the compiler
+ *               touch every page it allocates.
  *   name:       copied (truncated to CC__CORO_NAME_MAX bytes); NULL: "coro".
+ * The coroutine starts with the caller's FP control state (as a new thread
+ * starts with its creator's), and keeps its own from then on.
  * Returns 0, or -ENOMEM (no memory for the stack mapping, or stack_size too
  * large). Default-size stacks come from a per-thread cache when one is free.
  * Installs, on first use, the process's SIGSEGV handler and this thread's
@@ -64,9 +73,9 @@ int cc__coro_create(cc__coro **out, cc__coro_fn fn, void *arg,
  * cc__coro_destroy: free a coroutine that is not running: done, never started,
  * or suspended. A suspended coroutine's frames are abandoned without
  * unwinding (nothing on its stack is cleaned up; under ASan with
- * detect_stack_use_after_return its fake frames leak). Its stack goes back to
- * this thread's cache when it has the default size and the cache has room,
- * else is unmapped. NULL is ignored. Must not be called on the running
+ * detect_stack_use_after_return its fake stack is freed). Its stack goes
+ * back to this thread's cache when it has the default size and the cache
+ * has room, else is unmapped. NULL is ignored. Must not be called on the running
  * coroutine or on a thread's main coroutine.
  */
 void cc__coro_destroy(cc__coro *c);
@@ -110,7 +119,7 @@ bool cc__coro_is_main(const cc__coro *c);
 /* cc__coro_name: the coroutine's name (valid while it lives). */
 const char *cc__coro_name(const cc__coro *c);
 
-/* cc__coro_stack_size: usable stack bytes of c, from its guard page up to
+/* cc__coro_stack_size: usable stack bytes of c, from its guard up to
  * its header: at least the size asked for (0 for a main coroutine). The
  * overflow report gives the same number. */
 size_t cc__coro_stack_size(const cc__coro *c);
@@ -131,7 +140,9 @@ int cc__coro_thread_init(void);
  * reports coroutine stack overflows, if it is not the current one, chaining
  * to the handler found there. cc__coro_thread_init does it once per process;
  * call it again after something else replaced the SIGSEGV handler (a test
- * framework, a crash reporter) to keep overflow reports. Not thread-safe
+ * framework, a crash reporter) to keep overflow reports. A previous handler
+ * that chains back to ours (it found ours when it was installed) gets the
+ * fault once: ours then takes the default action. Not thread-safe
  * against concurrent sigaction calls on SIGSEGV.
  */
 void cc__coro_install_overflow_handler(void);

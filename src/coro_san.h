@@ -6,8 +6,9 @@
  * ASan: before a switch, __sanitizer_start_switch_fiber(save, to's stack); in
  * the resumed context, __sanitizer_finish_switch_fiber(restore, &prev's stack)
  * (which also tells us the bounds of a thread's main stack). A coroutine that
- * finishes passes NULL so that its fake stack is freed. A reused stack is
- * unpoisoned: abandoned frames may have left redzones behind.
+ * finishes passes NULL so that its fake stack is freed; so does one that is
+ * destroyed while suspended. A reused stack is unpoisoned: abandoned frames
+ * may have left redzones behind.
  * TSan: one fiber per coroutine; a switch is __tsan_switch_to_fiber(to, 0),
  * which orders everything before the switch before everything after it.
  * valgrind: each stack mapping is registered while it is mapped (optional:
@@ -129,6 +130,27 @@ static inline void cc__san_coro_destroyed(struct cc__coro_san *s)
 {
 #ifdef CC__CORO_TSAN
     __tsan_destroy_fiber(s->fiber);
+#endif
+    (void)s;
+}
+
+/* A suspended coroutine is destroyed: free its fake stack, which only a
+ * switch out of it "for good" would (ASan has no call for another
+ * context's). Pretend to be on its stack, with its fake stack, and leave
+ * it for good; then come back. No instrumented code runs in between. */
+static inline void cc__san_coro_abandoned(struct cc__coro_san *s)
+{
+#ifdef CC__CORO_ASAN
+    if (!s->fake)
+        return;
+    void *mine;
+    const void *lo;
+    size_t size;
+    __sanitizer_start_switch_fiber(&mine, s->lo, s->size);
+    __sanitizer_finish_switch_fiber(s->fake, &lo, &size);
+    __sanitizer_start_switch_fiber(NULL, lo, size); /* frees s->fake */
+    __sanitizer_finish_switch_fiber(mine, NULL, NULL);
+    s->fake = NULL;
 #endif
     (void)s;
 }

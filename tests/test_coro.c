@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include "coro.h"
+#include "coro_child.h"
 #include "regs_call.h"
 
 #include <fcntl.h>
@@ -23,14 +24,6 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
 
 /* ---- switching ------------------------------------------------------- */
 
@@ -291,16 +284,6 @@ static void use_192k(void *arg)
     char big[192 * 1024];
     deep_use(big, sizeof big);
     *(int *)arg = big[1000];
-}
-
-/* The usable stack of a coroutine asking for `size` bytes. */
-static size_t usable_for(size_t size)
-{
-    cc__coro *c;
-    assert_int_equal(cc__coro_create(&c, note_and_return, NULL, size, "u"), 0);
-    size_t usable = cc__coro_stack_size(c);
-    cc__coro_destroy(c);
-    return usable;
 }
 
 /* Stacks get at least the size asked for, less than a page more; a big
@@ -612,15 +595,6 @@ static void coroutine_moves_between_threads(void **state)
 
 /* ---- children: stack overflow, other faults, the TSan race ------------- */
 
-static int __attribute__((noinline)) recurse(int depth)
-{
-    volatile char frame[256];
-    frame[0] = (char)depth;
-    if (depth < 0) /* never: keeps the compiler from calling this infinite */
-        return 0;
-    return recurse(depth + 1) + frame[0];
-}
-
 static void overflow(void *arg) { recurse(0); }
 
 /* Write to a PROT_NONE page that is no coroutine's guard page (not NULL:
@@ -671,34 +645,6 @@ static void *race_thread(void *arg)
         cc__coro_destroy(c);
     }
     return NULL;
-}
-
-/* Run fn in a forked child with stderr captured; returns the wait status. */
-static int run_child(void (*fn)(const char *), const char *arg, char *err,
-                     size_t n)
-{
-    int p[2];
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        fn(arg);
-        _exit(3);
-    }
-    close(p[1]);
-    size_t len = 0;
-    ssize_t r;
-    while (len + 1 < n && (r = read(p[0], err + len, n - 1 - len)) > 0)
-        len += (size_t)r;
-    err[len] = '\0';
-    char sink[4096];
-    while (read(p[0], sink, sizeof sink) > 0) {
-    }
-    close(p[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return status;
 }
 
 /* cmocka catches SIGSEGV during tests: give the child the default action
