@@ -5,7 +5,10 @@
  * A coroutine is a function running on its own mmap'd stack, which can switch
  * to another coroutine and be switched back into later, with every callee-saved
  * register and the floating-point control state (MXCSR and x87 control word on
- * x86-64; FPCR on aarch64) preserved. Each OS thread that uses coroutines also
+ * x86-64; FPCR on aarch64) preserved; the portable fallback
+ * (CONCUR_CORO_FALLBACK) keeps what <fenv.h> sees, the rounding mode and the
+ * enabled traps, so flush-to-zero and x87 precision follow the thread there,
+ * not the coroutine. Each OS thread that uses coroutines also
  * has a "main" coroutine that stands for the thread's own stack.
  *
  * Thread safety: a coroutine runs on one thread at a time, and only the thread
