@@ -27,6 +27,7 @@
 #include "loop_timer.h"
 #include "poller.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 
@@ -683,8 +684,27 @@ static void run_loop(cc_loop *l)
 
 /* ---- the loop --------------------------------------------------------------- */
 
+/* In a fork child the forking thread is no task of any loop (as Python
+ * resets the running loop there): its waits block the thread instead of
+ * parking in the copied loop, whose scheduler would run the parent's other
+ * tasks again and share the parent's io_uring. */
+static void forget_loop_in_child(void)
+{
+    tls_loop = NULL;
+    cc__loop_running = NULL;
+    cc__task_ctx_in_use = NULL;
+}
+
+static void install_fork_hook(void)
+{
+    CC__CHECK("pthread_atfork",
+              -pthread_atfork(NULL, NULL, forget_loop_in_child));
+}
+
 static int loop_new(cc_loop **out)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_fork_hook);
     cc_loop *l = cc__calloc(1, sizeof *l);
     if (!l)
         return -ENOMEM;

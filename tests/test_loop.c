@@ -12,6 +12,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- spawn, yield, join ------------------------------------------------ */
 
@@ -565,6 +567,47 @@ static int loop_a_main(void *arg, void **result)
     return 0;
 }
 
+/* ---- fork from a task --------------------------------------------------- */
+
+/* A task that forks: the child is no task of any loop (as Python resets the
+ * running loop in a fork child). It must not park in the copied loop, whose
+ * scheduler would run the parent's other tasks again in the child and share
+ * the parent's io_uring. The child's blocking calls block its thread. */
+static int fork_child_main(void)
+{
+    if (cc_loop_current() || cc_task_current() || cc_task_name())
+        return 1; /* before any wait: a park here would run copied tasks */
+    int64_t t0 = cc_now();
+    if (cc_sleep(2 * CC_MSEC) != 0 || cc_now() - t0 < 2 * CC_MSEC)
+        return 2;
+    cc_event e;
+    cc_event_init(&e);
+    int r = cc_event_wait(&e, cc_deadline_in(CC_MSEC)) == -ETIMEDOUT ? 0 : 3;
+    cc_event_destroy(&e);
+    return r;
+}
+
+static int forking_task(void *arg, void **result)
+{
+    int *status = arg;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fork_child_main());
+    if (pid < 0 || waitpid(pid, status, 0) != pid)
+        *status = -1;
+    return 0;
+}
+
+static void test_fork_child_is_no_task(void **state)
+{
+    (void)state;
+    int status = -1;
+    assert_int_equal(cc_loop_run(forking_task, &status, NULL), 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_two_loops(void **state)
 {
     (void)state;
@@ -678,6 +721,7 @@ int main(void)
         CC_TEST(test_call_soon_threadsafe_exactly_once),
         CC_TEST(test_cross_thread_wakeups),
         CC_TEST(test_timeout_races_wake),
+        CC_TEST(test_fork_child_is_no_task),
         CC_TEST(test_two_loops),
         CC_TEST(test_stress_two_loops),
     };

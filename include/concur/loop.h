@@ -53,8 +53,12 @@ typedef struct cc_loop cc_loop;
  * Returns the main task's outcome (0 or its negative errno, see cc_task_fn),
  * -EBUSY if this thread already runs a loop, -ENOMEM, -EMFILE (no fd for
  * the poller), or -EAGAIN (the stall detector is on, cc_loop_set_diag, and
- * its watchdog thread could not be started). Blocks (runs the loop). The loop handle (cc_loop_current) is
- * valid until this returns.
+ * its watchdog thread could not be started). Blocks (runs the loop). The
+ * loop handle (cc_loop_current) is valid until this returns.
+ * A task may fork(): in the child the thread is no task of any loop
+ * (cc_loop_current and cc_task_current give NULL, as Python resets the
+ * running loop in a fork child) and its waits block the thread; the child
+ * must exec or _exit, not return from the task.
  */
 int cc_loop_run(cc_task_fn fn, void *arg, void **result);
 
