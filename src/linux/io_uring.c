@@ -36,6 +36,7 @@
 #include "../atomics.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <liburing.h>
 #include <poll.h>
 #include <string.h>
@@ -310,16 +311,20 @@ static struct uslot *slot_get(cc__uring *p, int fd)
 {
     if (fd < p->nslots)
         return &p->slots[fd];
-    int n = p->nslots ? p->nslots : 64;
-    while (n <= fd)
+    /* In size_t: doubling an int past 2^30 (fs.nr_open allows fds up to
+     * 2^31 - 64) would wrap and never end. */
+    size_t n = p->nslots ? (size_t)p->nslots : 64;
+    while (n <= (size_t)fd)
         n *= 2;
+    if (n > INT_MAX)
+        n = (size_t)fd + 1;
     struct uslot *s = cc__realloc(p->slots, (size_t)p->nslots * sizeof *s,
-                                  (size_t)n * sizeof *s);
+                                  n * sizeof *s);
     if (!s)
         return NULL;
-    memset(s + p->nslots, 0, (size_t)(n - p->nslots) * sizeof *s);
+    memset(s + p->nslots, 0, (n - (size_t)p->nslots) * sizeof *s);
     p->slots = s;
-    p->nslots = n;
+    p->nslots = (int)n;
     return &s[fd];
 }
 
