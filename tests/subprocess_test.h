@@ -19,7 +19,7 @@ static const cc_stdio pipe_io = {.mode = CC_STDIO_PIPE};
 
 /* A pid is gone: no /proc entry, or a zombie waiting for init (or a recycled
  * pid that is no longer `sleep`). Polls for up to five seconds. */
-static bool pid_gone(pid_t pid)
+static inline bool pid_gone(pid_t pid)
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);

@@ -381,8 +381,13 @@ int cc__spawn_clone(pid_t *pid, char *const argv[], char *const envp[],
     pthread_mutex_lock(&lock);
     state = ready_locked();
     r = state > 0 ? fill_slots(src, false) : -ENOSYS;
-    if (r < 0 && state > 0)
-        fill_slots(src, true); /* -EBADF: drop what the others hold */
+    if (r < 0 && state > 0) {
+        /* EBADF: a source not open, which posix_spawn reports as well, or
+         * a slot at or above an RLIMIT_NOFILE lowered since the slots were
+         * made, which posix_spawn does not care about: let it do this one. */
+        fill_slots(src, true); /* drop what the others hold */
+        r = -ENOSYS;
+    }
     pid_t child = -1;
     if (r == 0) {
         c.keep = (unsigned)max3(slot[0], slot[1], slot[2]) + 1;
