@@ -11,7 +11,10 @@
  *     kill reach everything it started (a shell's grandchildren included);
  *     hence it is not in the terminal's foreground group: a Ctrl-C at the
  *     terminal reaches the parent only (which must forward it, as GNU
- *     parallel does), and a child reading the terminal is stopped (SIGTTIN);
+ *     parallel does), and a child reading the terminal is stopped (SIGTTIN)
+ *     until the parent hands it the foreground (tcsetpgrp) or kills it (a
+ *     wait without a deadline would not return): give such a child its stdin
+ *     from a pipe or /dev/null;
  *   - gets only fds 0, 1 and 2: every other fd is closed at exec, whatever its
  *     close-on-exec flag (Python's close_fds=True). Every fd concur opens is
  *     close-on-exec as well, so children spawned from other threads at the
