@@ -33,9 +33,11 @@
  * multiprocessing.Pool, nothing hangs. The OOM verdict, for a worker killed
  * by SIGKILL, compares the oom_kill counters (cgroup v1 memory.oom_control,
  * v2 memory.events) of the worker's memory cgroup and those below it before
- * and after: another process of those cgroups OOM-killed at the same moment
- * could be taken for the worker. When no counter can be read, or it did not
- * rise, the kernel log (/dev/kmsg, read without blocking) is searched for
+ * and after (a counter holds no pids: another process of those cgroups,
+ * such as a sibling worker, OOM-killed during the worker's life could be
+ * taken for it, unless the kernel log, read, names only other pids, in the
+ * initial pid namespace, whose pids the log gives). The
+ * kernel log (/dev/kmsg, read without blocking) is searched for
  * the kernel's kill record naming the worker's pid since its start (the
  * pool holds /dev/kmsg open, one fd per live worker, positioned at the
  * worker's start: records lost when the log's ring wraps meanwhile). Where
