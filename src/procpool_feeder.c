@@ -18,7 +18,8 @@
  * pid, the signal, the stage and the OOM verdict, and the rest are posted
  * again to the replacement. A task with a time limit (its own or the
  * pool's task_timeout_ns) goes alone: the worker is killed at the deadline
- * and the task fails with -ETIMEDOUT. Feeders block in poll (their own
+ * (renewed while the worker starts or runs its initializer) and the task
+ * fails with -ETIMEDOUT. Feeders block in poll (their own
  * threads, never a caller's) and, for tasks, in the pool's wait queue.
  */
 #include "procpool_impl.h"
@@ -749,6 +750,17 @@ static void timed_out(struct cc__pp_slot *s, struct flight *fl)
     drop_task(t);
 }
 
+/* The worker has not reached its first task yet (it starts, or runs the
+ * initializer): a task's time limit counts from then on, so the next
+ * await gives it a new one (the worker signals the eventfd when its
+ * initializer is done: the limit starts again then, never early). */
+static bool still_starting(struct cc__pp_slot *s)
+{
+    /* relaxed: a hint; a worker past it is timed out at the next limit */
+    uint32_t stage = cc__load_relaxed(&s->ctl->stage);
+    return stage == CC__PP_STARTING || stage == CC__PP_INIT;
+}
+
 /* The most tasks the next batch may hold. */
 static size_t batch_limit(struct cc__pp_slot *s, struct flight *fl)
 {
@@ -807,7 +819,7 @@ static void run_flight(struct cc__pp_slot *s, struct flight *fl, bool more)
         s->retried = false;
     else if (r == -ECHILD)
         fail_dead(s, fl);
-    else if (r == -ETIMEDOUT)
+    else if (r == -ETIMEDOUT && !still_starting(s))
         timed_out(s, fl);
     size_t max = s->p->o.max_tasks_per_child;
     if (s->w && max && s->ntasks >= max)

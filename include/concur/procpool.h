@@ -151,8 +151,10 @@ int cc_process_pool_submit(cc_executor *ex, const char *name, const void *arg,
 
 /*
  * cc_process_pool_submit_timeout: cc_process_pool_submit with a time limit
- * for this task (ns of running, from when its worker is handed it; 0: the
- * pool's task_timeout_ns): past it the worker is killed (SIGKILL to its
+ * for this task (ns of running, from when its worker is handed it, or,
+ * for a worker still starting or in its initializer then, from a moment
+ * after it is done, never before; 0: the pool's task_timeout_ns): past it
+ * the worker is killed (SIGKILL to its
  * group) and replaced, and the future fails with -ETIMEDOUT. Also -EINVAL
  * for timeout_ns < 0. Such tasks are sent one at a time.
  */
