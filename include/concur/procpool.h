@@ -95,7 +95,10 @@ extern "C" {
 typedef struct cc_process_pool_options {
     size_t max_workers;          /* worker processes; 0: the number of CPUs */
     cc_start_method start_method; /* CC_START_SPAWN (the default), fork,
-                                     forkserver (process.h) */
+                                     forkserver (process.h: the pool's
+                                     creation starts the server if none
+                                     runs, in the calling thread, with
+                                     whose exit it dies) */
     const char *initializer;     /* registered function run once in each
                                     worker before its first task (its result
                                     is dropped; a non-zero return ends the
@@ -126,7 +129,8 @@ typedef struct cc_process_pool_options {
  * Returns 0 with *out owned by the caller (cc_executor_free); -EINVAL (out
  * NULL, a bad start method, initargs NULL with a length, task_timeout_ns <
  * 0); -ENOENT (initializer not registered); -ENOMEM; -EMFILE/-ENFILE;
- * -EAGAIN (no thread). Blocks only to start its threads. Thread safe.
+ * -EAGAIN (no thread). Blocks only to start its threads (and the
+ * forkserver). Thread safe.
  */
 int cc_process_pool_new(cc_executor **out, const cc_process_pool_options *opts);
 
