@@ -26,6 +26,7 @@
 #include "bytes_owner.h"
 #include "future_internal.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -321,15 +322,21 @@ static void start_eagerly(struct cc__pp_slot *s)
         (void)start_worker(s);
 }
 
-/* Reap and free the current worker (killed first if still running). */
+#define CODE_LOST INT_MIN /* the exit status went with the forkserver */
+
+/* Reap and free the current worker (killed first if still running): its
+ * exit code, -N for signal N, or CODE_LOST. */
 static int retire_worker(struct cc__pp_slot *s, cc_deadline grace)
 {
     int code = 0;
     cc_worker *w = s->w;
-    if (cc_worker_join(w, grace, &code) == -ETIMEDOUT) {
+    int r = cc_worker_join(w, grace, &code);
+    if (r == -ETIMEDOUT) {
         cc_worker_kill(w);
-        cc_worker_join(w, CC_FOREVER, &code);
+        r = cc_worker_join(w, CC_FOREVER, &code);
     }
+    if (r == -ECHILD)
+        code = CODE_LOST;
     set_worker(s, NULL);
     cc_worker_free(w);
     return code;
@@ -670,6 +677,9 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
                  (int)pid);
     else if (cancelled)
         complete(t, -ECANCELED, "cancelled as its worker %d died", (int)pid);
+    else if (code == CODE_LOST)
+        complete(t, -ECHILD, "worker %d ended while %s, how is unknown (its "
+                 "forkserver went away)", (int)pid, stage_name(stage));
     else if (code < 0)
         complete(t, -ECHILD, "worker %d was killed by signal %d (%s) while "
                  "%s%s", (int)pid, -code, strsignal(-code), stage_name(stage),

@@ -2,7 +2,9 @@
  * test_process_pool3.c: the process pool (concur/procpool.h), found by the
  * review of session 10: a task's time limit counts from when its worker
  * can run it, not while the worker runs its initializer; freeing one
- * forkserver pool leaves the server, and the other pools' workers, alone.
+ * forkserver pool leaves the server, and the other pools' workers, alone;
+ * a worker whose exit status was lost with its forkserver is not said to
+ * have exited with code 0.
  *
  * main() calls cc_worker_main_hook first: a spawned worker is this very
  * program run again, and the functions below are found by name.
@@ -12,6 +14,8 @@
 #include <concur/procpool.h>
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -40,6 +44,20 @@ static int pp3_nap_echo(const void *arg, size_t len, cc_bytes *result)
     return cc_bytes_append(result, arg, len) == 0 ? 0 : 3;
 }
 CC_WORKER_FUNCTION(pp3_nap_echo)
+
+/* Create the file named by the argument, then sleep 30 s. */
+static int pp3_mark_sleep(const void *arg, size_t len, cc_bytes *result)
+{
+    (void)result;
+    char path[128];
+    snprintf(path, sizeof path, "%.*s", (int)len, (const char *)arg);
+    FILE *f = fopen(path, "we");
+    if (f)
+        fclose(f);
+    sleep(30);
+    return 0;
+}
+CC_WORKER_FUNCTION(pp3_mark_sleep)
 
 /* ---- tests ---------------------------------------------------------------- */
 
@@ -122,12 +140,62 @@ static void timeout_counts_from_the_end_of_the_initializer(void **state)
     }
 }
 
+/* The parent of pid (from /proc), or -1. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    int ppid = -1;
+    if (f && fscanf(f, "%*d (%*[^)]) %*c %d", &ppid) != 1)
+        ppid = -1;
+    if (f)
+        fclose(f);
+    return ppid;
+}
+
+/* A worker whose forkserver is killed dies with it, and its exit status is
+ * lost with the server: its task failed "exited with code 0", as if the
+ * function had called exit(0). */
+static void a_lost_exit_status_is_not_code_0(void **state)
+{
+    (void)state;
+    cc_executor *ex;
+    assert_int_equal(cc_process_pool_new(&ex, &fs_pool), 0);
+    echo_on(ex, "pp3_echo");
+    pid_t worker;
+    assert_int_equal(cc_process_pool_worker_pids(ex, &worker, 1), 1);
+    pid_t server = parent_of(worker);
+    assert_true(server > 0 && server != getpid());
+    char mark[64];
+    snprintf(mark, sizeof mark, "/tmp/cc-pp3-%d", (int)getpid());
+    cc_future *f;
+    assert_int_equal(cc_process_pool_submit(ex, "pp3_mark_sleep", mark,
+                                            strlen(mark), NULL, &f), 0);
+    for (int i = 0; i < 30000 && access(mark, F_OK) != 0; i++)
+        usleep(1000); /* until the task runs */
+    assert_int_equal(unlink(mark), 0);
+    assert_int_equal(kill(server, SIGKILL), 0);
+    assert_int_equal(cc_future_wait(f, cc_deadline_in(30 * CC_SEC)), 0);
+    const char *msg = cc_future_error_message(f);
+    print_message("%s\n", msg ? msg : "(none)");
+    assert_int_equal(cc_future_error(f), -ECHILD);
+    assert_non_null(msg);
+    assert_null(strstr(msg, "code 0"));
+    assert_non_null(strstr(msg, "unknown"));
+    cc_future_release(f);
+    echo_on(ex, "pp3_echo"); /* a new server, a new worker */
+    cc_executor_free(ex);
+    cc_forkserver_stop();
+}
+
 int main(int argc, char **argv)
 {
     cc_worker_main_hook(argc, argv); /* a spawned worker never returns */
     const struct CMUnitTest tests[] = {
         CC_TEST(timeout_counts_from_the_end_of_the_initializer),
         CC_TEST(freeing_a_forkserver_pool_spares_the_others),
+        CC_TEST(a_lost_exit_status_is_not_code_0),
     };
     return CC_RUN_TESTS(tests);
 }
