@@ -66,7 +66,21 @@ static struct {
     int sock;           /* our end; -1: no server */
     int pidfd;          /* the server's */
     cc_worker *served;  /* live workers started through it */
-} fs = {CC_LOCK_INIT, -1, -1, NULL};
+    pid_t program;      /* the process that started it (sock is valid
+                           there only) */
+} fs = {CC_LOCK_INIT, -1, -1, NULL, 0};
+
+/* Under the lock, in a fork of the program: the server and its workers are
+ * the parent's. Forget them (close our copies, never shut the socket down,
+ * which would end the parent's server); a start here makes our own. */
+static void forget_inherited_locked(void)
+{
+    if (fs.sock < 0 || fs.program == getpid())
+        return;
+    cc__close_fd(&fs.sock);
+    cc__close_fd(&fs.pidfd);
+    fs.served = NULL;
+}
 
 static void fs_lock(void)
 {
@@ -74,6 +88,7 @@ static void fs_lock(void)
     cc__protect_begin(&p);
     CC__CHECK("forkserver lock", cc_lock_acquire(&fs.lock, CC_FOREVER));
     cc__protect_end(&p);
+    forget_inherited_locked();
 }
 
 static void fs_unlock(void) { cc_lock_release(&fs.lock); }
@@ -299,6 +314,7 @@ static int start_locked(void)
         return err;
     }
     fs.sock = sv[0];
+    fs.program = program;
     return 0;
 }
 

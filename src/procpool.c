@@ -611,6 +611,10 @@ int cc_process_pool_new(cc_executor **out, const cc_process_pool_options *opts)
         return -ENOMEM;
     p->ex.ops = &ops;
     r = pool_init(p, o);
+    /* Here, not in a feeder: the server dies with the thread that starts
+     * it, and a feeder's ends when its pool is freed. */
+    if (r == 0 && o->start_method == CC_START_FORKSERVER)
+        r = cc_forkserver_start();
     if (r == 0)
         r = start_feeders(p);
     if (r < 0) {

@@ -18,13 +18,15 @@
  * pid, the signal, the stage and the OOM verdict, and the rest are posted
  * again to the replacement. A task with a time limit (its own or the
  * pool's task_timeout_ns) goes alone: the worker is killed at the deadline
- * and the task fails with -ETIMEDOUT. Feeders block in poll (their own
+ * (renewed while the worker starts or runs its initializer) and the task
+ * fails with -ETIMEDOUT. Feeders block in poll (their own
  * threads, never a caller's) and, for tasks, in the pool's wait queue.
  */
 #include "procpool_impl.h"
 #include "bytes_owner.h"
 #include "future_internal.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -320,15 +322,21 @@ static void start_eagerly(struct cc__pp_slot *s)
         (void)start_worker(s);
 }
 
-/* Reap and free the current worker (killed first if still running). */
+#define CODE_LOST INT_MIN /* the exit status went with the forkserver */
+
+/* Reap and free the current worker (killed first if still running): its
+ * exit code, -N for signal N, or CODE_LOST. */
 static int retire_worker(struct cc__pp_slot *s, cc_deadline grace)
 {
     int code = 0;
     cc_worker *w = s->w;
-    if (cc_worker_join(w, grace, &code) == -ETIMEDOUT) {
+    int r = cc_worker_join(w, grace, &code);
+    if (r == -ETIMEDOUT) {
         cc_worker_kill(w);
-        cc_worker_join(w, CC_FOREVER, &code);
+        r = cc_worker_join(w, CC_FOREVER, &code);
     }
+    if (r == -ECHILD)
+        code = CODE_LOST;
     set_worker(s, NULL);
     cc_worker_free(w);
     return code;
@@ -669,6 +677,9 @@ static void fail_dead(struct cc__pp_slot *s, struct flight *fl)
                  (int)pid);
     else if (cancelled)
         complete(t, -ECANCELED, "cancelled as its worker %d died", (int)pid);
+    else if (code == CODE_LOST)
+        complete(t, -ECHILD, "worker %d ended while %s, how is unknown (its "
+                 "forkserver went away)", (int)pid, stage_name(stage));
     else if (code < 0)
         complete(t, -ECHILD, "worker %d was killed by signal %d (%s) while "
                  "%s%s", (int)pid, -code, strsignal(-code), stage_name(stage),
@@ -749,6 +760,17 @@ static void timed_out(struct cc__pp_slot *s, struct flight *fl)
     drop_task(t);
 }
 
+/* The worker has not reached its first task yet (it starts, or runs the
+ * initializer): a task's time limit counts from then on, so the next
+ * await gives it a new one (the worker signals the eventfd when its
+ * initializer is done: the limit starts again then, never early). */
+static bool still_starting(struct cc__pp_slot *s)
+{
+    /* relaxed: a hint; a worker past it is timed out at the next limit */
+    uint32_t stage = cc__load_relaxed(&s->ctl->stage);
+    return stage == CC__PP_STARTING || stage == CC__PP_INIT;
+}
+
 /* The most tasks the next batch may hold. */
 static size_t batch_limit(struct cc__pp_slot *s, struct flight *fl)
 {
@@ -807,7 +829,7 @@ static void run_flight(struct cc__pp_slot *s, struct flight *fl, bool more)
         s->retried = false;
     else if (r == -ECHILD)
         fail_dead(s, fl);
-    else if (r == -ETIMEDOUT)
+    else if (r == -ETIMEDOUT && !still_starting(s))
         timed_out(s, fl);
     size_t max = s->p->o.max_tasks_per_child;
     if (s->w && max && s->ntasks >= max)

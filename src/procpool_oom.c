@@ -7,11 +7,15 @@
  * /proc/PID/cgroup) is noted with the sum of the counters of that cgroup
  * and every cgroup below it (a worker may move itself into a child cgroup
  * with a tighter limit). When it dies by SIGKILL the sum is taken again: a
- * rise means the OOM killer. The dead worker's own cgroup cannot be read (a
- * zombie shows the root cgroup), and the counters hold no pids: a process
- * of the same cgroups OOM-killed at the same moment could be taken for it.
- * The fallback, when no counter can be read or it did not rise (the worker
- * left the subtree): the kernel log. At the start /dev/kmsg is opened
+ * rise means the OOM killer, unless the log (below), read, names only other
+ * pids' kills since then (and we are in the initial pid namespace, whose
+ * pids the log gives). The dead worker's own cgroup cannot be read (a
+ * zombie shows the root cgroup), and the counters hold no pids: where the
+ * log cannot be read, a process of the same cgroups OOM-killed during the
+ * worker's life (a sibling worker) is taken for it.
+ * The kernel log, read after every SIGKILL death (the fallback, when no
+ * counter can be read or it did not rise: the worker left the subtree):
+ * at the start /dev/kmsg is opened
  * (non-blocking) and put after its last record (SEEK_END); the fd stays
  * with the slot. After a SIGKILL death the records since then (few, at
  * most KMSG_MAX) are searched for the kernel's kill record naming the pid
@@ -151,21 +155,36 @@ static long killed_pid(const char *text)
     return pid;
 }
 
-int cc__pp_oom_record(const char *rec, pid_t pid)
+/* The pid that the OOM-kill record rec (as /dev/kmsg gives it) names, or
+ * -1. */
+static long record_pid(const char *rec)
 {
     int text = 0;
     sscanf(rec, "%*d,%*[0-9],%*[0-9],%*[^;];%n", &text);
-    return text > 0 && killed_pid(rec + text) == pid;
+    return text > 0 ? killed_pid(rec + text) : -1;
 }
 
-/* Each whole line of buf[0, *have) goes to cc__pp_oom_record; the rest
- * moves to the front. 1 when one matched. */
-static int scan_lines(char *buf, size_t *have, pid_t pid)
+int cc__pp_oom_record(const char *rec, pid_t pid)
+{
+    return record_pid(rec) == pid;
+}
+
+/* Whether rec names pid (1); else notes in *other one naming another. */
+static int match(const char *rec, pid_t pid, bool *other)
+{
+    long k = record_pid(rec);
+    *other |= k >= 0 && k != pid;
+    return k == pid;
+}
+
+/* Each whole line of buf[0, *have) goes to match; the rest moves to the
+ * front. 1 when one matched. */
+static int scan_lines(char *buf, size_t *have, pid_t pid, bool *other)
 {
     char *line = buf, *end = buf + *have, *nl;
     while ((nl = memchr(line, '\n', (size_t)(end - line)))) {
         *nl = 0;
-        if (cc__pp_oom_record(line, pid))
+        if (match(line, pid, other))
             return 1;
         line = nl + 1;
     }
@@ -177,8 +196,9 @@ static int scan_lines(char *buf, size_t *have, pid_t pid)
 }
 
 /* /dev/kmsg gives one record per read (EPIPE: records were overwritten
- * meanwhile, go on); a file several lines, or part of one. */
-int cc__pp_oom_scan(int fd, pid_t pid)
+ * meanwhile, go on); a file several lines, or part of one. *other: a kill
+ * record of another pid was read. */
+static int scan(int fd, pid_t pid, bool *other)
 {
     char buf[KMSG_REC + 1];
     size_t have = 0;
@@ -191,11 +211,17 @@ int cc__pp_oom_scan(int fd, pid_t pid)
         if (n <= 0)
             break; /* EAGAIN: the end of the log; 0: of a file */
         have += (size_t)n;
-        if (scan_lines(buf, &have, pid))
+        if (scan_lines(buf, &have, pid, other))
             return 1;
     }
     buf[have] = 0; /* a file's last line without its newline */
-    return have ? cc__pp_oom_record(buf, pid) : 0;
+    return have ? match(buf, pid, other) : 0;
+}
+
+int cc__pp_oom_scan(int fd, pid_t pid)
+{
+    bool other = false;
+    return scan(fd, pid, &other);
 }
 
 /* ---- the verdict --------------------------------------------------------- */
@@ -217,13 +243,25 @@ void cc__pp_oom_note(struct cc__pp_oom *o, pid_t pid)
     o->kmsg_open = o->kmsg_fd >= 0;
 }
 
+/* Whether our pids are the kernel log's: we are in the initial pid
+ * namespace (its inode is the kernel's PROC_PID_INIT_INO). */
+static bool log_pids_are_ours(void)
+{
+    char ns[64];
+    ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    ns[n > 0 ? n : 0] = 0;
+    return !strcmp(ns, "pid:[4026531836]");
+}
+
+/* A rise of the counter counts unless the log, read, gives every kill
+ * since the note to other pids (a sibling worker, OOM-killed while this
+ * one lived: the counter holds no pids), where its pids are ours. */
 int cc__pp_oom_verdict(struct cc__pp_oom *o, pid_t pid)
 {
     long now = o->base >= 0 ? oom_total(o->path, 0) : -1;
-    if (now > o->base && o->base >= 0)
-        return CC__PP_OOM_YES;
-    int r = o->kmsg_open ? cc__pp_oom_scan(o->kmsg_fd, pid) : -1;
-    if (r > 0)
+    bool rose = now > o->base && o->base >= 0, other = false;
+    int r = o->kmsg_open ? scan(o->kmsg_fd, pid, &other) : -1;
+    if (r > 0 || (rose && !(r == 0 && other && log_pids_are_ours())))
         return CC__PP_OOM_YES;
     return r == 0 || now >= 0 ? CC__PP_OOM_NO : CC__PP_OOM_UNKNOWN;
 }

@@ -45,7 +45,8 @@
 struct wk {
     struct cc__pp_ctl *ctl; /* the shared control block */
     struct cc__pp_map data[CC__PP_LANES]; /* each lane's data memfd */
-    int efd;                /* signalled when a batch is done */
+    int efd;                /* signalled when a batch or the
+                               initializer is done */
     struct cc__pp_map arena; /* the pool's large arguments, read in place */
     struct cc__pp_map view[CC__PP_LANES]; /* each lane's data memfd again,
                                where results are written in place */
@@ -338,6 +339,8 @@ static int run_initializer(struct wk *k, const unsigned char *boot,
     cc_bytes res = {0};
     int r = fn(len > off ? boot + off : NULL, len - off, &res);
     cc_bytes_free(&res);
+    if (r == 0) /* a timed task handed meanwhile: its limit starts now */
+        signal_done(k);
     return r;
 }
 

@@ -254,6 +254,47 @@ static void forkserver_stop_kills_what_runs(void **state)
     cc_forkserver_stop();
 }
 
+/* In a forked child: use the forkserver (inherited from the parent, which
+ * started it), stop it, exit 0 if all went well. */
+static _Noreturn void forked_child_uses_the_forkserver(void)
+{
+    cc_worker *w;
+    int code = -1;
+    unsigned char five = 5;
+    if (cc_worker_start(&w, "return_code", &five, 1, &fs_opts) != 0)
+        _exit(1);
+    if (cc_worker_join(w, SEC_DEADLINE(30), &code) != 0 || code != 5)
+        _exit(2);
+    cc_worker_free(w);
+    cc_forkserver_stop();
+    _exit(0);
+}
+
+/* The parent's forkserver is not the child's: a forked child that uses
+ * and stops "its" forkserver leaves the parent's server, and the workers
+ * it runs, alone (they shared the socket: the child's stop ended the
+ * parent's server and killed its workers). */
+static void forked_child_has_its_own_forkserver(void **state)
+{
+    (void)state;
+    for (long i = 0; i < cc_test_n(3); i++) {
+        cc_worker *w;
+        int code, st;
+        assert_int_equal(cc_worker_start(&w, "sleep_forever", NULL, 0,
+                                         &fs_opts), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0)
+            forked_child_uses_the_forkserver();
+        assert_int_equal(waitpid(child, &st, 0), child);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        assert_int_equal(cc_worker_join(w, cc_deadline_in(50 * CC_MSEC),
+                                        &code), -ETIMEDOUT);
+        cc_worker_free(w);
+    }
+    cc_forkserver_stop();
+}
+
 /* The classic example: 20 values of n near 5,000,000, one worker each, all
  * running at once, give what a sequential run gives. */
 static void cpu_bound_split_over_processes(void **state)
@@ -648,6 +689,7 @@ int main(int argc, char **argv)
         CC_TEST(fork_and_forkserver_compute_sum_of_squares),
         CC_TEST(forkserver_stop_kills_what_runs),
         CC_TEST(a_killed_forkserver_is_replaced),
+        CC_TEST(forked_child_has_its_own_forkserver),
         CC_TEST(cpu_bound_split_over_processes),
         CC_TEST(exit_codes),
         CC_TEST(kill_gives_minus_9),

@@ -305,6 +305,21 @@ static void set_counter(const char *dir, int n)
     close(fd);
 }
 
+/* A fake cgroup directory into dir (n bytes). */
+static void fake_cgroup(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/cc-cg-%d-XXXXXX", (int)getpid());
+    assert_non_null(mkdtemp(dir));
+}
+
+static void drop_cgroup(const char *dir)
+{
+    char path[320];
+    snprintf(path, sizeof path, "%s/memory.events", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* The counter decides when it rose; when it did not, it is a "no" even
  * where the log cannot be read, and the log may still say yes. */
 static void verdict_from_the_cgroup_counter(void **state)
@@ -312,8 +327,7 @@ static void verdict_from_the_cgroup_counter(void **state)
     (void)state;
     struct cc__pp_oom o = {0};
     char dir[64], rec[128];
-    snprintf(dir, sizeof dir, "/tmp/cc-cg-%d-XXXXXX", (int)getpid());
-    assert_non_null(mkdtemp(dir));
+    fake_cgroup(dir, sizeof dir);
     set_counter(dir, 3);
     cc__pp_oom_kmsg_path = "/nonexistent/kmsg";
     cc__pp_oom_note(&o, getpid());
@@ -333,10 +347,46 @@ static void verdict_from_the_cgroup_counter(void **state)
     assert_int_equal(cc__pp_oom_verdict(&o, 4242), CC__PP_OOM_YES);
     cc__pp_oom_forget(&o);
     real_log();
-    char path[sizeof dir + 16];
-    snprintf(path, sizeof path, "%s/memory.events", dir);
-    unlink(path);
-    rmdir(dir);
+    drop_cgroup(dir);
+}
+
+/* The counter covers the worker's whole life and its cgroup's other
+ * processes (the pool's other workers among them): a rise that the log
+ * gives to another pid only is not this worker's (it was taken for an OOM
+ * kill of this one, killed by a plain SIGKILL); one the log says nothing
+ * about still counts. */
+static bool init_pid_namespace(void)
+{
+    char ns[64] = {0};
+    return readlink("/proc/self/ns/pid", ns, sizeof ns - 1) > 0 &&
+           !strcmp(ns, "pid:[4026531836]");
+}
+
+static void counter_rise_for_another_pid_is_not_ours(void **state)
+{
+    (void)state;
+    struct cc__pp_oom o = {0};
+    char dir[64], rec[128];
+    fake_cgroup(dir, sizeof dir);
+    fake_log();
+    for (int other = 1; other >= 0; other--) {
+        set_counter(dir, 3);
+        cc__pp_oom_note(&o, getpid());
+        snprintf(o.path, sizeof o.path, "%s", dir); /* as if it were ours */
+        o.base = 3;
+        if (other) { /* a sibling worker, OOM-killed during our life */
+            kill_record(rec, sizeof rec, 4243);
+            append(kmsg_file, rec);
+        }
+        set_counter(dir, 4);
+        /* (in a pid namespace of its own, the log's pids are not ours) */
+        assert_int_equal(cc__pp_oom_verdict(&o, 4242),
+                         other && init_pid_namespace() ? CC__PP_OOM_NO
+                                                       : CC__PP_OOM_YES);
+    }
+    cc__pp_oom_forget(&o);
+    real_log();
+    drop_cgroup(dir);
 }
 
 /* ---- the whole path ------------------------------------------------------- */
@@ -390,6 +440,7 @@ int main(int argc, char **argv)
         CC_TEST(verdict_without_counters_uses_the_log),
         CC_TEST(verdict_is_unknown_when_nothing_can_be_read),
         CC_TEST(verdict_from_the_cgroup_counter),
+        CC_TEST(counter_rise_for_another_pid_is_not_ours),
         CC_TEST(pool_reports_an_oom_kill_found_in_the_log),
     };
     return CC_RUN_TESTS(tests);

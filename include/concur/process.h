@@ -168,8 +168,10 @@ int cc_worker_start_fn(cc_worker **out, cc_worker_fn fn, const void *arg,
  * otherwise). It holds a copy of the program's memory as it is now, and is
  * killed (PR_SET_PDEATHSIG) when the thread that started it exits; daemon
  * workers go with it. It is a child of this process: stop it before
- * counting children. Returns 0 (also if already running), -ENOMEM,
- * -EMFILE/-ENFILE, -EAGAIN. Thread safe.
+ * counting children. A fork of the process does not use (or stop) its
+ * parent's server: there the first start makes one of its own. Returns 0
+ * (also if already running), -ENOMEM, -EMFILE/-ENFILE, -EAGAIN. Thread
+ * safe.
  */
 int cc_forkserver_start(void);
 

@@ -33,9 +33,11 @@
  * multiprocessing.Pool, nothing hangs. The OOM verdict, for a worker killed
  * by SIGKILL, compares the oom_kill counters (cgroup v1 memory.oom_control,
  * v2 memory.events) of the worker's memory cgroup and those below it before
- * and after: another process of those cgroups OOM-killed at the same moment
- * could be taken for the worker. When no counter can be read, or it did not
- * rise, the kernel log (/dev/kmsg, read without blocking) is searched for
+ * and after (a counter holds no pids: another process of those cgroups,
+ * such as a sibling worker, OOM-killed during the worker's life could be
+ * taken for it, unless the kernel log, read, names only other pids, in the
+ * initial pid namespace, whose pids the log gives). The
+ * kernel log (/dev/kmsg, read without blocking) is searched for
  * the kernel's kill record naming the worker's pid since its start (the
  * pool holds /dev/kmsg open, one fd per live worker, positioned at the
  * worker's start: records lost when the log's ring wraps meanwhile). Where
@@ -93,7 +95,10 @@ extern "C" {
 typedef struct cc_process_pool_options {
     size_t max_workers;          /* worker processes; 0: the number of CPUs */
     cc_start_method start_method; /* CC_START_SPAWN (the default), fork,
-                                     forkserver (process.h) */
+                                     forkserver (process.h: the pool's
+                                     creation starts the server if none
+                                     runs, in the calling thread, with
+                                     whose exit it dies) */
     const char *initializer;     /* registered function run once in each
                                     worker before its first task (its result
                                     is dropped; a non-zero return ends the
@@ -124,7 +129,8 @@ typedef struct cc_process_pool_options {
  * Returns 0 with *out owned by the caller (cc_executor_free); -EINVAL (out
  * NULL, a bad start method, initargs NULL with a length, task_timeout_ns <
  * 0); -ENOENT (initializer not registered); -ENOMEM; -EMFILE/-ENFILE;
- * -EAGAIN (no thread). Blocks only to start its threads. Thread safe.
+ * -EAGAIN (no thread). Blocks only to start its threads (and the
+ * forkserver). Thread safe.
  */
 int cc_process_pool_new(cc_executor **out, const cc_process_pool_options *opts);
 
@@ -149,8 +155,10 @@ int cc_process_pool_submit(cc_executor *ex, const char *name, const void *arg,
 
 /*
  * cc_process_pool_submit_timeout: cc_process_pool_submit with a time limit
- * for this task (ns of running, from when its worker is handed it; 0: the
- * pool's task_timeout_ns): past it the worker is killed (SIGKILL to its
+ * for this task (ns of running, from when its worker is handed it, or,
+ * for a worker still starting or in its initializer then, from a moment
+ * after it is done, never before; 0: the pool's task_timeout_ns): past it
+ * the worker is killed (SIGKILL to its
  * group) and replaced, and the future fails with -ETIMEDOUT. Also -EINVAL
  * for timeout_ns < 0. Such tasks are sent one at a time.
  */
