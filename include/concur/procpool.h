@@ -172,8 +172,9 @@ int cc_process_pool_submit_timeout(cc_executor *ex, const char *name,
  * waiting, cancel the pending tasks, and send SIGTERM / SIGKILL to every
  * worker (as multiprocessing.Pool.terminate and Process.kill): the running
  * tasks fail with -ECHILD, the tasks already sent in the same batch after
- * them with -ECANCELED. cc_executor_free still joins and frees. Never
- * blocks. Thread safe.
+ * them with -ECANCELED. cc_executor_free still joins and frees. Waits for
+ * no worker (under the forkserver start method each signal is a request to
+ * the server and its answer, a local socket round trip). Thread safe.
  */
 void cc_process_pool_terminate(cc_executor *ex);
 void cc_process_pool_kill(cc_executor *ex);
@@ -192,7 +193,9 @@ void cc_process_pool_kill(cc_executor *ex);
  * true if the cancellation was made (pending, skipped or killed: the
  * future fails with -ECANCELED, never with the task's result), false if
  * f is done, its task ended (its outcome stands), not of this pool, or
- * NULL. Never blocks. Thread safe.
+ * NULL. Never waits for the task; under the forkserver start method the
+ * kill is a request to the server and its answer (a local socket round
+ * trip). Thread safe.
  * With the option kill_on_cancel, cc_future_cancel(f) does the same (do
  * not call it concurrently with cc_executor_free of the pool).
  */
