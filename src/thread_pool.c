@@ -50,6 +50,7 @@
 enum {
     POOL_CLOSED = 1, /* shut down: submits fail with -ESHUTDOWN */
     POOL_BROKEN = 2, /* an initializer failed: tasks fail with -EPIPE */
+    POOL_CANCEL = 4, /* a shutdown cancelled the queue (with CLOSED) */
 };
 
 struct worker {
@@ -349,14 +350,17 @@ static void cancel_queued(struct thread_pool *p)
  * A submit saw the pool closed after its push: shutdown may have missed its
  * task. If a worker has not yet decided to exit, it will see the task (it
  * decides under m, after a fence); else nobody will ever run it: cancel it.
+ * It counts as queued before the shutdown: cancel it (and whatever else is
+ * still queued) if that shutdown cancelled the queue, which it may have
+ * drained before the push.
  */
-static void late_submit(struct thread_pool *p)
+static void late_submit(struct thread_pool *p, bool cancel)
 {
     cc__mutex_lock(&p->m);
     bool orphaned = p->live == 0;
     cc__fetch_sub(&p->idle, cc__wake_all(&p->idle_q, 0));
     cc__mutex_unlock(&p->m);
-    if (orphaned)
+    if (orphaned || cancel)
         cancel_queued(p);
 }
 
@@ -369,8 +373,9 @@ static int pool_submit(cc_executor *ex, cc_future *f)
     push(p, &f->node);
     maybe_wake(p);
     /* seq_cst: after the push, against shutdown's store and fence. */
-    if (CC__UNLIKELY(cc__load_seq_cst(&p->flags) & POOL_CLOSED))
-        late_submit(p);
+    flags = cc__load_seq_cst(&p->flags);
+    if (CC__UNLIKELY(flags & POOL_CLOSED))
+        late_submit(p, flags & POOL_CANCEL);
     return 0;
 }
 
@@ -421,7 +426,8 @@ static void join_workers(struct thread_pool *p, cc_thread *self)
 static void shutdown_pool(struct thread_pool *p, bool wait,
                           bool cancel_futures, cc_thread *self)
 {
-    cc__fetch_or(&p->flags, POOL_CLOSED);
+    /* one store: a submit that sees CLOSED sees CANCEL with it */
+    cc__fetch_or(&p->flags, POOL_CLOSED | (cancel_futures ? POOL_CANCEL : 0));
     cc__fence_seq_cst(); /* a submit in flight sees CLOSED or we see its task */
     if (cancel_futures)
         cancel_queued(p);
