@@ -103,6 +103,9 @@ struct thread_pool {
     /* In open_pools, under its guard. */
     struct thread_pool *prev, *next;  /* neighbours in the list */
     bool listed;                      /* in the list */
+    struct thread_pool *held_next;    /* the exit hook's snapshot of it */
+    bool held;                        /* the exit hook uses the pool */
+    bool free_deferred;               /* ... and frees it when done */
 };
 
 #define POOL(ex) ((struct thread_pool *)(ex))
@@ -467,23 +470,52 @@ static struct {
 
 static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;
 
+static void free_pool(struct thread_pool *p);
+
+/* Take a snapshot of the open pools, each held: a concurrent free leaves
+ * its memory to us (release_held). */
+static struct thread_pool *hold_open_pools(void)
+{
+    cc__mutex_lock(&open_pools.guard);
+    for (struct thread_pool *p = open_pools.head; p; p = p->next) {
+        p->held = true;
+        p->held_next = p->next;
+    }
+    struct thread_pool *first = open_pools.head;
+    cc__mutex_unlock(&open_pools.guard);
+    return first;
+}
+
+static void release_held(struct thread_pool *p)
+{
+    cc__mutex_lock(&open_pools.guard);
+    p->held = false;
+    bool deferred = p->free_deferred;
+    cc__mutex_unlock(&open_pools.guard);
+    if (deferred)
+        free_pool(p);
+}
+
 /* atexit: close every open pool, so that they drain side by side, then join
  * their workers. A worker whose task called exit() joins the rest of its
  * pool, open or being freed (a free waits for it), without itself (see
- * DESIGN). The guard makes a concurrent free wait. */
+ * DESIGN). The guard is not held while we join: a running task may still
+ * make or free a pool (one it makes now is not closed here). */
 static void close_open_pools(void)
 {
     struct thread_pool *mine = current_worker ? current_worker->pool : NULL;
     cc__thread_mark_exiting();
-    cc__mutex_lock(&open_pools.guard);
-    for (struct thread_pool *p = open_pools.head; p; p = p->next)
+    struct thread_pool *first = hold_open_pools(), *next;
+    for (struct thread_pool *p = first; p; p = p->held_next)
         shutdown_pool(p, false, false, NULL);
     if (mine)
         shutdown_pool(mine, true, false, cc_thread_current());
-    for (struct thread_pool *p = open_pools.head; p; p = p->next)
+    for (struct thread_pool *p = first; p; p = next) {
         if (p != mine)
             shutdown_pool(p, true, false, NULL);
-    cc__mutex_unlock(&open_pools.guard);
+        next = p->held_next; /* p may be freed once released */
+        release_held(p);
+    }
 }
 
 /* In a fork child the pools have no workers, and the guard may be held. */
@@ -525,6 +557,16 @@ static void unlist_open(struct thread_pool *p)
     cc__mutex_unlock(&open_pools.guard);
 }
 
+/* Is the exit hook using p? Then it frees p when done (release_held). */
+static bool defer_free(struct thread_pool *p)
+{
+    cc__mutex_lock(&open_pools.guard);
+    bool held = p->held;
+    p->free_deferred = held;
+    cc__mutex_unlock(&open_pools.guard);
+    return held;
+}
+
 static size_t pool_max_workers(const cc_executor *ex)
 {
     return POOL(ex)->nworkers;
@@ -535,6 +577,12 @@ static void pool_free(cc_executor *ex)
     struct thread_pool *p = POOL(ex);
     unlist_open(p);
     pool_shutdown(ex, true, false); /* joins the workers, if not yet done */
+    if (!defer_free(p))
+        free_pool(p);
+}
+
+static void free_pool(struct thread_pool *p)
+{
     cc__free(p->broken_msg, 0);
     cc__free((char *)p->opts.thread_name_prefix, 0);
     cc__free(p->workers, p->nworkers * sizeof *p->workers);
