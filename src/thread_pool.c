@@ -289,10 +289,23 @@ static void fail_broken(struct thread_pool *p, cc_future *f)
     cc__future_finish(f, -EPIPE, NULL, msg);
 }
 
+/* f was still queued when a shutdown cancelled the queue (a racing
+ * submit's: late_submit), or the pool is broken. */
+static void skip_task(struct thread_pool *p, cc_future *f, uint32_t flags)
+{
+    if (flags & POOL_CANCEL)
+        cc_future_cancel(f);
+    else
+        fail_broken(p, f);
+}
+
 static void run_task(struct thread_pool *p, cc_future *f)
 {
-    if (CC__UNLIKELY(cc__load_relaxed(&p->flags) & POOL_BROKEN))
-        fail_broken(p, f);
+    /* relaxed: a worker held until after shutdown(cancel_futures) returned
+     * sees CANCEL through whatever released it */
+    uint32_t flags = cc__load_relaxed(&p->flags);
+    if (CC__UNLIKELY(flags & (POOL_BROKEN | POOL_CANCEL)))
+        skip_task(p, f, flags);
     else
         cc__future_run(f);
     cc_future_release(f); /* the pool's reference */

@@ -372,6 +372,8 @@ static void cancel_futures_cancels_racing_submits(void **state)
         cc_future *gate;
         assert_int_equal(cc_future_new(&gate), 0);
         cc_future *blocker = submit(pool, wait_gate, gate);
+        while (!cc_future_running(blocker)) /* the worker is held */
+            cc_sleep(10 * CC_USEC);
         pthread_t t;
         assert_int_equal(
             pthread_create(&t, NULL, submit_until_refused, pool), 0);
