@@ -50,6 +50,7 @@
 enum {
     POOL_CLOSED = 1, /* shut down: submits fail with -ESHUTDOWN */
     POOL_BROKEN = 2, /* an initializer failed: tasks fail with -EPIPE */
+    POOL_CANCEL = 4, /* a shutdown cancelled the queue (with CLOSED) */
 };
 
 struct worker {
@@ -102,6 +103,9 @@ struct thread_pool {
     /* In open_pools, under its guard. */
     struct thread_pool *prev, *next;  /* neighbours in the list */
     bool listed;                      /* in the list */
+    struct thread_pool *held_next;    /* the exit hook's snapshot of it */
+    bool held;                        /* the exit hook uses the pool */
+    bool free_deferred;               /* ... and frees it when done */
 };
 
 #define POOL(ex) ((struct thread_pool *)(ex))
@@ -285,10 +289,23 @@ static void fail_broken(struct thread_pool *p, cc_future *f)
     cc__future_finish(f, -EPIPE, NULL, msg);
 }
 
+/* f was still queued when a shutdown cancelled the queue (a racing
+ * submit's: late_submit), or the pool is broken. */
+static void skip_task(struct thread_pool *p, cc_future *f, uint32_t flags)
+{
+    if (flags & POOL_CANCEL)
+        cc_future_cancel(f);
+    else
+        fail_broken(p, f);
+}
+
 static void run_task(struct thread_pool *p, cc_future *f)
 {
-    if (CC__UNLIKELY(cc__load_relaxed(&p->flags) & POOL_BROKEN))
-        fail_broken(p, f);
+    /* relaxed: a worker held until after shutdown(cancel_futures) returned
+     * sees CANCEL through whatever released it */
+    uint32_t flags = cc__load_relaxed(&p->flags);
+    if (CC__UNLIKELY(flags & (POOL_BROKEN | POOL_CANCEL)))
+        skip_task(p, f, flags);
     else
         cc__future_run(f);
     cc_future_release(f); /* the pool's reference */
@@ -349,14 +366,17 @@ static void cancel_queued(struct thread_pool *p)
  * A submit saw the pool closed after its push: shutdown may have missed its
  * task. If a worker has not yet decided to exit, it will see the task (it
  * decides under m, after a fence); else nobody will ever run it: cancel it.
+ * It counts as queued before the shutdown: cancel it (and whatever else is
+ * still queued) if that shutdown cancelled the queue, which it may have
+ * drained before the push.
  */
-static void late_submit(struct thread_pool *p)
+static void late_submit(struct thread_pool *p, bool cancel)
 {
     cc__mutex_lock(&p->m);
     bool orphaned = p->live == 0;
     cc__fetch_sub(&p->idle, cc__wake_all(&p->idle_q, 0));
     cc__mutex_unlock(&p->m);
-    if (orphaned)
+    if (orphaned || cancel)
         cancel_queued(p);
 }
 
@@ -369,8 +389,9 @@ static int pool_submit(cc_executor *ex, cc_future *f)
     push(p, &f->node);
     maybe_wake(p);
     /* seq_cst: after the push, against shutdown's store and fence. */
-    if (CC__UNLIKELY(cc__load_seq_cst(&p->flags) & POOL_CLOSED))
-        late_submit(p);
+    flags = cc__load_seq_cst(&p->flags);
+    if (CC__UNLIKELY(flags & POOL_CLOSED))
+        late_submit(p, flags & POOL_CANCEL);
     return 0;
 }
 
@@ -421,7 +442,8 @@ static void join_workers(struct thread_pool *p, cc_thread *self)
 static void shutdown_pool(struct thread_pool *p, bool wait,
                           bool cancel_futures, cc_thread *self)
 {
-    cc__fetch_or(&p->flags, POOL_CLOSED);
+    /* one store: a submit that sees CLOSED sees CANCEL with it */
+    cc__fetch_or(&p->flags, POOL_CLOSED | (cancel_futures ? POOL_CANCEL : 0));
     cc__fence_seq_cst(); /* a submit in flight sees CLOSED or we see its task */
     if (cancel_futures)
         cancel_queued(p);
@@ -461,23 +483,52 @@ static struct {
 
 static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;
 
+static void free_pool(struct thread_pool *p);
+
+/* Take a snapshot of the open pools, each held: a concurrent free leaves
+ * its memory to us (release_held). */
+static struct thread_pool *hold_open_pools(void)
+{
+    cc__mutex_lock(&open_pools.guard);
+    for (struct thread_pool *p = open_pools.head; p; p = p->next) {
+        p->held = true;
+        p->held_next = p->next;
+    }
+    struct thread_pool *first = open_pools.head;
+    cc__mutex_unlock(&open_pools.guard);
+    return first;
+}
+
+static void release_held(struct thread_pool *p)
+{
+    cc__mutex_lock(&open_pools.guard);
+    p->held = false;
+    bool deferred = p->free_deferred;
+    cc__mutex_unlock(&open_pools.guard);
+    if (deferred)
+        free_pool(p);
+}
+
 /* atexit: close every open pool, so that they drain side by side, then join
  * their workers. A worker whose task called exit() joins the rest of its
  * pool, open or being freed (a free waits for it), without itself (see
- * DESIGN). The guard makes a concurrent free wait. */
+ * DESIGN). The guard is not held while we join: a running task may still
+ * make or free a pool (one it makes now is not closed here). */
 static void close_open_pools(void)
 {
     struct thread_pool *mine = current_worker ? current_worker->pool : NULL;
     cc__thread_mark_exiting();
-    cc__mutex_lock(&open_pools.guard);
-    for (struct thread_pool *p = open_pools.head; p; p = p->next)
+    struct thread_pool *first = hold_open_pools(), *next;
+    for (struct thread_pool *p = first; p; p = p->held_next)
         shutdown_pool(p, false, false, NULL);
     if (mine)
         shutdown_pool(mine, true, false, cc_thread_current());
-    for (struct thread_pool *p = open_pools.head; p; p = p->next)
+    for (struct thread_pool *p = first; p; p = next) {
         if (p != mine)
             shutdown_pool(p, true, false, NULL);
-    cc__mutex_unlock(&open_pools.guard);
+        next = p->held_next; /* p may be freed once released */
+        release_held(p);
+    }
 }
 
 /* In a fork child the pools have no workers, and the guard may be held. */
@@ -519,6 +570,16 @@ static void unlist_open(struct thread_pool *p)
     cc__mutex_unlock(&open_pools.guard);
 }
 
+/* Is the exit hook using p? Then it frees p when done (release_held). */
+static bool defer_free(struct thread_pool *p)
+{
+    cc__mutex_lock(&open_pools.guard);
+    bool held = p->held;
+    p->free_deferred = held;
+    cc__mutex_unlock(&open_pools.guard);
+    return held;
+}
+
 static size_t pool_max_workers(const cc_executor *ex)
 {
     return POOL(ex)->nworkers;
@@ -529,6 +590,12 @@ static void pool_free(cc_executor *ex)
     struct thread_pool *p = POOL(ex);
     unlist_open(p);
     pool_shutdown(ex, true, false); /* joins the workers, if not yet done */
+    if (!defer_free(p))
+        free_pool(p);
+}
+
+static void free_pool(struct thread_pool *p)
+{
     cc__free(p->broken_msg, 0);
     cc__free((char *)p->opts.thread_name_prefix, 0);
     cc__free(p->workers, p->nworkers * sizeof *p->workers);

@@ -349,6 +349,45 @@ static void submit_racing_shutdown(void **state)
     }
 }
 
+/* Submits until the pool refuses; the tasks count themselves in `ran`. */
+static void *submit_until_refused(void *pool)
+{
+    int r;
+    while ((r = cc_executor_submit(pool, count_ran, NULL, NULL)) == 0)
+        ;
+    assert_int_equal(r, -ESHUTDOWN);
+    return NULL;
+}
+
+/*
+ * The only worker is held from before shutdown(cancel_futures) to after
+ * it, so every task a racing submit got in (returning 0: queued before the
+ * shutdown, executor.h) is still queued when it cancels: none may run.
+ */
+static void cancel_futures_cancels_racing_submits(void **state)
+{
+    for (long round = 0; round < cc_test_n(300); round++) {
+        atomic_store(&ran, 0);
+        cc_executor *pool = new_pool(1);
+        cc_future *gate;
+        assert_int_equal(cc_future_new(&gate), 0);
+        cc_future *blocker = submit(pool, wait_gate, gate);
+        while (!cc_future_running(blocker)) /* the worker is held */
+            cc_sleep(10 * CC_USEC);
+        pthread_t t;
+        assert_int_equal(
+            pthread_create(&t, NULL, submit_until_refused, pool), 0);
+        cc_sleep((round % 5) * 20 * CC_USEC);
+        cc_executor_shutdown(pool, false, true);
+        assert_int_equal(cc_future_set_result(gate, NULL), 0);
+        pthread_join(t, NULL);
+        cc_executor_free(pool);
+        assert_int_equal(atomic_load(&ran), 0);
+        cc_future_release(blocker);
+        cc_future_release(gate);
+    }
+}
+
 /* Waits (up to 2 s) for the hand-made future `arg`, which the next task
  * sets: fails with -ETIMEDOUT when that task sat in the queue meanwhile. */
 static int wait_for_partner(void *arg, void **result)
@@ -979,6 +1018,7 @@ int main(void)
         CC_TEST(shutdown_cancel_futures_wait),
         CC_TEST(shutdown_cancel_futures_nowait),
         CC_TEST(submit_racing_shutdown),
+        CC_TEST(cancel_futures_cancels_racing_submits),
         CC_TEST(second_task_wakes_idle_worker_while_first_blocks),
         CC_TEST(map_is_lazy_ordered_and_bounded),
         CC_TEST(map_reports_errors_in_order),

@@ -48,7 +48,9 @@ typedef struct cc_thread_pool_options {
  * or a return from main() is shut down (wait = true, queued tasks kept: its
  * workers are joined), as Python joins ThreadPoolExecutor workers at
  * interpreter exit: the queue runs to its end, and a task that never returns
- * keeps the process from exiting (_exit() waits for nobody). A task that
+ * keeps the process from exiting (_exit() waits for nobody); a running task
+ * may still make and free pools meanwhile (one made then and left open is
+ * not shut down: its idle workers hold up the exit). A task that
  * calls exit() ends the process (C's exit(); Python's sys.exit in a task
  * only fails its future): its pool is shut down and joined as above but for
  * that worker, which is not waited for (with no other worker, the queued
