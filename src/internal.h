@@ -7,6 +7,7 @@
 
 #include "concur/base.h"
 
+#include <limits.h>
 #include <stddef.h>
 
 #define CC__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -48,6 +49,18 @@ _Noreturn void cc__panic(const char *what, int err);
         if (CC__UNLIKELY(cc__r_ < 0))             \
             cc__panic((what), cc__r_);            \
     } while (0)
+
+/* The length a table indexed by fd, of len entries, grows to so that it
+ * holds fd: doubled from 64, in size_t (an int doubled past 2^30 wraps and
+ * never ends: fs.nr_open allows fds up to 2^31 - 64), and just fd + 1 once
+ * doubling would pass INT_MAX. */
+static inline size_t cc__fd_table_len(size_t len, int fd)
+{
+    size_t n = len ? len : 64;
+    while (n <= (size_t)fd)
+        n *= 2;
+    return n > INT_MAX ? (size_t)fd + 1 : n;
+}
 
 /* Read the monotonic clock (ns); same as cc_now(), inlinable. */
 int64_t cc__now(void);

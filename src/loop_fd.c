@@ -35,7 +35,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -122,11 +121,7 @@ static CC__COLD int slots_grow(int fd)
 {
     if (fcntl(fd, F_GETFD) < 0)
         return -EBADF;
-    size_t n = nslots ? (size_t)nslots : 64;
-    while (n <= (size_t)fd)
-        n *= 2;
-    if (n > INT_MAX)
-        n = (size_t)fd + 1;
+    size_t n = cc__fd_table_len((size_t)nslots, fd);
     struct fd_slot *s = cc__realloc(slots, nslots * sizeof *s, n * sizeof *s);
     if (!s)
         return -ENOMEM;
@@ -356,9 +351,8 @@ static int wait_fd_task(int fd, short events, cc_deadline deadline)
         return wait_fd_thread(fd, events, CC_NOWAIT);
     if (r < 0)
         return r;
-    if (p.revents & POLLNVAL || closes_of(fd) != closes)
-        return -EBADF;
-    return p.revents;
+    /* POLLNVAL also when cc_closed meanwhile (fds_remove) */
+    return p.revents & POLLNVAL ? -EBADF : p.revents;
 }
 
 int cc__wait_fds(struct pollfd *fds, nfds_t n, cc_deadline deadline)

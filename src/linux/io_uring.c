@@ -36,7 +36,6 @@
 #include "../atomics.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <liburing.h>
 #include <poll.h>
 #include <string.h>
@@ -311,13 +310,7 @@ static struct uslot *slot_get(cc__uring *p, int fd)
 {
     if (fd < p->nslots)
         return &p->slots[fd];
-    /* In size_t: doubling an int past 2^30 (fs.nr_open allows fds up to
-     * 2^31 - 64) would wrap and never end. */
-    size_t n = p->nslots ? (size_t)p->nslots : 64;
-    while (n <= (size_t)fd)
-        n *= 2;
-    if (n > INT_MAX)
-        n = (size_t)fd + 1;
+    size_t n = cc__fd_table_len((size_t)p->nslots, fd);
     struct uslot *s = cc__realloc(p->slots, (size_t)p->nslots * sizeof *s,
                                   n * sizeof *s);
     if (!s)
