@@ -69,11 +69,7 @@ void cc_barrier_destroy(cc_barrier *barrier)
     cc__mutex_lock(&B->wait.guard);
     if (!cc__waitq_empty(&B->wait.q) || !cc__waitq_empty(&B->entry))
         cc__panic("cc_barrier_destroy: threads are waiting", -EBUSY);
-    while (B->inside > 0) { /* released, leaving: they need the guard */
-        cc__mutex_unlock(&B->wait.guard);
-        cc_yield();
-        cc__mutex_lock(&B->wait.guard);
-    }
+    cc__await_leavers(&B->wait, &B->inside); /* released, leaving */
     cc__mutex_unlock(&B->wait.guard);
 }
 

@@ -48,11 +48,7 @@ void cc_cond_destroy(cc_cond *cond)
     cc__mutex_lock(&C->wait.guard);
     if (!cc__waitq_empty(&C->wait.q))
         cc__panic("cc_cond_destroy: threads are waiting", -EBUSY);
-    while (C->inside > 0) { /* notified, leaving: they need the guard */
-        cc__mutex_unlock(&C->wait.guard);
-        cc_yield();
-        cc__mutex_lock(&C->wait.guard);
-    }
+    cc__await_leavers(&C->wait, &C->inside); /* notified, leaving */
     cc__mutex_unlock(&C->wait.guard);
 }
 

@@ -43,6 +43,20 @@ static inline uintptr_t cc__self_id(void)
     return t ? (uintptr_t)t : (uintptr_t)pthread_self();
 }
 
+/* For a destroy, under wb's guard: wait, yielding without the guard, until
+ * `inside` (threads in a wait, counted under the guard) is 0. The released
+ * ones still take the guard on their way out, so the memory may go only
+ * then (POSIX lets a condition or barrier die as soon as a wait returns). */
+static inline void cc__await_leavers(struct cc__waitblock *wb,
+                                     const uint32_t *inside)
+{
+    while (*inside > 0) {
+        cc__mutex_unlock(&wb->guard);
+        cc_yield();
+        cc__mutex_lock(&wb->guard);
+    }
+}
+
 /* Internal to cond.c: release an rlock whatever its count, returning the count;
  * take it back with that count. The caller holds it / nobody checks. */
 uint32_t cc__rlock_release_all(cc_rlock *rlock);
