@@ -385,7 +385,8 @@ static bool guard_region_works(char *page)
  * 6.13's guard regions (MADV_GUARD_INSTALL) do it without splitting the
  * mapping, so that neighbouring stacks merge into one VMA; mprotect costs
  * two VMAs per stack, and vm.max_map_count (65530 by default) then caps a
- * process at about 32,000 coroutines. Older kernels answer EINVAL: use mprotect from then on.
+ * process at about 32,000 coroutines. Older kernels answer EINVAL: use
+ * mprotect from then on.
  * CONCUR_NO_GUARD_REGIONS=1 in the environment forces mprotect (for tests).
  */
 static int guard_install(char *map)

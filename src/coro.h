@@ -78,8 +78,8 @@ int cc__coro_create(cc__coro **out, cc__coro_fn fn, void *arg,
  * unwinding (nothing on its stack is cleaned up; under ASan with
  * detect_stack_use_after_return its fake stack is freed). Its stack goes
  * back to this thread's cache when it has the default size and the cache
- * has room, else is unmapped. NULL is ignored. Must not be called on the running
- * coroutine or on a thread's main coroutine.
+ * has room, else is unmapped. NULL is ignored. Must not be called on the
+ * running coroutine or on a thread's main coroutine.
  */
 void cc__coro_destroy(cc__coro *c);
 

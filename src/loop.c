@@ -599,7 +599,7 @@ static void run_task(cc_loop *l, struct cc__task *t)
     cc__coro_resume(t->coro);
     if (CC__UNLIKELY(l->diag))
         cc__diag_leave(l->diag);
-    t = cc__loop_running; /* the one that came back: finished, parked or queued */
+    t = cc__loop_running; /* the one back: finished, parked or queued */
     cc__task_ctx_in_use = outer;
     cc__loop_running = NULL;
     if (cc__coro_done(t->coro))

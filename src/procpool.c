@@ -346,7 +346,6 @@ static int cancel_in_lane(struct cc__pp_slot *s, uint32_t l, cc_future *f)
     return 0;
 }
 
-/* Cancel f if slot s has it (under p->m): 1 done, 0 not there, -1 late. */
 /* Cancel f if it is the task that slot s's feeder is failing (its dead
  * worker's, or one not posted) (under p->m): 1 done (the feeder fails it
  * with -ECANCELED), 0 not there, -1 late (its outcome is settled). */
@@ -360,6 +359,7 @@ static int cancel_ending(struct cc__pp_slot *s, cc_future *f)
     return 1;
 }
 
+/* Cancel f if slot s has it (under p->m): 1 done, 0 not there, -1 late. */
 static int cancel_in_slot(struct cc__pp_slot *s, cc_future *f)
 {
     int r = cancel_ending(s, f);

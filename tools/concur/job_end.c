@@ -8,10 +8,11 @@
  * (GNU parallel's rules, exit status included), and its output printed, or
  * held until its turn (-k). A job that ends after we stopped it (a signal
  * of ours, --halt now) is not logged, as in GNU parallel: it did not
- * finish, and --resume must run it again. --timeout gives each job a due time; when it
- * passes, the --termseq steps run one by one (a signal to the job's whole
- * process group, then a wait), driven by the runner's epoll timeout
- * (next_due_ms, run_due). --halt now runs the same steps on every job.
+ * finish, and --resume must run it again. --timeout gives each job a due
+ * time; when it passes, the --termseq steps run one by one (a signal to
+ * the job's whole process group, then a wait), driven by the runner's
+ * epoll timeout (next_due_ms, run_due). --halt now runs the same steps on
+ * every job.
  */
 #include "runner.h"
 

@@ -176,7 +176,8 @@ static void flush_one(outpool *pool, int to, int from, const char *tag)
     if (size == 0)
         return;
     int r = tag ? copy_tagged(to, from, size, tag) : copy_file(to, from, size);
-    if (r < 0 && r != -EPIPE && !pool->write_err) /* EPIPE: we die of SIGPIPE */
+    /* EPIPE: no message, SIGPIPE stops us (run.c, on_signal) */
+    if (r < 0 && r != -EPIPE && !pool->write_err)
         fprintf(stderr, "concur run: cannot write the output of a job: %s\n",
                 strerror(-r));
     pool->write_err |= r < 0;
